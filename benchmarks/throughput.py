@@ -1,0 +1,160 @@
+"""SAC training throughput on HalfCheetah-v5: contrl vs Stable-Baselines3 vs sbx, side by side.
+
+Same settings for all: 2x256 MLPs, batch 256, lr 3e-4, 1M buffer, one gradient step per env
+step on average, ``--warmup`` random steps first. Each library trains for warmup + skip + measure
+steps; steps/s is taken over the last ``measure`` steps only (after compilation and warm-up).
+Peers are optional (``pip install -e .[bench]``); a missing one is reported and skipped.
+
+    python benchmarks/throughput.py [--measure 3000] [--repeats 2] [--out benchmarks/results/throughput.md]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+
+ENV = "HalfCheetah-v5"
+
+
+def run_contrl(warmup: int, skip: int, measure: int, update_every: int) -> float:
+    from contrl.agents.sac import SAC
+    from contrl.loops.offpolicy import train_offpolicy
+    from contrl.run import new_run_dir
+    from contrl.train import build_configs
+
+    total = warmup + skip + measure
+    with tempfile.TemporaryDirectory() as tmp:
+        run_cfg, cfg = build_configs("sac", ENV, dict(
+            steps=total, learning_starts=warmup, update_every=update_every, eval_every=0,
+            eval_episodes=1, log_every=500, checkpoint_every=10 * total, runs_dir=tmp,
+            tensorboard=False, progress=False))
+        run_dir = new_run_dir(tmp, "sac", ENV, 0)
+        train_offpolicy(run_cfg, cfg, SAC, run_dir)
+        rows = list(csv.DictReader(open(run_dir / "progress.csv")))
+    t = {int(r["step"]): float(r["time"]) for r in rows}
+    start, end = warmup + skip, total
+    return measure / (t[end] - t[start])
+
+
+class _Timer:
+    """SB3 callback recording wall time at each env step (sbx uses the same interface)."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def make(self, start_step: int):
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        class CB(BaseCallback):
+            t_start = None
+
+            def _on_step(self):
+                if self.num_timesteps == start_step:
+                    CB.t_start = time.perf_counter()
+                return True
+        return CB
+
+
+def run_peer(lib: str, warmup: int, skip: int, measure: int) -> float:
+    import gymnasium as gym
+    if lib == "sb3":
+        import torch
+        from stable_baselines3 import SAC
+        torch.set_num_threads(os.cpu_count() or 1)
+        extra = {"device": "cpu"}
+    else:
+        from sbx import SAC
+        extra = {}
+    env = gym.make(ENV)
+    model = SAC("MlpPolicy", env, learning_rate=3e-4, buffer_size=1_000_000,
+                learning_starts=warmup, batch_size=256, tau=0.005, gamma=0.99, train_freq=1,
+                gradient_steps=1, policy_kwargs={"net_arch": [256, 256]}, seed=0, verbose=0,
+                **extra)
+    cb = _Timer(None).make(warmup + skip)
+    model.learn(total_timesteps=warmup + skip + measure, callback=cb())
+    return measure / (time.perf_counter() - cb.t_start)
+
+
+def bare_update_rate(update_every: int, seconds: float = 10.0) -> float:
+    import jax
+    from contrl.agents.base import Batch
+    from contrl.agents.sac import SAC, SACConfig
+
+    agent = SAC.create(SACConfig(), 17, 6, 0)
+    r = np.random.default_rng(0)
+    k, b = update_every, 256
+    batch = Batch(r.standard_normal((k, b, 17), dtype=np.float32),
+                  r.uniform(-1, 1, (k, b, 6)).astype(np.float32),
+                  r.standard_normal((k, b), dtype=np.float32), np.full((k, b), 0.99, np.float32),
+                  r.standard_normal((k, b, 17), dtype=np.float32))
+    agent, _ = agent.update(batch)
+    jax.block_until_ready(agent)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        agent, _ = agent.update(batch)
+        n += k
+    jax.block_until_ready(agent)
+    return n / (time.perf_counter() - t0)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--warmup", type=int, default=1000)
+    p.add_argument("--skip", type=int, default=1000, help="learning steps before timing starts")
+    p.add_argument("--measure", type=int, default=3000)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--update-every", type=int, default=None, help="contrl update_every (default: SACConfig's)")
+    p.add_argument("--libs", default="contrl,sbx,sb3")
+    p.add_argument("--out", default=None, help="append a Markdown record here")
+    a = p.parse_args()
+    if (a.warmup + a.skip) % 500 or a.measure % 500:
+        p.error("warmup + skip and measure must be multiples of 500 (contrl logs every 500 steps)")
+    from contrl.agents.sac import SACConfig
+    ue = a.update_every or SACConfig().update_every
+    libs = a.libs.split(",")
+    results: dict[str, list[float]] = {lib: [] for lib in libs}
+    for rep in range(a.repeats):  # interleaved, so machine noise hits every library alike
+        for lib in libs:
+            try:
+                sps = (run_contrl(a.warmup, a.skip, a.measure, ue) if lib == "contrl"
+                       else run_peer(lib, a.warmup, a.skip, a.measure))
+            except ImportError as e:
+                print(f"{lib}: not installed ({e}); skipped", file=sys.stderr)
+                results.pop(lib)
+                libs.remove(lib)
+                continue
+            results[lib].append(sps)
+            print(f"rep {rep} {lib:7s} {sps:7.1f} steps/s", flush=True)
+    bare = bare_update_rate(ue)
+    med = {lib: float(np.median(v)) for lib, v in results.items()}
+    lines = [f"### SAC throughput, {ENV} ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
+             f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+             f"command: `python benchmarks/throughput.py {' '.join(sys.argv[1:])}`", "",
+             f"settings: 2x256, batch 256, 1 update/env step, {a.warmup} random steps, "
+             f"timed over steps {a.warmup + a.skip}-{a.warmup + a.skip + a.measure}; "
+             f"contrl update_every={ue}", "",
+             "| library | steps/s (median) | runs | contrl ratio |", "|---|---|---|---|"]
+    for lib, v in med.items():
+        ratio = med.get("contrl", float("nan")) / v
+        lines.append(f"| {lib} | {v:.1f} | {', '.join(f'{x:.1f}' for x in results[lib])} | {ratio:.2f}x |")
+    if "contrl" in med:
+        lines += ["", f"bare jitted contrl update: {bare:.1f} updates/s; whole loop reaches "
+                  f"{100 * med['contrl'] / bare:.0f}% of it"]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.out:
+        with open(a.out, "a") as f:
+            f.write(text + "\n")
+    print(json.dumps({"median_steps_per_sec": med, "bare_updates_per_sec": bare}))
+
+
+if __name__ == "__main__":
+    main()

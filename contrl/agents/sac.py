@@ -1,0 +1,195 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018, with automatic entropy tuning)."""
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from flax.training.train_state import TrainState
+
+from contrl.agents.base import Batch, make_state, scan_updates, td_loss
+from contrl.config import AlgoConfig, ConfigError
+from contrl.nets import (CriticEnsemble, TanhGaussianActor, polyak, sample_tanh_gaussian_policy,
+                         tanh_gaussian_mode, tanh_gaussian_sample)
+
+
+@dataclasses.dataclass
+class SACConfig(AlgoConfig):
+    """Soft Actor-Critic hyperparameters."""
+
+    lr: float = 3e-4
+    """Adam learning rate of the actor, the critics and the entropy coefficient."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    buffer_size: int = 1_000_000
+    """Replay buffer capacity in transitions."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak averaging rate of the target critics."""
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the actor and of each critic."""
+    n_critics: int = 2
+    """Critics in the ensemble; the target takes their minimum."""
+    critic_layer_norm: bool = False
+    """Layer normalization after each hidden layer of the critics."""
+    learning_starts: int = 10_000
+    """Env steps of uniform random actions before learning begins."""
+    utd_ratio: int = 1
+    """Gradient steps per env step (update-to-data ratio)."""
+    update_every: int = 8
+    """Env steps between update calls; each call does utd_ratio * update_every gradient
+    steps in one compiled loop, so Python runs once per call."""
+    init_alpha: float = 1.0
+    """Initial entropy coefficient."""
+    autotune_alpha: bool = True
+    """Tune the entropy coefficient towards the target entropy (else keep init_alpha)."""
+    target_entropy: float | None = None
+    """Target policy entropy; default -|A|."""
+    backup_entropy: bool = True
+    """Include the entropy term in the TD target."""
+
+    def validate(self) -> None:
+        super().validate()
+        self._positive("lr", "batch_size", "buffer_size", "utd_ratio", "update_every",
+                       "init_alpha", "n_critics")
+        self._in_range("gamma", 0.0, 1.0)
+        self._in_range("tau", 0.0, 1.0, low_open=True)
+        self._nonneg("learning_starts")
+        if not self.hidden or min(self.hidden) <= 0:
+            raise ConfigError(f"hidden must be positive layer widths, got {self.hidden}")
+        if self.batch_size > self.buffer_size:
+            raise ConfigError(
+                f"batch_size ({self.batch_size}) is larger than buffer_size ({self.buffer_size})"
+            )
+
+
+def soft_td_target(reward, discount, next_q, next_logp, alpha):
+    """r + discount * (min_i Q_i(s', a') - alpha * log pi(a'|s')); next_q: (n, B)."""
+    return reward + discount * (next_q.min(0) - alpha * next_logp)
+
+
+def actor_loss(logp, q, alpha):
+    """E[alpha * log pi(a|s) - min_i Q_i(s, a)] with a ~ pi(.|s); q: (n, B)."""
+    return jnp.mean(alpha * logp - q.min(0))
+
+
+def temperature_loss(log_alpha, entropy, target_entropy):
+    """Gradient descent on log(alpha) raises alpha while the entropy is below target."""
+    return log_alpha * (entropy - target_entropy)
+
+
+class SAC(struct.PyTreeNode):
+    """Immutable SAC agent. ``update`` performs K gradient steps in one jitted call."""
+
+    METRICS = ("critic_loss", "q_mean", "actor_loss", "entropy", "alpha", "alpha_loss")
+
+    actor: TrainState
+    critic: TrainState
+    target_critic: dict
+    log_alpha: TrainState
+    key: jax.Array
+    gamma: float = struct.field(pytree_node=False)
+    tau: float = struct.field(pytree_node=False)
+    target_entropy: float = struct.field(pytree_node=False)
+    autotune_alpha: bool = struct.field(pytree_node=False)
+    backup_entropy: bool = struct.field(pytree_node=False)
+
+    @classmethod
+    def create(cls, cfg: SACConfig, obs_dim: int, action_dim: int, seed: int) -> "SAC":
+        key = jax.random.PRNGKey(seed)
+        key, k_actor, k_critic = jax.random.split(key, 3)
+        obs = jnp.zeros((1, obs_dim), jnp.float32)
+        act = jnp.zeros((1, action_dim), jnp.float32)
+        actor_net = TanhGaussianActor(tuple(cfg.hidden), action_dim)
+        critic_net = CriticEnsemble(tuple(cfg.hidden), cfg.n_critics, cfg.critic_layer_norm)
+        critic_params = critic_net.init(k_critic, obs, act)
+        log_alpha = {"log_alpha": jnp.asarray(np.log(cfg.init_alpha), jnp.float32)}
+        target_entropy = (
+            -float(action_dim) if cfg.target_entropy is None else float(cfg.target_entropy)
+        )
+        return cls(
+            actor=make_state(actor_net, actor_net.init(k_actor, obs), cfg.lr),
+            critic=make_state(critic_net, critic_params, cfg.lr),
+            target_critic=jax.tree_util.tree_map(jnp.copy, critic_params),
+            log_alpha=make_state(None, log_alpha, cfg.lr),
+            key=key,
+            gamma=cfg.gamma,
+            tau=cfg.tau,
+            target_entropy=target_entropy,
+            autotune_alpha=cfg.autotune_alpha,
+            backup_entropy=cfg.backup_entropy,
+        )
+
+    # ----------------------------------------------------------------- acting
+    def sample_actions(self, obs: jax.Array) -> tuple[jax.Array, "SAC"]:
+        action, key = sample_tanh_gaussian_policy(self.actor.apply_fn, self.actor.params,
+                                                  self.key, obs)
+        return action, self.replace(key=key)
+
+    def eval_actions(self, obs: jax.Array) -> jax.Array:
+        return tanh_gaussian_mode(self.actor.apply_fn, self.actor.params, obs)
+
+    # --------------------------------------------------------------- learning
+    @property
+    def alpha(self) -> jax.Array:
+        return jnp.exp(self.log_alpha.params["log_alpha"])
+
+    def _critic_step(self, batch: Batch, key: jax.Array):
+        mean, log_std = self.actor.apply_fn(self.actor.params, batch.next_obs)
+        next_action, next_logp = tanh_gaussian_sample(mean, log_std, key)
+        next_q = self.critic.apply_fn(self.target_critic, batch.next_obs, next_action)
+        alpha = self.alpha if self.backup_entropy else 0.0
+        target = jax.lax.stop_gradient(
+            soft_td_target(batch.reward, batch.discount, next_q, next_logp, alpha))
+
+        def loss_fn(params):
+            q = self.critic.apply_fn(params, batch.obs, batch.action)
+            return td_loss(q, target), q.mean()
+
+        (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(self.critic.params)
+        critic = self.critic.apply_gradients(grads=grads)
+        return critic, {"critic_loss": loss, "q_mean": q_mean}
+
+    def _actor_step(self, batch: Batch, key: jax.Array):
+        alpha = self.alpha
+
+        def loss_fn(params):
+            mean, log_std = self.actor.apply_fn(params, batch.obs)
+            action, logp = tanh_gaussian_sample(mean, log_std, key)
+            q = self.critic.apply_fn(self.critic.params, batch.obs, action)
+            return actor_loss(logp, q, alpha), logp
+
+        (loss, logp), grads = jax.value_and_grad(loss_fn, has_aux=True)(self.actor.params)
+        actor = self.actor.apply_gradients(grads=grads)
+        return actor, loss, -jnp.mean(logp)
+
+    def _alpha_step(self, entropy: jax.Array):
+        def loss_fn(p):
+            return temperature_loss(p["log_alpha"], entropy, self.target_entropy)
+
+        loss, grads = jax.value_and_grad(loss_fn)(self.log_alpha.params)
+        return self.log_alpha.apply_gradients(grads=grads), loss
+
+    def _update_step(self, batch: Batch):
+        key, k_critic, k_actor = jax.random.split(self.key, 3)
+        critic, info = self._critic_step(batch, k_critic)
+        agent = self.replace(critic=critic, key=key)
+        actor, actor_loss, entropy = agent._actor_step(batch, k_actor)
+        agent = agent.replace(
+            actor=actor, target_critic=polyak(agent.target_critic, critic.params, self.tau)
+        )
+        if self.autotune_alpha:
+            log_alpha, alpha_loss = agent._alpha_step(jax.lax.stop_gradient(entropy))
+            agent = agent.replace(log_alpha=log_alpha)
+            info["alpha_loss"] = alpha_loss
+        info.update(actor_loss=actor_loss, entropy=entropy, alpha=agent.alpha)
+        return agent, info
+
+    @partial(jax.jit, donate_argnums=0)
+    def update(self, batches: Batch) -> tuple["SAC", dict]:
+        """K gradient steps, one per leading slice of ``batches``."""
+        return scan_updates(lambda a, b: a._update_step(b), self, batches)

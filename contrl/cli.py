@@ -1,0 +1,132 @@
+"""The ``contrl`` command line: parse, call, print. Options are generated from the config
+dataclasses, so every hyperparameter is a documented flag."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+from contrl import config as C
+from contrl.errors import ContrlError
+
+
+def _add_config_args(parser: argparse.ArgumentParser, cls: type, title: str, skip=()) -> None:
+    group = parser.add_argument_group(title)
+    docs = C.field_docs(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        tp, is_tuple, optional = C.base_type(C.field_types(cls)[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_text = f"{docs.get(f.name, '')} (default: {default})".replace("%", "%%")
+        kwargs = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+        if tp is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        elif is_tuple:
+            group.add_argument(flag, type=tp, nargs="+", metavar=tp.__name__.upper(), **kwargs)
+        else:
+            group.add_argument(flag, type=tp, metavar=tp.__name__.upper(), **kwargs)
+
+
+def _algo_names() -> list[str]:
+    from contrl.agents import REGISTRY
+    return list(REGISTRY)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from contrl.agents import REGISTRY
+
+    parser = argparse.ArgumentParser(prog="contrl", description="Continuous-control RL on MuJoCo.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train an agent", description="Train an agent.")
+    algos = train.add_subparsers(dest="algo", required=True, metavar="ALGO")
+    for name, (cfg_cls, _, _) in REGISTRY.items():
+        p = algos.add_parser(name, help=(cfg_cls.__doc__ or "").strip().splitlines()[0],
+                             description=f"Train {name}. Defaults < preset for the env < flags.")
+        p.add_argument("env", nargs="?", help="environment id, e.g. HalfCheetah-v5")
+        p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
+        p.add_argument("--no-preset", action="store_true", help="ignore the per-env preset")
+        _add_config_args(p, C.RunConfig, "run options", skip=("env",))
+        _add_config_args(p, cfg_cls, f"{name} hyperparameters")
+
+    ev = sub.add_parser("eval", help="evaluate a saved run deterministically")
+    ev.add_argument("run_dir")
+    ev.add_argument("--episodes", type=int, default=10)
+    ev.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    ev.add_argument("--seed", type=int, default=None, help="evaluation seed (default: the run's)")
+
+    sub.add_parser("list", help="algorithms, environments and presets")
+    return parser
+
+
+def cmd_train(args) -> int:
+    from contrl.train import train
+
+    overrides = {k: v for k, v in vars(args).items()
+                 if k not in ("command", "algo", "env", "resume", "no_preset")}
+    out = train(args.algo, args.env, overrides, resume=args.resume, use_preset=not args.no_preset)
+    ev = out.get("eval")
+    msg = f"run: {out['run_dir']}  step {out['step']}"
+    if ev:
+        msg += f"  eval return {ev['mean_return']:.1f} +/- {ev['std_return']:.1f}"
+    print(msg)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from contrl.evaluate import evaluate
+    from contrl.run import atomic_write_json
+    from contrl.train import load_agent
+
+    if args.episodes <= 0:
+        raise C.ConfigError(f"episodes must be positive, got {args.episodes}")
+    agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)
+    seed = run_cfg.seed if args.seed is None else args.seed
+    result = evaluate(lambda o: agent.eval_actions(o), run_cfg.env, args.episodes, seed)
+    result.update(checkpoint=args.checkpoint, step=meta.get("step"))
+    atomic_write_json(os.path.join(args.run_dir, f"eval-{args.checkpoint}.json"), result)
+    print(json.dumps({k: v for k, v in result.items() if k != "returns"}))
+    return 0
+
+
+def cmd_list(args) -> int:
+    from contrl.agents import REGISTRY
+    from contrl.envs import known_env_ids
+
+    print("algorithms:")
+    for name, (cfg_cls, _, kind) in REGISTRY.items():
+        print(f"  {name:8s} {kind:10s} {(cfg_cls.__doc__ or '').strip().splitlines()[0]}")
+        presets = C.load_presets(name)
+        if presets:
+            print(f"           presets: {', '.join(presets)}")
+    print("environments:")
+    ids = known_env_ids()
+    for i in range(0, len(ids), 4):
+        print("  " + "  ".join(f"{x:28s}" for x in ids[i:i + 4]).rstrip())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    try:
+        if len(argv) > 1 and argv[0] == "train" and not argv[1].startswith("-"):
+            from contrl.train import resolve_algo
+            resolve_algo(argv[1])
+    except ContrlError as e:
+        print(f"contrl: error: {e}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    try:
+        return {"train": cmd_train, "eval": cmd_eval, "list": cmd_list}[args.command](args)
+    except (ContrlError, C.ConfigError) as e:
+        print(f"contrl: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

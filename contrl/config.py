@@ -1,0 +1,173 @@
+"""Typed configuration: dataclasses whose fields carry one docstring each.
+
+The command line is generated from these classes (see ``contrl.cli``), and per-environment
+presets are plain data in ``contrl/presets/<algo>.toml``.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import textwrap
+import tomllib
+import types
+import typing
+from functools import lru_cache
+from pathlib import Path
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value, reported before anything starts."""
+
+
+class _Checks:
+    """Small validators shared by all config classes."""
+
+    def _positive(self, *names: str) -> None:
+        for n in names:
+            if not getattr(self, n) > 0:
+                raise ConfigError(f"{n} must be positive, got {getattr(self, n)}")
+
+    def _nonneg(self, *names: str) -> None:
+        for n in names:
+            if getattr(self, n) < 0:
+                raise ConfigError(f"{n} must be >= 0, got {getattr(self, n)}")
+
+    def _in_range(self, name: str, low: float, high: float, low_open: bool = False) -> None:
+        v = getattr(self, name)
+        if v > high or v < low or (low_open and v == low):
+            bracket = "(" if low_open else "["
+            raise ConfigError(f"{name} must be in {bracket}{low}, {high}], got {v}")
+
+    def validate(self) -> None:
+        """Raise ConfigError on an invalid value. Subclasses extend this."""
+
+
+@dataclasses.dataclass
+class AlgoConfig(_Checks):
+    """Base class of every algorithm's hyperparameters."""
+
+
+@dataclasses.dataclass
+class RunConfig(_Checks):
+    """What every training run has, whatever the algorithm."""
+
+    env: str = "Pendulum-v1"
+    """Environment id (Gymnasium id, e.g. HalfCheetah-v5)."""
+    seed: int = 0
+    """Random seed of the agent, the environment and the replay sampling."""
+    steps: int = 1_000_000
+    """Total environment steps to train for."""
+    num_envs: int = 1
+    """Environments stepped in lockstep; each loop iteration adds num_envs transitions."""
+    eval_every: int = 10_000
+    """Env steps between evaluations (0: only at the end)."""
+    eval_episodes: int = 10
+    """Deterministic episodes per evaluation, on a separate env instance."""
+    checkpoint_every: int = 50_000
+    """Env steps between full checkpoints (agent + replay buffer); one is also written at the
+    end and when the run is interrupted."""
+    log_every: int = 1_000
+    """Env steps between rows of training losses in progress.csv."""
+    runs_dir: str = "runs"
+    """Directory in which the run directory is created."""
+    tensorboard: bool = True
+    """Write TensorBoard event files."""
+    wandb: bool = False
+    """Also log to Weights & Biases (needs the wandb package)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def validate(self) -> None:
+        self._positive("steps", "num_envs", "eval_episodes", "checkpoint_every", "log_every")
+        self._nonneg("eval_every", "seed")
+
+
+# --------------------------------------------------------------------------- field docs
+@lru_cache(maxsize=None)
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring written under each dataclass field, from the class source (and bases)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            src = textwrap.dedent(inspect.getsource(klass))
+        except (OSError, TypeError):
+            continue
+        body = ast.parse(src).body[0].body
+        for node, nxt in zip(body, body[1:]):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)
+            ):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def field_types(cls: type) -> dict[str, typing.Any]:
+    return typing.get_type_hints(cls)
+
+
+def base_type(tp) -> tuple[type, bool, bool]:
+    """(scalar type, is_tuple, optional) for a field annotation."""
+    optional = False
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        optional = True
+        tp = args[0]
+        origin = typing.get_origin(tp)
+    if origin is tuple:
+        return typing.get_args(tp)[0], True, optional
+    return tp, False, optional
+
+
+def coerce(cls: type, name: str, value):
+    """Convert a preset/saved value to the field's declared type."""
+    tp, is_tuple, optional = base_type(field_types(cls)[name])
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{name} may not be empty")
+    try:
+        if is_tuple:
+            return tuple(tp(v) for v in value)
+        if tp is bool and not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+        return tp(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{name}: cannot read {value!r} as {tp.__name__}") from e
+
+
+def build(cls: type, values: dict):
+    """Instantiate ``cls`` from a mapping, ignoring nothing: unknown keys are errors."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
+    return cls(**{k: coerce(cls, k, v) for k, v in values.items()})
+
+
+def to_dict(cfg) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+# --------------------------------------------------------------------------- presets
+@lru_cache(maxsize=None)
+def load_presets(algo: str) -> dict[str, dict]:
+    """``{env_id: {field: value}}`` from ``presets/<algo>.toml`` (empty if there is none)."""
+    path = PRESET_DIR / f"{algo}.toml"
+    if not path.exists():
+        return {}
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+def preset_for(algo: str, env_id: str) -> dict:
+    return dict(load_presets(algo).get(env_id, {}))

@@ -1,0 +1,4 @@
+"""Replay buffers and datasets."""
+from contrl.data.replay import ReplayBuffer
+
+__all__ = ["ReplayBuffer"]

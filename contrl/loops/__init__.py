@@ -1,0 +1,1 @@
+"""Training loops: each drives environments, a buffer, an agent and the logger."""

@@ -1,0 +1,128 @@
+"""Neural network building blocks shared by every agent.
+
+Everything is Flax linen, float32. Critic ensembles are a single module
+``vmap``-ed over a leading ensemble axis, so twin critics cost one call.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+_LOG2 = jnp.log(2.0)
+
+
+class MLP(nn.Module):
+    """Fully connected network: ReLU hidden layers, linear output."""
+
+    hidden: Sequence[int]
+    out_dim: int
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for width in self.hidden:
+            x = nn.Dense(width)(x)
+            if self.layer_norm:
+                x = nn.LayerNorm()(x)
+            x = nn.relu(x)
+        return nn.Dense(self.out_dim)(x)
+
+
+class QNetwork(nn.Module):
+    """Q(s, a) -> scalar."""
+
+    hidden: Sequence[int]
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        x = jnp.concatenate([obs, action], axis=-1)
+        return MLP(self.hidden, 1, self.layer_norm)(x).squeeze(-1)
+
+
+class CriticEnsemble(nn.Module):
+    """``n`` independent Q networks evaluated in one vmapped call.
+
+    Returns an array of shape ``(n, batch)``.
+    """
+
+    hidden: Sequence[int]
+    n: int = 2
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        ensemble = nn.vmap(
+            QNetwork,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.n,
+        )
+        return ensemble(self.hidden, self.layer_norm)(obs, action)
+
+
+class TanhGaussianActor(nn.Module):
+    """Gaussian policy squashed by tanh; outputs (mean, log_std) of the pre-tanh Gaussian."""
+
+    hidden: Sequence[int]
+    action_dim: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        out = MLP(self.hidden, 2 * self.action_dim)(obs)
+        mean, log_std = jnp.split(out, 2, axis=-1)
+        return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
+
+
+class DeterministicActor(nn.Module):
+    """Deterministic policy a = tanh(MLP(s))."""
+
+    hidden: Sequence[int]
+    action_dim: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return jnp.tanh(MLP(self.hidden, self.action_dim)(obs))
+
+
+def tanh_gaussian_sample(
+    mean: jax.Array, log_std: jax.Array, key: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Reparameterised sample a = tanh(mean + std * eps) and its log-probability.
+
+    The change of variables subtracts sum log(1 - tanh(u)^2), computed stably as
+    2 * (log 2 - u - softplus(-2u)).
+    """
+    eps = jax.random.normal(key, mean.shape, mean.dtype)
+    u = mean + jnp.exp(log_std) * eps
+    gaussian_logp = -0.5 * (eps**2 + jnp.log(2 * jnp.pi)) - log_std
+    log_det = 2.0 * (_LOG2 - u - jax.nn.softplus(-2.0 * u))
+    return jnp.tanh(u), jnp.sum(gaussian_logp - log_det, axis=-1)
+
+
+def polyak(target, online, tau: float):
+    """target <- (1 - tau) * target + tau * online, leaf by leaf."""
+    return jax.tree_util.tree_map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
+
+
+# Acting is jitted on the actor's parameters alone: passing a whole agent (optimizer states,
+# critics) through jit on every env step costs several times more than the forward pass.
+@partial(jax.jit, static_argnums=0)
+def sample_tanh_gaussian_policy(apply_fn: Callable, params, key: jax.Array, obs: jax.Array):
+    """Stochastic action of a tanh-Gaussian actor and the advanced key."""
+    key, sub = jax.random.split(key)
+    mean, log_std = apply_fn(params, obs)
+    return tanh_gaussian_sample(mean, log_std, sub)[0], key
+
+
+@partial(jax.jit, static_argnums=0)
+def tanh_gaussian_mode(apply_fn: Callable, params, obs: jax.Array) -> jax.Array:
+    """Deterministic action tanh(mean) of a tanh-Gaussian actor."""
+    return jnp.tanh(apply_fn(params, obs)[0])

@@ -1,0 +1,211 @@
+"""Run directories, atomic checkpoints, CSV/TensorBoard/W&B logging and the progress bar."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import flax.serialization
+import numpy as np
+
+from contrl import serialize
+from contrl.errors import CheckpointError
+
+CHECKPOINT_FORMAT = "contrl-checkpoint-1"
+
+
+# ---------------------------------------------------------------------- run directory
+def new_run_dir(runs_dir: str, algo: str, env_id: str, seed: int) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(runs_dir) / f"{algo}-{env_id.replace(':', '_').replace('/', '_')}-s{seed}-{stamp}"
+    path, i = base, 1
+    while path.exists():
+        path, i = Path(f"{base}-{i}"), i + 1
+    path.mkdir(parents=True)
+    (path / "checkpoints").mkdir()
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+# ------------------------------------------------------------------------ checkpoints
+def save_checkpoint(path: Path, agent, meta: dict, arrays: dict | None = None,
+                    state: dict | None = None) -> None:
+    """One file (an uncompressed .npz zip) holding the agent, metadata, optional numpy
+    arrays (e.g. the replay buffer) and an optional JSON-encoded state (envs, RNGs).
+    Written atomically: a crash mid-write leaves the previous file intact."""
+    payload = {
+        "format": np.frombuffer(CHECKPOINT_FORMAT.encode(), np.uint8),
+        "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),
+        "agent": np.frombuffer(flax.serialization.to_bytes(agent), np.uint8),
+    }
+    if state is not None:
+        payload["state"] = np.frombuffer(serialize.dumps(state).encode(), np.uint8)
+    payload.update(arrays or {})
+    buf = io.BytesIO()
+    np.savez(buf, **payload)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+class Checkpoint:
+    """A checkpoint file opened lazily: the agent can be read without loading the buffer."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"no checkpoint at {self.path}")
+        try:
+            self._npz = np.load(self.path, allow_pickle=False)
+            fmt = bytes(self._npz["format"]).decode()
+            self.meta = json.loads(bytes(self._npz["meta"]).decode())
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{self.path} is not a readable contrl checkpoint ({e})") from None
+        if fmt != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{self.path} has format '{fmt}', expected '{CHECKPOINT_FORMAT}'")
+
+    def restore_agent(self, template):
+        try:
+            return flax.serialization.from_bytes(template, bytes(self._npz["agent"]))
+        except (ValueError, KeyError, TypeError, EOFError, OSError, zipfile.BadZipFile) as e:
+            raise CheckpointError(
+                f"{self.path}: agent does not match this config ({type(e).__name__}: {e})"
+            ) from None
+
+    def state(self) -> dict:
+        try:
+            return serialize.loads(bytes(self._npz["state"]).decode())
+        except (KeyError, ValueError, zipfile.BadZipFile) as e:
+            raise CheckpointError(f"{self.path} holds no resumable state ({e})") from None
+
+    def arrays(self, prefix: str) -> dict:
+        try:
+            return {k: self._npz[k] for k in self._npz.files if k.startswith(prefix)}
+        except (ValueError, zipfile.BadZipFile) as e:
+            raise CheckpointError(f"{self.path}: corrupted arrays ({e})") from None
+
+
+# ---------------------------------------------------------------------------- logging
+BASE_COLUMNS = ("step", "time", "steps_per_sec", "episodes", "episode_return",
+                "episode_length", "eval_return", "eval_std")
+
+
+class Logger:
+    """progress.csv always; TensorBoard by default; Weights & Biases when asked for."""
+
+    def __init__(self, run_dir: Path, metric_names: tuple[str, ...], tensorboard: bool,
+                 wandb_config: dict | None = None, resume: bool = False):
+        self.columns = BASE_COLUMNS + tuple(metric_names)
+        path = run_dir / "progress.csv"
+        append = resume and path.exists()
+        self._file = path.open("a" if append else "w", newline="")
+        self._csv = csv.DictWriter(self._file, fieldnames=self.columns)
+        if not append:
+            self._csv.writeheader()
+        self._tb = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+            self._tb = SummaryWriter(str(run_dir / "tb"))
+        self._wandb = None
+        if wandb_config is not None:
+            try:
+                import wandb
+            except ImportError:
+                raise CheckpointError("--wandb needs the wandb package: pip install wandb") from None
+            self._wandb = wandb.init(project="contrl", name=run_dir.name, config=wandb_config,
+                                     dir=str(run_dir), resume="allow")
+
+    def log(self, row: dict) -> None:
+        row = {k: (None if v is None else (round(v, 6) if isinstance(v, float) else v))
+               for k, v in row.items() if k in self.columns}
+        self._csv.writerow(row)
+        self._file.flush()
+        step = row["step"]
+        scalars = {k: v for k, v in row.items() if k != "step" and isinstance(v, (int, float))
+                   and v is not None and math.isfinite(v)}
+        if self._tb is not None:
+            for k, v in scalars.items():
+                self._tb.add_scalar(k, v, step)
+        if self._wandb is not None:
+            self._wandb.log(scalars, step=step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+
+
+# ------------------------------------------------------------------------ progress bar
+@dataclass
+class Progress:
+    """A Rich progress bar with steps/s, last evaluation return and time remaining."""
+
+    total: int
+    start: int
+    enabled: bool = True
+
+    def __post_init__(self):
+        self._bar = None
+        if self.enabled:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
+                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+            self._bar = RichProgress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[sps]:>6.0f} steps/s"),
+                TextColumn("eval {task.fields[last_eval]}"),
+                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            )
+            self._task = self._bar.add_task("train", total=self.total, completed=self.start,
+                                            sps=0.0, last_eval="-")
+            self._bar.start()
+
+    def update(self, step: int, sps: float, last_eval: float | None = None) -> None:
+        if self._bar is not None:
+            fields = {"sps": sps}
+            if last_eval is not None:
+                fields["last_eval"] = f"{last_eval:.1f}"
+            self._bar.update(self._task, completed=step, **fields)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+class RateMeter:
+    """Steps per second over the interval since the last call."""
+
+    def __init__(self, step: int):
+        self._t, self._step = time.perf_counter(), step
+
+    def __call__(self, step: int) -> float:
+        t = time.perf_counter()
+        rate = (step - self._step) / max(t - self._t, 1e-9)
+        self._t, self._step = t, step
+        return rate

@@ -1,0 +1,60 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from contrl.cli import main
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["train", "sacc", "Hopper-v5"], "unknown algorithm 'sacc'"),
+    (["train", "sac", "HalfCheeta-v5"], "closest: HalfCheetah-v5"),
+    (["train", "sac", "Hopper-v5", "--lr", "-1"], "lr must be positive"),
+    (["train", "sac", "Hopper-v5", "--batch-size", "512", "--buffer-size", "100"], "larger than"),
+    (["train", "sac", "CartPole-v1"], "continuous"),
+    (["eval", "/nonexistent/run"], "not a contrl run directory"),
+])
+def test_bad_input_is_one_line_error(argv, msg, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert msg in err and len(err.splitlines()) == 1
+
+
+def test_unknown_flag_is_rejected():
+    proc = subprocess.run([sys.executable, "-m", "contrl.cli", "train", "sac", "Hopper-v5",
+                           "--bogus", "1"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "unrecognized arguments: --bogus" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_shows_documented_hyperparameters():
+    proc = subprocess.run([sys.executable, "-m", "contrl.cli", "train", "sac", "--help"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0
+    out = " ".join(proc.stdout.split())
+    assert "--batch-size INT Transitions per gradient step." in out
+    assert "--utd-ratio" in out and "--resume RUN_DIR" in out
+
+
+def test_list_shows_algorithms_envs_presets(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "sac" in out and "Humanoid-v5" in out and "Pendulum-v1" in out and "presets" in out
+
+
+def test_train_eval_resume_roundtrip(tmp_path, capsys):
+    common = ["--learning-starts", "100", "--batch-size", "16", "--hidden", "16", "--eval-every",
+              "200", "--eval-episodes", "2", "--runs-dir", str(tmp_path), "--no-progress",
+              "--no-tensorboard"]
+    assert main(["train", "sac", "Pendulum-v1", "--steps", "200", *common]) == 0
+    run = next(tmp_path.iterdir())
+    assert main(["train", "sac", "--resume", str(run), "--steps", "300", "--no-progress"]) == 0
+    assert main(["train", "sac", "--resume", str(run), "--lr", "0.1"]) == 2
+    assert "cannot change lr" in capsys.readouterr().err
+    assert main(["eval", str(run), "--episodes", "3", "--checkpoint", "latest"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["episodes"] == 3 and out["step"] == 300
+    (run / "checkpoints" / "latest.ckpt").write_bytes(b"not a checkpoint")
+    assert main(["eval", str(run), "--checkpoint", "latest"]) == 2
+    assert "not a readable contrl checkpoint" in capsys.readouterr().err

@@ -1,0 +1,43 @@
+import dataclasses
+
+import pytest
+
+from contrl import config as C
+from contrl.agents import REGISTRY
+from contrl.train import build_configs
+
+
+@pytest.mark.parametrize("cls", [C.RunConfig] + [v[0] for v in REGISTRY.values()])
+def test_every_field_has_a_docstring(cls):
+    docs = C.field_docs(cls)
+    missing = [f.name for f in dataclasses.fields(cls) if not docs.get(f.name)]
+    assert not missing
+
+
+def test_precedence_defaults_preset_overrides():
+    run, algo = build_configs("sac", "Pendulum-v1", {})
+    assert algo.learning_starts == 1000 and run.steps == 20000  # from presets/sac.toml
+    run, algo = build_configs("sac", "Pendulum-v1", {"learning_starts": 50, "lr": 1e-3})
+    assert algo.learning_starts == 50 and algo.lr == 1e-3
+    run, algo = build_configs("sac", "Pendulum-v1", {}, use_preset=False)
+    assert algo.learning_starts == 10_000
+
+
+@pytest.mark.parametrize("over, msg", [
+    ({"lr": -1.0}, "lr must be positive"),
+    ({"batch_size": 512, "buffer_size": 100}, "larger than buffer_size"),
+    ({"gamma": 1.5}, "gamma must be in"),
+    ({"steps": 0}, "steps must be positive"),
+    ({"hidden": (0,)}, "hidden"),
+    ({"not_a_field": 1}, "unknown option"),
+])
+def test_invalid_values_are_rejected(over, msg):
+    with pytest.raises(C.ConfigError, match=msg):
+        build_configs("sac", "Pendulum-v1", over)
+
+
+def test_presets_only_name_real_fields():
+    for algo, (cls, _, _) in REGISTRY.items():
+        names = {f.name for f in dataclasses.fields(cls)} | {f.name for f in dataclasses.fields(C.RunConfig)}
+        for env_id, values in C.load_presets(algo).items():
+            assert set(values) <= names, (algo, env_id)

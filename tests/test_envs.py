@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from contrl.envs import EnvPool, get_env_state, make_env, resolve_env_id, set_env_state
+from contrl.errors import ContrlError, UnknownIdError
+
+
+def test_actions_rescaled_to_unit_box():
+    env = make_env("Pendulum-v1")  # native bounds [-2, 2]
+    assert env.action_space.low.min() == -1 and env.action_space.high.max() == 1
+    np.testing.assert_allclose(env.action(np.array([1.0])), [2.0])
+    np.testing.assert_allclose(env.action(np.array([-0.5])), [-1.0])
+    np.testing.assert_allclose(env.action(np.array([7.0])), [2.0])  # clipped
+
+
+def test_unknown_env_names_closest():
+    with pytest.raises(UnknownIdError, match="closest: HalfCheetah-v5"):
+        resolve_env_id("HalfCheeta-v5")
+
+
+def test_discrete_env_is_refused():
+    with pytest.raises(ContrlError, match="continuous"):
+        make_env("CartPole-v1")
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "Hopper-v5"])
+def test_env_state_roundtrip_is_exact(env_id):
+    rng = np.random.default_rng(0)
+    a, b = make_env(env_id), make_env(env_id)
+    a.reset(seed=1)
+    b.reset(seed=2)
+    for _ in range(7):
+        a.step(rng.uniform(-1, 1, a.action_space.shape))
+    set_env_state(b, get_env_state(a))
+    acts = rng.uniform(-1, 1, (30,) + a.action_space.shape)
+    for act in acts:
+        oa, ra, ta, tra, _ = a.step(act)
+        ob, rb, tb, trb, _ = b.step(act)
+        np.testing.assert_array_equal(oa, ob)
+        assert (ra, ta, tra) == (rb, tb, trb)
+        if ta or tra:
+            break
+
+
+def test_pool_reports_truncation_with_real_final_obs():
+    pool = EnvPool("Pendulum-v1", 1, seed=0)  # 200-step time limit, never terminates
+    for t in range(200):
+        nxt, _, term, trunc = pool.step(np.zeros((1, 1), np.float32))
+        if t < 199:
+            assert not trunc[0]
+            pool.advance(nxt, term | trunc)
+    assert trunc[0] and not term[0]
+    finished = pool.advance(nxt, term | trunc)
+    assert finished and finished[0][1] == 200
+    assert not np.array_equal(pool.obs[0], nxt[0])  # the reset obs is kept apart from the final one
+
+
+def test_pool_reports_true_termination():
+    pool = EnvPool("InvertedPendulum-v5", 1, seed=0)
+    for _ in range(1000):
+        nxt, _, term, trunc = pool.step(np.ones((1, 1), np.float32))
+        if term[0] or trunc[0]:
+            break
+        pool.advance(nxt, term | trunc)
+    assert term[0] and not trunc[0]

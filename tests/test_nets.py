@@ -1,0 +1,49 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from contrl.nets import CriticEnsemble, TanhGaussianActor, polyak, tanh_gaussian_sample
+
+
+def test_tanh_gaussian_logp_matches_change_of_variables():
+    mean = jnp.array([[0.3, -1.2]])
+    log_std = jnp.array([[-0.5, 0.2]])
+    a, logp = tanh_gaussian_sample(mean, log_std, jax.random.PRNGKey(3))
+    # invert the squashing and compute by hand: log N(u) - log(1 - tanh(u)^2)
+    u = np.arctanh(np.asarray(a, np.float64))
+    std = np.exp(np.asarray(log_std, np.float64))
+    m = np.asarray(mean, np.float64)
+    log_n = -0.5 * ((u - m) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)
+    expected = np.sum(log_n - np.log(1 - np.tanh(u) ** 2), axis=-1)
+    np.testing.assert_allclose(np.asarray(logp), expected, rtol=1e-4, atol=1e-4)
+    assert np.all(np.abs(np.asarray(a)) < 1)
+
+
+def test_tanh_logp_stable_for_saturated_actions():
+    mean = jnp.array([[30.0, -30.0]])
+    _, logp = tanh_gaussian_sample(mean, jnp.full((1, 2), -5.0), jax.random.PRNGKey(0))
+    assert np.isfinite(np.asarray(logp)).all()
+
+
+def test_critic_ensemble_members_are_independent():
+    net = CriticEnsemble((8, 8), n=2)
+    obs, act = jnp.ones((5, 3)), jnp.ones((5, 2))
+    params = net.init(jax.random.PRNGKey(0), obs, act)
+    q = net.apply(params, obs, act)
+    assert q.shape == (2, 5)
+    assert not np.allclose(q[0], q[1])
+    kernel = params["params"]["VmapQNetwork_0"]["MLP_0"]["Dense_0"]["kernel"]
+    assert kernel.shape == (2, 5, 8)
+
+
+def test_actor_log_std_is_clipped():
+    net = TanhGaussianActor((4,), 2)
+    params = net.init(jax.random.PRNGKey(0), jnp.ones((1, 3)))
+    params = jax.tree_util.tree_map(lambda x: x * 1e4, params)
+    _, log_std = net.apply(params, jnp.ones((1, 3)))
+    assert np.all(np.asarray(log_std) <= 2.0) and np.all(np.asarray(log_std) >= -20.0)
+
+
+def test_polyak_hand_computed():
+    out = polyak({"w": jnp.array([1.0, 2.0])}, {"w": jnp.array([3.0, 6.0])}, 0.25)
+    np.testing.assert_allclose(out["w"], [1.5, 3.0])

@@ -1,0 +1,102 @@
+"""The shared online loop: exact resume, determinism, interruption and NaN handling."""
+import csv
+
+import jax
+import numpy as np
+import pytest
+
+from contrl.agents.sac import SAC
+from contrl.errors import NonFiniteLossError
+from contrl.loops.offpolicy import train_offpolicy
+from contrl.run import Checkpoint, new_run_dir
+from contrl.train import train
+
+
+def _params(run_dir):
+    ckpt = Checkpoint(run_dir / "checkpoints" / "latest.ckpt")
+    return ckpt, jax.tree_util.tree_leaves(ckpt.restore_agent(_template(run_dir)))
+
+
+def _template(run_dir):
+    from contrl.train import load_agent
+    return load_agent(run_dir, "latest")[0]
+
+
+def _rows(path, drop=("time", "steps_per_sec")):
+    with open(path) as f:
+        return [{k: v for k, v in r.items() if k not in drop} for r in csv.DictReader(f)]
+
+
+def _run(tmp_path, tiny, steps, name, resume=None, **over):
+    run_cfg, algo_cfg = tiny(steps=steps, **over)
+    run_dir = resume or new_run_dir(str(tmp_path / name), "sac", run_cfg.env, run_cfg.seed)
+    if resume is None:
+        from contrl import config as C
+        from contrl.run import atomic_write_json
+        atomic_write_json(run_dir / "config.json", {"algo": "sac", "run": C.to_dict(run_cfg),
+                                                   "algo_config": C.to_dict(algo_cfg)})
+    train_offpolicy(run_cfg, algo_cfg, SAC, run_dir, resume=resume is not None)
+    return run_dir
+
+
+def test_resume_gives_identical_parameters(tmp_path, tiny):
+    # 2N straight vs N, stop, resume for N more; N ends mid-episode (Pendulum: 200 steps)
+    straight = _run(tmp_path, tiny, 700, "a")
+    half = _run(tmp_path, tiny, 350, "b")
+    _run(tmp_path, tiny, 700, "b", resume=half)
+    ca, pa = _params(straight)
+    cb, pb = _params(half)
+    assert ca.meta["step"] == cb.meta["step"] == 700
+    for x, y in zip(pa, pb):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    # the resumed run's log continues the first one's; the stop added one end-of-run row at 350
+    resumed = [r for r in _rows(half / "progress.csv") if r["step"] != "350"]
+    keys = ("step", "episodes", "critic_loss", "actor_loss", "alpha", "eval_return")
+    assert [{k: r[k] for k in keys} for r in _rows(straight / "progress.csv")] == \
+        [{k: r[k] for k in keys} for r in resumed]
+
+
+def test_same_seed_twice_gives_identical_progress(tmp_path, tiny):
+    a = _run(tmp_path, tiny, 500, "a")
+    b = _run(tmp_path, tiny, 500, "b")
+    ra, rb = _rows(a / "progress.csv"), _rows(b / "progress.csv")
+    assert len(ra) == 5 and ra == rb
+    c = _run(tmp_path, tiny, 500, "c", seed=1)
+    assert _rows(c / "progress.csv") != ra
+
+
+def test_parallel_envs_run_and_count_steps(tmp_path, tiny):
+    d = _run(tmp_path, tiny, 400, "p", num_envs=2)
+    ckpt = Checkpoint(d / "checkpoints" / "latest.ckpt")
+    assert ckpt.meta["step"] == 400
+
+
+class _NaNSAC(SAC):
+    @jax.jit
+    def update(self, batches):
+        agent, metrics = SAC.update(self, batches)
+        return agent, {**metrics, "critic_loss": metrics["critic_loss"] * np.nan}
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny):
+    run_cfg, algo_cfg = tiny(steps=400, checkpoint_every=100, learning_starts=150)
+    run_dir = new_run_dir(str(tmp_path), "sac", run_cfg.env, 0)
+    with pytest.raises(NonFiniteLossError, match=r"critic_loss became nan at step 152"):
+        train_offpolicy(run_cfg, algo_cfg, _NaNSAC, run_dir)
+    assert Checkpoint(run_dir / "checkpoints" / "latest.ckpt").meta["step"] == 100
+
+
+def test_train_entry_writes_run_directory(tmp_path):
+    out = train("sac", "Pendulum-v1", dict(steps=300, learning_starts=100, batch_size=16,
+                                          hidden=(16,), eval_every=300, eval_episodes=2,
+                                          runs_dir=str(tmp_path), progress=False))
+    from pathlib import Path
+    run = Path(out["run_dir"])
+    assert run.name.startswith("sac-Pendulum-v1-s0-")
+    for f in ("config.json", "progress.csv", "eval.json", "checkpoints/latest.ckpt",
+              "checkpoints/best.ckpt"):
+        assert (run / f).exists(), f
+    assert list((run / "tb").iterdir())  # TensorBoard event file
+    import json
+    ev = json.loads((run / "eval.json").read_text())
+    assert ev["episodes"] == 2 and {"mean_return", "std_return"} <= set(ev)

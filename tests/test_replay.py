@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from contrl.data import ReplayBuffer
+
+
+def _fill(buf, n_steps, ends=()):
+    """Episodes of a counter env: obs = [t], reward = t; episode ends at the given steps."""
+    obs = np.array([[0.0]], np.float32)
+    for t in range(n_steps):
+        nxt = np.array([[t + 1.0]], np.float32)
+        term = t in ends and t % 2 == 0
+        trunc = t in ends and t % 2 == 1
+        buf.add(obs, np.array([[t]], np.float32), np.array([t], np.float32),
+                np.array([term]), np.array([trunc]), nxt)
+        obs = np.array([[100.0 + t]], np.float32) if t in ends else nxt
+
+
+def test_next_obs_is_real_final_obs_and_discounts():
+    buf = ReplayBuffer(100, 1, 1, seed=0)
+    _fill(buf, 10, ends=(3, 6))  # 3 (odd): truncation, 6 (even): termination
+    assert len(buf) == 10
+    b = buf.sample(64, gamma=0.9, k=2)
+    assert b.obs.shape == (2, 64, 1) and b.reward.shape == (2, 64)
+    for o, a, r, d, n in zip(b.obs.ravel(), b.action.ravel(), b.reward.ravel(),
+                             b.discount.ravel(), b.next_obs.ravel()):
+        t = int(a)
+        assert r == t
+        assert n == t + 1  # the real next observation, never the reset one
+        assert o == (100.0 + t - 1 if t - 1 in (3, 6) else t)
+        assert d == pytest.approx(0.0 if t == 6 else 0.9)  # truncation at 3 keeps gamma
+
+
+def test_ring_overwrites_oldest_and_stays_consistent():
+    buf = ReplayBuffer(8, 1, 1, seed=1)
+    _fill(buf, 20, ends=(11,))
+    b = buf.sample(200, 0.99)
+    acts = b.action.ravel()
+    assert acts.min() >= 13  # only the newest transitions survive
+    np.testing.assert_array_equal(b.next_obs.ravel(), acts + 1)
+
+
+def test_multiple_envs_have_independent_episodes():
+    buf = ReplayBuffer(40, 1, 1, n_envs=2, seed=0)
+    obs = np.zeros((2, 1), np.float32)
+    for t in range(6):
+        nxt = obs + 1
+        done = np.array([t == 2, False])
+        buf.add(obs, obs, np.zeros(2), done, np.zeros(2, bool), nxt)
+        obs = np.where(done[:, None], -50.0, nxt).astype(np.float32)
+    b = buf.sample(300, 0.99)
+    np.testing.assert_array_equal(b.next_obs, b.obs + 1)
+    assert len(buf) == 12
+
+
+def test_save_load_roundtrip_continues_identically():
+    a = ReplayBuffer(50, 1, 1, seed=3)
+    _fill(a, 30, ends=(9,))
+    b = ReplayBuffer(50, 1, 1, seed=99)
+    b.load_state(a.state(), a.rng.bit_generator.state)
+    for x, y in zip(a.sample(16, 0.99, 2), b.sample(16, 0.99, 2)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_empty_buffer_sample_errors():
+    with pytest.raises(ValueError, match="empty"):
+        ReplayBuffer(10, 1, 1).sample(4, 0.99)
+
+
+def test_humanoid_sized_buffer_memory():
+    buf = ReplayBuffer(1_000_000, 348, 17)
+    nbytes = sum(getattr(buf, k).nbytes for k in ("obs", "action", "reward", "terminated", "valid"))
+    assert nbytes < 1.6e9  # observations stored once: ~1.46 GB (the limit asked for is 3 GB)

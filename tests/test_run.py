@@ -1,0 +1,65 @@
+import os
+
+import numpy as np
+import pytest
+
+from contrl.agents.sac import SAC, SACConfig
+from contrl.errors import CheckpointError
+from contrl.run import Checkpoint, atomic_write_bytes, save_checkpoint
+
+
+def _agent(seed=0):
+    return SAC.create(SACConfig(hidden=(8,)), 3, 1, seed)
+
+
+def test_save_load_gives_identical_actions(tmp_path):
+    agent = _agent(0)
+    save_checkpoint(tmp_path / "a.ckpt", agent, {"step": 5}, {"x/y": np.arange(3)}, {"k": [1, 2]})
+    ckpt = Checkpoint(tmp_path / "a.ckpt")
+    restored = ckpt.restore_agent(_agent(1))
+    obs = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
+    np.testing.assert_array_equal(agent.eval_actions(obs), restored.eval_actions(obs))
+    np.testing.assert_array_equal(agent.sample_actions(obs)[0], restored.sample_actions(obs)[0])
+    assert ckpt.meta == {"step": 5} and ckpt.state() == {"k": [1, 2]}
+    np.testing.assert_array_equal(ckpt.arrays("x/")["x/y"], np.arange(3))
+
+
+def test_crash_during_write_keeps_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "latest.ckpt"
+    save_checkpoint(path, _agent(0), {"step": 1})
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk died")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        save_checkpoint(path, _agent(1), {"step": 2})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["latest.ckpt"]  # no temp file left
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage" * 100, None])
+def test_corrupted_or_foreign_checkpoint_gives_clear_error(tmp_path, content):
+    path = tmp_path / "bad.ckpt"
+    if content is None:  # a valid npz that is not a contrl checkpoint
+        np.savez(open(path, "wb"), weights=np.ones(3))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="bad.ckpt"):
+        Checkpoint(path)
+
+
+def test_truncated_checkpoint_gives_clear_error(tmp_path):
+    path = tmp_path / "t.ckpt"
+    save_checkpoint(path, _agent(0), {"step": 1})
+    atomic_write_bytes(path, path.read_bytes()[:-200])
+    with pytest.raises(CheckpointError):
+        Checkpoint(path).restore_agent(_agent(1))
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path):
+    save_checkpoint(tmp_path / "c.ckpt", _agent(0), {})
+    other = SAC.create(SACConfig(hidden=(16, 16)), 3, 1, 0)
+    with pytest.raises(CheckpointError, match="does not match"):
+        Checkpoint(tmp_path / "c.ckpt").restore_agent(other)
