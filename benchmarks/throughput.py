@@ -105,6 +105,21 @@ def bare_update_rate(update_every: int, seconds: float = 10.0) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def sampling_cost(update_every: int, n: int = 200) -> float:
+    """Microseconds to draw update_every batches of 256 from a full 1M HalfCheetah buffer."""
+    from contrl.data import ReplayBuffer
+
+    buf = ReplayBuffer(1_000_000, 17, 6)
+    buf.obs[:] = 1.0
+    buf.valid[:, :-1] = True
+    buf.filled[:] = buf.rows
+    buf.sample(256, 0.99, update_every)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        buf.sample(256, 0.99, update_every)
+    return (time.perf_counter() - t0) / n * 1e6
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--warmup", type=int, default=1000)
@@ -112,7 +127,8 @@ def main():
     p.add_argument("--measure", type=int, default=3000)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--update-every", type=int, default=None, help="contrl update_every (default: SACConfig's)")
-    p.add_argument("--libs", default="contrl,sbx,sb3")
+    p.add_argument("--libs", default="contrl,sbx,sb3",
+                   help="comma list of contrl, contrl-ueN (update_every=N), sbx, sb3")
     p.add_argument("--out", default=None, help="append a Markdown record here")
     a = p.parse_args()
     if (a.warmup + a.skip) % 500 or a.measure % 500:
@@ -124,8 +140,12 @@ def main():
     for rep in range(a.repeats):  # interleaved, so machine noise hits every library alike
         for lib in libs:
             try:
-                sps = (run_contrl(a.warmup, a.skip, a.measure, ue) if lib == "contrl"
-                       else run_peer(lib, a.warmup, a.skip, a.measure))
+                if lib == "contrl":
+                    sps = run_contrl(a.warmup, a.skip, a.measure, ue)
+                elif lib.startswith("contrl-ue"):  # e.g. contrl-ue1: update after every env step
+                    sps = run_contrl(a.warmup, a.skip, a.measure, int(lib[len("contrl-ue"):]))
+                else:
+                    sps = run_peer(lib, a.warmup, a.skip, a.measure)
             except ImportError as e:
                 print(f"{lib}: not installed ({e}); skipped", file=sys.stderr)
                 results.pop(lib)
@@ -134,6 +154,7 @@ def main():
             results[lib].append(sps)
             print(f"rep {rep} {lib:7s} {sps:7.1f} steps/s", flush=True)
     bare = bare_update_rate(ue)
+    sample_us = sampling_cost(ue)
     med = {lib: float(np.median(v)) for lib, v in results.items()}
     lines = [f"### SAC throughput, {ENV} ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
              f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
@@ -147,13 +168,16 @@ def main():
         lines.append(f"| {lib} | {v:.1f} | {', '.join(f'{x:.1f}' for x in results[lib])} | {ratio:.2f}x |")
     if "contrl" in med:
         lines += ["", f"bare jitted contrl update: {bare:.1f} updates/s; whole loop reaches "
-                  f"{100 * med['contrl'] / bare:.0f}% of it"]
+                  f"{100 * med['contrl'] / bare:.0f}% of it",
+                  f"sampling {ue} batches of 256 from a full 1M-transition buffer: {sample_us:.0f} us "
+                  f"({100 * sample_us / (ue * 1e6 / bare):.1f}% of the time of the {ue} updates it feeds)"]
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:
         with open(a.out, "a") as f:
             f.write(text + "\n")
-    print(json.dumps({"median_steps_per_sec": med, "bare_updates_per_sec": bare}))
+    print(json.dumps({"median_steps_per_sec": med, "bare_updates_per_sec": bare,
+                      "sample_us": sample_us}))
 
 
 if __name__ == "__main__":

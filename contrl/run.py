@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
@@ -12,6 +11,7 @@ import zipfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import flax.serialization
 import numpy as np
@@ -34,13 +34,14 @@ def new_run_dir(runs_dir: str, algo: str, env_id: str, seed: int) -> Path:
     return path
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over ``path``."""
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write(f)`` on a temporary file in the same directory, fsync, then rename it over
+    ``path``: readers see the old file or the new one, never a partial one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -48,6 +49,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_json(path: Path, obj) -> None:
@@ -68,9 +73,7 @@ def save_checkpoint(path: Path, agent, meta: dict, arrays: dict | None = None,
     if state is not None:
         payload["state"] = np.frombuffer(serialize.dumps(state).encode(), np.uint8)
     payload.update(arrays or {})
-    buf = io.BytesIO()
-    np.savez(buf, **payload)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write(path, lambda f: np.savez(f, **payload))  # streamed: no second copy in memory
 
 
 class Checkpoint:

@@ -74,3 +74,10 @@ def test_eval_actions_deterministic_and_bounded():
     s, agent2 = agent.sample_actions(obs)
     assert np.all(np.abs(np.asarray(s)) <= 1)
     assert not np.array_equal(agent.key, agent2.key)
+
+
+def test_create_is_seeded():
+    a, b, c = (SAC.create(SACConfig(hidden=(8,)), 3, 2, s) for s in (0, 0, 1))
+    ka, kb, kc = (np.asarray(x.actor.params["params"]["MLP_0"]["Dense_0"]["kernel"]) for x in (a, b, c))
+    np.testing.assert_array_equal(ka, kb)
+    assert not np.array_equal(ka, kc)

@@ -23,6 +23,19 @@ class Batch(NamedTuple):
     next_obs: jax.Array
 
 
+_BUILDERS: dict = {}
+
+
+def compiled_create(build, cfg, obs_dim: int, action_dim: int, seed: int):
+    """``build(cfg, obs_dim, action_dim, seed)`` as one compiled call, compiled once per
+    (builder, config, shapes); run op by op, network and optimizer init would compile dozens
+    of tiny programs on every agent creation."""
+    key = (build, repr(cfg), obs_dim, action_dim)
+    if key not in _BUILDERS:
+        _BUILDERS[key] = jax.jit(lambda s: build(cfg, obs_dim, action_dim, s))
+    return _BUILDERS[key](jnp.asarray(seed, jnp.uint32))
+
+
 def make_state(module, params, lr: float, grad_clip: float | None = None) -> TrainState:
     tx = optax.adam(lr)
     if grad_clip:

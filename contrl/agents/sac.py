@@ -10,7 +10,7 @@ import numpy as np
 from flax import struct
 from flax.training.train_state import TrainState
 
-from contrl.agents.base import Batch, make_state, scan_updates, td_loss
+from contrl.agents.base import Batch, compiled_create, make_state, scan_updates, td_loss
 from contrl.config import AlgoConfig, ConfigError
 from contrl.nets import (CriticEnsemble, TanhGaussianActor, polyak, sample_tanh_gaussian_policy,
                          tanh_gaussian_mode, tanh_gaussian_sample)
@@ -100,6 +100,10 @@ class SAC(struct.PyTreeNode):
 
     @classmethod
     def create(cls, cfg: SACConfig, obs_dim: int, action_dim: int, seed: int) -> "SAC":
+        return compiled_create(cls._build, cfg, obs_dim, action_dim, seed)
+
+    @classmethod
+    def _build(cls, cfg: SACConfig, obs_dim: int, action_dim: int, seed: int) -> "SAC":
         key = jax.random.PRNGKey(seed)
         key, k_actor, k_critic = jax.random.split(key, 3)
         obs = jnp.zeros((1, obs_dim), jnp.float32)
@@ -107,7 +111,7 @@ class SAC(struct.PyTreeNode):
         actor_net = TanhGaussianActor(tuple(cfg.hidden), action_dim)
         critic_net = CriticEnsemble(tuple(cfg.hidden), cfg.n_critics, cfg.critic_layer_norm)
         critic_params = critic_net.init(k_critic, obs, act)
-        log_alpha = {"log_alpha": jnp.asarray(np.log(cfg.init_alpha), jnp.float32)}
+        log_alpha = {"log_alpha": jnp.full((), np.log(cfg.init_alpha), jnp.float32)}
         target_entropy = (
             -float(action_dim) if cfg.target_entropy is None else float(cfg.target_entropy)
         )
