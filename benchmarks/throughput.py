@@ -1,11 +1,12 @@
-"""SAC training throughput on HalfCheetah-v5: contrl vs Stable-Baselines3 vs sbx, side by side.
+"""Training throughput on HalfCheetah-v5 (SAC, TD3 or DDPG): contrl vs Stable-Baselines3 vs sbx,
+side by side.
 
 Same settings for all: 2x256 MLPs, batch 256, lr 3e-4, 1M buffer, one gradient step per env
 step on average, ``--warmup`` random steps first. Each library trains for warmup + skip + measure
 steps; steps/s is taken over the last ``measure`` steps only (after compilation and warm-up).
 Peers are optional (``pip install -e .[bench]``); a missing one is reported and skipped.
 
-    python benchmarks/throughput.py [--measure 3000] [--repeats 2] [--out benchmarks/results/throughput.md]
+    python benchmarks/throughput.py [--algo sac|td3|ddpg] [--measure 3000] [--repeats 2] [--out FILE]
 """
 from __future__ import annotations
 
@@ -24,20 +25,19 @@ import numpy as np
 ENV = "HalfCheetah-v5"
 
 
-def run_contrl(warmup: int, skip: int, measure: int, update_every: int) -> float:
-    from contrl.agents.sac import SAC
+def run_contrl(algo: str, warmup: int, skip: int, measure: int, update_every: int) -> float:
     from contrl.loops.offpolicy import train_offpolicy
     from contrl.run import new_run_dir
-    from contrl.train import build_configs
+    from contrl.train import build_configs, resolve_algo
 
     total = warmup + skip + measure
     with tempfile.TemporaryDirectory() as tmp:
-        run_cfg, cfg = build_configs("sac", ENV, dict(
+        run_cfg, cfg = build_configs(algo, ENV, dict(
             steps=total, learning_starts=warmup, update_every=update_every, eval_every=0,
             eval_episodes=1, log_every=500, checkpoint_every=10 * total, runs_dir=tmp,
             tensorboard=False, progress=False))
-        run_dir = new_run_dir(tmp, "sac", ENV, 0)
-        train_offpolicy(run_cfg, cfg, SAC, run_dir)
+        run_dir = new_run_dir(tmp, algo, ENV, 0)
+        train_offpolicy(run_cfg, cfg, resolve_algo(algo)[1], run_dir)
         rows = list(csv.DictReader(open(run_dir / "progress.csv")))
     t = {int(r["step"]): float(r["time"]) for r in rows}
     start, end = warmup + skip, total
@@ -63,32 +63,37 @@ class _Timer:
         return CB
 
 
-def run_peer(lib: str, warmup: int, skip: int, measure: int) -> float:
+def run_peer(lib: str, algo: str, warmup: int, skip: int, measure: int) -> float:
     import gymnasium as gym
     if lib == "sb3":
+        import stable_baselines3 as peer
         import torch
-        from stable_baselines3 import SAC
         torch.set_num_threads(os.cpu_count() or 1)
         extra = {"device": "cpu"}
     else:
-        from sbx import SAC
+        import sbx as peer
         extra = {}
     env = gym.make(ENV)
-    model = SAC("MlpPolicy", env, learning_rate=3e-4, buffer_size=1_000_000,
-                learning_starts=warmup, batch_size=256, tau=0.005, gamma=0.99, train_freq=1,
-                gradient_steps=1, policy_kwargs={"net_arch": [256, 256]}, seed=0, verbose=0,
-                **extra)
+    if algo in ("td3", "ddpg"):  # same settings as contrl's defaults
+        from stable_baselines3.common.noise import NormalActionNoise
+        n = env.action_space.shape[0]
+        extra["action_noise"] = NormalActionNoise(np.zeros(n), 0.1 * np.ones(n))
+    model = getattr(peer, algo.upper())(
+        "MlpPolicy", env, learning_rate=3e-4, buffer_size=1_000_000, learning_starts=warmup,
+        batch_size=256, tau=0.005, gamma=0.99, train_freq=1, gradient_steps=1,
+        policy_kwargs={"net_arch": [256, 256]}, seed=0, verbose=0, **extra)
     cb = _Timer(None).make(warmup + skip)
     model.learn(total_timesteps=warmup + skip + measure, callback=cb())
     return measure / (time.perf_counter() - cb.t_start)
 
 
-def bare_update_rate(update_every: int, seconds: float = 10.0) -> float:
+def bare_update_rate(algo: str, update_every: int, seconds: float = 10.0) -> float:
     import jax
     from contrl.agents.base import Batch
-    from contrl.agents.sac import SAC, SACConfig
+    from contrl.train import resolve_algo
 
-    agent = SAC.create(SACConfig(), 17, 6, 0)
+    cfg_cls, agent_cls, _ = resolve_algo(algo)
+    agent = agent_cls.create(cfg_cls(), 17, 6, 0)
     r = np.random.default_rng(0)
     k, b = update_every, 256
     batch = Batch(r.standard_normal((k, b, 17), dtype=np.float32),
@@ -122,6 +127,7 @@ def sampling_cost(update_every: int, n: int = 200) -> float:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--algo", choices=("sac", "td3", "ddpg"), default="sac")
     p.add_argument("--warmup", type=int, default=1000)
     p.add_argument("--skip", type=int, default=1000, help="learning steps before timing starts")
     p.add_argument("--measure", type=int, default=3000)
@@ -133,19 +139,20 @@ def main():
     a = p.parse_args()
     if (a.warmup + a.skip) % 500 or a.measure % 500:
         p.error("warmup + skip and measure must be multiples of 500 (contrl logs every 500 steps)")
-    from contrl.agents.sac import SACConfig
-    ue = a.update_every or SACConfig().update_every
+    from contrl.train import resolve_algo
+    ue = a.update_every or resolve_algo(a.algo)[0]().update_every
     libs = a.libs.split(",")
     results: dict[str, list[float]] = {lib: [] for lib in libs}
     for rep in range(a.repeats):  # interleaved, so machine noise hits every library alike
         for lib in libs:
             try:
                 if lib == "contrl":
-                    sps = run_contrl(a.warmup, a.skip, a.measure, ue)
+                    sps = run_contrl(a.algo, a.warmup, a.skip, a.measure, ue)
                 elif lib.startswith("contrl-ue"):  # e.g. contrl-ue1: update after every env step
-                    sps = run_contrl(a.warmup, a.skip, a.measure, int(lib[len("contrl-ue"):]))
+                    sps = run_contrl(a.algo, a.warmup, a.skip, a.measure,
+                                     int(lib[len("contrl-ue"):]))
                 else:
-                    sps = run_peer(lib, a.warmup, a.skip, a.measure)
+                    sps = run_peer(lib, a.algo, a.warmup, a.skip, a.measure)
             except ImportError as e:
                 print(f"{lib}: not installed ({e}); skipped", file=sys.stderr)
                 results.pop(lib)
@@ -153,13 +160,14 @@ def main():
                 continue
             results[lib].append(sps)
             print(f"rep {rep} {lib:7s} {sps:7.1f} steps/s", flush=True)
-    bare = bare_update_rate(ue)
+    bare = bare_update_rate(a.algo, ue)
     sample_us = sampling_cost(ue)
     med = {lib: float(np.median(v)) for lib, v in results.items()}
-    lines = [f"### SAC throughput, {ENV} ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
+    lines = [f"### {a.algo.upper()} throughput, {ENV} ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
              f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
              f"command: `python benchmarks/throughput.py {' '.join(sys.argv[1:])}`", "",
-             f"settings: 2x256, batch 256, 1 update/env step, {a.warmup} random steps, "
+             f"settings: 2x256, batch 256, lr 3e-4, 1 update/env step (TD3/DDPG: policy delay "
+             f"2/1, exploration noise 0.1), {a.warmup} random steps, "
              f"timed over steps {a.warmup + a.skip}-{a.warmup + a.skip + a.measure}; "
              f"contrl update_every={ue}", "",
              "| library | steps/s (median) | runs | contrl ratio |", "|---|---|---|---|"]

@@ -126,3 +126,17 @@ def sample_tanh_gaussian_policy(apply_fn: Callable, params, key: jax.Array, obs:
 def tanh_gaussian_mode(apply_fn: Callable, params, obs: jax.Array) -> jax.Array:
     """Deterministic action tanh(mean) of a tanh-Gaussian actor."""
     return jnp.tanh(apply_fn(params, obs)[0])
+
+
+@partial(jax.jit, static_argnums=0)
+def noisy_deterministic_policy(apply_fn: Callable, params, key: jax.Array, obs: jax.Array,
+                               sigma: float):
+    """a = clip(mu(s) + sigma * N(0, I), -1, 1) and the advanced key."""
+    key, sub = jax.random.split(key)
+    mu = apply_fn(params, obs)
+    return jnp.clip(mu + sigma * jax.random.normal(sub, mu.shape), -1.0, 1.0), key
+
+
+@partial(jax.jit, static_argnums=0)
+def deterministic_policy(apply_fn: Callable, params, obs: jax.Array) -> jax.Array:
+    return apply_fn(params, obs)

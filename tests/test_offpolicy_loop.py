@@ -27,23 +27,25 @@ def _rows(path, drop=("time", "steps_per_sec")):
         return [{k: v for k, v in r.items() if k not in drop} for r in csv.DictReader(f)]
 
 
-def _run(tmp_path, tiny, steps, name, resume=None, **over):
-    run_cfg, algo_cfg = tiny(steps=steps, **over)
-    run_dir = resume or new_run_dir(str(tmp_path / name), "sac", run_cfg.env, run_cfg.seed)
+def _run(tmp_path, tiny, steps, name, resume=None, algo="sac", **over):
+    from contrl.train import resolve_algo
+    run_cfg, algo_cfg = tiny(algo=algo, steps=steps, **over)
+    run_dir = resume or new_run_dir(str(tmp_path / name), algo, run_cfg.env, run_cfg.seed)
     if resume is None:
         from contrl import config as C
         from contrl.run import atomic_write_json
-        atomic_write_json(run_dir / "config.json", {"algo": "sac", "run": C.to_dict(run_cfg),
+        atomic_write_json(run_dir / "config.json", {"algo": algo, "run": C.to_dict(run_cfg),
                                                    "algo_config": C.to_dict(algo_cfg)})
-    train_offpolicy(run_cfg, algo_cfg, SAC, run_dir, resume=resume is not None)
+    train_offpolicy(run_cfg, algo_cfg, resolve_algo(algo)[1], run_dir, resume=resume is not None)
     return run_dir
 
 
-def test_resume_gives_identical_parameters(tmp_path, tiny):
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_resume_gives_identical_parameters(tmp_path, tiny, algo):
     # 2N straight vs N, stop, resume for N more; N ends mid-episode (Pendulum: 200 steps)
-    straight = _run(tmp_path, tiny, 700, "a")
-    half = _run(tmp_path, tiny, 350, "b")
-    _run(tmp_path, tiny, 700, "b", resume=half)
+    straight = _run(tmp_path, tiny, 700, "a", algo=algo)
+    half = _run(tmp_path, tiny, 350, "b", algo=algo)
+    _run(tmp_path, tiny, 700, "b", resume=half, algo=algo)
     ca, pa = _params(straight)
     cb, pb = _params(half)
     assert ca.meta["step"] == cb.meta["step"] == 700
@@ -51,7 +53,7 @@ def test_resume_gives_identical_parameters(tmp_path, tiny):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     # the resumed run's log continues the first one's; the stop added one end-of-run row at 350
     resumed = [r for r in _rows(half / "progress.csv") if r["step"] != "350"]
-    keys = ("step", "episodes", "critic_loss", "actor_loss", "alpha", "eval_return")
+    keys = ("step", "episodes", "critic_loss", "actor_loss", "eval_return")
     assert [{k: r[k] for k in keys} for r in _rows(straight / "progress.csv")] == \
         [{k: r[k] for k in keys} for r in resumed]
 

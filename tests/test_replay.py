@@ -71,3 +71,40 @@ def test_humanoid_sized_buffer_memory():
     buf = ReplayBuffer(1_000_000, 348, 17)
     nbytes = sum(getattr(buf, k).nbytes for k in ("obs", "action", "reward", "terminated", "valid"))
     assert nbytes < 1.6e9  # observations stored once: ~1.46 GB (the limit asked for is 3 GB)
+
+
+def test_n_step_targets_match_hand_computation():
+    # counter env: reward t at step t; step 3 truncates (odd), step 6 terminates (even)
+    buf = ReplayBuffer(100, 1, 1, seed=0)
+    _fill(buf, 10, ends=(3, 6))
+    g = 0.5
+    b = buf.sample(400, gamma=g, k=1, n_step=3)
+    expected = {  # t -> (reward sum, discount, next obs)
+        0: (0 + g * 1 + g**2 * 2, g**3, 3.0),
+        1: (1 + g * 2 + g**2 * 3, g**3, 4.0),   # runs into the truncation at 3: bootstrap
+        2: (2 + g * 3, g**2, 4.0),              # truncated after 2 steps: final obs 4
+        3: (3, g, 4.0),
+        4: (4 + g * 5 + g**2 * 6, 0.0, 7.0),    # terminates at 6: no bootstrap
+        5: (5 + g * 6, 0.0, 7.0),
+        6: (6, 0.0, 7.0),
+        7: (7 + g * 8 + g**2 * 9, g**3, 10.0),
+        8: (8 + g * 9, g**2, 10.0),             # stops at the newest stored step
+        9: (9, g, 10.0),
+    }
+    seen = set()
+    for a, r, d, n in zip(b.action.ravel(), b.reward.ravel(), b.discount.ravel(), b.next_obs.ravel()):
+        t = int(a)
+        seen.add(t)
+        assert (r, d, n) == pytest.approx(expected[t]), t
+    assert seen == set(expected)
+
+
+def test_n_step_one_equals_one_step():
+    buf = ReplayBuffer(60, 1, 1, seed=0)
+    _fill(buf, 40, ends=(11, 20))
+    state = buf.rng.bit_generator.state
+    one = buf.sample(64, 0.9)
+    buf.rng.bit_generator.state = state
+    same = buf.sample(64, 0.9, n_step=1)
+    for x, y in zip(one, same):
+        np.testing.assert_array_equal(x, y)

@@ -1,12 +1,15 @@
 """What every agent shares: the batch layout and the training-state helper."""
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
+
+from contrl.config import AlgoConfig, ConfigError
 
 
 class Batch(NamedTuple):
@@ -21,6 +24,50 @@ class Batch(NamedTuple):
     reward: jax.Array
     discount: jax.Array
     next_obs: jax.Array
+
+
+@dataclasses.dataclass
+class OffPolicyConfig(AlgoConfig):
+    """What every replay-buffer actor-critic shares (the online off-policy loop reads these)."""
+
+    lr: float = 3e-4
+    """Adam learning rate of the actor and the critics (and SAC's entropy coefficient)."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    buffer_size: int = 1_000_000
+    """Replay buffer capacity in transitions."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak averaging rate of the target networks."""
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the actor and of each critic."""
+    n_critics: int = 2
+    """Critics in the ensemble; the TD target takes their minimum."""
+    critic_layer_norm: bool = False
+    """Layer normalization after each hidden layer of the critics."""
+    n_step: int = 1
+    """Steps of real rewards in the TD target before bootstrapping (n-step returns)."""
+    learning_starts: int = 10_000
+    """Env steps of uniform random actions before learning begins."""
+    utd_ratio: int = 1
+    """Gradient steps per env step (update-to-data ratio)."""
+    update_every: int = 8
+    """Env steps between update calls; each call does utd_ratio * update_every gradient
+    steps in one compiled loop, so Python runs once per call."""
+
+    def validate(self) -> None:
+        self._positive("lr", "batch_size", "buffer_size", "utd_ratio", "update_every",
+                       "n_critics", "n_step")
+        self._in_range("gamma", 0.0, 1.0)
+        self._in_range("tau", 0.0, 1.0, low_open=True)
+        self._nonneg("learning_starts")
+        if not self.hidden or min(self.hidden) <= 0:
+            raise ConfigError(f"hidden must be positive layer widths, got {self.hidden}")
+        if self.batch_size > self.buffer_size:
+            raise ConfigError(
+                f"batch_size ({self.batch_size}) is larger than buffer_size ({self.buffer_size})"
+            )
 
 
 _BUILDERS: dict = {}

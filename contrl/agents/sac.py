@@ -10,39 +10,16 @@ import numpy as np
 from flax import struct
 from flax.training.train_state import TrainState
 
-from contrl.agents.base import Batch, compiled_create, make_state, scan_updates, td_loss
-from contrl.config import AlgoConfig, ConfigError
+from contrl.agents.base import (Batch, OffPolicyConfig, compiled_create, make_state,
+                                scan_updates, td_loss)
 from contrl.nets import (CriticEnsemble, TanhGaussianActor, polyak, sample_tanh_gaussian_policy,
                          tanh_gaussian_mode, tanh_gaussian_sample)
 
 
 @dataclasses.dataclass
-class SACConfig(AlgoConfig):
+class SACConfig(OffPolicyConfig):
     """Soft Actor-Critic hyperparameters."""
 
-    lr: float = 3e-4
-    """Adam learning rate of the actor, the critics and the entropy coefficient."""
-    batch_size: int = 256
-    """Transitions per gradient step."""
-    buffer_size: int = 1_000_000
-    """Replay buffer capacity in transitions."""
-    gamma: float = 0.99
-    """Discount factor."""
-    tau: float = 0.005
-    """Polyak averaging rate of the target critics."""
-    hidden: tuple[int, ...] = (256, 256)
-    """Hidden layer widths of the actor and of each critic."""
-    n_critics: int = 2
-    """Critics in the ensemble; the target takes their minimum."""
-    critic_layer_norm: bool = False
-    """Layer normalization after each hidden layer of the critics."""
-    learning_starts: int = 10_000
-    """Env steps of uniform random actions before learning begins."""
-    utd_ratio: int = 1
-    """Gradient steps per env step (update-to-data ratio)."""
-    update_every: int = 8
-    """Env steps between update calls; each call does utd_ratio * update_every gradient
-    steps in one compiled loop, so Python runs once per call."""
     init_alpha: float = 1.0
     """Initial entropy coefficient."""
     autotune_alpha: bool = True
@@ -54,17 +31,7 @@ class SACConfig(AlgoConfig):
 
     def validate(self) -> None:
         super().validate()
-        self._positive("lr", "batch_size", "buffer_size", "utd_ratio", "update_every",
-                       "init_alpha", "n_critics")
-        self._in_range("gamma", 0.0, 1.0)
-        self._in_range("tau", 0.0, 1.0, low_open=True)
-        self._nonneg("learning_starts")
-        if not self.hidden or min(self.hidden) <= 0:
-            raise ConfigError(f"hidden must be positive layer widths, got {self.hidden}")
-        if self.batch_size > self.buffer_size:
-            raise ConfigError(
-                f"batch_size ({self.batch_size}) is larger than buffer_size ({self.buffer_size})"
-            )
+        self._positive("init_alpha")
 
 
 def soft_td_target(reward, discount, next_q, next_logp, alpha):

@@ -75,17 +75,33 @@ class ReplayBuffer:
             todo = todo[~self.valid[e, r]]
         return env, row
 
-    def sample(self, batch_size: int, gamma: float, k: int = 1) -> Batch:
-        """``k`` batches of ``batch_size`` transitions, stacked on a leading axis."""
+    def sample(self, batch_size: int, gamma: float, k: int = 1, n_step: int = 1) -> Batch:
+        """``k`` batches of ``batch_size`` transitions, stacked on a leading axis.
+
+        With ``n_step > 1`` each transition carries the discounted sum of up to ``n_step``
+        rewards of its episode; it stops early at a termination (no bootstrap), at the end of an
+        episode by time limit (bootstrap from the real final observation) and at the newest
+        stored step. ``discount`` is then gamma**m * (1 - terminated) for the m steps taken.
+        """
         e, r = self.sample_indices(k * batch_size)
-        nxt = (r + 1) % self.rows
+        reward = self.reward[e, r].astype(np.float64)
+        alive = ~self.terminated[e, r]
+        discount = gamma * alive
+        steps = np.ones_like(r)
+        for i in range(1, n_step):
+            q = (r + i) % self.rows
+            cont = alive & self.valid[e, q]  # the episode goes on and row q is a transition
+            reward += np.where(cont, gamma**i * self.reward[e, q], 0.0)
+            alive = cont & ~self.terminated[e, q]
+            discount = np.where(cont, gamma ** (i + 1) * ~self.terminated[e, q], discount)
+            steps += cont
         shape = (k, batch_size)
         return Batch(
             obs=self.obs[e, r].reshape(*shape, -1),
             action=self.action[e, r].reshape(*shape, -1),
-            reward=self.reward[e, r].reshape(shape),
-            discount=(gamma * (1.0 - self.terminated[e, r])).astype(np.float32).reshape(shape),
-            next_obs=self.obs[e, nxt].reshape(*shape, -1),
+            reward=reward.astype(np.float32).reshape(shape),
+            discount=discount.astype(np.float32).reshape(shape),
+            next_obs=self.obs[e, (r + steps) % self.rows].reshape(*shape, -1),
         )
 
     # ------------------------------------------------------------------ save / load

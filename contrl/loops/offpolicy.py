@@ -2,8 +2,8 @@
 
 An agent provides ``create(cfg, obs_dim, action_dim, seed)``, ``sample_actions(obs)``,
 ``eval_actions(obs)``, ``update(batches)`` and a ``METRICS`` tuple; its config provides
-``buffer_size``, ``batch_size``, ``gamma``, ``learning_starts``, ``utd_ratio`` and
-``update_every``. Nothing else about the algorithm is known here.
+``buffer_size``, ``batch_size``, ``gamma``, ``n_step``, ``learning_starts``, ``utd_ratio``
+and ``update_every`` (see ``OffPolicyConfig``). Nothing else about the algorithm is known here.
 """
 from __future__ import annotations
 
@@ -118,7 +118,8 @@ def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = 
                 prev, step = step, step + n_envs
 
                 if step >= algo_cfg.learning_starts and (step // n_envs) % algo_cfg.update_every == 0:
-                    batches = buffer.sample(algo_cfg.batch_size, algo_cfg.gamma, k_updates)
+                    batches = buffer.sample(algo_cfg.batch_size, algo_cfg.gamma, k_updates,
+                                            algo_cfg.n_step)
                     agent, metrics = agent.update(batches)
                     metrics = _check_finite(metrics, step, run_dir)
 

@@ -1,0 +1,151 @@
+"""TD3 (Fujimoto et al. 2018): twin critics, target policy smoothing, delayed actor updates.
+
+The agent is a deterministic actor-critic; with one critic, no target smoothing and no delay it
+is DDPG (``contrl.agents.ddpg`` only changes the defaults).
+"""
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+from flax.training.train_state import TrainState
+
+from contrl.agents.base import (Batch, OffPolicyConfig, compiled_create, make_state,
+                                scan_updates, td_loss)
+from contrl.nets import (CriticEnsemble, DeterministicActor, deterministic_policy,
+                         noisy_deterministic_policy, polyak)
+
+
+@dataclasses.dataclass
+class TD3Config(OffPolicyConfig):
+    """TD3 hyperparameters."""
+
+    exploration_noise: float = 0.1
+    """Std of the Gaussian noise added to actions while collecting data."""
+    policy_noise: float = 0.2
+    """Std of the target policy smoothing noise (0 disables smoothing)."""
+    noise_clip: float = 0.5
+    """Target smoothing noise is clipped to [-noise_clip, noise_clip]."""
+    policy_delay: int = 2
+    """Critic updates per actor (and target network) update."""
+
+    def validate(self) -> None:
+        super().validate()
+        self._nonneg("exploration_noise", "policy_noise", "noise_clip")
+        self._positive("policy_delay")
+
+
+def smoothed_target_action(mu_next, noise, noise_clip):
+    """clip(mu'(s') + clip(noise, -c, c), -1, 1): TD3's target policy smoothing."""
+    return jnp.clip(mu_next + jnp.clip(noise, -noise_clip, noise_clip), -1.0, 1.0)
+
+
+def td_target(reward, discount, next_q):
+    """r + discount * min_i Q_i'(s', a'); next_q: (n, B)."""
+    return reward + discount * next_q.min(0)
+
+
+def deterministic_actor_loss(q):
+    """-E[Q_1(s, mu(s))]: the actor follows the first critic, as in TD3."""
+    return -jnp.mean(q[0])
+
+
+class TD3(struct.PyTreeNode):
+    """Immutable deterministic actor-critic; ``update`` does K gradient steps in one call."""
+
+    METRICS = ("critic_loss", "q_mean", "actor_loss")
+
+    actor: TrainState
+    critic: TrainState
+    target_actor: dict
+    target_critic: dict
+    key: jax.Array
+    critic_steps: jax.Array  # critic updates so far; the actor updates every policy_delay-th
+    actor_loss: jax.Array  # the latest actor loss (the actor does not update every step)
+    tau: float = struct.field(pytree_node=False)
+    exploration_noise: float = struct.field(pytree_node=False)
+    policy_noise: float = struct.field(pytree_node=False)
+    noise_clip: float = struct.field(pytree_node=False)
+    policy_delay: int = struct.field(pytree_node=False)
+
+    @classmethod
+    def create(cls, cfg: TD3Config, obs_dim: int, action_dim: int, seed: int) -> "TD3":
+        return compiled_create(cls._build, cfg, obs_dim, action_dim, seed)
+
+    @classmethod
+    def _build(cls, cfg: TD3Config, obs_dim: int, action_dim: int, seed) -> "TD3":
+        key, k_actor, k_critic = jax.random.split(jax.random.PRNGKey(seed), 3)
+        obs = jnp.zeros((1, obs_dim), jnp.float32)
+        act = jnp.zeros((1, action_dim), jnp.float32)
+        actor_net = DeterministicActor(tuple(cfg.hidden), action_dim)
+        critic_net = CriticEnsemble(tuple(cfg.hidden), cfg.n_critics, cfg.critic_layer_norm)
+        actor_params = actor_net.init(k_actor, obs)
+        critic_params = critic_net.init(k_critic, obs, act)
+        copy = partial(jax.tree_util.tree_map, jnp.copy)
+        return cls(
+            actor=make_state(actor_net, actor_params, cfg.lr),
+            critic=make_state(critic_net, critic_params, cfg.lr),
+            target_actor=copy(actor_params),
+            target_critic=copy(critic_params),
+            key=key,
+            critic_steps=jnp.zeros((), jnp.int32),
+            actor_loss=jnp.zeros((), jnp.float32),
+            tau=cfg.tau,
+            exploration_noise=cfg.exploration_noise,
+            policy_noise=cfg.policy_noise,
+            noise_clip=cfg.noise_clip,
+            policy_delay=cfg.policy_delay,
+        )
+
+    def sample_actions(self, obs: jax.Array) -> tuple[jax.Array, "TD3"]:
+        action, key = noisy_deterministic_policy(self.actor.apply_fn, self.actor.params, self.key,
+                                                 obs, self.exploration_noise)
+        return action, self.replace(key=key)
+
+    def eval_actions(self, obs: jax.Array) -> jax.Array:
+        return deterministic_policy(self.actor.apply_fn, self.actor.params, obs)
+
+    def _critic_step(self, batch: Batch, key: jax.Array):
+        mu_next = self.actor.apply_fn(self.target_actor, batch.next_obs)
+        noise = self.policy_noise * jax.random.normal(key, mu_next.shape)
+        next_action = smoothed_target_action(mu_next, noise, self.noise_clip)
+        next_q = self.critic.apply_fn(self.target_critic, batch.next_obs, next_action)
+        target = jax.lax.stop_gradient(td_target(batch.reward, batch.discount, next_q))
+
+        def loss_fn(params):
+            q = self.critic.apply_fn(params, batch.obs, batch.action)
+            return td_loss(q, target), q.mean()
+
+        (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(self.critic.params)
+        return self.critic.apply_gradients(grads=grads), {"critic_loss": loss, "q_mean": q_mean}
+
+    def _actor_and_targets_step(self, batch: Batch) -> "TD3":
+        def loss_fn(params):
+            q = self.critic.apply_fn(self.critic.params, batch.obs,
+                                     self.actor.apply_fn(params, batch.obs))
+            return deterministic_actor_loss(q)
+
+        loss, grads = jax.value_and_grad(loss_fn)(self.actor.params)
+        actor = self.actor.apply_gradients(grads=grads)
+        return self.replace(
+            actor=actor, actor_loss=loss,
+            target_actor=polyak(self.target_actor, actor.params, self.tau),
+            target_critic=polyak(self.target_critic, self.critic.params, self.tau),
+        )
+
+    def _update_step(self, batch: Batch):
+        key, k_noise = jax.random.split(self.key)
+        critic, info = self._critic_step(batch, k_noise)
+        agent = self.replace(critic=critic, key=key, critic_steps=self.critic_steps + 1)
+        agent = jax.lax.cond(agent.critic_steps % self.policy_delay == 0,
+                             lambda a: a._actor_and_targets_step(batch), lambda a: a, agent)
+        info["actor_loss"] = agent.actor_loss
+        return agent, info
+
+    @partial(jax.jit, donate_argnums=0)
+    def update(self, batches: Batch) -> tuple["TD3", dict]:
+        """K gradient steps, one per leading slice of ``batches``."""
+        return scan_updates(lambda a, b: a._update_step(b), self, batches)

@@ -1,0 +1,65 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from contrl.agents.base import Batch
+from contrl.agents.ddpg import DDPGConfig
+from contrl.agents.td3 import (TD3, TD3Config, deterministic_actor_loss, smoothed_target_action,
+                               td_target)
+
+
+def test_target_smoothing_clips_noise_then_action():
+    mu = jnp.array([[0.9, -0.2, 0.0]])
+    noise = jnp.array([[0.3, -0.7, 0.1]])
+    # noise clipped to 0.5 -> (0.3, -0.5, 0.1); then actions clipped to [-1, 1]
+    np.testing.assert_allclose(smoothed_target_action(mu, noise, 0.5), [[1.0, -0.7, 0.1]], rtol=1e-6)
+
+
+def test_td_target_and_actor_loss_hand_computed():
+    next_q = jnp.array([[5.0, 1.0], [4.0, 2.0]])
+    out = td_target(jnp.array([1.0, 1.0]), jnp.array([0.5, 0.0]), next_q)
+    np.testing.assert_allclose(out, [1 + 0.5 * 4, 1.0])
+    assert float(deterministic_actor_loss(jnp.array([[1.0, 3.0], [9.0, 9.0]]))) == -2.0
+
+
+def _batch(k, b=16, seed=0):
+    r = np.random.default_rng(seed)
+    return Batch(r.standard_normal((k, b, 3), dtype=np.float32),
+                 r.uniform(-1, 1, (k, b, 2)).astype(np.float32),
+                 r.standard_normal((k, b), dtype=np.float32), np.full((k, b), 0.99, np.float32),
+                 r.standard_normal((k, b, 3), dtype=np.float32))
+
+
+def _leaves(tree):
+    return [np.array(x) for x in jax.tree_util.tree_leaves(tree)]
+
+
+def test_actor_and_targets_update_only_every_policy_delay_steps():
+    agent = TD3.create(TD3Config(hidden=(8,), policy_delay=2), 3, 2, 0)
+    actor0, target0 = _leaves(agent.actor.params), _leaves(agent.target_critic)
+    agent, _ = agent.update(_batch(1))  # critic step 1: no actor update
+    assert all(np.array_equal(a, b) for a, b in zip(actor0, _leaves(agent.actor.params)))
+    assert all(np.array_equal(a, b) for a, b in zip(target0, _leaves(agent.target_critic)))
+    agent, m = agent.update(_batch(1, seed=1))  # critic step 2: actor and targets move
+    assert not all(np.array_equal(a, b) for a, b in zip(actor0, _leaves(agent.actor.params)))
+    assert not all(np.array_equal(a, b) for a, b in zip(target0, _leaves(agent.target_critic)))
+    assert int(agent.critic_steps) == 2 and float(m["actor_loss"]) != 0.0
+
+
+def test_ddpg_has_one_critic_and_updates_actor_every_step():
+    agent = TD3.create(DDPGConfig(hidden=(8,)), 3, 2, 0)
+    q = agent.critic.apply_fn(agent.critic.params, jnp.ones((4, 3)), jnp.ones((4, 2)))
+    assert q.shape == (1, 4)
+    actor0 = _leaves(agent.actor.params)
+    agent, _ = agent.update(_batch(1))
+    assert not all(np.array_equal(a, b) for a, b in zip(actor0, _leaves(agent.actor.params)))
+
+
+def test_exploration_noise_and_bounds():
+    agent = TD3.create(TD3Config(hidden=(8,), exploration_noise=0.5), 3, 2, 0)
+    obs = jnp.ones((64, 3))
+    a, agent2 = agent.sample_actions(obs)
+    mu = agent.eval_actions(obs)
+    assert np.all(np.abs(np.asarray(a)) <= 1)
+    assert 0.3 < float(jnp.std(a - mu)) < 0.6
+    assert not np.array_equal(agent.key, agent2.key)
