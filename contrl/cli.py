@@ -86,7 +86,8 @@ def cmd_eval(args) -> int:
         raise C.ConfigError(f"episodes must be positive, got {args.episodes}")
     agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)
     seed = run_cfg.seed if args.seed is None else args.seed
-    result = evaluate(lambda o: agent.eval_actions(o), run_cfg.env, args.episodes, seed)
+    result = evaluate(lambda o: agent.eval_actions(o), run_cfg.env, args.episodes, seed,
+                      run_cfg.action_repeat)
     result.update(checkpoint=args.checkpoint, step=meta.get("step"))
     atomic_write_json(os.path.join(args.run_dir, f"eval-{args.checkpoint}.json"), result)
     print(json.dumps({k: v for k, v in result.items() if k != "returns"}))

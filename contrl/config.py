@@ -55,13 +55,15 @@ class RunConfig(_Checks):
     """What every training run has, whatever the algorithm."""
 
     env: str = "Pendulum-v1"
-    """Environment id (Gymnasium id, e.g. HalfCheetah-v5)."""
+    """Environment id: a Gymnasium id (e.g. HalfCheetah-v5) or dmc:<domain>-<task>."""
     seed: int = 0
     """Random seed of the agent, the environment and the replay sampling."""
     steps: int = 1_000_000
     """Total environment steps to train for."""
     num_envs: int = 1
     """Environments stepped in lockstep; each loop iteration adds num_envs transitions."""
+    action_repeat: int = 1
+    """Repeat each action this many times (rewards summed); steps count agent decisions."""
     eval_every: int = 10_000
     """Env steps between evaluations (0: only at the end)."""
     eval_episodes: int = 10
@@ -81,7 +83,7 @@ class RunConfig(_Checks):
     """Show a progress bar."""
 
     def validate(self) -> None:
-        self._positive("steps", "num_envs", "eval_episodes", "checkpoint_every", "log_every")
+        self._positive("steps", "num_envs", "action_repeat", "eval_episodes", "checkpoint_every", "log_every")
         self._nonneg("eval_every", "seed")
 
 

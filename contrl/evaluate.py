@@ -11,11 +11,11 @@ EVAL_SEED_OFFSET = 100_000
 
 
 def evaluate(policy: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: int,
-             seed: int) -> dict:
+             seed: int, action_repeat: int = 1) -> dict:
     """Run ``episodes`` episodes in lockstep (one env each, so the policy is called once per
     step for all of them). Episode ``i`` is seeded ``seed + EVAL_SEED_OFFSET + i``, so every
     evaluation of a run sees the same start states."""
-    envs = [make_env(env_id) for _ in range(episodes)]
+    envs = [make_env(env_id, action_repeat) for _ in range(episodes)]
     obs = np.stack([e.reset(seed=seed + EVAL_SEED_OFFSET + i)[0] for i, e in enumerate(envs)])
     obs = obs.astype(np.float32)
     returns = np.zeros(episodes)

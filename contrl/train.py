@@ -117,7 +117,7 @@ def load_agent(run_dir: str | Path, which: str = "best"):
     if which == "best" and not path.exists():
         path = run_dir / "checkpoints" / "latest.ckpt"
     ckpt = Checkpoint(path)
-    env = make_env(run_cfg.env)
+    env = make_env(run_cfg.env, run_cfg.action_repeat)
     template = agent_cls.create(algo_cfg, env.observation_space.shape[0], env.action_space.shape[0],
                                 run_cfg.seed)
     env.close()

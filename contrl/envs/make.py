@@ -7,6 +7,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 
+from contrl.envs.dmc import PREFIX, DMCEnv, dmc_ids
 from contrl.envs.state import get_env_state, set_env_state
 from contrl.errors import ContrlError, UnknownIdError
 
@@ -14,22 +15,23 @@ from contrl.errors import ContrlError, UnknownIdError
 _CLASSIC = ("Pendulum-v1", "MountainCarContinuous-v0")
 
 
-def known_env_ids() -> list[str]:
-    """Gymnasium MuJoCo tasks (v4, v5) and the continuous classic-control tasks."""
+def known_env_ids(dmc: bool = True) -> list[str]:
+    """Gymnasium MuJoCo tasks (v4, v5), the continuous classic-control tasks and, with
+    ``dmc``, the DeepMind Control Suite tasks as ``dmc:<domain>-<task>``."""
     ids = [
         k for k, spec in gym.registry.items()
         if isinstance(spec.entry_point, str) and "gymnasium.envs.mujoco" in spec.entry_point
         and k.endswith(("-v4", "-v5"))
     ]
-    return sorted(ids) + list(_CLASSIC)
+    return sorted(ids) + list(_CLASSIC) + (dmc_ids() if dmc else [])
 
 
 def resolve_env_id(env_id: str) -> str:
     """Return ``env_id`` if contrl knows it; otherwise raise naming the closest ids."""
-    known = known_env_ids()
+    known = known_env_ids(dmc=env_id.startswith(PREFIX))
     if env_id in known:
         return env_id
-    if env_id in gym.registry:
+    if env_id in gym.registry and not env_id.startswith(PREFIX):
         return env_id  # any other registered Gymnasium id; its action space is checked on make
     close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.5)
     hint = f"; closest: {', '.join(close)}" if close else "; see `contrl list`"
@@ -50,12 +52,33 @@ class RescaleToUnit(gym.ActionWrapper):
         return self._low + (np.clip(action, -1.0, 1.0) + 1.0) * self._scale
 
 
-def make_env(env_id: str, **kwargs) -> gym.Env:
-    """A Gymnasium env with actions rescaled to [-1, 1] and float32 observations."""
+class ActionRepeat(gym.Wrapper):
+    """Repeat each action ``n`` times, summing the rewards; stops at an episode end."""
+
+    def __init__(self, env: gym.Env, n: int):
+        super().__init__(env)
+        self.n = n
+
+    def step(self, action):
+        total = 0.0
+        for _ in range(self.n):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += reward
+            if terminated or truncated:
+                break
+        return obs, total, terminated, truncated, info
+
+
+def make_env(env_id: str, action_repeat: int = 1) -> gym.Env:
+    """An env with actions rescaled to [-1, 1] and flat observations: a Gymnasium id or
+    ``dmc:<domain>-<task>``; ``action_repeat`` > 1 repeats each action."""
     env_id = resolve_env_id(env_id)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        env = gym.make(env_id, **kwargs)
+    if env_id.startswith(PREFIX):
+        env = DMCEnv(env_id)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            env = gym.make(env_id)
     if not isinstance(env.action_space, gym.spaces.Box):
         raise ContrlError(
             f"{env_id} has a {type(env.action_space).__name__} action space; "
@@ -63,6 +86,8 @@ def make_env(env_id: str, **kwargs) -> gym.Env:
         )
     if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 1:
         raise ContrlError(f"{env_id}: contrl needs flat Box observations")
+    if action_repeat > 1:
+        env = ActionRepeat(env, action_repeat)
     return RescaleToUnit(env)
 
 
@@ -74,8 +99,8 @@ class EnvPool:
     termination, truncation and the final observation are never mixed up.
     """
 
-    def __init__(self, env_id: str, n: int, seed: int):
-        self.envs = [make_env(env_id) for _ in range(n)]
+    def __init__(self, env_id: str, n: int, seed: int, action_repeat: int = 1):
+        self.envs = [make_env(env_id, action_repeat) for _ in range(n)]
         self.seed = seed
         self.obs_dim = self.envs[0].observation_space.shape[0]
         self.action_dim = self.envs[0].action_space.shape[0]

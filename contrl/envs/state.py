@@ -1,7 +1,7 @@
 """Capture and restore an environment's full state, so a resumed run continues mid-episode
 exactly as if it had never stopped.
 
-For MuJoCo envs the physics is saved with ``mj_getState(mjSTATE_INTEGRATION)`` (positions,
+For MuJoCo envs (Gymnasium's and dm_control's) the physics is saved with ``mj_getState(mjSTATE_INTEGRATION)`` (positions,
 velocities, actuator state, warm-start accelerations, time); for others the simple attributes
 of the base env (arrays and numbers, e.g. Pendulum's ``state``). Wrapper counters such as the
 time limit's elapsed steps, and the env's random generator, are saved too.
@@ -30,14 +30,28 @@ def _chain(env):
         env = env.env
 
 
+def _mujoco_handles(base):
+    """(MjModel, MjData) of a Gymnasium MuJoCo env or of a DMCEnv, else None."""
+    if mujoco is None:
+        return None
+    if hasattr(base, "mj_data"):
+        return base.mj_model, base.mj_data
+    if isinstance(getattr(base, "data", None), mujoco.MjData):
+        return base.model, base.data
+    return None
+
+
 def get_env_state(env) -> dict:
     wrappers = [{a: getattr(w, a) for a in _WRAPPER_ATTRS if hasattr(w, a)} for w in _chain(env)]
     base = env.unwrapped
     state = {"wrappers": wrappers, "np_random": copy.deepcopy(base.np_random.bit_generator.state)}
-    if mujoco is not None and hasattr(base, "data") and isinstance(base.data, mujoco.MjData):
+    handles = _mujoco_handles(base)
+    if hasattr(base, "extra_state"):
+        state["extra"] = base.extra_state()
+    if handles is not None:
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        buf = np.empty(mujoco.mj_stateSize(base.model, spec))
-        mujoco.mj_getState(base.model, base.data, buf, spec)
+        buf = np.empty(mujoco.mj_stateSize(handles[0], spec))
+        mujoco.mj_getState(*handles, buf, spec)
         state["mujoco"] = buf
     else:
         state["attrs"] = {
@@ -53,10 +67,13 @@ def set_env_state(env, state: dict) -> None:
             setattr(w, k, v)
     base = env.unwrapped
     base.np_random.bit_generator.state = state["np_random"]
+    if "extra" in state:
+        base.load_extra_state(state["extra"])
     if "mujoco" in state:
-        mujoco.mj_setState(base.model, base.data, np.asarray(state["mujoco"]),
+        model, data = _mujoco_handles(base)
+        mujoco.mj_setState(model, data, np.asarray(state["mujoco"]),
                            mujoco.mjtState.mjSTATE_INTEGRATION)
-        mujoco.mj_forward(base.model, base.data)
+        mujoco.mj_forward(model, data)
     else:
         for k, v in state["attrs"].items():
             setattr(base, k, copy.deepcopy(v))

@@ -62,7 +62,7 @@ def _check_finite(metrics: dict, step: int, run_dir: Path) -> dict:
 
 def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = False) -> dict:
     seed, n_envs = run_cfg.seed, run_cfg.num_envs
-    pool = EnvPool(run_cfg.env, n_envs, seed)
+    pool = EnvPool(run_cfg.env, n_envs, seed, run_cfg.action_repeat)
     agent = agent_cls.create(algo_cfg, pool.obs_dim, pool.action_dim, seed)
     buffer = ReplayBuffer(algo_cfg.buffer_size, pool.obs_dim, pool.action_dim, n_envs, seed)
     rng = np.random.default_rng(seed + 1)  # warm-up actions
@@ -88,7 +88,7 @@ def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = 
 
     def run_eval():
         result = evaluate(lambda o: agent.eval_actions(o), run_cfg.env, run_cfg.eval_episodes,
-                          seed)
+                          seed, run_cfg.action_repeat)
         result["step"] = step
         return result
 

@@ -1,0 +1,83 @@
+"""DeepMind Control Suite tasks as Gymnasium envs: ``dmc:<domain>-<task>``.
+
+Observations are the task's observation dict flattened in a fixed (sorted) key order; the
+episode's step limit is reported as a truncation, never as a termination (a termination is a
+last step with discount 0); seeding goes through the task's random state.
+"""
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+
+PREFIX = "dmc:"
+
+
+def _suite():
+    with warnings.catch_warnings():  # dm_control warns when no display is found for rendering
+        warnings.simplefilter("ignore")
+        from dm_control import suite
+    return suite
+
+
+def dmc_ids() -> list[str]:
+    return [f"{PREFIX}{d}-{t}" for d, t in sorted(_suite().ALL_TASKS)]
+
+
+def parse(env_id: str) -> tuple[str, str]:
+    domain, _, task = env_id[len(PREFIX):].partition("-")
+    return domain, task
+
+
+class DMCEnv(gym.Env):
+    metadata = {"render_modes": []}
+
+    def __init__(self, env_id: str):
+        self.env_id = env_id
+        self.domain, self.task = parse(env_id)
+        self._load(seed=None)
+        spec = self._env.action_spec()
+        self.action_space = gym.spaces.Box(spec.minimum.astype(np.float32),
+                                           spec.maximum.astype(np.float32), dtype=np.float32)
+        dim = sum(int(np.prod(v.shape)) for v in self._env.observation_spec().values())
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
+
+    def _load(self, seed):
+        self._env = _suite().load(self.domain, self.task, task_kwargs={"random": seed})
+
+    def _flat(self, obs: dict) -> np.ndarray:
+        return np.concatenate([np.asarray(obs[k], np.float32).ravel() for k in sorted(obs)])
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._load(seed)
+        return self._flat(self._env.reset().observation), {}
+
+    def step(self, action):
+        ts = self._env.step(action)
+        terminated = ts.last() and ts.discount == 0.0
+        truncated = ts.last() and not terminated
+        return self._flat(ts.observation), float(ts.reward or 0.0), terminated, truncated, {}
+
+    # exact state (see contrl.envs.state)
+    @property
+    def mj_model(self):
+        return self._env.physics.model.ptr
+
+    @property
+    def mj_data(self):
+        return self._env.physics.data.ptr
+
+    def extra_state(self) -> dict:
+        kind, keys, pos, has_gauss, gauss = self._env.task.random.get_state()
+        return {"random": [kind, keys, pos, has_gauss, gauss],
+                "step_count": self._env._step_count, "reset_next": self._env._reset_next_step}
+
+    def load_extra_state(self, state: dict) -> None:
+        kind, keys, pos, has_gauss, gauss = state["random"]
+        self._env.task.random.set_state((kind, np.asarray(keys, np.uint32), int(pos),
+                                         int(has_gauss), float(gauss)))
+        self._env._step_count = int(state["step_count"])
+        self._env._reset_next_step = bool(state["reset_next"])
