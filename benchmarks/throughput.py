@@ -143,6 +143,7 @@ def main():
     ue = a.update_every or resolve_algo(a.algo)[0]().update_every
     libs = a.libs.split(",")
     results: dict[str, list[float]] = {lib: [] for lib in libs}
+    bares: list[float] = []
     for rep in range(a.repeats):  # interleaved, so machine noise hits every library alike
         for lib in libs:
             try:
@@ -160,7 +161,9 @@ def main():
                 continue
             results[lib].append(sps)
             print(f"rep {rep} {lib:7s} {sps:7.1f} steps/s", flush=True)
-    bare = bare_update_rate(a.algo, ue)
+        bares.append(bare_update_rate(a.algo, ue, seconds=5.0))  # in every repetition: noise
+        print(f"rep {rep} bare update {bares[-1]:7.1f} updates/s", flush=True)
+    bare = float(np.median(bares))
     sample_us = sampling_cost(ue)
     med = {lib: float(np.median(v)) for lib, v in results.items()}
     lines = [f"### {a.algo.upper()} throughput, {ENV} ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
@@ -175,7 +178,8 @@ def main():
         ratio = med.get("contrl", float("nan")) / v
         lines.append(f"| {lib} | {v:.1f} | {', '.join(f'{x:.1f}' for x in results[lib])} | {ratio:.2f}x |")
     if "contrl" in med:
-        lines += ["", f"bare jitted contrl update: {bare:.1f} updates/s; whole loop reaches "
+        lines += ["", f"bare jitted contrl update (median of one measurement per repetition: "
+                  f"{', '.join(f'{b:.1f}' for b in bares)}): {bare:.1f} updates/s; whole loop reaches "
                   f"{100 * med['contrl'] / bare:.0f}% of it",
                   f"sampling {ue} batches of 256 from a full 1M-transition buffer: {sample_us:.0f} us "
                   f"({100 * sample_us / (ue * 1e6 / bare):.1f}% of the time of the {ue} updates it feeds)"]

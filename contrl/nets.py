@@ -138,5 +138,15 @@ def noisy_deterministic_policy(apply_fn: Callable, params, key: jax.Array, obs: 
 
 
 @partial(jax.jit, static_argnums=0)
+def ou_deterministic_policy(apply_fn: Callable, params, key: jax.Array, obs: jax.Array,
+                            state: jax.Array, sigma: float, theta: float, dt: float = 1e-2):
+    """a = clip(mu(s) + x, -1, 1) with Ornstein-Uhlenbeck noise
+    x <- x - theta * x * dt + sigma * sqrt(dt) * N(0, I); returns (a, key, x)."""
+    key, sub = jax.random.split(key)
+    state = state - theta * state * dt + sigma * jnp.sqrt(dt) * jax.random.normal(sub, state.shape)
+    return jnp.clip(apply_fn(params, obs) + state, -1.0, 1.0), key, state
+
+
+@partial(jax.jit, static_argnums=0)
 def deterministic_policy(apply_fn: Callable, params, obs: jax.Array) -> jax.Array:
     return apply_fn(params, obs)

@@ -67,7 +67,9 @@ def load_run_config(run_dir: Path) -> dict:
 
 
 def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = None,
-          use_preset: bool = True) -> dict:
+          use_preset: bool = True, run_dir: str | None = None) -> dict:
+    """Train ``algo`` on ``env_id``; ``resume`` continues a saved run; ``run_dir`` names the
+    new run's directory (default: ``<runs_dir>/<algo>-<env>-s<seed>-<time>``)."""
     _, agent_cls, kind = resolve_algo(algo)
     if resume:
         run_dir = Path(resume)
@@ -93,7 +95,13 @@ def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = N
         if env_id is None:
             raise ContrlError("an environment id is required (e.g. HalfCheetah-v5)")
         run_cfg, algo_cfg = build_configs(algo, env_id, overrides, use_preset)
-        run_dir = new_run_dir(run_cfg.runs_dir, algo, run_cfg.env, run_cfg.seed)
+        if run_dir is None:
+            run_dir = new_run_dir(run_cfg.runs_dir, algo, run_cfg.env, run_cfg.seed)
+        else:
+            run_dir = Path(run_dir)
+            if run_dir.exists() and any(run_dir.iterdir()):
+                raise ContrlError(f"{run_dir} already exists and is not empty")
+            (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", {
         "algo": algo, "run": C.to_dict(run_cfg), "algo_config": C.to_dict(algo_cfg),
     })

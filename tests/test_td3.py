@@ -63,3 +63,28 @@ def test_exploration_noise_and_bounds():
     assert np.all(np.abs(np.asarray(a)) <= 1)
     assert 0.3 < float(jnp.std(a - mu)) < 0.6
     assert not np.array_equal(agent.key, agent2.key)
+
+
+def test_ou_noise_is_correlated_per_env_and_restarts_at_episode_end():
+    from contrl.agents.ddpg import DDPGConfig
+    agent = TD3.create(DDPGConfig(hidden=(8,), noise_type="ou", exploration_noise=0.3), 3, 2, 0,
+                       num_envs=2)
+    obs = jnp.zeros((2, 3))
+    states = []
+    for _ in range(50):
+        _, agent = agent.sample_actions(obs)
+        states.append(np.asarray(agent.noise_state))
+    x = np.stack(states)  # (T, envs, A)
+    assert x.shape == (50, 2, 2) and not np.allclose(x[:, 0], x[:, 1])
+    # consecutive OU values are strongly correlated, unlike independent Gaussian noise
+    lag1 = np.corrcoef(x[:-1].ravel(), x[1:].ravel())[0, 1]
+    assert lag1 > 0.8
+    agent = agent.on_episode_end(np.array([True, False]))
+    assert np.all(np.asarray(agent.noise_state)[0] == 0) and np.any(np.asarray(agent.noise_state)[1] != 0)
+
+
+def test_bad_noise_type_is_rejected():
+    import pytest
+    from contrl.config import ConfigError
+    with pytest.raises(ConfigError, match="noise_type"):
+        TD3Config(noise_type="pink").validate()

@@ -66,7 +66,8 @@ class SAC(struct.PyTreeNode):
     backup_entropy: bool = struct.field(pytree_node=False)
 
     @classmethod
-    def create(cls, cfg: SACConfig, obs_dim: int, action_dim: int, seed: int) -> "SAC":
+    def create(cls, cfg: SACConfig, obs_dim: int, action_dim: int, seed: int,
+               num_envs: int = 1) -> "SAC":
         return compiled_create(cls._build, cfg, obs_dim, action_dim, seed)
 
     @classmethod

@@ -15,8 +15,9 @@ from flax.training.train_state import TrainState
 
 from contrl.agents.base import (Batch, OffPolicyConfig, compiled_create, make_state,
                                 scan_updates, td_loss)
+from contrl.config import ConfigError
 from contrl.nets import (CriticEnsemble, DeterministicActor, deterministic_policy,
-                         noisy_deterministic_policy, polyak)
+                         noisy_deterministic_policy, ou_deterministic_policy, polyak)
 
 
 @dataclasses.dataclass
@@ -31,11 +32,18 @@ class TD3Config(OffPolicyConfig):
     """Target smoothing noise is clipped to [-noise_clip, noise_clip]."""
     policy_delay: int = 2
     """Critic updates per actor (and target network) update."""
+    noise_type: str = "gaussian"
+    """Exploration noise: gaussian (independent, std exploration_noise) or ou
+    (Ornstein-Uhlenbeck per env, sigma exploration_noise, dt 0.01, reset at episode ends)."""
+    ou_theta: float = 0.15
+    """Mean-reversion rate of the Ornstein-Uhlenbeck noise."""
 
     def validate(self) -> None:
         super().validate()
-        self._nonneg("exploration_noise", "policy_noise", "noise_clip")
+        self._nonneg("exploration_noise", "policy_noise", "noise_clip", "ou_theta")
         self._positive("policy_delay")
+        if self.noise_type not in ("gaussian", "ou"):
+            raise ConfigError(f"noise_type must be gaussian or ou, got '{self.noise_type}'")
 
 
 def smoothed_target_action(mu_next, noise, noise_clip):
@@ -65,15 +73,20 @@ class TD3(struct.PyTreeNode):
     key: jax.Array
     critic_steps: jax.Array  # critic updates so far; the actor updates every policy_delay-th
     actor_loss: jax.Array  # the latest actor loss (the actor does not update every step)
+    noise_state: jax.Array  # Ornstein-Uhlenbeck state, one row per env (unused for gaussian)
     tau: float = struct.field(pytree_node=False)
     exploration_noise: float = struct.field(pytree_node=False)
     policy_noise: float = struct.field(pytree_node=False)
     noise_clip: float = struct.field(pytree_node=False)
     policy_delay: int = struct.field(pytree_node=False)
+    noise_type: str = struct.field(pytree_node=False)
+    ou_theta: float = struct.field(pytree_node=False)
 
     @classmethod
-    def create(cls, cfg: TD3Config, obs_dim: int, action_dim: int, seed: int) -> "TD3":
-        return compiled_create(cls._build, cfg, obs_dim, action_dim, seed)
+    def create(cls, cfg: TD3Config, obs_dim: int, action_dim: int, seed: int,
+               num_envs: int = 1) -> "TD3":
+        agent = compiled_create(cls._build, cfg, obs_dim, action_dim, seed)
+        return agent.replace(noise_state=jnp.zeros((num_envs, action_dim), jnp.float32))
 
     @classmethod
     def _build(cls, cfg: TD3Config, obs_dim: int, action_dim: int, seed) -> "TD3":
@@ -93,17 +106,31 @@ class TD3(struct.PyTreeNode):
             key=key,
             critic_steps=jnp.zeros((), jnp.int32),
             actor_loss=jnp.zeros((), jnp.float32),
+            noise_state=jnp.zeros((1, action_dim), jnp.float32),
             tau=cfg.tau,
             exploration_noise=cfg.exploration_noise,
             policy_noise=cfg.policy_noise,
             noise_clip=cfg.noise_clip,
             policy_delay=cfg.policy_delay,
+            noise_type=cfg.noise_type,
+            ou_theta=cfg.ou_theta,
         )
 
     def sample_actions(self, obs: jax.Array) -> tuple[jax.Array, "TD3"]:
+        if self.noise_type == "ou":
+            action, key, state = ou_deterministic_policy(
+                self.actor.apply_fn, self.actor.params, self.key, obs, self.noise_state,
+                self.exploration_noise, self.ou_theta)
+            return action, self.replace(key=key, noise_state=state)
         action, key = noisy_deterministic_policy(self.actor.apply_fn, self.actor.params, self.key,
                                                  obs, self.exploration_noise)
         return action, self.replace(key=key)
+
+    def on_episode_end(self, done) -> "TD3":
+        """Restart the Ornstein-Uhlenbeck noise of the envs whose episode ended."""
+        if self.noise_type != "ou":
+            return self
+        return self.replace(noise_state=jnp.where(jnp.asarray(done)[:, None], 0.0, self.noise_state))
 
     def eval_actions(self, obs: jax.Array) -> jax.Array:
         return deterministic_policy(self.actor.apply_fn, self.actor.params, obs)

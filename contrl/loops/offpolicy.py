@@ -1,7 +1,8 @@
 """The online off-policy loop shared by every replay-buffer agent.
 
-An agent provides ``create(cfg, obs_dim, action_dim, seed)``, ``sample_actions(obs)``,
-``eval_actions(obs)``, ``update(batches)`` and a ``METRICS`` tuple; its config provides
+An agent provides ``create(cfg, obs_dim, action_dim, seed, num_envs)``, ``sample_actions(obs)``,
+``eval_actions(obs)``, ``update(batches)``, a ``METRICS`` tuple and optionally
+``on_episode_end(done_mask)`` (e.g. to restart correlated exploration noise); its config provides
 ``buffer_size``, ``batch_size``, ``gamma``, ``n_step``, ``learning_starts``, ``utd_ratio``
 and ``update_every`` (see ``OffPolicyConfig``). Nothing else about the algorithm is known here.
 """
@@ -63,7 +64,8 @@ def _check_finite(metrics: dict, step: int, run_dir: Path) -> dict:
 def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = False) -> dict:
     seed, n_envs = run_cfg.seed, run_cfg.num_envs
     pool = EnvPool(run_cfg.env, n_envs, seed, run_cfg.action_repeat)
-    agent = agent_cls.create(algo_cfg, pool.obs_dim, pool.action_dim, seed)
+    agent = agent_cls.create(algo_cfg, pool.obs_dim, pool.action_dim, seed, num_envs=n_envs)
+    on_episode_end = getattr(agent_cls, "on_episode_end", None)
     buffer = ReplayBuffer(algo_cfg.buffer_size, pool.obs_dim, pool.action_dim, n_envs, seed)
     rng = np.random.default_rng(seed + 1)  # warm-up actions
     step, episodes, best, last_eval = 0, 0, -np.inf, None
@@ -112,7 +114,10 @@ def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = 
                     actions = np.asarray(actions)
                 next_obs, reward, terminated, truncated = pool.step(actions)
                 buffer.add(pool.obs, actions, reward, terminated, truncated, next_obs)
-                finished = pool.advance(next_obs, terminated | truncated)
+                done = terminated | truncated
+                finished = pool.advance(next_obs, done)
+                if finished and on_episode_end is not None:
+                    agent = on_episode_end(agent, done)
                 recent += finished
                 episodes += len(finished)
                 prev, step = step, step + n_envs
