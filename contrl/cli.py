@@ -31,11 +31,6 @@ def _add_config_args(parser: argparse.ArgumentParser, cls: type, title: str, ski
             group.add_argument(flag, type=tp, metavar=tp.__name__.upper(), **kwargs)
 
 
-def _algo_names() -> list[str]:
-    from contrl.agents import REGISTRY
-    return list(REGISTRY)
-
-
 def build_parser() -> argparse.ArgumentParser:
     from contrl.agents import REGISTRY
 

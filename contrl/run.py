@@ -17,7 +17,7 @@ import flax.serialization
 import numpy as np
 
 from contrl import serialize
-from contrl.errors import CheckpointError
+from contrl.errors import CheckpointError, ContrlError
 
 CHECKPOINT_FORMAT = "contrl-checkpoint-1"
 _UMASK = os.umask(0)
@@ -142,7 +142,7 @@ class Logger:
             try:
                 import wandb
             except ImportError:
-                raise CheckpointError("--wandb needs the wandb package: pip install wandb") from None
+                raise ContrlError("--wandb needs the wandb package: pip install wandb") from None
             self._wandb = wandb.init(project="contrl", name=run_dir.name, config=wandb_config,
                                      dir=str(run_dir), resume="allow")
 

@@ -107,7 +107,7 @@ def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = N
     })
     if kind == "offpolicy":
         from contrl.loops.offpolicy import train_offpolicy
-        return train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir, resume=bool(resume))
+        return train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir, resume=bool(resume), algo=algo)
     raise ContrlError(f"no training loop for kind '{kind}'")  # pragma: no cover
 
 

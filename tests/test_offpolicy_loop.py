@@ -102,3 +102,24 @@ def test_train_entry_writes_run_directory(tmp_path):
     import json
     ev = json.loads((run / "eval.json").read_text())
     assert ev["episodes"] == 2 and {"mean_return", "std_return"} <= set(ev)
+
+
+class _InterruptingSAC(SAC):
+    def update(self, batches):
+        import os
+        import signal
+        os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C mid-run
+        return SAC.update(self, batches)
+
+
+def test_ctrl_c_saves_checkpoint_and_resume_finishes(tmp_path, tiny, capsys):
+    run_cfg, algo_cfg = tiny(steps=600, learning_starts=300)
+    run_dir = new_run_dir(str(tmp_path), "sac", run_cfg.env, 0)
+    out = train_offpolicy(run_cfg, algo_cfg, _InterruptingSAC, run_dir, algo="sac")
+    assert out["interrupted"] and out["step"] == 300
+    assert Checkpoint(run_dir / "checkpoints" / "latest.ckpt").meta["step"] == 300
+    assert f"contrl train sac --resume {run_dir}" in capsys.readouterr().out
+    out = train_offpolicy(run_cfg, algo_cfg, SAC, run_dir, resume=True)
+    assert not out["interrupted"] and out["step"] == 600
+    times = [float(r["time"]) for r in _rows(run_dir / "progress.csv", drop=())]
+    assert times == sorted(times)  # wall time continues across the resume

@@ -61,14 +61,15 @@ def _check_finite(metrics: dict, step: int, run_dir: Path) -> dict:
     return values
 
 
-def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = False) -> dict:
+def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = False,
+                    algo: str = "<algo>") -> dict:
     seed, n_envs = run_cfg.seed, run_cfg.num_envs
     pool = EnvPool(run_cfg.env, n_envs, seed, run_cfg.action_repeat)
     agent = agent_cls.create(algo_cfg, pool.obs_dim, pool.action_dim, seed, num_envs=n_envs)
     on_episode_end = getattr(agent_cls, "on_episode_end", None)
     buffer = ReplayBuffer(algo_cfg.buffer_size, pool.obs_dim, pool.action_dim, n_envs, seed)
     rng = np.random.default_rng(seed + 1)  # warm-up actions
-    step, episodes, best, last_eval = 0, 0, -np.inf, None
+    step, episodes, best, last_eval, elapsed = 0, 0, -np.inf, None, 0.0
     ckpt_dir = run_dir / "checkpoints"
 
     if resume:
@@ -79,10 +80,14 @@ def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = 
         pool.load_state(state["pool"])
         rng.bit_generator.state = state["loop_rng"]
         step, episodes, best = state["step"], state["episodes"], state["best_eval"]
-        last_eval = state.get("last_eval")
+        last_eval, elapsed = state.get("last_eval"), state.get("elapsed", 0.0)
+
+    def clock() -> float:  # wall time of the run, continued across resumes
+        return elapsed + time.perf_counter() - t0
 
     def checkpoint():
         state = {"step": step, "episodes": episodes, "best_eval": best, "last_eval": last_eval,
+                 "elapsed": clock(),
                  "pool": pool.state(), "loop_rng": rng.bit_generator.state,
                  "buffer_rng": buffer.rng.bit_generator.state}
         save_checkpoint(ckpt_dir / "latest.ckpt", agent, {"step": step, "kind": "full"},
@@ -130,7 +135,7 @@ def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = 
 
                 do_eval = _crossed(prev, step, run_cfg.eval_every) or step >= run_cfg.steps
                 if do_eval or _crossed(prev, step, run_cfg.log_every):
-                    row = {"step": step, "time": time.perf_counter() - t0,
+                    row = {"step": step, "time": clock(),
                            "steps_per_sec": rate(step), "episodes": episodes, **metrics}
                     if recent:
                         row["episode_return"] = float(np.mean([r for r, _ in recent]))
@@ -152,7 +157,7 @@ def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = 
             if stop.raised:
                 checkpoint()
                 print(f"interrupted at step {step}; checkpoint saved. Resume with "
-                      f"`contrl train {run_dir.name.split('-')[0]} {run_cfg.env} --resume {run_dir}`")
+                      f"`contrl train {algo} --resume {run_dir}`")
     finally:
         progress.close()
         logger.close()
