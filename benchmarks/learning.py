@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
 import os
+import platform
+import shutil
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -112,6 +113,11 @@ def report(a) -> None:
                 x, y = read_curve(run)
                 if len(y) == 0:
                     continue
+                keep = a.out / "runs" / run.name  # the evidence: each run's log and config
+                keep.mkdir(parents=True, exist_ok=True)
+                for name in ("progress.csv", "config.json", "eval.json"):
+                    if (run / name).exists():
+                        shutil.copyfile(run / name, keep / name)
                 curves.append((x, y))
                 finals.append(y[-1])
                 bests.append(y.max())

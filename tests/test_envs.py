@@ -63,3 +63,21 @@ def test_pool_reports_true_termination():
             break
         pool.advance(nxt, term | trunc)
     assert term[0] and not trunc[0]
+
+
+def test_parallel_envs_match_single_env_runs():
+    """Env i of an n-env pool (seed s + i), and its part of the replay buffer, equal a one-env
+    run seeded s + i fed the same actions, episode ends included."""
+    from contrl.data import ReplayBuffer
+    rng = np.random.default_rng(0)
+    acts = rng.uniform(-1, 1, (260, 2, 1)).astype(np.float32)  # crosses Pendulum's 200-step limit
+    pools = [EnvPool("Pendulum-v1", 2, seed=5), EnvPool("Pendulum-v1", 1, seed=6)]
+    bufs = [ReplayBuffer(1000, 3, 1, n_envs=2), ReplayBuffer(500, 3, 1, n_envs=1)]
+    for a in acts:
+        for pool, buf, act in zip(pools, bufs, (a, a[1:])):
+            nxt, r, te, tr = pool.step(act)
+            buf.add(pool.obs, act, r, te, tr, nxt)
+            pool.advance(nxt, te | tr)
+    np.testing.assert_array_equal(pools[0].obs[1], pools[1].obs[0])
+    for k in ("obs", "action", "reward", "terminated", "valid"):
+        np.testing.assert_array_equal(getattr(bufs[0], k)[1, :262], getattr(bufs[1], k)[0, :262])
