@@ -88,3 +88,12 @@ def test_bad_noise_type_is_rejected():
     from contrl.config import ConfigError
     with pytest.raises(ConfigError, match="noise_type"):
         TD3Config(noise_type="pink").validate()
+
+
+def test_first_critic_view_equals_first_ensemble_member():
+    agent = TD3.create(TD3Config(hidden=(8, 8)), 3, 2, 0)
+    obs, act = jnp.ones((5, 3)), jnp.full((5, 2), 0.3)
+    full = agent.critic.apply_fn(agent.critic.params, obs, act)
+    one = agent.first_critic_fn(jax.tree_util.tree_map(lambda p: p[:1], agent.critic.params), obs, act)
+    assert one.shape == (1, 5)
+    np.testing.assert_allclose(one[0], full[0], rtol=1e-6)

@@ -150,7 +150,7 @@ class SAC(struct.PyTreeNode):
         key, k_critic, k_actor = jax.random.split(self.key, 3)
         critic, info = self._critic_step(batch, k_critic)
         agent = self.replace(critic=critic, key=key)
-        actor, actor_loss, entropy = agent._actor_step(batch, k_actor)
+        actor, pi_loss, entropy = agent._actor_step(batch, k_actor)
         agent = agent.replace(
             actor=actor, target_critic=polyak(agent.target_critic, critic.params, self.tau)
         )
@@ -158,7 +158,7 @@ class SAC(struct.PyTreeNode):
             log_alpha, alpha_loss = agent._alpha_step(jax.lax.stop_gradient(entropy))
             agent = agent.replace(log_alpha=log_alpha)
             info["alpha_loss"] = alpha_loss
-        info.update(actor_loss=actor_loss, entropy=entropy, alpha=agent.alpha)
+        info.update(actor_loss=pi_loss, entropy=entropy, alpha=agent.alpha)
         return agent, info
 
     @partial(jax.jit, donate_argnums=0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -81,6 +82,7 @@ class TD3(struct.PyTreeNode):
     policy_delay: int = struct.field(pytree_node=False)
     noise_type: str = struct.field(pytree_node=False)
     ou_theta: float = struct.field(pytree_node=False)
+    first_critic_fn: Callable = struct.field(pytree_node=False)  # Q_1 alone, for the actor
 
     @classmethod
     def create(cls, cfg: TD3Config, obs_dim: int, action_dim: int, seed: int,
@@ -97,6 +99,7 @@ class TD3(struct.PyTreeNode):
         critic_net = CriticEnsemble(tuple(cfg.hidden), cfg.n_critics, cfg.critic_layer_norm)
         actor_params = actor_net.init(k_actor, obs)
         critic_params = critic_net.init(k_critic, obs, act)
+        first_critic = CriticEnsemble(tuple(cfg.hidden), 1, cfg.critic_layer_norm)
         copy = partial(jax.tree_util.tree_map, jnp.copy)
         return cls(
             actor=make_state(actor_net, actor_params, cfg.lr),
@@ -114,6 +117,7 @@ class TD3(struct.PyTreeNode):
             policy_delay=cfg.policy_delay,
             noise_type=cfg.noise_type,
             ou_theta=cfg.ou_theta,
+            first_critic_fn=first_critic.apply,
         )
 
     def sample_actions(self, obs: jax.Array) -> tuple[jax.Array, "TD3"]:
@@ -150,9 +154,12 @@ class TD3(struct.PyTreeNode):
         return self.critic.apply_gradients(grads=grads), {"critic_loss": loss, "q_mean": q_mean}
 
     def _actor_and_targets_step(self, batch: Batch) -> "TD3":
+        # Only Q_1 drives the actor: evaluate a one-member view of the ensemble rather than the
+        # whole vmapped ensemble (whose unused members XLA cannot prune from the batched matmul).
+        q1_params = jax.tree_util.tree_map(lambda p: p[:1], self.critic.params)
+
         def loss_fn(params):
-            q = self.critic.apply_fn(self.critic.params, batch.obs,
-                                     self.actor.apply_fn(params, batch.obs))
+            q = self.first_critic_fn(q1_params, batch.obs, self.actor.apply_fn(params, batch.obs))
             return deterministic_actor_loss(q)
 
         loss, grads = jax.value_and_grad(loss_fn)(self.actor.params)
