@@ -44,23 +44,19 @@ def run_contrl(algo: str, warmup: int, skip: int, measure: int, update_every: in
     return measure / (t[end] - t[start])
 
 
-class _Timer:
-    """SB3 callback recording wall time at each env step (sbx uses the same interface)."""
+def timing_callback(start_step: int):
+    """An SB3 callback class (sbx uses the same interface) that records the wall time at
+    ``start_step`` in its ``t_start`` attribute."""
+    from stable_baselines3.common.callbacks import BaseCallback
 
-    def __init__(self, base):
-        self.base = base
+    class StartTimer(BaseCallback):
+        t_start = None
 
-    def make(self, start_step: int):
-        from stable_baselines3.common.callbacks import BaseCallback
-
-        class CB(BaseCallback):
-            t_start = None
-
-            def _on_step(self):
-                if self.num_timesteps == start_step:
-                    CB.t_start = time.perf_counter()
-                return True
-        return CB
+        def _on_step(self):
+            if self.num_timesteps == start_step:
+                StartTimer.t_start = time.perf_counter()
+            return True
+    return StartTimer
 
 
 def run_peer(lib: str, algo: str, warmup: int, skip: int, measure: int) -> float:
@@ -82,7 +78,7 @@ def run_peer(lib: str, algo: str, warmup: int, skip: int, measure: int) -> float
         "MlpPolicy", env, learning_rate=3e-4, buffer_size=1_000_000, learning_starts=warmup,
         batch_size=256, tau=0.005, gamma=0.99, train_freq=1, gradient_steps=1,
         policy_kwargs={"net_arch": [256, 256]}, seed=0, verbose=0, **extra)
-    cb = _Timer(None).make(warmup + skip)
+    cb = timing_callback(warmup + skip)
     model.learn(total_timesteps=warmup + skip + measure, callback=cb())
     return measure / (time.perf_counter() - cb.t_start)
 
