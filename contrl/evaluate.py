@@ -5,7 +5,7 @@ from typing import Callable
 
 import numpy as np
 
-from contrl.envs import make_env
+from contrl.envs import EnvPool
 
 EVAL_SEED_OFFSET = 100_000
 
@@ -15,22 +15,20 @@ def evaluate(policy: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: 
     """Run ``episodes`` episodes in lockstep (one env each, so the policy is called once per
     step for all of them). Episode ``i`` is seeded ``seed + EVAL_SEED_OFFSET + i``, so every
     evaluation of a run sees the same start states."""
-    envs = [make_env(env_id, action_repeat) for _ in range(episodes)]
-    obs = np.stack([e.reset(seed=seed + EVAL_SEED_OFFSET + i)[0] for i, e in enumerate(envs)])
-    obs = obs.astype(np.float32)
+    pool = EnvPool(env_id, episodes, seed + EVAL_SEED_OFFSET, action_repeat)
+    obs = pool.obs.copy()
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, np.int64)
     active = np.ones(episodes, bool)
     while active.any():
         actions = np.asarray(policy(obs))
         for i in np.flatnonzero(active):
-            o, r, term, trunc, _ = envs[i].step(actions[i])
+            o, r, term, trunc, _ = pool.envs[i].step(actions[i])
             obs[i] = o
             returns[i] += r
             lengths[i] += 1
             active[i] = not (term or trunc)
-    for e in envs:
-        e.close()
+    pool.close()
     return {
         "mean_return": float(returns.mean()),
         "std_return": float(returns.std()),

@@ -96,6 +96,11 @@ def td_loss(q: jax.Array, target: jax.Array) -> jax.Array:
     return 0.5 * jnp.sum(jnp.mean((q - target) ** 2, axis=-1))
 
 
+def td_target(reward, discount, next_q):
+    """r + discount * min_i Q_i'(s', a'); next_q: (n, B)."""
+    return reward + discount * next_q.min(0)
+
+
 def scan_updates(step_fn, agent, batches: Batch):
     """Run ``step_fn(agent, batch) -> (agent, metrics)`` over the K leading slices of
     ``batches`` in one compiled loop; returns the final agent and the metrics of the last step."""

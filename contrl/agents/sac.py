@@ -11,7 +11,7 @@ from flax import struct
 from flax.training.train_state import TrainState
 
 from contrl.agents.base import (Batch, OffPolicyConfig, compiled_create, make_state,
-                                scan_updates, td_loss)
+                                scan_updates, td_loss, td_target)
 from contrl.nets import (CriticEnsemble, TanhGaussianActor, polyak, sample_tanh_gaussian_policy,
                          tanh_gaussian_mode, tanh_gaussian_sample)
 
@@ -36,7 +36,7 @@ class SACConfig(OffPolicyConfig):
 
 def soft_td_target(reward, discount, next_q, next_logp, alpha):
     """r + discount * (min_i Q_i(s', a') - alpha * log pi(a'|s')); next_q: (n, B)."""
-    return reward + discount * (next_q.min(0) - alpha * next_logp)
+    return td_target(reward, discount, next_q - alpha * next_logp)
 
 
 def actor_loss(logp, q, alpha):

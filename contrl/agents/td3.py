@@ -15,7 +15,7 @@ from flax import struct
 from flax.training.train_state import TrainState
 
 from contrl.agents.base import (Batch, OffPolicyConfig, compiled_create, make_state,
-                                scan_updates, td_loss)
+                                scan_updates, td_loss, td_target)
 from contrl.config import ConfigError
 from contrl.nets import (CriticEnsemble, DeterministicActor, deterministic_policy,
                          noisy_deterministic_policy, ou_deterministic_policy, polyak)
@@ -50,11 +50,6 @@ class TD3Config(OffPolicyConfig):
 def smoothed_target_action(mu_next, noise, noise_clip):
     """clip(mu'(s') + clip(noise, -c, c), -1, 1): TD3's target policy smoothing."""
     return jnp.clip(mu_next + jnp.clip(noise, -noise_clip, noise_clip), -1.0, 1.0)
-
-
-def td_target(reward, discount, next_q):
-    """r + discount * min_i Q_i'(s', a'); next_q: (n, B)."""
-    return reward + discount * next_q.min(0)
 
 
 def deterministic_actor_loss(q):

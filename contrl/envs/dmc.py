@@ -40,14 +40,16 @@ class DMCEnv(gym.Env):
         spec = self._env.action_spec()
         self.action_space = gym.spaces.Box(spec.minimum.astype(np.float32),
                                            spec.maximum.astype(np.float32), dtype=np.float32)
-        dim = sum(int(np.prod(v.shape)) for v in self._env.observation_spec().values())
+        obs_spec = self._env.observation_spec()
+        self._keys = sorted(obs_spec)  # fixed flattening order, decided once
+        dim = sum(int(np.prod(v.shape)) for v in obs_spec.values())
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
 
     def _load(self, seed):
         self._env = _suite().load(self.domain, self.task, task_kwargs={"random": seed})
 
     def _flat(self, obs: dict) -> np.ndarray:
-        return np.concatenate([np.asarray(obs[k], np.float32).ravel() for k in sorted(obs)])
+        return np.concatenate([np.asarray(obs[k], np.float32).ravel() for k in self._keys])
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
