@@ -121,6 +121,54 @@ def sampling_cost(update_every: int, n: int = 200) -> float:
     return (time.perf_counter() - t0) / n * 1e6
 
 
+# ------------------------------------------------ shared with throughput_onpolicy.py
+def run_interleaved(libs: list[str], repeats: int, run_one, after_repetition=None) -> dict:
+    """``run_one(lib)`` for every library in turn, ``repeats`` times (interleaved, so machine
+    noise hits every library alike); a library that is not installed is skipped."""
+    libs = list(libs)
+    results: dict[str, list[float]] = {lib: [] for lib in libs}
+    for rep in range(repeats):
+        for lib in list(libs):
+            try:
+                sps = run_one(lib)
+            except ImportError as e:
+                print(f"{lib}: not installed ({e}); skipped", file=sys.stderr)
+                results.pop(lib)
+                libs.remove(lib)
+                continue
+            results[lib].append(sps)
+            print(f"rep {rep} {lib:12s} {sps:8.1f} steps/s", flush=True)
+        if after_repetition is not None:
+            after_repetition(rep)
+    return results
+
+
+def record_header(title: str, script: str, settings: str) -> list[str]:
+    return [f"### {title} ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+            f"command: `python benchmarks/{script} {' '.join(sys.argv[1:])}`", "", settings, ""]
+
+
+def ratio_table(results: dict[str, list[float]], unit: str) -> list[str]:
+    """Median per library and contrl's ratio to each."""
+    med = {lib: float(np.median(v)) for lib, v in results.items()}
+    lines = [f"| library | {unit} (median) | runs | contrl ratio |", "|---|---|---|---|"]
+    for lib, v in med.items():
+        ratio = med.get("contrl", float("nan")) / v
+        lines.append(f"| {lib} | {v:.1f} | {', '.join(f'{x:.1f}' for x in results[lib])} "
+                     f"| {ratio:.2f}x |")
+    return lines
+
+
+def emit(lines: list[str], out: str | None) -> None:
+    """Print the record and append it to ``out`` (Markdown) when given."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        with open(out, "a") as f:
+            f.write(text + "\n")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--algo", choices=("sac", "td3", "ddpg"), default="sac")
@@ -137,53 +185,36 @@ def main():
         p.error("warmup + skip and measure must be multiples of 500 (contrl logs every 500 steps)")
     from contrl.train import resolve_algo
     ue = a.update_every or resolve_algo(a.algo)[0]().update_every
-    libs = a.libs.split(",")
-    results: dict[str, list[float]] = {lib: [] for lib in libs}
     bares: list[float] = []
-    for rep in range(a.repeats):  # interleaved, so machine noise hits every library alike
-        for lib in libs:
-            try:
-                if lib == "contrl":
-                    sps = run_contrl(a.algo, a.warmup, a.skip, a.measure, ue)
-                elif lib.startswith("contrl-ue"):  # e.g. contrl-ue1: update after every env step
-                    sps = run_contrl(a.algo, a.warmup, a.skip, a.measure,
-                                     int(lib[len("contrl-ue"):]))
-                else:
-                    sps = run_peer(lib, a.algo, a.warmup, a.skip, a.measure)
-            except ImportError as e:
-                print(f"{lib}: not installed ({e}); skipped", file=sys.stderr)
-                results.pop(lib)
-                libs.remove(lib)
-                continue
-            results[lib].append(sps)
-            print(f"rep {rep} {lib:7s} {sps:7.1f} steps/s", flush=True)
-        bares.append(bare_update_rate(a.algo, ue, seconds=5.0))  # in every repetition: noise
+
+    def run_one(lib: str) -> float:
+        if lib == "contrl":
+            return run_contrl(a.algo, a.warmup, a.skip, a.measure, ue)
+        if lib.startswith("contrl-ue"):  # e.g. contrl-ue1: update after every env step
+            return run_contrl(a.algo, a.warmup, a.skip, a.measure, int(lib[len("contrl-ue"):]))
+        return run_peer(lib, a.algo, a.warmup, a.skip, a.measure)
+
+    def after_repetition(rep: int) -> None:  # bare update in every repetition: noise
+        bares.append(bare_update_rate(a.algo, ue, seconds=5.0))
         print(f"rep {rep} bare update {bares[-1]:7.1f} updates/s", flush=True)
+
+    results = run_interleaved(a.libs.split(","), a.repeats, run_one, after_repetition)
     bare = float(np.median(bares))
     sample_us = sampling_cost(ue)
     med = {lib: float(np.median(v)) for lib, v in results.items()}
-    lines = [f"### {a.algo.upper()} throughput, {ENV} ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
-             f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-             f"command: `python benchmarks/throughput.py {' '.join(sys.argv[1:])}`", "",
-             f"settings: 2x256, batch 256, lr 3e-4, 1 update/env step (TD3/DDPG: policy delay "
-             f"2/1, exploration noise 0.1), {a.warmup} random steps, "
-             f"timed over steps {a.warmup + a.skip}-{a.warmup + a.skip + a.measure}; "
-             f"contrl update_every={ue}", "",
-             "| library | steps/s (median) | runs | contrl ratio |", "|---|---|---|---|"]
-    for lib, v in med.items():
-        ratio = med.get("contrl", float("nan")) / v
-        lines.append(f"| {lib} | {v:.1f} | {', '.join(f'{x:.1f}' for x in results[lib])} | {ratio:.2f}x |")
+    lines = record_header(f"{a.algo.upper()} throughput, {ENV}", "throughput.py",
+                          f"settings: 2x256, batch 256, lr 3e-4, 1 update/env step (TD3/DDPG: "
+                          f"policy delay 2/1, exploration noise 0.1), {a.warmup} random steps, "
+                          f"timed over steps {a.warmup + a.skip}-{a.warmup + a.skip + a.measure}; "
+                          f"contrl update_every={ue}")
+    lines += ratio_table(results, "steps/s")
     if "contrl" in med:
         lines += ["", f"bare jitted contrl update (median of one measurement per repetition: "
                   f"{', '.join(f'{b:.1f}' for b in bares)}): {bare:.1f} updates/s; whole loop reaches "
                   f"{100 * med['contrl'] / bare:.0f}% of it",
                   f"sampling {ue} batches of 256 from a full 1M-transition buffer: {sample_us:.0f} us "
                   f"({100 * sample_us / (ue * 1e6 / bare):.1f}% of the time of the {ue} updates it feeds)"]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        with open(a.out, "a") as f:
-            f.write(text + "\n")
+    emit(lines, a.out)
     print(json.dumps({"median_steps_per_sec": med, "bare_updates_per_sec": bare,
                       "sample_us": sample_us}))
 

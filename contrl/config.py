@@ -49,6 +49,9 @@ class _Checks:
 class AlgoConfig(_Checks):
     """Base class of every algorithm's hyperparameters."""
 
+    def check_run(self, run: "RunConfig") -> None:
+        """Raise ConfigError where this config cannot work with the run's settings."""
+
 
 @dataclasses.dataclass
 class RunConfig(_Checks):

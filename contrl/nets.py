@@ -16,21 +16,37 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 _LOG2 = jnp.log(2.0)
 
 
+ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh}
+
+
 class MLP(nn.Module):
-    """Fully connected network: ReLU hidden layers, linear output."""
+    """Fully connected network: hidden layers with ``activation``, linear output.
+
+    ``out_scale`` switches to orthogonal initialization (hidden layers with gain sqrt(2),
+    the output layer with gain ``out_scale``, zero biases), as on-policy methods use.
+    """
 
     hidden: Sequence[int]
     out_dim: int
     layer_norm: bool = False
+    activation: str = "relu"
+    out_scale: float | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        if self.out_scale is None:
+            hidden_kw, out_kw = {}, {}
+        else:
+            zeros = nn.initializers.zeros_init()
+            hidden_kw = {"kernel_init": nn.initializers.orthogonal(jnp.sqrt(2.0)), "bias_init": zeros}
+            out_kw = {"kernel_init": nn.initializers.orthogonal(self.out_scale), "bias_init": zeros}
         for width in self.hidden:
-            x = nn.Dense(width)(x)
+            x = nn.Dense(width, **hidden_kw)(x)
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
-            x = nn.relu(x)
-        return nn.Dense(self.out_dim)(x)
+            x = act(x)
+        return nn.Dense(self.out_dim, **out_kw)(x)
 
 
 class QNetwork(nn.Module):
@@ -150,3 +166,43 @@ def ou_deterministic_policy(apply_fn: Callable, params, key: jax.Array, obs: jax
 @partial(jax.jit, static_argnums=0)
 def deterministic_policy(apply_fn: Callable, params, obs: jax.Array) -> jax.Array:
     return apply_fn(params, obs)
+
+
+class GaussianPolicy(nn.Module):
+    """Diagonal Gaussian policy with a state-independent log std (a learned vector), as PPO
+    and A2C use; outputs (mean, log_std). Actions are sampled unbounded and clipped to
+    [-1, 1] by the environment side."""
+
+    hidden: Sequence[int]
+    action_dim: int
+    activation: str = "tanh"
+    init_log_std: float = 0.0
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        mean = MLP(self.hidden, self.action_dim, activation=self.activation, out_scale=0.01)(obs)
+        log_std = self.param("log_std", nn.initializers.constant(self.init_log_std),
+                             (self.action_dim,))
+        return mean, jnp.broadcast_to(log_std, mean.shape)
+
+
+class ValueNetwork(nn.Module):
+    """State value V(s) -> scalar."""
+
+    hidden: Sequence[int]
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return MLP(self.hidden, 1, activation=self.activation, out_scale=1.0)(obs).squeeze(-1)
+
+
+def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Array) -> jax.Array:
+    """log N(action; mean, exp(log_std)^2), summed over action dimensions."""
+    z = (action - mean) * jnp.exp(-log_std)
+    return jnp.sum(-0.5 * (z**2 + jnp.log(2 * jnp.pi)) - log_std, axis=-1)
+
+
+def gaussian_entropy(log_std: jax.Array) -> jax.Array:
+    """Entropy of a diagonal Gaussian, summed over action dimensions."""
+    return jnp.sum(log_std + 0.5 * (1.0 + jnp.log(2 * jnp.pi)), axis=-1)

@@ -51,8 +51,7 @@ def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = Tr
     algo_cfg = C.build(algo_cls, {**algo_pre, **algo_over})
     run_cfg.validate()
     algo_cfg.validate()
-    if getattr(algo_cfg, "buffer_size", None) is not None and algo_cfg.buffer_size < 2 * run_cfg.num_envs:
-        raise C.ConfigError("buffer_size must hold at least two rows per env")
+    algo_cfg.check_run(run_cfg)
     return run_cfg, algo_cfg
 
 
@@ -91,6 +90,7 @@ def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = N
         algo_cfg = C.build(resolve_algo(algo)[0], saved["algo_config"])
         run_cfg.validate()
         algo_cfg.validate()
+        algo_cfg.check_run(run_cfg)
     else:
         if env_id is None:
             raise ContrlError("an environment id is required (e.g. HalfCheetah-v5)")
@@ -108,6 +108,9 @@ def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = N
     if kind == "offpolicy":
         from contrl.loops.offpolicy import train_offpolicy
         return train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir, resume=bool(resume), algo=algo)
+    if kind == "onpolicy":
+        from contrl.loops.onpolicy import train_onpolicy
+        return train_onpolicy(run_cfg, algo_cfg, agent_cls, run_dir, resume=bool(resume), algo=algo)
     raise ContrlError(f"no training loop for kind '{kind}'")  # pragma: no cover
 
 
@@ -127,6 +130,6 @@ def load_agent(run_dir: str | Path, which: str = "best"):
     ckpt = Checkpoint(path)
     env = make_env(run_cfg.env, run_cfg.action_repeat)
     template = agent_cls.create(algo_cfg, env.observation_space.shape[0], env.action_space.shape[0],
-                                run_cfg.seed)
+                                run_cfg.seed, num_envs=run_cfg.num_envs)
     env.close()
     return ckpt.restore_agent(template), run_cfg, algo_cfg, ckpt.meta

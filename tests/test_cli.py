@@ -14,6 +14,9 @@ from contrl.cli import main
     (["train", "sac", "Hopper-v5", "--batch-size", "512", "--buffer-size", "100"], "larger than"),
     (["train", "sac", "CartPole-v1"], "continuous"),
     (["eval", "/nonexistent/run"], "not a contrl run directory"),
+    (["train", "ppo", "Hopper-v5", "--minibatches", "5000"], "cannot be split into 5000"),
+    (["train", "a2c", "Hopper-v5", "--gae-lambda", "2"], "gae_lambda must be in"),
+    (["train", "ppo", "Hopper-v5", "--optimizer", "sgd"], "optimizer must be adam or rmsprop"),
 ])
 def test_bad_input_is_one_line_error(argv, msg, capsys):
     assert main(argv) == 2

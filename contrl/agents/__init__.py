@@ -4,7 +4,9 @@ The registry maps an algorithm name to ``(ConfigClass, AgentClass, loop_kind)``.
 """
 from __future__ import annotations
 
+from contrl.agents.a2c import A2C, A2CConfig
 from contrl.agents.ddpg import DDPG, DDPGConfig
+from contrl.agents.ppo import PPO, PPOConfig
 from contrl.agents.sac import SAC, SACConfig
 from contrl.agents.td3 import TD3, TD3Config
 
@@ -12,6 +14,8 @@ REGISTRY = {
     "sac": (SACConfig, SAC, "offpolicy"),
     "td3": (TD3Config, TD3, "offpolicy"),
     "ddpg": (DDPGConfig, DDPG, "offpolicy"),
+    "ppo": (PPOConfig, PPO, "onpolicy"),
+    "a2c": (A2CConfig, A2C, "onpolicy"),
 }
 
-__all__ = ["REGISTRY", "DDPG", "DDPGConfig", "SAC", "SACConfig", "TD3", "TD3Config"]
+__all__ = ["REGISTRY", "A2C", "A2CConfig", "PPO", "PPOConfig", "DDPG", "DDPGConfig", "SAC", "SACConfig", "TD3", "TD3Config"]

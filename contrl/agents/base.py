@@ -69,6 +69,10 @@ class OffPolicyConfig(AlgoConfig):
                 f"batch_size ({self.batch_size}) is larger than buffer_size ({self.buffer_size})"
             )
 
+    def check_run(self, run) -> None:
+        if self.buffer_size < 2 * run.num_envs:
+            raise ConfigError("buffer_size must hold at least two rows per env")
+
 
 _BUILDERS: dict = {}
 
