@@ -55,6 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=None, help="evaluation seed (default: the run's)")
 
     sub.add_parser("list", help="algorithms, environments and presets")
+
+    co = sub.add_parser("collect", help="roll out a saved policy (or a random one) into a "
+                        "Minari dataset", description="Write a Minari dataset (under "
+                        "MINARI_DATASETS_PATH, default ~/.minari/datasets).")
+    co.add_argument("run_dir", nargs="?", help="run whose policy acts (omit with --random)")
+    co.add_argument("--name", required=True, help="dataset id, e.g. hopper-expert-v0")
+    co.add_argument("--steps", type=int, default=1_000_000, help="transitions to collect")
+    co.add_argument("--noise", type=float, default=0.0,
+                    help="std of Gaussian noise added to the policy's actions")
+    co.add_argument("--random", action="store_true", help="uniform random actions")
+    co.add_argument("--env", default=None, help="environment (needed with --random)")
+    co.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    co.add_argument("--seed", type=int, default=0)
+    co.add_argument("--num-envs", type=int, default=8, help="envs stepped in lockstep")
+
+    sub.add_parser("datasets", help="local datasets with their sizes and average returns")
     return parser
 
 
@@ -106,6 +122,32 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_collect(args) -> int:
+    from contrl.data.collect import collect
+
+    if args.run_dir is None and not args.random:
+        raise ContrlError("give a run directory whose policy collects, or --random --env ENV")
+    if args.num_envs <= 0:
+        raise C.ConfigError(f"num_envs must be positive, got {args.num_envs}")
+    out = collect(None if args.random and args.run_dir is None else args.run_dir, args.name,
+                  args.steps, args.noise, args.random, args.env, args.seed, args.checkpoint,
+                  args.num_envs)
+    print(json.dumps(out))
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from contrl.data.datasets import list_datasets, minari_root
+
+    rows = list_datasets()
+    print(f"datasets in {minari_root()}:" if rows else f"no datasets in {minari_root()}")
+    for r in rows:
+        avg = "-" if r["average_return"] is None else f"{r['average_return']:.1f}"
+        print(f"  {r['id']:32s} {r['env'] or '?':18s} {r['episodes']:>6} episodes "
+              f"{r['steps']:>9} steps {r['size_mb']:8.1f} MB  average return {avg}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -118,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = parser.parse_args(argv)
     try:
-        return {"train": cmd_train, "eval": cmd_eval, "list": cmd_list}[args.command](args)
+        return {"train": cmd_train, "eval": cmd_eval, "list": cmd_list, "collect": cmd_collect,
+                "datasets": cmd_datasets}[args.command](args)
     except (ContrlError, C.ConfigError) as e:
         print(f"contrl: error: {e}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 import json
 from pathlib import Path
 
@@ -11,6 +12,14 @@ from contrl.agents import REGISTRY
 from contrl.envs import resolve_env_id
 from contrl.errors import ContrlError, UnknownIdError
 from contrl.run import atomic_write_json, new_run_dir
+
+# the training loop of each kind of algorithm (imported when used)
+LOOPS = {
+    "offpolicy": "contrl.loops.offpolicy:train_offpolicy",
+    "onpolicy": "contrl.loops.onpolicy:train_onpolicy",
+    "offline": "contrl.loops.offline:train_offline",
+    "dagger": "contrl.loops.dagger:train_dagger",
+}
 
 # fields that may change when a run is resumed (everything else must match the saved config)
 RESUME_OVERRIDABLE = {"steps", "progress", "tensorboard", "wandb", "eval_every",
@@ -105,13 +114,9 @@ def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = N
     atomic_write_json(run_dir / "config.json", {
         "algo": algo, "run": C.to_dict(run_cfg), "algo_config": C.to_dict(algo_cfg),
     })
-    if kind == "offpolicy":
-        from contrl.loops.offpolicy import train_offpolicy
-        return train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir, resume=bool(resume), algo=algo)
-    if kind == "onpolicy":
-        from contrl.loops.onpolicy import train_onpolicy
-        return train_onpolicy(run_cfg, algo_cfg, agent_cls, run_dir, resume=bool(resume), algo=algo)
-    raise ContrlError(f"no training loop for kind '{kind}'")  # pragma: no cover
+    module, func = LOOPS[kind].split(":")
+    loop = getattr(importlib.import_module(module), func)
+    return loop(run_cfg, algo_cfg, agent_cls, run_dir, resume=bool(resume), algo=algo)
 
 
 def load_agent(run_dir: str | Path, which: str = "best"):

@@ -5,6 +5,8 @@ The registry maps an algorithm name to ``(ConfigClass, AgentClass, loop_kind)``.
 from __future__ import annotations
 
 from contrl.agents.a2c import A2C, A2CConfig
+from contrl.agents.bc import BC, BCConfig
+from contrl.agents.dagger import DAggerConfig
 from contrl.agents.ddpg import DDPG, DDPGConfig
 from contrl.agents.ppo import PPO, PPOConfig
 from contrl.agents.sac import SAC, SACConfig
@@ -16,6 +18,8 @@ REGISTRY = {
     "ddpg": (DDPGConfig, DDPG, "offpolicy"),
     "ppo": (PPOConfig, PPO, "onpolicy"),
     "a2c": (A2CConfig, A2C, "onpolicy"),
+    "bc": (BCConfig, BC, "offline"),
+    "dagger": (DAggerConfig, BC, "dagger"),
 }
 
-__all__ = ["REGISTRY", "A2C", "A2CConfig", "PPO", "PPOConfig", "DDPG", "DDPGConfig", "SAC", "SACConfig", "TD3", "TD3Config"]
+__all__ = ["REGISTRY", "BC", "BCConfig", "DAggerConfig", "A2C", "A2CConfig", "PPO", "PPOConfig", "DDPG", "DDPGConfig", "SAC", "SACConfig", "TD3", "TD3Config"]

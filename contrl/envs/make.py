@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
+from functools import lru_cache
 
 import gymnasium as gym
 import numpy as np
@@ -89,6 +90,23 @@ def make_env(env_id: str, action_repeat: int = 1) -> gym.Env:
     if action_repeat > 1:
         env = ActionRepeat(env, action_repeat)
     return RescaleToUnit(env)
+
+
+@lru_cache(maxsize=None)
+def _raw_spaces(env_id: str):
+    env = make_env(env_id)
+    spaces = env.env.observation_space, env.env.action_space
+    env.close()
+    return spaces
+
+
+def raw_action_space(env_id: str) -> gym.spaces.Box:
+    """The env's own action space (before contrl's rescaling to [-1, 1])."""
+    return _raw_spaces(env_id)[1]
+
+
+def raw_observation_space(env_id: str) -> gym.spaces.Box:
+    return _raw_spaces(env_id)[0]
 
 
 class EnvPool:

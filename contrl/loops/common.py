@@ -79,8 +79,10 @@ class Session:
     """Logging, evaluation and bookkeeping of one run (see the module docstring)."""
 
     def __init__(self, run_cfg, algo_cfg, metric_names: tuple[str, ...], run_dir: Path,
-                 state: dict | None = None):
+                 state: dict | None = None, score=None):
+        """``score(mean_return)``, if given, adds a normalized score to every evaluation."""
         state = state or {}
+        self._score = score
         self.cfg = run_cfg
         self.run_dir = run_dir
         self.step = state.get("step", 0)
@@ -130,6 +132,8 @@ class Session:
             result["step"] = step
             self.result, self.last_eval = result, result["mean_return"]
             row.update(eval_return=self.last_eval, eval_std=result["std_return"])
+            if self._score is not None and self._score(self.last_eval) is not None:
+                result["normalized_score"] = row["normalized_score"] = self._score(self.last_eval)
             if self.last_eval > self.best:
                 self.best = self.last_eval
                 save_checkpoint(self.run_dir / "checkpoints" / "best.ckpt", agent,

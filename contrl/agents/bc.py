@@ -1,0 +1,135 @@
+"""Behaviour cloning: maximum likelihood (tanh-Gaussian head) or mean squared error
+(deterministic head) on dataset actions, with observations normalized by the dataset's
+mean and standard deviation.
+
+The Gaussian head is SAC's actor network, so a BC policy can seed SAC (see ``export_actor``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from flax.training.train_state import TrainState
+
+from contrl.agents.base import Batch, compiled_create, make_state, scan_updates
+from contrl.config import AlgoConfig, ConfigError
+from contrl.nets import DeterministicActor, TanhGaussianActor, deterministic_policy, tanh_gaussian_mode
+
+_EPS = 1e-6
+
+
+@dataclasses.dataclass
+class BCConfig(AlgoConfig):
+    """Behaviour cloning hyperparameters."""
+
+    dataset: str = ""
+    """Dataset to imitate: a Minari id, a Minari dataset directory or a D4RL-style HDF5 file."""
+    head: str = "gaussian"
+    """gaussian (tanh-Gaussian, maximum likelihood) or deterministic (tanh, mean squared error)."""
+    hidden: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the policy."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    update_every: int = 100
+    """Gradient steps per compiled call (steps count gradient steps in offline training)."""
+    normalize_obs: bool = True
+    """Standardize observations with the dataset's mean and standard deviation."""
+    gamma: float = 0.99
+    """Discount (unused by BC's loss; kept so every offline agent reads batches alike)."""
+
+    def validate(self) -> None:
+        self._positive("lr", "batch_size", "update_every")
+        if self.head not in ("gaussian", "deterministic"):
+            raise ConfigError(f"head must be gaussian or deterministic, got '{self.head}'")
+        if not self.hidden or min(self.hidden) <= 0:
+            raise ConfigError(f"hidden must be positive layer widths, got {self.hidden}")
+
+    def check_run(self, run) -> None:
+        if not self.dataset:
+            raise ConfigError("behaviour cloning needs --dataset (a Minari id, directory or "
+                              "HDF5 file; `contrl datasets` lists local ones)")
+
+
+def atanh_action(a):
+    return jnp.arctanh(jnp.clip(a, -1.0 + _EPS, 1.0 - _EPS))
+
+
+def tanh_gaussian_log_prob(mean, log_std, action):
+    """log pi(a|s) of a given action a = tanh(u) under the tanh-squashed Gaussian."""
+    u = atanh_action(action)
+    z = (u - mean) * jnp.exp(-log_std)
+    gauss = -0.5 * (z**2 + jnp.log(2 * jnp.pi)) - log_std
+    return jnp.sum(gauss - jnp.log(1.0 - jnp.tanh(u) ** 2 + _EPS), axis=-1)
+
+
+def mse_loss(pred, target):
+    return jnp.mean(jnp.sum((pred - target) ** 2, axis=-1))
+
+
+class BC(struct.PyTreeNode):
+    """Immutable BC agent; ``update`` does K gradient steps in one jitted call."""
+
+    METRICS = ("bc_loss",)
+
+    policy: TrainState
+    obs_mean: jax.Array
+    obs_std: jax.Array
+    gaussian: bool = struct.field(pytree_node=False)
+
+    @classmethod
+    def create(cls, cfg: BCConfig, obs_dim: int, action_dim: int, seed: int, num_envs: int = 1):
+        return compiled_create(cls._build, cfg, obs_dim, action_dim, seed)
+
+    @classmethod
+    def _build(cls, cfg: BCConfig, obs_dim: int, action_dim: int, seed):
+        net = (TanhGaussianActor if cfg.head == "gaussian" else DeterministicActor)(
+            tuple(cfg.hidden), action_dim)
+        params = net.init(jax.random.PRNGKey(seed), jnp.zeros((1, obs_dim), jnp.float32))
+        return cls(policy=make_state(net, params, cfg.lr), obs_mean=jnp.zeros(obs_dim),
+                   obs_std=jnp.ones(obs_dim), gaussian=cfg.head == "gaussian")
+
+    def fit_normalizer(self, observations: np.ndarray) -> "BC":
+        """Use the dataset's observation statistics (standard deviations floored at 1e-3)."""
+        return self.replace(obs_mean=jnp.asarray(observations.mean(0), jnp.float32),
+                            obs_std=jnp.asarray(np.maximum(observations.std(0), 1e-3), jnp.float32))
+
+    def _norm(self, obs):
+        return (obs - self.obs_mean) / self.obs_std
+
+    def eval_actions(self, obs):
+        x = self._norm(jnp.asarray(obs, jnp.float32))
+        if self.gaussian:
+            return tanh_gaussian_mode(self.policy.apply_fn, self.policy.params, x)
+        return deterministic_policy(self.policy.apply_fn, self.policy.params, x)
+
+    def loss(self, params, obs, action):
+        out = self.policy.apply_fn(params, self._norm(obs))
+        if self.gaussian:
+            return -jnp.mean(tanh_gaussian_log_prob(*out, action))
+        return mse_loss(out, action)
+
+    def _step(self, batch: Batch):
+        loss, grads = jax.value_and_grad(self.loss)(self.policy.params, batch.obs, batch.action)
+        return self.replace(policy=self.policy.apply_gradients(grads=grads)), {"bc_loss": loss}
+
+    @partial(jax.jit, donate_argnums=0)
+    def update(self, batches: Batch):
+        return scan_updates(lambda a, b: a._step(b), self, batches)
+
+    def export_actor(self):
+        """The policy's parameters with the observation normalization folded into the first
+        layer (W x_norm + b = (W / std) x + (b - W mean / std)), so that a network without
+        normalization (SAC's actor) computes exactly the same policy."""
+        params = jax.tree_util.tree_map(jnp.asarray, self.policy.params)
+        inner = params["params"]["MLP_0"]
+        first = inner["Dense_0"]
+        kernel = first["kernel"] / self.obs_std[:, None]
+        bias = first["bias"] - (self.obs_mean / self.obs_std) @ first["kernel"]
+        new_inner = {**inner, "Dense_0": {"kernel": kernel, "bias": bias}}
+        return {"params": {**params["params"], "MLP_0": new_inner}}

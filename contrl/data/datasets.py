@@ -1,0 +1,345 @@
+"""Offline datasets: read Minari datasets (by id or path) and D4RL-style HDF5 files into one
+in-memory transition layout, and write Minari datasets atomically.
+
+In memory (``Dataset``) every row is a transition with its real next observation; actions
+are in [-1, 1] (the agent's units), ``terminals`` marks true terminations and ``timeouts``
+time-limit ends, kept apart. On disk, Minari datasets hold the env's own action units, as
+every Minari user expects; contrl rescales on reading and writing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from contrl.agents.base import Batch
+from contrl.errors import ContrlError
+
+D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
+NAME_RE = re.compile(r"^[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*-v\d+$")
+
+
+class DatasetError(ContrlError):
+    """A missing, malformed or mismatched dataset."""
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Transitions of a dataset (N rows) and what is known about where they came from."""
+
+    observations: np.ndarray       # (N, obs_dim) float32
+    actions: np.ndarray            # (N, action_dim) float32, in [-1, 1]
+    rewards: np.ndarray            # (N,) float32
+    terminals: np.ndarray          # (N,) bool: the episode truly ended after this step
+    timeouts: np.ndarray           # (N,) bool: the episode was cut by a time limit here
+    next_observations: np.ndarray  # (N, obs_dim) float32: the real next observation
+    episode_returns: np.ndarray    # undiscounted return of each complete episode
+    episode_ends: np.ndarray       # (N,) bool: the next row does not continue this episode
+    name: str = ""
+    env_id: str | None = None
+    ref_min_score: float | None = None
+    ref_max_score: float | None = None
+    metadata: dict = dataclasses.field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    @property
+    def obs_dim(self) -> int:
+        return self.observations.shape[1]
+
+    @property
+    def action_dim(self) -> int:
+        return self.actions.shape[1]
+
+    def check_env(self, env_id: str, obs_dim: int, action_dim: int) -> None:
+        """Refuse a dataset whose shapes do not fit the environment."""
+        if self.obs_dim != obs_dim:
+            raise DatasetError(f"dataset {self.name} has {self.obs_dim}-dim observations; "
+                               f"{env_id} has {obs_dim}")
+        if self.action_dim != action_dim:
+            raise DatasetError(f"dataset {self.name} has {self.action_dim}-dim actions; "
+                               f"{env_id} has {action_dim}")
+
+    def sample(self, rng: np.random.Generator, batch_size: int, gamma: float, k: int = 1) -> Batch:
+        """``k`` batches of ``batch_size`` transitions drawn uniformly, stacked on a leading axis."""
+        i = rng.integers(0, len(self), k * batch_size)
+        shape = (k, batch_size)
+        return Batch(obs=self.observations[i].reshape(*shape, -1),
+                     action=self.actions[i].reshape(*shape, -1),
+                     reward=self.rewards[i].reshape(shape),
+                     discount=(gamma * ~self.terminals[i]).astype(np.float32).reshape(shape),
+                     next_obs=self.next_observations[i].reshape(*shape, -1))
+
+    def normalized_score(self, episode_return: float) -> float | None:
+        """100 * (return - random) / (expert - random), when the references are known."""
+        if self.ref_min_score is None or self.ref_max_score is None:
+            return None
+        return normalized_score(episode_return, self.ref_min_score, self.ref_max_score)
+
+    def returns_to_go(self, gamma: float) -> np.ndarray:
+        """Discounted Monte-Carlo return from each row to the end of its episode (an episode cut
+        by a time limit, or by the end of the data, is summed up to the cut)."""
+        out = np.zeros(len(self), np.float64)
+        running = 0.0
+        ends = self.episode_ends
+        for i in range(len(self) - 1, -1, -1):
+            if ends[i]:
+                running = 0.0
+            running = self.rewards[i] + gamma * running
+            out[i] = running
+        return out.astype(np.float32)
+
+
+def normalized_score(episode_return: float, ref_min: float, ref_max: float) -> float:
+    return 100.0 * (episode_return - ref_min) / (ref_max - ref_min)
+
+
+def _episode_returns(rewards, ends) -> np.ndarray:
+    """Returns of the episodes that end (terminal or timeout) inside the data."""
+    idx = np.flatnonzero(ends)
+    if idx.size == 0:
+        return np.zeros(0)
+    sums = np.add.reduceat(rewards.astype(np.float64), np.r_[0, idx[:-1] + 1])
+    return sums
+
+
+# ---------------------------------------------------------------------------- action units
+def to_unit(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    return (2.0 * (actions - low) / (high - low) - 1.0).astype(np.float32)
+
+
+def from_unit(actions: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    return (low + (np.clip(actions, -1.0, 1.0) + 1.0) * (high - low) / 2.0).astype(np.float32)
+
+
+def _env_bounds(env_id: str):
+    from contrl.envs.make import raw_action_space
+    space = raw_action_space(env_id)
+    return space.low.astype(np.float64), space.high.astype(np.float64)
+
+
+# -------------------------------------------------------------------------------- reading
+def minari_root() -> Path:
+    """Where Minari keeps local datasets (MINARI_DATASETS_PATH or ~/.minari/datasets)."""
+    root = os.environ.get("MINARI_DATASETS_PATH") or os.path.join(
+        os.path.expanduser("~"), ".minari", "datasets")
+    return Path(root)
+
+
+def load_dataset(source: str | os.PathLike, env_id: str | None = None) -> Dataset:
+    """A dataset from a Minari id, a Minari dataset directory or a D4RL-style HDF5 file.
+    ``env_id`` (else the env recorded in the dataset) gives the action bounds for Minari data."""
+    path = Path(source)
+    if path.is_file():
+        return _load_d4rl(path, env_id)
+    if path.is_dir():
+        return _load_minari_dir(path, env_id)
+    local = minari_root() / str(source)
+    if local.is_dir():
+        return _load_minari_dir(local, env_id)
+    known = ", ".join(r["id"] for r in list_datasets()) or "none"
+    raise DatasetError(f"no dataset '{source}': not a file, a directory or a local Minari id "
+                       f"(local datasets: {known}; `contrl collect` makes one)")
+
+
+def _data_dir(path: Path) -> Path:
+    return path / "data" if (path / "data").is_dir() else path
+
+
+def _load_minari_dir(path: Path, env_id: str | None) -> Dataset:
+    data = _data_dir(path)
+    if not (data / "metadata.json").is_file():
+        raise DatasetError(f"{path} is not a Minari dataset (no data/metadata.json)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import minari
+        try:
+            ds = minari.MinariDataset(data)
+        except (ValueError, KeyError, OSError) as e:
+            raise DatasetError(f"cannot read Minari dataset {path}: {e}") from None
+        meta = ds.storage.metadata
+    extra = meta.get("contrl", {})
+    env_id = env_id or extra.get("env_id") or _spec_id(meta.get("env_spec"))
+    parts = {k: [] for k in ("obs", "act", "rew", "term", "trunc", "next")}
+    for n, ep in enumerate(ds.iterate_episodes()):
+        obs = np.asarray(ep.observations, np.float32)
+        if obs.ndim != 2:
+            raise DatasetError(f"{path}: contrl needs flat (vector) observations")
+        steps = len(ep.rewards)
+        if len(obs) != steps + 1 or len(ep.actions) != steps:
+            raise DatasetError(f"{path}: episode {n} has {len(obs)} observations and "
+                               f"{len(ep.actions)} actions for {steps} rewards")
+        parts["obs"].append(obs[:-1])
+        parts["next"].append(obs[1:])
+        parts["act"].append(np.asarray(ep.actions, np.float32).reshape(steps, -1))
+        parts["rew"].append(np.asarray(ep.rewards, np.float32))
+        parts["term"].append(np.asarray(ep.terminations, bool))
+        trunc = np.asarray(ep.truncations, bool).copy()
+        parts["trunc"].append(trunc)
+    if not parts["rew"]:
+        raise DatasetError(f"{path}: the dataset has no episodes")
+    actions = np.concatenate(parts["act"])
+    if env_id is not None:
+        low, high = _env_bounds(env_id)
+        if low.shape[0] != actions.shape[1]:
+            raise DatasetError(f"dataset {path.name} has {actions.shape[1]}-dim actions; "
+                               f"{env_id} has {low.shape[0]}")
+        actions = to_unit(actions, low, high)
+    rewards, terms, truncs = (np.concatenate(parts[k]) for k in ("rew", "term", "trunc"))
+    ends = np.zeros(len(rewards), bool)
+    ends[np.cumsum([len(r) for r in parts["rew"]]) - 1] = True
+    return Dataset(np.concatenate(parts["obs"]), actions, rewards, terms, truncs,
+                   np.concatenate(parts["next"]), _episode_returns(rewards, terms | truncs), ends,
+                   name=meta.get("dataset_id", path.name), env_id=env_id,
+                   ref_min_score=meta.get("ref_min_score"), ref_max_score=meta.get("ref_max_score"),
+                   metadata=extra)
+
+
+def _spec_id(env_spec) -> str | None:
+    if not env_spec:
+        return None
+    try:
+        return json.loads(env_spec)["id"] if isinstance(env_spec, str) else env_spec.id
+    except (ValueError, KeyError, AttributeError):
+        return None
+
+
+def _load_d4rl(path: Path, env_id: str | None) -> Dataset:
+    import h5py
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise DatasetError(f"cannot open {path} as HDF5 ({e})") from None
+    with f:
+        missing = [k for k in D4RL_KEYS if k not in f]
+        if missing:
+            raise DatasetError(f"{path} lacks {', '.join(missing)} (a D4RL-style file has "
+                               f"{', '.join(D4RL_KEYS)})")
+        arrays = {k: f[k][()] for k in D4RL_KEYS}
+        next_obs = f["next_observations"][()] if "next_observations" in f else None
+        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+    n = len(arrays["rewards"])
+    bad = [f"{k} ({len(v)})" for k, v in arrays.items() if len(v) != n]
+    if next_obs is not None and len(next_obs) != n:
+        bad.append(f"next_observations ({len(next_obs)})")
+    if bad:
+        raise DatasetError(f"{path}: lengths differ from rewards ({n}): {', '.join(bad)}")
+    obs = np.asarray(arrays["observations"], np.float32).reshape(n, -1)
+    actions = np.asarray(arrays["actions"], np.float32).reshape(n, -1)
+    rewards = np.asarray(arrays["rewards"], np.float32).reshape(n)
+    terms = np.asarray(arrays["terminals"], bool).reshape(n)
+    timeouts = np.asarray(arrays["timeouts"], bool).reshape(n)
+    if next_obs is None:
+        # the next row's observation, except where the episode ended by time limit (the next
+        # row is a reset) and at the very last row: those transitions are dropped
+        keep = ~timeouts
+        keep[-1] = False
+        nxt = np.empty_like(obs)
+        nxt[:-1] = obs[1:]
+        idx = np.flatnonzero(keep)
+        ep_returns = _episode_returns(rewards, terms | timeouts)
+        ends = terms.copy()
+        ends[:-1] |= timeouts[1:]  # the row before a dropped timeout row ends its episode
+        ends[-2:] = True
+        obs, actions, rewards, terms, nxt = obs[idx], actions[idx], rewards[idx], terms[idx], nxt[idx]
+        timeouts, ends = np.zeros(len(idx), bool), ends[idx]
+    else:
+        nxt = np.asarray(next_obs, np.float32).reshape(n, -1)
+        ep_returns = _episode_returns(rewards, terms | timeouts)
+        ends = terms | timeouts
+        ends[-1] = True
+    if np.abs(actions).max(initial=0.0) > 1.0 + 1e-6 and env_id is not None:
+        low, high = _env_bounds(env_id)
+        actions = to_unit(actions, low, high)
+    return Dataset(obs, actions, rewards, terms, timeouts, nxt, ep_returns, ends, name=path.name,
+                   env_id=env_id or attrs.get("env_id"),
+                   ref_min_score=attrs.get("ref_min_score"), ref_max_score=attrs.get("ref_max_score"))
+
+
+def list_datasets() -> list[dict]:
+    """Local Minari datasets: id, episodes, steps, size in MB, average episode return."""
+    root = minari_root()
+    rows = []
+    if not root.is_dir():
+        return rows
+    for meta_path in sorted(root.glob("**/data/metadata.json")):
+        if any(part.startswith(".") for part in meta_path.relative_to(root).parts):
+            continue
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            continue
+        extra = meta.get("contrl", {})
+        size = sum(p.stat().st_size for p in meta_path.parent.iterdir() if p.is_file())
+        rows.append({"id": meta.get("dataset_id", meta_path.parent.parent.name),
+                     "episodes": meta.get("total_episodes"), "steps": meta.get("total_steps"),
+                     "size_mb": size / 2**20, "average_return": extra.get("average_return"),
+                     "env": extra.get("env_id") or _spec_id(meta.get("env_spec")),
+                     "path": str(meta_path.parent.parent)})
+    return rows
+
+
+# -------------------------------------------------------------------------------- writing
+def check_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise DatasetError(f"dataset name '{name}' must look like hopper-expert-v0 "
+                           "(letters, digits, dashes, ending in -v<version>)")
+
+
+def write_minari(name: str, episodes: list[dict], env_id: str, metadata: dict,
+                 ref_min: float | None = None, ref_max: float | None = None) -> Path:
+    """Write ``episodes`` (dicts of observations (T+1), actions in [-1, 1] (T), rewards,
+    terminations, truncations) as the Minari dataset ``name``. Written in a hidden temporary
+    directory and renamed into place, so a crash never leaves a half-written dataset."""
+    from minari.data_collector import EpisodeBuffer
+
+    from contrl.envs.make import raw_action_space, raw_observation_space
+
+    check_name(name)
+    root = minari_root()
+    final = root / name
+    if final.exists():
+        raise DatasetError(f"dataset {name} already exists ({final}); choose another name or "
+                           "version")
+    root.mkdir(parents=True, exist_ok=True)
+    low, high = _env_bounds(env_id)
+    buffers = [EpisodeBuffer(id=i, observations=np.asarray(ep["observations"], np.float32),
+                             actions=from_unit(np.asarray(ep["actions"]), low, high),
+                             rewards=list(map(float, ep["rewards"])),
+                             terminations=list(map(bool, ep["terminations"])),
+                             truncations=list(map(bool, ep["truncations"])), infos={})
+               for i, ep in enumerate(episodes)]
+    tmp = Path(tempfile.mkdtemp(prefix=".contrl-tmp-", dir=root))
+    previous = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(tmp)
+    try:
+        import minari
+        gym_env = None if env_id.startswith("dmc:") else env_id
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = minari.create_dataset_from_buffers(
+                name, buffers, env=gym_env,
+                observation_space=None if gym_env else raw_observation_space(env_id),
+                action_space=None if gym_env else raw_action_space(env_id),
+                algorithm_name=metadata.get("policy", "contrl"), author="contrl",
+                author_email="none", code_permalink="contrl",
+                description=metadata.get("description", "collected with contrl"),
+                ref_min_score=ref_min, ref_max_score=ref_max,
+                num_episodes_average_score=1)
+            ds.storage.update_metadata({"contrl": {**metadata, "env_id": env_id}})
+        os.replace(tmp / name, final)
+    finally:
+        if previous is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = previous
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final

@@ -1,0 +1,120 @@
+"""Datasets: Minari round trip, Minari DataCollector datasets, D4RL-style HDF5, bad input."""
+import gymnasium as gym
+import h5py
+import numpy as np
+import pytest
+
+from contrl.data.collect import random_policy, rollout_episodes
+from contrl.data.datasets import (DatasetError, list_datasets, load_dataset, normalized_score,
+                                  write_minari)
+
+
+@pytest.fixture
+def minari_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    return tmp_path / "minari"
+
+
+def test_rollout_gives_exact_steps_and_episode_ends():
+    eps = rollout_episodes(random_policy(1, 0), "Pendulum-v1", 1000, seed=0, num_envs=3)
+    assert sum(len(e["rewards"]) for e in eps) == 1000
+    for e in eps:
+        assert len(e["observations"]) == len(e["actions"]) + 1
+        assert e["truncations"][-1] or e["terminations"][-1]   # every episode has an end
+        assert not any(e["truncations"][:-1])
+    # Pendulum: 200-step time limit; 1000 steps on 3 envs = 333/333/334 -> 1 full episode each
+    assert sorted(len(e["rewards"]) for e in eps if not e.get("cut")) == [200, 200, 200]
+
+
+def test_minari_round_trip(minari_dir):
+    import minari
+    eps = rollout_episodes(random_policy(1, 0), "Pendulum-v1", 500, seed=0, num_envs=2)
+    path = write_minari("pendulum-test-v0", eps, "Pendulum-v1", {"policy": "random"},
+                        ref_min=-1200.0, ref_max=-150.0)
+    assert path == minari_dir / "pendulum-test-v0"
+    assert not [p for p in minari_dir.iterdir() if p.name.startswith(".")]  # temp dir gone
+    m = minari.load_dataset("pendulum-test-v0")  # Minari itself opens what contrl writes
+    assert m.total_steps == 500 and m.total_episodes == len(eps)
+    assert m.storage.metadata["ref_max_score"] == -150.0
+    first = next(m.iterate_episodes())
+    np.testing.assert_allclose(first.actions, 2.0 * np.asarray(eps[0]["actions"]), atol=1e-6)
+    ds = load_dataset("pendulum-test-v0")  # back in contrl's units ([-1, 1])
+    assert len(ds) == 500 and ds.env_id == "Pendulum-v1"
+    np.testing.assert_allclose(ds.actions[:len(eps[0]["actions"])], eps[0]["actions"], atol=1e-6)
+    np.testing.assert_allclose(ds.next_observations[0], eps[0]["observations"][1])
+    assert ds.normalized_score(-150.0) == pytest.approx(100.0)
+    assert [r["id"] for r in list_datasets()] == ["pendulum-test-v0"]
+    with pytest.raises(DatasetError, match="already exists"):
+        write_minari("pendulum-test-v0", eps, "Pendulum-v1", {})
+
+
+def test_reads_a_minari_data_collector_dataset(minari_dir):
+    import minari
+    env = minari.DataCollector(gym.make("Pendulum-v1"))
+    env.reset(seed=0)
+    for _ in range(2):
+        done = False
+        while not done:
+            _, _, term, trunc, _ = env.step(env.action_space.sample())
+            done = term or trunc
+        env.reset()
+    with pytest.warns(UserWarning):
+        env.create_dataset("pendulum-collector-v0")
+    ds = load_dataset("pendulum-collector-v0")
+    assert len(ds) == 400 and ds.env_id == "Pendulum-v1"
+    assert ds.timeouts.sum() == 2 and not ds.terminals.any()
+    assert np.abs(ds.actions).max() <= 1.0  # rescaled from Pendulum's [-2, 2]
+    ds.check_env("Pendulum-v1", 3, 1)
+    with pytest.raises(DatasetError, match="3-dim observations; Hopper-v5 has 11"):
+        ds.check_env("Hopper-v5", 11, 3)
+
+
+def _h5(path, n=6, **drop_or_replace):
+    arrays = {"observations": np.arange(n * 2, dtype=np.float32).reshape(n, 2),
+              "actions": np.full((n, 1), 0.5, np.float32), "rewards": np.ones(n, np.float32),
+              "terminals": np.array([0, 0, 1, 0, 0, 0], bool)[:n],
+              "timeouts": np.array([0, 0, 0, 0, 0, 1], bool)[:n]}
+    arrays.update(drop_or_replace)
+    with h5py.File(path, "w") as f:
+        for k, v in arrays.items():
+            if v is not None:
+                f[k] = v
+    return path
+
+
+def test_reads_d4rl_hdf5(tmp_path):
+    ds = load_dataset(_h5(tmp_path / "d.hdf5"))
+    # no next_observations: next = following row; the timeout row (5) has no next obs: dropped
+    assert len(ds) == 5
+    np.testing.assert_array_equal(ds.next_observations[0], [2, 3])
+    assert ds.terminals.tolist() == [False, False, True, False, False] and not ds.timeouts.any()
+    np.testing.assert_array_equal(ds.episode_returns, [3.0, 3.0])
+    nxt = np.arange(12, dtype=np.float32).reshape(6, 2) + 100
+    ds = load_dataset(_h5(tmp_path / "e.hdf5", next_observations=nxt))
+    assert len(ds) == 6 and ds.timeouts.tolist() == [False] * 5 + [True]
+    np.testing.assert_array_equal(ds.next_observations, nxt)
+
+
+@pytest.mark.parametrize("change, msg", [
+    ({"timeouts": None}, "lacks timeouts"),
+    ({"rewards": np.ones(4, np.float32)}, "lengths differ"),
+])
+def test_bad_hdf5_is_refused(tmp_path, change, msg):
+    with pytest.raises(DatasetError, match=msg):
+        load_dataset(_h5(tmp_path / "bad.hdf5", **change))
+
+
+def test_unknown_dataset_and_non_hdf5_file(tmp_path, minari_dir):
+    with pytest.raises(DatasetError, match="no dataset 'nope-v0'"):
+        load_dataset("nope-v0")
+    junk = tmp_path / "junk.hdf5"
+    junk.write_text("not hdf5")
+    with pytest.raises(DatasetError, match="cannot open"):
+        load_dataset(junk)
+
+
+def test_returns_to_go_and_normalized_score(tmp_path):
+    ds = load_dataset(_h5(tmp_path / "d.hdf5", next_observations=np.zeros((6, 2), np.float32)))
+    # episodes: rows 0-2 (terminal at 2), rows 3-5 (timeout at 5); gamma 0.5
+    np.testing.assert_allclose(ds.returns_to_go(0.5), [1.75, 1.5, 1.0, 1.75, 1.5, 1.0])
+    assert normalized_score(50.0, 0.0, 200.0) == 25.0
