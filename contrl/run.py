@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 import flax.serialization
+import jax
 import numpy as np
 
 from contrl import serialize
@@ -79,6 +80,12 @@ def save_checkpoint(path: Path, agent, meta: dict, arrays: dict | None = None,
     atomic_write(path, lambda f: np.savez(f, **payload))  # streamed: no second copy in memory
 
 
+def _fill_missing(saved, current):
+    if not (isinstance(saved, dict) and isinstance(current, dict)):
+        return saved
+    return {k: _fill_missing(saved[k], v) if k in saved else v for k, v in current.items()}
+
+
 class Checkpoint:
     """A checkpoint file opened lazily: the agent can be read without loading the buffer."""
 
@@ -96,8 +103,18 @@ class Checkpoint:
             raise CheckpointError(f"{self.path} has format '{fmt}', expected '{CHECKPOINT_FORMAT}'")
 
     def restore_agent(self, template):
+        """The saved agent, in the structure of ``template``. Fields that the checkpoint lacks
+        (added to the agent after it was written) keep the template's initial values."""
         try:
-            return flax.serialization.from_bytes(template, bytes(self._npz["agent"]))
+            saved = flax.serialization.msgpack_restore(bytes(self._npz["agent"]))
+            current = flax.serialization.to_state_dict(template)
+            merged = _fill_missing(saved, current)
+            for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(merged),
+                                    jax.tree_util.tree_leaves(current)):
+                if np.shape(a) != np.shape(b):
+                    raise ValueError(f"{jax.tree_util.keystr(path)} has shape {np.shape(a)}, "
+                                     f"expected {np.shape(b)}")
+            return flax.serialization.from_state_dict(template, merged)
         except (ValueError, KeyError, TypeError, EOFError, OSError, zipfile.BadZipFile) as e:
             raise CheckpointError(
                 f"{self.path}: agent does not match this config ({type(e).__name__}: {e})"

@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from contrl.agents.base import Batch, td_loss
 from contrl.agents.sac import SAC, SACConfig, actor_loss, soft_td_target, temperature_loss
@@ -81,3 +82,33 @@ def test_create_is_seeded():
     ka, kb, kc = (np.asarray(x.actor.params["params"]["MLP_0"]["Dense_0"]["kernel"]) for x in (a, b, c))
     np.testing.assert_array_equal(ka, kb)
     assert not np.array_equal(ka, kc)
+
+
+def test_bc_term_is_zero_at_the_seeding_policy():
+    from contrl.agents.sac import bc_term
+    m = jnp.asarray([[0.3, -0.2]])
+    assert float(bc_term(m, m)) == 0.0
+    assert float(bc_term(jnp.zeros((1, 2)), jnp.full((1, 2), 10.0))) == pytest.approx(
+        2 * np.tanh(10.0) ** 2)
+
+
+@pytest.mark.slow
+def test_imitation_seeded_sac_starts_near_the_expert(pendulum_expert, tmp_path, monkeypatch):
+    from contrl.data.collect import collect
+    from contrl.train import load_agent, train
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    collect(pendulum_expert, "pendulum-demos-v0", 10_000)
+    # learning_starts = steps: no online update, so the evaluation shows the seeded policy alone
+    opts = dict(steps=400, learning_starts=400, eval_every=400, runs_dir=str(tmp_path),
+                progress=False, tensorboard=False)
+    seeded = train("sac", "Pendulum-v1", {**opts, "dataset": "pendulum-demos-v0",
+                                          "pretrain_steps": 3000, "bc_weight": 1.0})
+    plain = train("sac", "Pendulum-v1", opts)
+    assert seeded["eval"]["mean_return"] > -400 > plain["eval"]["mean_return"]
+    agent = load_agent(seeded["run_dir"], "latest")[0]
+    # the critics were fitted to returns-to-go: negative values of Pendulum's scale, not ~0
+    from contrl.data.datasets import load_dataset
+    ds = load_dataset("pendulum-demos-v0")
+    q = agent.critic.apply_fn(agent.critic.params, ds.observations[:500], ds.actions[:500])
+    rtg = ds.returns_to_go(0.99)[:500]
+    assert np.corrcoef(np.asarray(q[0]), rtg)[0, 1] > 0.5

@@ -28,6 +28,8 @@ class BCConfig(AlgoConfig):
 
     dataset: str = ""
     """Dataset to imitate: a Minari id, a Minari dataset directory or a D4RL-style HDF5 file."""
+    dataset_size: int = 0
+    """Use only the first dataset_size transitions (0: all), e.g. to count expert labels."""
     head: str = "gaussian"
     """gaussian (tanh-Gaussian, maximum likelihood) or deterministic (tanh, mean squared error)."""
     hidden: tuple[int, ...] = (256, 256)
@@ -45,6 +47,7 @@ class BCConfig(AlgoConfig):
 
     def validate(self) -> None:
         self._positive("lr", "batch_size", "update_every")
+        self._nonneg("dataset_size")
         if self.head not in ("gaussian", "deterministic"):
             raise ConfigError(f"head must be gaussian or deterministic, got '{self.head}'")
         if not self.hidden or min(self.hidden) <= 0:

@@ -12,6 +12,7 @@ from flax.training.train_state import TrainState
 
 from contrl.agents.base import (Batch, OffPolicyConfig, compiled_create, make_state,
                                 scan_updates, td_loss, td_target)
+from contrl.config import ConfigError
 from contrl.nets import (CriticEnsemble, TanhGaussianActor, polyak, sample_tanh_gaussian_policy,
                          tanh_gaussian_mode, tanh_gaussian_sample)
 
@@ -28,10 +29,27 @@ class SACConfig(OffPolicyConfig):
     """Target policy entropy; default -|A|."""
     backup_entropy: bool = True
     """Include the entropy term in the TD target."""
+    seed_from: str = ""
+    """Imitation seeding: a bc run (gaussian head, same hidden sizes) whose policy starts the
+    actor; its dataset, if any, pre-fits the critics."""
+    dataset: str = ""
+    """Imitation seeding: demonstrations (Minari id, directory or HDF5 file); without
+    seed_from the actor is first behaviour-cloned on them. Critics are pre-fitted to their
+    Monte-Carlo returns-to-go."""
+    pretrain_steps: int = 10_000
+    """Gradient steps of behaviour cloning and of critic pre-fitting when seeding."""
+    bc_weight: float = 0.0
+    """Weight of a term pulling the actor's mean action towards the seeding policy's,
+    decayed linearly to 0 over bc_decay_steps gradient steps (0: no term)."""
+    bc_decay_steps: int = 100_000
+    """Gradient steps over which bc_weight decays to 0."""
 
     def validate(self) -> None:
         super().validate()
-        self._positive("init_alpha")
+        self._positive("init_alpha", "bc_decay_steps")
+        self._nonneg("pretrain_steps", "bc_weight")
+        if self.bc_weight > 0 and not (self.seed_from or self.dataset):
+            raise ConfigError("bc_weight needs a seeding policy (--seed-from or --dataset)")
 
 
 def soft_td_target(reward, discount, next_q, next_logp, alpha):
@@ -49,6 +67,11 @@ def temperature_loss(log_alpha, entropy, target_entropy):
     return log_alpha * (entropy - target_entropy)
 
 
+def bc_term(mean, seed_mean):
+    """Squared distance between the actor's and the seeding policy's mean actions."""
+    return jnp.mean(jnp.sum((jnp.tanh(mean) - jnp.tanh(jax.lax.stop_gradient(seed_mean))) ** 2, -1))
+
+
 class SAC(struct.PyTreeNode):
     """Immutable SAC agent. ``update`` performs K gradient steps in one jitted call."""
 
@@ -59,16 +82,27 @@ class SAC(struct.PyTreeNode):
     target_critic: dict
     log_alpha: TrainState
     key: jax.Array
+    bc_params: dict  # the seeding policy (frozen), for the decaying BC term
+    grad_steps: jax.Array
     gamma: float = struct.field(pytree_node=False)
     tau: float = struct.field(pytree_node=False)
     target_entropy: float = struct.field(pytree_node=False)
     autotune_alpha: bool = struct.field(pytree_node=False)
     backup_entropy: bool = struct.field(pytree_node=False)
+    bc_weight: float = struct.field(pytree_node=False, default=0.0)
+    bc_decay_steps: int = struct.field(pytree_node=False, default=1)
 
     @classmethod
     def create(cls, cfg: SACConfig, obs_dim: int, action_dim: int, seed: int,
                num_envs: int = 1) -> "SAC":
         return compiled_create(cls._build, cfg, obs_dim, action_dim, seed)
+
+    def pretrain(self, cfg: SACConfig, env_id: str, seed: int) -> "SAC":
+        """Before online training: imitation seeding, when configured."""
+        if not (cfg.seed_from or cfg.dataset):
+            return self
+        from contrl.agents.seeding import seed_sac
+        return seed_sac(self, cfg, env_id, seed)
 
     @classmethod
     def _build(cls, cfg: SACConfig, obs_dim: int, action_dim: int, seed: int) -> "SAC":
@@ -83,17 +117,22 @@ class SAC(struct.PyTreeNode):
         target_entropy = (
             -float(action_dim) if cfg.target_entropy is None else float(cfg.target_entropy)
         )
+        actor_params = actor_net.init(k_actor, obs)
         return cls(
-            actor=make_state(actor_net, actor_net.init(k_actor, obs), cfg.lr),
+            actor=make_state(actor_net, actor_params, cfg.lr),
             critic=make_state(critic_net, critic_params, cfg.lr),
             target_critic=jax.tree_util.tree_map(jnp.copy, critic_params),
             log_alpha=make_state(None, log_alpha, cfg.lr),
             key=key,
+            bc_params=jax.tree_util.tree_map(jnp.copy, actor_params),
+            grad_steps=jnp.zeros((), jnp.int32),
             gamma=cfg.gamma,
             tau=cfg.tau,
             target_entropy=target_entropy,
             autotune_alpha=cfg.autotune_alpha,
             backup_entropy=cfg.backup_entropy,
+            bc_weight=cfg.bc_weight,
+            bc_decay_steps=cfg.bc_decay_steps,
         )
 
     # ----------------------------------------------------------------- acting
@@ -133,7 +172,12 @@ class SAC(struct.PyTreeNode):
             mean, log_std = self.actor.apply_fn(params, batch.obs)
             action, logp = tanh_gaussian_sample(mean, log_std, key)
             q = self.critic.apply_fn(self.critic.params, batch.obs, action)
-            return actor_loss(logp, q, alpha), logp
+            loss = actor_loss(logp, q, alpha)
+            if self.bc_weight > 0:
+                seed_mean = self.actor.apply_fn(self.bc_params, batch.obs)[0]
+                w = self.bc_weight * jnp.maximum(0.0, 1.0 - self.grad_steps / self.bc_decay_steps)
+                loss += w * bc_term(mean, seed_mean)
+            return loss, logp
 
         (loss, logp), grads = jax.value_and_grad(loss_fn, has_aux=True)(self.actor.params)
         actor = self.actor.apply_gradients(grads=grads)
@@ -152,7 +196,8 @@ class SAC(struct.PyTreeNode):
         agent = self.replace(critic=critic, key=key)
         actor, pi_loss, entropy = agent._actor_step(batch, k_actor)
         agent = agent.replace(
-            actor=actor, target_critic=polyak(agent.target_critic, critic.params, self.tau)
+            actor=actor, target_critic=polyak(agent.target_critic, critic.params, self.tau),
+            grad_steps=agent.grad_steps + 1,
         )
         if self.autotune_alpha:
             log_alpha, alpha_loss = agent._alpha_step(jax.lax.stop_gradient(entropy))

@@ -59,6 +59,21 @@ class Dataset:
     def action_dim(self) -> int:
         return self.actions.shape[1]
 
+    def head(self, n: int) -> "Dataset":
+        """The first ``n`` transitions (all of them if ``n`` is 0 or larger than the data)."""
+        if n <= 0 or n >= len(self):
+            return self
+        ends = self.episode_ends[:n].copy()
+        ends[-1] = True
+        cut = slice(0, n)
+        return dataclasses.replace(
+            self, observations=self.observations[cut], actions=self.actions[cut],
+            rewards=self.rewards[cut], terminals=self.terminals[cut],
+            timeouts=self.timeouts[cut], next_observations=self.next_observations[cut],
+            episode_ends=ends, episode_returns=_episode_returns(
+                self.rewards[cut], (self.terminals | self.timeouts)[cut]),
+            name=f"{self.name}[:{n}]")
+
     def check_env(self, env_id: str, obs_dim: int, action_dim: int) -> None:
         """Refuse a dataset whose shapes do not fit the environment."""
         if self.obs_dim != obs_dim:

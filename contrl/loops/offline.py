@@ -20,7 +20,7 @@ from contrl.run import save_checkpoint
 
 def train_offline(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = False,
                   algo: str = "<algo>") -> dict:
-    dataset = load_dataset(algo_cfg.dataset, run_cfg.env)
+    dataset = load_dataset(algo_cfg.dataset, run_cfg.env).head(getattr(algo_cfg, "dataset_size", 0))
     pool, agent, _, state = start(run_cfg, algo_cfg, agent_cls, run_dir, resume)
     pool.close()  # offline: the env is only evaluated
     dataset.check_env(run_cfg.env, pool.obs_dim, pool.action_dim)

@@ -28,6 +28,8 @@ def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = 
     if ckpt is not None:
         buffer.load_state(ckpt.arrays("buffer/"), state["buffer_rng"])
         rng.bit_generator.state = state["loop_rng"]
+    elif hasattr(agent, "pretrain"):  # e.g. imitation seeding, once, before the first step
+        agent = agent.pretrain(algo_cfg, run_cfg.env, seed)
     run = Session(run_cfg, algo_cfg, agent_cls.METRICS, run_dir, state)
 
     def checkpoint():
