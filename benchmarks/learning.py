@@ -169,10 +169,12 @@ def main():
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
     p.add_argument("--steps", type=int, default=None, help="env steps per run (default: preset)")
     p.add_argument("--runs-dir", type=Path, default=Path("benchmarks/runs/grid"))
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/learning"))
+    p.add_argument("--out", type=Path, default=None,
+                   help="where the report goes (default: <runs-dir>/report, outside git)")
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     a = p.parse_args()
+    a.out = a.out or a.runs_dir / "report"
     if not a.report_only:
         run_grid(a)
     report(a)
