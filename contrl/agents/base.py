@@ -49,7 +49,10 @@ class OffPolicyConfig(AlgoConfig):
     n_step: int = 1
     """Steps of real rewards in the TD target before bootstrapping (n-step returns)."""
     learning_starts: int = 10_000
-    """Env steps of uniform random actions before learning begins."""
+    """Env steps before learning begins (uniform random actions unless random_warmup is off)."""
+    random_warmup: bool = True
+    """Act uniformly at random before learning_starts; off: the agent's own policy acts (for
+    an imitation-seeded agent, so that the first data is the seeded policy's)."""
     utd_ratio: int = 1
     """Gradient steps per env step (update-to-data ratio)."""
     update_every: int = 8
@@ -87,8 +90,11 @@ def compiled_create(build, cfg, obs_dim: int, action_dim: int, seed: int):
     return _BUILDERS[key](jnp.asarray(seed, jnp.uint32))
 
 
-def make_state(module, params, lr: float, grad_clip: float | None = None) -> TrainState:
-    tx = optax.adam(lr)
+def make_state(module, params, lr: float, grad_clip: float | None = None,
+               warmup: int = 0) -> TrainState:
+    """Adam (optionally after gradient-norm clipping); with ``warmup`` > 0 the learning rate
+    ramps linearly from 0 to ``lr`` over that many steps."""
+    tx = optax.adam(optax.linear_schedule(0.0, lr, warmup) if warmup > 0 else lr)
     if grad_clip:
         tx = optax.chain(optax.clip_by_global_norm(grad_clip), tx)
     apply_fn = module.apply if module is not None else None

@@ -43,11 +43,16 @@ class SACConfig(OffPolicyConfig):
     decayed linearly to 0 over bc_decay_steps gradient steps (0: no term)."""
     bc_decay_steps: int = 100_000
     """Gradient steps over which bc_weight decays to 0."""
+    seed_actor_warmup: int = 10_000
+    """When seeding: the actor's learning rate ramps linearly from 0 to lr over this many
+    gradient steps. Adam's first steps move every weight by about lr whatever the gradient's
+    size, which undoes a cloned policy within a few updates (measured on Hopper: 2795 -> 16
+    after 8 updates without the ramp)."""
 
     def validate(self) -> None:
         super().validate()
         self._positive("init_alpha", "bc_decay_steps")
-        self._nonneg("pretrain_steps", "bc_weight")
+        self._nonneg("pretrain_steps", "bc_weight", "seed_actor_warmup")
         if self.bc_weight > 0 and not (self.seed_from or self.dataset):
             raise ConfigError("bc_weight needs a seeding policy (--seed-from or --dataset)")
 
@@ -119,7 +124,8 @@ class SAC(struct.PyTreeNode):
         )
         actor_params = actor_net.init(k_actor, obs)
         return cls(
-            actor=make_state(actor_net, actor_params, cfg.lr),
+            actor=make_state(actor_net, actor_params, cfg.lr,
+                             warmup=cfg.seed_actor_warmup if cfg.seed_from or cfg.dataset else 0),
             critic=make_state(critic_net, critic_params, cfg.lr),
             target_critic=jax.tree_util.tree_map(jnp.copy, critic_params),
             log_alpha=make_state(None, log_alpha, cfg.lr),

@@ -42,7 +42,7 @@ def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = 
     try:
         with StopFlag() as stop:
             while run.step < run_cfg.steps and not stop.raised:
-                if run.step < algo_cfg.learning_starts:
+                if run.step < algo_cfg.learning_starts and algo_cfg.random_warmup:
                     actions = rng.uniform(-1.0, 1.0, (n_envs, pool.action_dim)).astype(np.float32)
                 else:
                     actions, agent = agent.sample_actions(pool.obs)
