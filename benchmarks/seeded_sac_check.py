@@ -2,7 +2,7 @@
 from hopper-expert-v0 (5000 BC steps), critics pre-fitted to returns-to-go, then online SAC with
 evaluations every 1000 env steps (3 episodes). Prints one line per variant.
 
-    python benchmarks/seeded_sac_check.py
+    python benchmarks/seeded_sac_check.py ["variant name" ...]
 """
 from __future__ import annotations
 
@@ -19,11 +19,19 @@ VARIANTS = {
                                                "bc_weight": 1.0},
     "seeded-policy warm-up 5k, alpha 0.01 fixed": {"learning_starts": 5000, "random_warmup": False,
                                                   "init_alpha": 0.01, "autotune_alpha": False},
+    "seeded-policy warm-up 5k + offline_ratio 0.5": {"learning_starts": 5000,
+                                                     "random_warmup": False, "offline_ratio": 0.5},
+    "seeded-policy warm-up 5k + offline_ratio 0.5 + bc_weight 1": {
+        "learning_starts": 5000, "random_warmup": False, "offline_ratio": 0.5, "bc_weight": 1.0},
+    "seeded-policy warm-up 5k, log std reset to -1.6": {
+        "learning_starts": 5000, "random_warmup": False, "seed_log_std": -1.6},
 }
 
 
 def main():
-    for name, over in VARIANTS.items():
+    import sys
+    chosen = sys.argv[1:] or list(VARIANTS)  # variant names, or all
+    for name, over in ((n, VARIANTS[n]) for n in chosen):
         with tempfile.TemporaryDirectory() as tmp:
             opts = dict(dataset="hopper-expert-v0", pretrain_steps=5000, steps=12000,
                         eval_every=1000, eval_episodes=3, runs_dir=tmp, progress=False,

@@ -123,3 +123,30 @@ def test_ctrl_c_saves_checkpoint_and_resume_finishes(tmp_path, tiny, capsys):
     assert not out["interrupted"] and out["step"] == 600
     times = [float(r["time"]) for r in _rows(run_dir / "progress.csv", drop=())]
     assert times == sorted(times)  # wall time continues across the resume
+
+
+def test_offline_ratio_mixes_dataset_into_batches(tmp_path, tiny, monkeypatch):
+    from contrl import config as C
+    from contrl.data.collect import random_policy, rollout_episodes
+    from contrl.data.datasets import write_minari
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    write_minari("pendulum-mix-v0", rollout_episodes(random_policy(1, 0), "Pendulum-v1", 400, 0),
+                 "Pendulum-v1", {})
+    seen = []
+
+    class Spy(SAC):
+        def update(self, batches):
+            seen.append(np.asarray(batches.obs))
+            return SAC.update(self, batches)
+
+    run_cfg, algo_cfg = tiny(steps=300, dataset="pendulum-mix-v0", offline_ratio=0.5,
+                             seed_with_dataset=False)
+    run_dir = new_run_dir(str(tmp_path / "m"), "sac", run_cfg.env, 0)
+    train_offpolicy(run_cfg, algo_cfg, Spy, run_dir)
+    from contrl.data.datasets import load_dataset
+    data = {tuple(o) for o in load_dataset("pendulum-mix-v0").observations}
+    assert seen and all(s.shape == (4, 32, 3) for s in seen)  # k=4 batches of 32
+    for obs in seen:  # the last 16 rows of every batch come from the dataset
+        assert all(tuple(o) in data for o in obs[:, 16:].reshape(-1, 3))
+    with pytest.raises(C.ConfigError, match="offline_ratio needs --dataset"):
+        tiny(offline_ratio=0.5)

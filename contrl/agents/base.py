@@ -58,6 +58,12 @@ class OffPolicyConfig(AlgoConfig):
     update_every: int = 8
     """Env steps between update calls; each call does utd_ratio * update_every gradient
     steps in one compiled loop, so Python runs once per call."""
+    dataset: str = ""
+    """Offline data (Minari id, directory or HDF5 file) used by offline_ratio (and by SAC's
+    imitation seeding)."""
+    offline_ratio: float = 0.0
+    """Share of every batch drawn from dataset, the rest from the replay buffer (symmetric
+    sampling as in RLPD: 0.5)."""
 
     def validate(self) -> None:
         self._positive("lr", "batch_size", "buffer_size", "utd_ratio", "update_every",
@@ -65,6 +71,7 @@ class OffPolicyConfig(AlgoConfig):
         self._in_range("gamma", 0.0, 1.0)
         self._in_range("tau", 0.0, 1.0, low_open=True)
         self._nonneg("learning_starts")
+        self._in_range("offline_ratio", 0.0, 0.99)
         if not self.hidden or min(self.hidden) <= 0:
             raise ConfigError(f"hidden must be positive layer widths, got {self.hidden}")
         if self.batch_size > self.buffer_size:
@@ -73,6 +80,8 @@ class OffPolicyConfig(AlgoConfig):
             )
 
     def check_run(self, run) -> None:
+        if self.offline_ratio > 0 and not self.dataset:
+            raise ConfigError("offline_ratio needs --dataset")
         if self.buffer_size < 2 * run.num_envs:
             raise ConfigError("buffer_size must hold at least two rows per env")
 

@@ -31,11 +31,11 @@ class SACConfig(OffPolicyConfig):
     """Include the entropy term in the TD target."""
     seed_from: str = ""
     """Imitation seeding: a bc run (gaussian head, same hidden sizes) whose policy starts the
-    actor; its dataset, if any, pre-fits the critics."""
-    dataset: str = ""
-    """Imitation seeding: demonstrations (Minari id, directory or HDF5 file); without
-    seed_from the actor is first behaviour-cloned on them. Critics are pre-fitted to their
-    Monte-Carlo returns-to-go."""
+    actor; its dataset, if any, pre-fits the critics. Without seed_from, a dataset (see
+    dataset) seeds: the actor is behaviour-cloned on it first."""
+    seed_with_dataset: bool = True
+    """With dataset set: seed the actor and critics from it (off: use it only for
+    offline_ratio)."""
     pretrain_steps: int = 10_000
     """Gradient steps of behaviour cloning and of critic pre-fitting when seeding."""
     bc_weight: float = 0.0
@@ -43,6 +43,10 @@ class SACConfig(OffPolicyConfig):
     decayed linearly to 0 over bc_decay_steps gradient steps (0: no term)."""
     bc_decay_steps: int = 100_000
     """Gradient steps over which bc_weight decays to 0."""
+    seed_log_std: float | None = None
+    """When seeding: reset the actor's log std to this constant (default: keep the cloned one,
+    which BC on a deterministic expert drives to the lower clip). Did not prevent the collapse
+    measured in benchmarks/results/imitation."""
     seed_actor_warmup: int = 10_000
     """When seeding: the actor's learning rate ramps linearly from 0 to lr over this many
     gradient steps. Adam's first steps move every weight by about lr whatever the gradient's
@@ -104,7 +108,7 @@ class SAC(struct.PyTreeNode):
 
     def pretrain(self, cfg: SACConfig, env_id: str, seed: int) -> "SAC":
         """Before online training: imitation seeding, when configured."""
-        if not (cfg.seed_from or cfg.dataset):
+        if not (cfg.seed_from or (cfg.dataset and cfg.seed_with_dataset)):
             return self
         from contrl.agents.seeding import seed_sac
         return seed_sac(self, cfg, env_id, seed)
@@ -125,7 +129,8 @@ class SAC(struct.PyTreeNode):
         actor_params = actor_net.init(k_actor, obs)
         return cls(
             actor=make_state(actor_net, actor_params, cfg.lr,
-                             warmup=cfg.seed_actor_warmup if cfg.seed_from or cfg.dataset else 0),
+                             warmup=cfg.seed_actor_warmup if cfg.seed_from or (
+                                 cfg.dataset and cfg.seed_with_dataset) else 0),
             critic=make_state(critic_net, critic_params, cfg.lr),
             target_critic=jax.tree_util.tree_map(jnp.copy, critic_params),
             log_alpha=make_state(None, log_alpha, cfg.lr),

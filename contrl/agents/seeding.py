@@ -42,11 +42,27 @@ def seed_sac(agent, cfg, env_id: str, seed: int):
         for _ in range(max(1, cfg.pretrain_steps // 100)):
             bc, _ = bc.update(data.sample(rng, cfg.batch_size, cfg.gamma, 100))
     actor_params = bc.export_actor()
+    if cfg.seed_log_std is not None:
+        actor_params = reset_log_std(actor_params, cfg.seed_log_std)
     agent = agent.replace(actor=agent.actor.replace(params=actor_params),
                           bc_params=jax.tree_util.tree_map(jnp.copy, actor_params))
     if data is not None and cfg.pretrain_steps > 0:
         agent = fit_critic(agent, data, cfg, seed)
     return agent
+
+
+def reset_log_std(actor_params, log_std: float):
+    """Make the actor's log-std output the constant ``log_std`` (the last layer's second half:
+    zero weights, bias log_std). BC on a deterministic expert drives it to the lower clip,
+    where SAC's log-probabilities, entropy bonus and soft targets are extreme."""
+    params = jax.tree_util.tree_map(jnp.asarray, actor_params)
+    mlp = params["params"]["MLP_0"]
+    last = sorted(mlp, key=lambda k: int(k.split("_")[1]))[-1]
+    kernel, bias = mlp[last]["kernel"], mlp[last]["bias"]
+    half = bias.shape[0] // 2
+    kernel = kernel.at[:, half:].set(0.0)
+    bias = bias.at[half:].set(log_std)
+    return {"params": {**params["params"], "MLP_0": {**mlp, last: {"kernel": kernel, "bias": bias}}}}
 
 
 def fit_critic(agent, data, cfg, seed: int):

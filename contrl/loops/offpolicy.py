@@ -30,15 +30,32 @@ def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = 
         rng.bit_generator.state = state["loop_rng"]
     elif hasattr(agent, "pretrain"):  # e.g. imitation seeding, once, before the first step
         agent = agent.pretrain(algo_cfg, run_cfg.env, seed)
+    offline, n_offline = None, round(algo_cfg.offline_ratio * algo_cfg.batch_size)
+    data_rng = np.random.default_rng(seed + 2)
+    if n_offline > 0:  # symmetric sampling: part of every batch from the dataset
+        from contrl.data.datasets import load_dataset
+        offline = load_dataset(algo_cfg.dataset, run_cfg.env)
+        offline.check_env(run_cfg.env, pool.obs_dim, pool.action_dim)
+        if state is not None:
+            data_rng.bit_generator.state = state["data_rng"]
     run = Session(run_cfg, algo_cfg, agent_cls.METRICS, run_dir, state)
 
     def checkpoint():
         save_checkpoint(ckpt_dir / "latest.ckpt", agent, {"step": run.step, "kind": "full"},
                         buffer.state(),
                         {**run.state(), "pool": pool.state(), "loop_rng": rng.bit_generator.state,
-                         "buffer_rng": buffer.rng.bit_generator.state})
+                         "buffer_rng": buffer.rng.bit_generator.state,
+                         "data_rng": data_rng.bit_generator.state})
 
     k_updates = algo_cfg.utd_ratio * algo_cfg.update_every * n_envs
+
+    def sample():
+        batches = buffer.sample(algo_cfg.batch_size - n_offline, algo_cfg.gamma, k_updates,
+                                algo_cfg.n_step)
+        if offline is None:
+            return batches
+        extra = offline.sample(data_rng, n_offline, algo_cfg.gamma, k_updates)
+        return type(batches)(*(np.concatenate([a, b], axis=1) for a, b in zip(batches, extra)))
     try:
         with StopFlag() as stop:
             while run.step < run_cfg.steps and not stop.raised:
@@ -59,9 +76,7 @@ def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = 
                 metrics = None
                 if (run.step >= algo_cfg.learning_starts
                         and (run.step // n_envs) % algo_cfg.update_every == 0):
-                    batches = buffer.sample(algo_cfg.batch_size, algo_cfg.gamma, k_updates,
-                                            algo_cfg.n_step)
-                    agent, metrics = agent.update(batches)
+                    agent, metrics = agent.update(sample())
                 run.after_steps(prev, agent, metrics, checkpoint)
             run.stopped(stop, checkpoint, algo)
     finally:
