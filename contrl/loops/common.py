@@ -132,8 +132,9 @@ class Session:
             result["step"] = step
             self.result, self.last_eval = result, result["mean_return"]
             row.update(eval_return=self.last_eval, eval_std=result["std_return"])
-            if self._score is not None and self._score(self.last_eval) is not None:
-                result["normalized_score"] = row["normalized_score"] = self._score(self.last_eval)
+            score = self._score(self.last_eval) if self._score is not None else None
+            if score is not None:
+                result["normalized_score"] = row["normalized_score"] = score
             if self.last_eval > self.best:
                 self.best = self.last_eval
                 save_checkpoint(self.run_dir / "checkpoints" / "best.ckpt", agent,
