@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench install clean
+.PHONY: demo test test-fast bench bench-offline install clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,11 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/throughput.py
+
+# d3rlpy for the offline comparison (installed without its gymnasium pin, see the file).
+bench-offline: $(STAMP)
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/pip install -q --no-deps -r benchmarks/requirements-d3rlpy.txt
 
 clean:
 	rm -rf $(VENV) runs/demo .pytest_cache

@@ -30,15 +30,25 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--title", default="")
     p.add_argument("--ref", action="append", default=[], help="NAME=VALUE horizontal reference line")
+    p.add_argument("--labels", nargs="+", default=None, help="one legend label per run")
+    p.add_argument("--max-step", type=int, default=None, help="plot steps up to this one")
+    p.add_argument("--no-train", action="store_true", help="leave out training-episode returns")
     a = p.parse_args()
+    if a.labels and len(a.labels) != len(a.runs):
+        p.error("give one label per run")
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for run in a.runs:
+    def upto(x, y):
+        keep = [i for i, s in enumerate(x) if a.max_step is None or s <= a.max_step]
+        return [x[i] for i in keep], [y[i] for i in keep]
+
+    for i, run in enumerate(a.runs):
         csv_path = run / "progress.csv" if run.is_dir() else run
-        label = csv_path.parent.name
-        x, y = read(csv_path, "episode_return")
-        ax.plot(x, y, alpha=0.3, lw=1, label=f"{label} (training episodes)")
-        x, y = read(csv_path, "eval_return")
-        ax.plot(x, y, marker="o", ms=3, lw=1.8, label=f"{label} (deterministic eval)")
+        label = a.labels[i] if a.labels else csv_path.parent.name
+        if not a.no_train:
+            ax.plot(*upto(*read(csv_path, "episode_return")), alpha=0.3, lw=1,
+                    label=f"{label} (training episodes)")
+        ax.plot(*upto(*read(csv_path, "eval_return")), marker="o", ms=3, lw=1.8,
+                label=f"{label} (deterministic eval)")
     for ref in a.ref:
         name, value = ref.rsplit("=", 1)
         ax.axhline(float(value), ls="--", lw=1, color="gray")

@@ -25,6 +25,8 @@ VARIANTS = {
         "learning_starts": 5000, "random_warmup": False, "offline_ratio": 0.5, "bc_weight": 1.0},
     "seeded-policy warm-up 5k, log std reset to -1.6": {
         "learning_starts": 5000, "random_warmup": False, "seed_log_std": -1.6},
+    "seeded-policy warm-up 5k + Q-normalized bc_weight 1": {
+        "learning_starts": 5000, "random_warmup": False, "bc_weight": 1.0, "bc_normalize_q": True},
 }
 
 

@@ -66,9 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="std of Gaussian noise added to the policy's actions")
     co.add_argument("--random", action="store_true", help="uniform random actions")
     co.add_argument("--env", default=None, help="environment (needed with --random)")
-    co.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    co.add_argument("--checkpoint", choices=("best", "latest"), default=None,
+                    help="checkpoint whose policy acts (default best; latest with --from-buffer)")
     co.add_argument("--seed", type=int, default=0)
     co.add_argument("--num-envs", type=int, default=8, help="envs stepped in lockstep")
+    co.add_argument("--ref-from", default=None, metavar="ID",
+                    help="take the reference min/max scores from this dataset (e.g. a medium "
+                         "dataset takes the expert dataset's) instead of evaluating them")
+    co.add_argument("--from-buffer", action="store_true",
+                    help="write the run's saved replay buffer (its --checkpoint, default "
+                         "latest) instead of rolling out its policy: D4RL's medium-replay")
+    co.add_argument("--concat", nargs="+", default=None, metavar="ID",
+                    help="write these datasets one after the other (e.g. medium then expert) "
+                         "as --name; no run needed")
 
     sub.add_parser("datasets", help="local datasets with their sizes and average returns")
     return parser
@@ -123,15 +133,24 @@ def cmd_list(args) -> int:
 
 
 def cmd_collect(args) -> int:
-    from contrl.data.collect import collect
+    from contrl.data.collect import collect, concat, export_buffer
 
+    if args.concat:
+        print(json.dumps(concat(args.concat, args.name)))
+        return 0
+    if args.from_buffer:
+        if args.run_dir is None:
+            raise ContrlError("--from-buffer needs the run directory whose buffer to write")
+        print(json.dumps(export_buffer(args.run_dir, args.name, args.checkpoint or "latest",
+                                       args.ref_from)))
+        return 0
     if args.run_dir is None and not args.random:
         raise ContrlError("give a run directory whose policy collects, or --random --env ENV")
     if args.num_envs <= 0:
         raise C.ConfigError(f"num_envs must be positive, got {args.num_envs}")
     out = collect(None if args.random and args.run_dir is None else args.run_dir, args.name,
-                  args.steps, args.noise, args.random, args.env, args.seed, args.checkpoint,
-                  args.num_envs)
+                  args.steps, args.noise, args.random, args.env, args.seed,
+                  args.checkpoint or "best", args.num_envs, ref_from=args.ref_from)
     print(json.dumps(out))
     return 0
 

@@ -84,6 +84,9 @@ class RunConfig(_Checks):
     """Also log to Weights & Biases (needs the wandb package)."""
     progress: bool = True
     """Show a progress bar."""
+    stop_at_return: float | None = None
+    """Stop (with a full checkpoint, replay buffer included) once an evaluation's mean return
+    reaches this; e.g. to keep a "medium" policy and its buffer for an offline dataset."""
 
     def validate(self) -> None:
         self._positive("steps", "num_envs", "action_repeat", "eval_episodes", "checkpoint_every", "log_every")

@@ -206,3 +206,30 @@ def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Array) ->
 def gaussian_entropy(log_std: jax.Array) -> jax.Array:
     """Entropy of a diagonal Gaussian, summed over action dimensions."""
     return jnp.sum(log_std + 0.5 * (1.0 + jnp.log(2 * jnp.pi)), axis=-1)
+
+
+class BoundedGaussianPolicy(nn.Module):
+    """Gaussian policy with mean tanh(MLP(s)) in [-1, 1] and a state-independent log std
+    (clipped to [log_std_min, 2]); outputs (mean, log_std). IQL's policy: dataset actions are
+    scored under the Gaussian itself (no tanh change of variables), the mean acts at evaluation."""
+
+    hidden: Sequence[int]
+    action_dim: int
+    log_std_min: float = -5.0
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        mean = jnp.tanh(MLP(self.hidden, self.action_dim)(obs))
+        log_std = self.param("log_std", nn.initializers.zeros_init(), (self.action_dim,))
+        return mean, jnp.broadcast_to(jnp.clip(log_std, self.log_std_min, 2.0), mean.shape)
+
+
+class StateValue(nn.Module):
+    """V(s) -> scalar, ReLU MLP (IQL's value network)."""
+
+    hidden: Sequence[int]
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return MLP(self.hidden, 1, self.layer_norm)(obs).squeeze(-1)

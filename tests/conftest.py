@@ -28,3 +28,23 @@ def pendulum_expert(tmp_path_factory):
                                           progress=False, tensorboard=False))
     assert out["eval"]["mean_return"] > -300, out["eval"]
     return out["run_dir"]
+
+
+@pytest.fixture(scope="session")
+def pendulum_dataset(pendulum_expert, tmp_path_factory):
+    """20k transitions of the Pendulum expert with N(0, 0.3^2) action noise, as a Minari
+    dataset directory (pass its path as ``dataset``)."""
+    import os
+
+    from contrl.data.collect import collect
+    root = tmp_path_factory.mktemp("minari")
+    previous = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(root)
+    try:
+        out = collect(pendulum_expert, "pendulum-noisy-v0", 20_000, noise=0.3)
+    finally:
+        if previous is None:
+            os.environ.pop("MINARI_DATASETS_PATH")
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = previous
+    return out["path"]

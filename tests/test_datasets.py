@@ -118,3 +118,28 @@ def test_returns_to_go_and_normalized_score(tmp_path):
     # episodes: rows 0-2 (terminal at 2), rows 3-5 (timeout at 5); gamma 0.5
     np.testing.assert_allclose(ds.returns_to_go(0.5), [1.75, 1.5, 1.0, 1.75, 1.5, 1.0])
     assert normalized_score(50.0, 0.0, 200.0) == 25.0
+
+
+def test_flat_copy_makes_reloads_fast_and_follows_changes(minari_dir):
+    import os
+
+    from contrl.data.datasets import CACHE_NAME
+    eps = rollout_episodes(random_policy(1, 0), "Pendulum-v1", 600, seed=0, num_envs=2)
+    path = write_minari("pendulum-cache-v0", eps, "Pendulum-v1", {})
+    first = load_dataset("pendulum-cache-v0")
+    cache = path / "data" / CACHE_NAME
+    assert cache.is_file()
+    again = load_dataset("pendulum-cache-v0")
+    for k in ("observations", "actions", "rewards", "terminals", "timeouts",
+              "next_observations", "episode_returns", "episode_ends"):
+        np.testing.assert_array_equal(getattr(first, k), getattr(again, k))
+    assert again.ref_min_score == first.ref_min_score and again.env_id == "Pendulum-v1"
+    # a stale copy (the episodes file changed) is rebuilt, an unreadable one too
+    before = cache.stat().st_mtime_ns
+    hdf5 = path / "data" / "main_data.hdf5"
+    os.utime(hdf5, ns=(hdf5.stat().st_atime_ns, hdf5.stat().st_mtime_ns + 10**9))
+    load_dataset("pendulum-cache-v0")
+    assert cache.stat().st_mtime_ns != before
+    cache.write_bytes(b"garbage")
+    np.testing.assert_array_equal(load_dataset("pendulum-cache-v0").rewards, first.rewards)
+    assert not [p for p in (path / "data").iterdir() if p.name.startswith(".")]

@@ -150,3 +150,15 @@ def test_offline_ratio_mixes_dataset_into_batches(tmp_path, tiny, monkeypatch):
         assert all(tuple(o) in data for o in obs[:, 16:].reshape(-1, 3))
     with pytest.raises(C.ConfigError, match="offline_ratio needs --dataset"):
         tiny(offline_ratio=0.5)
+
+
+def test_stop_at_return_keeps_a_full_checkpoint(tmp_path, tiny):
+    from contrl.run import Checkpoint
+    # any Pendulum return is above -5000: the run stops at its first evaluation
+    run_cfg, algo_cfg = tiny(steps=3000, eval_every=300, stop_at_return=-5000.0)
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    out = train_offpolicy(run_cfg, algo_cfg, SAC, run_dir)
+    assert out["step"] == 300
+    ckpt = Checkpoint(run_dir / "checkpoints" / "latest.ckpt")
+    assert ckpt.meta["step"] == 300 and ckpt.arrays("buffer/")  # buffer kept for export

@@ -92,6 +92,12 @@ def test_bc_term_is_zero_at_the_seeding_policy():
         2 * np.tanh(10.0) ** 2)
 
 
+def test_q_normalized_actor_objective_by_hand():
+    from contrl.agents.sac import q_normalized
+    q = jnp.asarray([[2.0, -4.0], [3.0, -6.0]])  # min over critics: [2, -6], mean |.| = 4
+    assert float(q_normalized(jnp.float32(8.0), q)) == pytest.approx(2.0, rel=1e-5)
+
+
 @pytest.mark.slow
 def test_imitation_seeded_sac_starts_near_the_expert(pendulum_expert, tmp_path, monkeypatch):
     from contrl.data.collect import collect

@@ -53,6 +53,11 @@ class BCConfig(AlgoConfig):
         if not self.hidden or min(self.hidden) <= 0:
             raise ConfigError(f"hidden must be positive layer widths, got {self.hidden}")
 
+    @property
+    def steps_per_call(self) -> int:
+        """What the offline loop reads: gradient steps per compiled call."""
+        return self.update_every
+
     def check_run(self, run) -> None:
         if not self.dataset:
             raise ConfigError("behaviour cloning needs --dataset (a Minari id, directory or "
@@ -101,6 +106,9 @@ class BC(struct.PyTreeNode):
         """Use the dataset's observation statistics (standard deviations floored at 1e-3)."""
         return self.replace(obs_mean=jnp.asarray(observations.mean(0), jnp.float32),
                             obs_std=jnp.asarray(np.maximum(observations.std(0), 1e-3), jnp.float32))
+
+    def fit_dataset(self, dataset, cfg: BCConfig) -> "BC":
+        return self.fit_normalizer(dataset.observations) if cfg.normalize_obs else self
 
     def _norm(self, obs):
         return (obs - self.obs_mean) / self.obs_std

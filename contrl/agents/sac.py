@@ -43,6 +43,10 @@ class SACConfig(OffPolicyConfig):
     decayed linearly to 0 over bc_decay_steps gradient steps (0: no term)."""
     bc_decay_steps: int = 100_000
     """Gradient steps over which bc_weight decays to 0."""
+    bc_normalize_q: bool = False
+    """With bc_weight: divide the actor's SAC objective by mean |Q| (not differentiated), as
+    TD3+BC does, so that bc_weight weighs the BC term against an objective of size ~1 whatever
+    the scale of the returns."""
     seed_log_std: float | None = None
     """When seeding: reset the actor's log std to this constant (default: keep the cloned one,
     which BC on a deterministic expert drives to the lower clip). Did not prevent the collapse
@@ -76,6 +80,11 @@ def temperature_loss(log_alpha, entropy, target_entropy):
     return log_alpha * (entropy - target_entropy)
 
 
+def q_normalized(loss, q):
+    """``loss`` / mean |min_i Q_i(s, a)|, the divisor not differentiated (TD3+BC's scaling)."""
+    return loss / jax.lax.stop_gradient(jnp.mean(jnp.abs(q.min(0))) + 1e-6)
+
+
 def bc_term(mean, seed_mean):
     """Squared distance between the actor's and the seeding policy's mean actions."""
     return jnp.mean(jnp.sum((jnp.tanh(mean) - jnp.tanh(jax.lax.stop_gradient(seed_mean))) ** 2, -1))
@@ -100,6 +109,7 @@ class SAC(struct.PyTreeNode):
     backup_entropy: bool = struct.field(pytree_node=False)
     bc_weight: float = struct.field(pytree_node=False, default=0.0)
     bc_decay_steps: int = struct.field(pytree_node=False, default=1)
+    bc_normalize_q: bool = struct.field(pytree_node=False, default=False)
 
     @classmethod
     def create(cls, cfg: SACConfig, obs_dim: int, action_dim: int, seed: int,
@@ -144,6 +154,7 @@ class SAC(struct.PyTreeNode):
             backup_entropy=cfg.backup_entropy,
             bc_weight=cfg.bc_weight,
             bc_decay_steps=cfg.bc_decay_steps,
+            bc_normalize_q=cfg.bc_normalize_q,
         )
 
     # ----------------------------------------------------------------- acting
@@ -184,6 +195,8 @@ class SAC(struct.PyTreeNode):
             action, logp = tanh_gaussian_sample(mean, log_std, key)
             q = self.critic.apply_fn(self.critic.params, batch.obs, action)
             loss = actor_loss(logp, q, alpha)
+            if self.bc_weight > 0 and self.bc_normalize_q:
+                loss = q_normalized(loss, q)
             if self.bc_weight > 0:
                 seed_mean = self.actor.apply_fn(self.bc_params, batch.obs)[0]
                 w = self.bc_weight * jnp.maximum(0.0, 1.0 - self.grad_steps / self.bc_decay_steps)

@@ -148,14 +148,18 @@ class TD3(struct.PyTreeNode):
         (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(self.critic.params)
         return self.critic.apply_gradients(grads=grads), {"critic_loss": loss, "q_mean": q_mean}
 
+    def actor_objective(self, q, pi, batch: Batch):
+        """The actor's loss given Q_1(s, pi(s)) (shape (1, B)) and its actions pi(s)."""
+        return deterministic_actor_loss(q)
+
     def _actor_and_targets_step(self, batch: Batch) -> "TD3":
         # Only Q_1 drives the actor: evaluate a one-member view of the ensemble rather than the
         # whole vmapped ensemble (whose unused members XLA cannot prune from the batched matmul).
         q1_params = jax.tree_util.tree_map(lambda p: p[:1], self.critic.params)
 
         def loss_fn(params):
-            q = self.first_critic_fn(q1_params, batch.obs, self.actor.apply_fn(params, batch.obs))
-            return deterministic_actor_loss(q)
+            pi = self.actor.apply_fn(params, batch.obs)
+            return self.actor_objective(self.first_critic_fn(q1_params, batch.obs, pi), pi, batch)
 
         loss, grads = jax.value_and_grad(loss_fn)(self.actor.params)
         actor = self.actor.apply_gradients(grads=grads)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from contrl.data.datasets import check_name, minari_root, write_minari
+from contrl.data.datasets import (check_name, dataset_metadata, load_dataset, minari_root,
+                                  write_minari)
 from contrl.envs import EnvPool
 from contrl.errors import ContrlError
 from contrl.evaluate import evaluate
@@ -70,18 +71,19 @@ def _new_episode(obs) -> dict:
 
 def collect(run_dir: str | None, name: str, steps: int, noise: float = 0.0,
             random: bool = False, env_id: str | None = None, seed: int = 0,
-            which: str = "best", num_envs: int = 8, ref_episodes: int = 10) -> dict:
+            which: str = "best", num_envs: int = 8, ref_episodes: int = 10,
+            ref_from: str | None = None) -> dict:
     """Write ``steps`` transitions of a policy as the Minari dataset ``name``.
 
     The policy is the run's ``which`` checkpoint (deterministic, plus Gaussian ``noise``), or
     uniform random actions with ``random``. The metadata records the env, the policy that made
     the data, its average episode return, and the reference scores for normalization: the
-    random policy's average return (min) and the run's policy's deterministic return (max)."""
+    random policy's average return (min) and the run's policy's deterministic return (max), or
+    with ``ref_from`` those of another dataset (e.g. a medium dataset takes the expert's)."""
     from contrl.train import load_agent
 
-    check_name(name)
-    if (minari_root() / name).exists():
-        raise ContrlError(f"dataset {name} already exists ({minari_root() / name})")
+    _check_new(name)
+    refs = reference_scores(ref_from) if ref_from else None
     if steps <= 0:
         raise ContrlError(f"steps must be positive, got {steps}")
     meta: dict = {"noise": noise, "seed": seed}
@@ -99,22 +101,85 @@ def collect(run_dir: str | None, name: str, steps: int, noise: float = 0.0,
     probe = make_env(env_id)
     action_dim = probe.action_space.shape[0]
     probe.close()
-    rand = random_policy(action_dim, seed + 7)
-    ref_min = evaluate(rand, env_id, ref_episodes, seed)["mean_return"]
-    ref_max = None
+    if refs is None:
+        rand = random_policy(action_dim, seed + 7)
+        ref_min = evaluate(rand, env_id, ref_episodes, seed)["mean_return"]
+        ref_max = None if random or agent is None else evaluate(
+            agent.eval_actions, env_id, ref_episodes, seed)["mean_return"]
+    else:
+        ref_min, ref_max = refs
+        meta["references_from"] = ref_from
     if random or agent is None:
         policy, meta["policy"] = random_policy(action_dim, seed), "uniform random"
     else:
-        ref_max = evaluate(agent.eval_actions, env_id, ref_episodes, seed)["mean_return"]
         policy = noisy(agent.eval_actions, noise, seed)
         meta["policy"] = f"contrl {Path(run_dir).name} ({which} checkpoint)" + (
             f" + N(0, {noise}^2) noise" if noise > 0 else "")
     episodes = rollout_episodes(policy, env_id, steps, seed, num_envs)
-    complete = [sum(e["rewards"]) for e in episodes if not e.get("cut")]
+    return _write(name, episodes, env_id, meta, ref_min, ref_max)
+
+
+def _check_new(name: str) -> None:
+    check_name(name)
+    if (minari_root() / name).exists():
+        raise ContrlError(f"dataset {name} already exists ({minari_root() / name})")
+
+
+def _write(name, episodes, env_id, meta, ref_min, ref_max) -> dict:
+    complete = [float(np.sum(e["rewards"])) for e in episodes if not e.get("cut")]
     meta["average_return"] = float(np.mean(complete)) if complete else None
     meta["ref_min_score"], meta["ref_max_score"] = ref_min, ref_max
     path = write_minari(name, episodes, env_id, meta, ref_min, ref_max)
-    return {"name": name, "path": str(path), "episodes": len(episodes), "steps": steps,
+    load_dataset(path, env_id)  # builds the flat copy that makes later loads fast
+    return {"name": name, "path": str(path), "episodes": len(episodes),
+            "steps": int(sum(len(e["rewards"]) for e in episodes)),
             "average_return": meta["average_return"], "ref_min_score": ref_min,
             "ref_max_score": ref_max}
+
+
+def reference_scores(name: str) -> tuple[float | None, float | None]:
+    """(ref_min, ref_max) recorded in a local dataset's metadata."""
+    meta = dataset_metadata(name)
+    return meta.get("ref_min_score"), meta.get("ref_max_score")
+
+
+def export_buffer(run_dir: str, name: str, which: str = "latest",
+                  ref_from: str | None = None) -> dict:
+    """Write the replay buffer saved in a run's ``which`` checkpoint as the dataset ``name``
+    (D4RL's "replay" datasets: everything the run had collected, its warm-up included)."""
+    from contrl.data.replay import ReplayBuffer
+    from contrl.run import Checkpoint
+    from contrl.train import load_agent
+
+    _check_new(name)
+    _, run_cfg, algo_cfg, _ = load_agent(run_dir, "latest")
+    ckpt = Checkpoint(Path(run_dir) / "checkpoints" / f"{which}.ckpt")
+    arrays = ckpt.arrays("buffer/")
+    if not arrays:
+        raise ContrlError(f"{ckpt.path} holds no replay buffer (only full checkpoints of "
+                          "off-policy runs do)")
+    obs_dim, action_dim = arrays["buffer/obs"].shape[-1], arrays["buffer/action"].shape[-1]
+    buffer = ReplayBuffer(algo_cfg.buffer_size, obs_dim, action_dim, run_cfg.num_envs)
+    buffer.load_state(arrays, buffer.rng.bit_generator.state)
+    refs = reference_scores(ref_from) if ref_from else (None, None)
+    meta = {"run": str(Path(run_dir).resolve()), "checkpoint": which,
+            "checkpoint_step": ckpt.meta.get("step"),
+            "policy": f"replay buffer of contrl {Path(run_dir).name} ({which} checkpoint)"}
+    if ref_from:
+        meta["references_from"] = ref_from
+    return _write(name, buffer.episodes(), run_cfg.env, meta, *refs)
+
+
+def concat(sources: list[str], name: str) -> dict:
+    """The datasets ``sources``, one after the other, as the dataset ``name`` (e.g.
+    medium-expert); reference scores are the first source's."""
+    _check_new(name)
+    parts = [load_dataset(s) for s in sources]
+    envs = {p.env_id for p in parts}
+    if len(envs) != 1:
+        raise ContrlError(f"cannot concatenate datasets of different envs ({', '.join(map(str, envs))})")
+    episodes = [ep for p in parts for ep in p.episodes()]
+    meta = {"sources": list(sources), "policy": " + ".join(sources)}
+    return _write(name, episodes, parts[0].env_id, meta, parts[0].ref_min_score,
+                  parts[0].ref_max_score)
 

@@ -99,6 +99,19 @@ class Dataset:
             return None
         return normalized_score(episode_return, self.ref_min_score, self.ref_max_score)
 
+    def episodes(self) -> list[dict]:
+        """The transitions as episodes (dicts of observations (T+1), actions in [-1, 1],
+        rewards, terminations, truncations), e.g. to write them as a new dataset."""
+        out = []
+        ends = np.flatnonzero(self.episode_ends)
+        for start, end in zip(np.concatenate([[0], ends[:-1] + 1]), ends):
+            rows = slice(start, end + 1)
+            out.append({"observations": np.concatenate(
+                            [self.observations[rows], self.next_observations[end:end + 1]]),
+                        "actions": self.actions[rows], "rewards": self.rewards[rows],
+                        "terminations": self.terminals[rows], "truncations": self.timeouts[rows]})
+        return out
+
     def returns_to_go(self, gamma: float) -> np.ndarray:
         """Discounted Monte-Carlo return from each row to the end of its episode (an episode cut
         by a time limit, or by the end of the data, is summed up to the cut)."""
@@ -169,10 +182,57 @@ def _data_dir(path: Path) -> Path:
     return path / "data" if (path / "data").is_dir() else path
 
 
+CACHE_NAME = "contrl_flat.npz"
+_ARRAYS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations",
+           "episode_returns", "episode_ends")
+
+
+def _cache_key(data: Path, env_id: str | None) -> str:
+    """What the flat copy depends on: the episodes file (size, mtime) and the action bounds' env."""
+    files = sorted(p for p in data.iterdir() if p.suffix in (".hdf5", ".h5", ".arrow")
+                   or p.is_dir())
+    stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return json.dumps({"format": 1, "files": stamp, "env_id": env_id})
+
+
 def _load_minari_dir(path: Path, env_id: str | None) -> Dataset:
+    """A Minari dataset. The first load reads it episode by episode (slow: Minari and h5py pay
+    per episode) and saves a flat copy of the arrays beside it (``contrl_flat.npz``, written
+    atomically); later loads read that copy, unless the episodes file changed."""
     data = _data_dir(path)
     if not (data / "metadata.json").is_file():
         raise DatasetError(f"{path} is not a Minari dataset (no data/metadata.json)")
+    meta = json.loads((data / "metadata.json").read_text())
+    env_id = env_id or meta.get("contrl", {}).get("env_id") or _spec_id(meta.get("env_spec"))
+    key = _cache_key(data, env_id)
+    cache = data / CACHE_NAME
+    if cache.is_file():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                if str(z["key"]) == key:
+                    return Dataset(*(z[k] for k in _ARRAYS), name=meta.get("dataset_id", path.name),
+                                   env_id=env_id, ref_min_score=meta.get("ref_min_score"),
+                                   ref_max_score=meta.get("ref_max_score"),
+                                   metadata=meta.get("contrl", {}))
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable copy: rebuild it below
+    ds = _read_minari_episodes(path, data, env_id)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".contrl-tmp-", suffix=".npz", dir=data)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, key=np.asarray(key), **{k: getattr(ds, k) for k in _ARRAYS})
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # read-only location: no flat copy, the next load reads the episodes again
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+    return ds
+
+
+def _read_minari_episodes(path: Path, data: Path, env_id: str | None) -> Dataset:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import minari
@@ -182,7 +242,6 @@ def _load_minari_dir(path: Path, env_id: str | None) -> Dataset:
             raise DatasetError(f"cannot read Minari dataset {path}: {e}") from None
         meta = ds.storage.metadata
     extra = meta.get("contrl", {})
-    env_id = env_id or extra.get("env_id") or _spec_id(meta.get("env_spec"))
     parts = {k: [] for k in ("obs", "act", "rew", "term", "trunc", "next")}
     for n, ep in enumerate(ds.iterate_episodes()):
         obs = np.asarray(ep.observations, np.float32)
@@ -279,6 +338,15 @@ def _load_d4rl(path: Path, env_id: str | None) -> Dataset:
                    ref_min_score=attrs.get("ref_min_score"), ref_max_score=attrs.get("ref_max_score"))
 
 
+def dataset_metadata(name: str) -> dict:
+    """The Minari metadata of the local dataset ``name`` (without loading its data)."""
+    path = _data_dir(minari_root() / name) / "metadata.json"
+    if not path.is_file():
+        known = ", ".join(r["id"] for r in list_datasets()) or "none"
+        raise DatasetError(f"no local dataset '{name}' (local datasets: {known})")
+    return json.loads(path.read_text())
+
+
 def list_datasets() -> list[dict]:
     """Local Minari datasets: id, episodes, steps, size in MB, average episode return."""
     root = minari_root()
@@ -293,7 +361,8 @@ def list_datasets() -> list[dict]:
         except (OSError, ValueError):
             continue
         extra = meta.get("contrl", {})
-        size = sum(p.stat().st_size for p in meta_path.parent.iterdir() if p.is_file())
+        size = sum(p.stat().st_size for p in meta_path.parent.iterdir()
+                   if p.is_file() and p.name != CACHE_NAME and not p.name.startswith("."))
         rows.append({"id": meta.get("dataset_id", meta_path.parent.parent.name),
                      "episodes": meta.get("total_episodes"), "steps": meta.get("total_steps"),
                      "size_mb": size / 2**20, "average_return": extra.get("average_return"),

@@ -126,3 +126,28 @@ class ReplayBuffer:
         self.open = opened.astype(bool)
         self.transitions = int(state["buffer/transitions"])
         self.rng.bit_generator.state = rng_state
+
+    def episodes(self) -> list[dict]:
+        """The stored data as episodes, oldest first per env: dicts of observations (T+1, the
+        real final one last), actions, rewards, terminations, truncations. An episode still
+        running (or whose start was overwritten) ends in a truncation and is marked ``cut``."""
+        out = []
+        for e in range(self.n_envs):
+            n = int(self.filled[e])
+            order = (np.arange(n) + (int(self.ptr[e]) if n == self.rows else 0)) % self.rows
+            valid = self.valid[e, order]
+            start = None
+            for i in range(n):
+                if valid[i] and start is None:
+                    start = i
+                elif not valid[i] and start is not None:
+                    rows, last = order[start:i], order[i]
+                    term = self.terminated[e, rows].copy()
+                    newest = i == n - 1 and self.open[e]
+                    trunc = np.zeros(len(rows), bool)
+                    trunc[-1] = not term[-1]
+                    out.append({"observations": self.obs[e, np.append(rows, last)],
+                                "actions": self.action[e, rows], "rewards": self.reward[e, rows],
+                                "terminations": term, "truncations": trunc, "cut": newest})
+                    start = None
+        return out

@@ -61,17 +61,20 @@ def check_finite(metrics: dict, step: int, run_dir: Path) -> dict:
     return values
 
 
-def start(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool):
-    """The environments and a fresh agent, or, when resuming, the agent and the environments'
-    exact state from ``latest.ckpt``. Returns (pool, agent, checkpoint or None, saved state or None)."""
+def start(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool, agent=None):
+    """The environments and a fresh agent (or ``agent``, e.g. one trained offline), or, when
+    resuming, the agent and the environments' exact state from ``latest.ckpt``.
+    Returns (pool, agent, checkpoint or None, saved state or None)."""
     pool = EnvPool(run_cfg.env, run_cfg.num_envs, run_cfg.seed, run_cfg.action_repeat)
-    agent = agent_cls.create(algo_cfg, pool.obs_dim, pool.action_dim, run_cfg.seed,
-                             num_envs=run_cfg.num_envs)
+    if agent is None or resume:
+        agent = agent_cls.create(algo_cfg, pool.obs_dim, pool.action_dim, run_cfg.seed,
+                                 num_envs=run_cfg.num_envs)
     if not resume:
         return pool, agent, None, None
     ckpt = Checkpoint(run_dir / "checkpoints" / "latest.ckpt")
     state = ckpt.state()
-    pool.load_state(state["pool"])
+    if "pool" in state:  # offline runs keep no env state
+        pool.load_state(state["pool"])
     return pool, ckpt.restore_agent(agent), ckpt, state
 
 
@@ -107,6 +110,12 @@ class Session:
     def state(self) -> dict:
         return {"step": self.step, "episodes": self.episodes, "best_eval": self.best,
                 "last_eval": self.last_eval, "elapsed": self.clock()}
+
+    def done(self) -> bool:
+        """The step budget is spent, or an evaluation reached ``stop_at_return``."""
+        target = self.cfg.stop_at_return
+        return self.step >= self.cfg.steps or (
+            target is not None and self.last_eval is not None and self.last_eval >= target)
 
     def finished(self, episodes: list[tuple[float, int]]) -> None:
         """Record finished training episodes as (return, length)."""
@@ -149,15 +158,18 @@ class Session:
         if metrics is not None:
             self.metrics = check_finite(metrics, self.step, self.run_dir)
         self.advance(prev, agent)
-        if crossed(prev, self.step, self.cfg.checkpoint_every) or self.step >= self.cfg.steps:
+        if crossed(prev, self.step, self.cfg.checkpoint_every) or self.done():
             checkpoint()
 
     def stopped(self, stop: StopFlag, checkpoint, algo: str) -> None:
         """After the loop: if it was interrupted, save a checkpoint and say how to resume."""
         if stop.raised:
             checkpoint()
+            run = self.run_dir
+            if not (run / "config.json").exists() and (run.parent / "config.json").exists():
+                run = run.parent  # an online phase lives inside its offline run
             print(f"interrupted at step {self.step}; checkpoint saved. Resume with "
-                  f"`contrl train {algo} --resume {self.run_dir}`")
+                  f"`contrl train {algo} --resume {run}`")
 
     def close(self) -> None:
         self.progress.close()

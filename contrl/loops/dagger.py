@@ -42,7 +42,7 @@ def train_dagger(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = Fal
     n, per_round = pool.n, algo_cfg.steps_per_round
     try:
         with StopFlag() as stop:
-            while run.step < run_cfg.steps and not stop.raised:
+            while not run.done() and not stop.raised:
                 b = beta(algo_cfg.beta_schedule, algo_cfg.beta_decay, run.step // per_round)
                 new_obs, new_act = [], []
                 for _ in range(-(-per_round // n)):

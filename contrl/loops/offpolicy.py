@@ -18,9 +18,11 @@ from contrl.run import save_checkpoint
 
 
 def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = False,
-                    algo: str = "<algo>") -> dict:
+                    algo: str = "<algo>", agent=None) -> dict:
+    """``agent``: start from this agent (e.g. trained offline) instead of a fresh one."""
     seed, n_envs = run_cfg.seed, run_cfg.num_envs
-    pool, agent, ckpt, state = start(run_cfg, algo_cfg, agent_cls, run_dir, resume)
+    fresh = agent is None
+    pool, agent, ckpt, state = start(run_cfg, algo_cfg, agent_cls, run_dir, resume, agent)
     on_episode_end = getattr(agent_cls, "on_episode_end", None)
     buffer = ReplayBuffer(algo_cfg.buffer_size, pool.obs_dim, pool.action_dim, n_envs, seed)
     rng = np.random.default_rng(seed + 1)  # warm-up actions
@@ -28,7 +30,7 @@ def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = 
     if ckpt is not None:
         buffer.load_state(ckpt.arrays("buffer/"), state["buffer_rng"])
         rng.bit_generator.state = state["loop_rng"]
-    elif hasattr(agent, "pretrain"):  # e.g. imitation seeding, once, before the first step
+    elif fresh and hasattr(agent, "pretrain"):  # e.g. imitation seeding, once, before the first step
         agent = agent.pretrain(algo_cfg, run_cfg.env, seed)
     offline, n_offline = None, round(algo_cfg.offline_ratio * algo_cfg.batch_size)
     data_rng = np.random.default_rng(seed + 2)
@@ -38,7 +40,9 @@ def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = 
         offline.check_env(run_cfg.env, pool.obs_dim, pool.action_dim)
         if state is not None:
             data_rng.bit_generator.state = state["data_rng"]
-    run = Session(run_cfg, algo_cfg, agent_cls.METRICS, run_dir, state)
+    scored = offline is not None and offline.ref_max_score is not None
+    run = Session(run_cfg, algo_cfg, ("normalized_score",) * scored + agent_cls.METRICS, run_dir,
+                  state, score=offline.normalized_score if scored else None)
 
     def checkpoint():
         save_checkpoint(ckpt_dir / "latest.ckpt", agent, {"step": run.step, "kind": "full"},
@@ -58,7 +62,7 @@ def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = 
         return type(batches)(*(np.concatenate([a, b], axis=1) for a, b in zip(batches, extra)))
     try:
         with StopFlag() as stop:
-            while run.step < run_cfg.steps and not stop.raised:
+            while not run.done() and not stop.raised:
                 if run.step < algo_cfg.learning_starts and algo_cfg.random_warmup:
                     actions = rng.uniform(-1.0, 1.0, (n_envs, pool.action_dim)).astype(np.float32)
                 else:

@@ -37,7 +37,7 @@ def train_onpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = F
     done = np.zeros(shape, np.float32)
     try:
         with StopFlag() as stop:
-            while run.step < run_cfg.steps and not stop.raised:
+            while not run.done() and not stop.raised:
                 for t in range(horizon):
                     action, agent = agent.sample_actions(pool.obs)
                     actions[t] = action

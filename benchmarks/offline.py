@@ -1,0 +1,201 @@
+"""Offline RL benchmark: algorithms x contrl datasets x seeds, resumable, with a report of
+normalized scores beside the D4RL-published ones (../shared/reference/ANCHORS.md).
+
+    python benchmarks/offline.py --algos bc iql td3bc cql \\
+        --datasets hopper-medium-v0 halfcheetah-medium-v0 --steps 50000 --steps-for cql=10000
+    python benchmarks/offline.py --report --algos ... --datasets ...   # table + curves only
+
+Runs live in benchmarks/runs/offline/<algo>-<dataset>-s<seed>; an interrupted run resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5",
+        "pendulum": "Pendulum-v1"}
+# D4RL -v2 normalized scores (CORL README, "last scores"), ../shared/reference/ANCHORS.md
+D4RL = {
+    "halfcheetah-medium": {"bc": 42.4, "td3bc": 48.1, "cql": 47.0, "iql": 48.3},
+    "halfcheetah-medium-replay": {"bc": 35.7, "td3bc": 44.8, "cql": 45.0, "iql": 44.5},
+    "halfcheetah-medium-expert": {"bc": 56.0, "td3bc": 90.8, "cql": 95.6, "iql": 94.7},
+    "hopper-medium": {"bc": 53.5, "td3bc": 60.4, "cql": 59.1, "iql": 67.5},
+    "hopper-medium-replay": {"bc": 29.8, "td3bc": 64.4, "cql": 95.1, "iql": 97.4},
+    "hopper-medium-expert": {"bc": 52.3, "td3bc": 101.2, "cql": 99.3, "iql": 107.4},
+    "walker2d-medium": {"bc": 63.2, "td3bc": 82.7, "cql": 80.8, "iql": 80.9},
+    "walker2d-medium-replay": {"bc": 21.8, "td3bc": 85.6, "cql": 73.1, "iql": 82.2},
+    "walker2d-medium-expert": {"bc": 99.0, "td3bc": 110.0, "cql": 109.6, "iql": 111.7},
+}
+
+
+def env_of(dataset: str) -> str:
+    return ENVS[dataset.split("-")[0]]
+
+
+def run_dir_for(root: Path, algo: str, dataset: str, seed: int) -> Path:
+    return root / f"{algo}-{dataset}-s{seed}"
+
+
+def done_step(run: Path) -> int:
+    from contrl.run import Checkpoint
+    path = run / "checkpoints" / "latest.ckpt"
+    return Checkpoint(path).meta.get("step", 0) if path.exists() else -1
+
+
+def steps_for(a, algo: str) -> int:
+    return a.steps_for.get(algo, a.steps)
+
+
+def run_grid(a) -> None:
+    from contrl.train import train
+    for dataset in a.datasets:
+        for algo in a.algos:
+            for seed in a.seeds:
+                run = run_dir_for(a.runs_dir, algo, dataset, seed)
+                steps = steps_for(a, algo)
+                done = done_step(run)
+                if done >= steps:
+                    print(f"done     {run.name} ({done} steps)", flush=True)
+                    continue
+                if done >= 0:
+                    print(f"resume   {run.name} from {done}", flush=True)
+                    out = train(algo, None, {"steps": steps, "progress": a.progress}, resume=str(run))
+                else:
+                    print(f"start    {run.name}", flush=True)
+                    over = {"dataset": dataset, "steps": steps, "seed": seed,
+                            "eval_every": a.eval_every, "progress": a.progress}
+                    out = train(algo, env_of(dataset), over, run_dir=str(run))
+                ev = out.get("eval") or {}
+                print(f"finished {run.name}: step {out['step']} return {ev.get('mean_return')} "
+                      f"normalized {ev.get('normalized_score')}", flush=True)
+
+
+def read_scores(run: Path):
+    steps, scores, returns = [], [], []
+    with open(run / "progress.csv") as f:
+        for row in csv.DictReader(f):
+            if row.get("normalized_score"):
+                steps.append(int(row["step"]))
+                scores.append(float(row["normalized_score"]))
+                returns.append(float(row["eval_return"]))
+    return np.array(steps), np.array(scores), np.array(returns)
+
+
+def dataset_row(dataset: str) -> str:
+    from contrl.data.datasets import dataset_metadata
+    meta = dataset_metadata(dataset)
+    extra = meta.get("contrl", {})
+    avg = extra.get("average_return")
+    lo, hi = meta.get("ref_min_score"), meta.get("ref_max_score")
+    score = 100 * (avg - lo) / (hi - lo) if None not in (avg, lo, hi) else float("nan")
+    return (f"| {dataset} | {meta.get('total_steps'):,} | {meta.get('total_episodes')} | "
+            f"{avg:.0f} ({score:.0f}) | {lo:.0f} / {hi:.0f} | {extra.get('policy', '')} |")
+
+
+def report(a) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from contrl.errors import ContrlError
+    a.out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Offline RL on contrl-made datasets ({datetime.now(timezone.utc):%Y-%m-%d} UTC)", "",
+             f"machine: {platform.machine()}, {os.cpu_count()} cores, CPU only; command: "
+             f"`python benchmarks/offline.py {' '.join(sys.argv[1:])}`", "",
+             "## Datasets", "",
+             "| dataset | steps | episodes | average return (normalized) | ref min / max | made by |",
+             "|---|---|---|---|---|---|"]
+    for dataset in a.datasets:
+        try:
+            lines.append(dataset_row(dataset))
+        except (ContrlError, TypeError) as e:  # a missing dataset only leaves its row empty
+            lines.append(f"| {dataset} | missing ({type(e).__name__}) | | | | |")
+    lines += ["", "## Normalized scores (0 = random, 100 = expert policy of the dataset)", "",
+              "Deterministic evaluation, 10 episodes per point. final = last evaluation, "
+              "last3 = mean of the last three evaluations. D4RL = the published score on the D4RL "
+              "dataset of the same name (CORL, 1M gradient steps): **the datasets differ** "
+              "(contrl's behaviour policies, expert references and -v5 envs), so compare the "
+              "ordering of the methods and their gap to BC, not the numbers.", "",
+              "| dataset | algo | seeds | gradient steps | final | last3 | best | D4RL |",
+              "|---|---|---|---|---|---|---|---|"]
+    table = []
+    for dataset in a.datasets:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for algo in a.algos:
+            finals, last3, bests, curves, steps = [], [], [], [], []
+            for seed in a.seeds:
+                run = run_dir_for(a.runs_dir, algo, dataset, seed)
+                if not (run / "progress.csv").exists():
+                    continue
+                x, y, _ = read_scores(run)
+                if len(y) == 0:
+                    continue
+                keep = a.out / "runs" / run.name
+                keep.mkdir(parents=True, exist_ok=True)
+                for name in ("progress.csv", "config.json", "eval.json"):
+                    if (run / name).exists():
+                        shutil.copyfile(run / name, keep / name)
+                finals.append(y[-1])
+                last3.append(y[-3:].mean())
+                bests.append(y.max())
+                curves.append((x, y))
+                steps.append(int(x[-1]))
+            if not curves:
+                continue
+            for i, (x, y) in enumerate(curves):
+                ax.plot(x, y, lw=1.5, label=f"{algo}" if i == 0 else None,
+                        color=f"C{a.algos.index(algo)}")
+            ref = D4RL.get(dataset.rsplit("-v", 1)[0], {}).get(algo)
+            lines.append(f"| {dataset} | {algo} | {len(curves)} | {min(steps):,} | "
+                         f"{np.mean(finals):.1f} | {np.mean(last3):.1f} | {np.mean(bests):.1f} | "
+                         f"{'-' if ref is None else ref} |")
+            table.append({"dataset": dataset, "algo": algo, "seeds": len(curves),
+                          "steps": min(steps), "final": float(np.mean(finals)),
+                          "last3": float(np.mean(last3)), "best": float(np.mean(bests)),
+                          "d4rl": ref})
+        ax.set_title(f"{dataset}: normalized score")
+        ax.set_xlabel("gradient steps")
+        ax.set_ylabel("normalized score")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(a.out / f"{dataset}.png", dpi=120)
+        plt.close(fig)
+    (a.out / "results.md").write_text("\n".join(lines) + "\n")
+    (a.out / "results.json").write_text(json.dumps(table, indent=2) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--algos", nargs="+", default=["bc", "iql", "td3bc", "cql"])
+    p.add_argument("--datasets", nargs="+", required=True)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--steps", type=int, default=50_000, help="gradient steps per run")
+    p.add_argument("--steps-for", nargs="*", default=[], metavar="ALGO=N",
+                   help="per-algorithm gradient steps, e.g. cql=10000")
+    p.add_argument("--eval-every", type=int, default=5_000)
+    p.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "offline")
+    p.add_argument("--out", type=Path, default=None, help="report directory (default <runs-dir>/report)")
+    p.add_argument("--report", action="store_true", help="only write the report")
+    p.add_argument("--progress", action="store_true")
+    a = p.parse_args()
+    a.steps_for = {k: int(v) for k, v in (s.split("=") for s in a.steps_for)}
+    a.out = a.out or a.runs_dir / "report"
+    if not a.report:
+        run_grid(a)
+    report(a)
+
+
+if __name__ == "__main__":
+    main()

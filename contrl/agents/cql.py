@@ -1,0 +1,216 @@
+"""Conservative Q-Learning (Kumar et al. 2020), on SAC.
+
+Each critic's TD loss gets a penalty that pushes Q down on actions the policy (and a uniform
+proposal) would pick and up on dataset actions:
+
+    penalty_i = E_s[ T * logsumexp(Q_i(s, a~) / T) - Q_i(s, a_data) ],
+
+with the logsumexp over random, current-policy and next-policy actions, importance-weighted
+by their densities (CQL(H)). The weight is fixed (``cql_alpha``) or tuned by dual gradient
+descent so that the penalty stays near ``lagrange_gap``. The TD target leaves out the entropy
+bonus by default, one of the causes of the divergence reported with CQL-SAC on expert data.
+"""
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from flax.training.train_state import TrainState
+
+from contrl.agents.base import Batch, compiled_create, make_state, scan_updates
+from contrl.agents.offline import DataStats, OfflineConfig, fit_stats
+from contrl.agents.sac import SAC, soft_td_target
+from contrl.nets import (CriticEnsemble, TanhGaussianActor, polyak, sample_tanh_gaussian_policy,
+                         tanh_gaussian_mode, tanh_gaussian_sample)
+
+
+@dataclasses.dataclass
+class CQLConfig(OfflineConfig):
+    """CQL hyperparameters (defaults: CORL's locomotion setting)."""
+
+    hidden: tuple[int, ...] = (256, 256, 256)
+    """Hidden layer widths of the actor and of each critic."""
+    actor_lr: float = 3e-5
+    """Adam learning rate of the actor (lr is the critics' and alpha's)."""
+    init_alpha: float = 1.0
+    """Initial entropy coefficient."""
+    autotune_alpha: bool = True
+    """Tune the entropy coefficient towards the target entropy (else keep init_alpha)."""
+    target_entropy: float | None = None
+    """Target policy entropy; default -|A|."""
+    backup_entropy: bool = False
+    """Include the entropy term in the TD target."""
+    cql_alpha: float = 10.0
+    """Weight of the conservative penalty (the initial multiplier with lagrange)."""
+    n_actions: int = 10
+    """Sampled actions per state for each of the random, current and next-policy terms."""
+    temperature: float = 1.0
+    """Temperature of the logsumexp."""
+    importance_sample: bool = True
+    """Weight sampled actions by their inverse densities (CQL(H)); off: plain logsumexp."""
+    lagrange: bool = False
+    """Tune the penalty weight so that the penalty approaches lagrange_gap."""
+    lagrange_gap: float = 5.0
+    """Target value of the penalty when lagrange is on."""
+
+    def validate(self) -> None:
+        super().validate()
+        self._positive("actor_lr", "init_alpha", "n_actions", "temperature")
+        self._nonneg("cql_alpha")
+
+
+def cql_penalty(q_data, q_rand, q_pi, logp_pi, q_next, logp_next, action_dim: int,
+                temperature: float = 1.0, importance_sample: bool = True):
+    """Per-critic conservative penalty, shape (n,).
+
+    q_data: (n, B) at dataset actions; q_rand, q_pi, q_next: (n, B, N) at uniform actions,
+    actions from pi(.|s) and from pi(.|s') (all evaluated at s); logp_pi, logp_next: (B, N).
+    """
+    if importance_sample:
+        log_uniform = action_dim * np.log(0.5)  # density of U[-1, 1]^d
+        cat = jnp.concatenate([q_rand - log_uniform, q_pi - logp_pi, q_next - logp_next], -1)
+    else:
+        cat = jnp.concatenate([q_rand, q_data[..., None], q_pi, q_next], -1)
+    lse = temperature * jax.nn.logsumexp(cat / temperature, axis=-1)
+    return jnp.mean(lse - q_data, axis=-1)
+
+
+class CQL(SAC):
+    """SAC with the conservative critic penalty and dataset statistics (``stats``)."""
+
+    METRICS = ("critic_loss", "cql_penalty", "q_mean", "q_rand", "actor_loss", "entropy",
+               "alpha", "cql_weight")
+
+    stats: DataStats = None
+    log_alpha_prime: TrainState = None
+    cql_alpha: float = struct.field(pytree_node=False, default=10.0)
+    n_actions: int = struct.field(pytree_node=False, default=10)
+    temperature: float = struct.field(pytree_node=False, default=1.0)
+    importance_sample: bool = struct.field(pytree_node=False, default=True)
+    lagrange: bool = struct.field(pytree_node=False, default=False)
+    lagrange_gap: float = struct.field(pytree_node=False, default=5.0)
+
+    @classmethod
+    def create(cls, cfg: CQLConfig, obs_dim: int, action_dim: int, seed: int,
+               num_envs: int = 1) -> "CQL":
+        return compiled_create(cls._build, cfg, obs_dim, action_dim, seed)
+
+    @classmethod
+    def _build(cls, cfg: CQLConfig, obs_dim: int, action_dim: int, seed) -> "CQL":
+        key, k_actor, k_critic = jax.random.split(jax.random.PRNGKey(seed), 3)
+        obs = jnp.zeros((1, obs_dim), jnp.float32)
+        act = jnp.zeros((1, action_dim), jnp.float32)
+        actor_net = TanhGaussianActor(tuple(cfg.hidden), action_dim)
+        critic_net = CriticEnsemble(tuple(cfg.hidden), cfg.n_critics, cfg.critic_layer_norm)
+        critic_params = critic_net.init(k_critic, obs, act)
+        scalar = partial(jnp.full, (), dtype=jnp.float32)
+        return cls(
+            actor=make_state(actor_net, actor_net.init(k_actor, obs), cfg.actor_lr),
+            critic=make_state(critic_net, critic_params, cfg.lr),
+            target_critic=jax.tree_util.tree_map(jnp.copy, critic_params),
+            log_alpha=make_state(None, {"log_alpha": scalar(np.log(cfg.init_alpha))}, cfg.lr),
+            key=key, bc_params={}, grad_steps=jnp.zeros((), jnp.int32),
+            gamma=cfg.gamma, tau=cfg.tau,
+            target_entropy=-float(action_dim) if cfg.target_entropy is None else float(cfg.target_entropy),
+            autotune_alpha=cfg.autotune_alpha, backup_entropy=cfg.backup_entropy,
+            stats=DataStats.identity(obs_dim),
+            log_alpha_prime=make_state(None, {"log_alpha": scalar(np.log(max(cfg.cql_alpha, 1e-8)))},
+                                       cfg.lr),
+            cql_alpha=cfg.cql_alpha, n_actions=cfg.n_actions, temperature=cfg.temperature,
+            importance_sample=cfg.importance_sample, lagrange=cfg.lagrange,
+            lagrange_gap=cfg.lagrange_gap,
+        )
+
+    def pretrain(self, cfg, env_id: str, seed: int) -> "CQL":
+        return self  # no imitation seeding: the offline phase already trained the agent
+
+    def fit_dataset(self, dataset, cfg: CQLConfig) -> "CQL":
+        return fit_stats(self, dataset, cfg)
+
+    # ----------------------------------------------------------------- acting
+    def sample_actions(self, obs):
+        action, key = sample_tanh_gaussian_policy(self.actor.apply_fn, self.actor.params,
+                                                  self.key, self.stats.obs(obs))
+        return action, self.replace(key=key)
+
+    def eval_actions(self, obs):
+        return tanh_gaussian_mode(self.actor.apply_fn, self.actor.params, self.stats.obs(obs))
+
+    # --------------------------------------------------------------- learning
+    def cql_weight(self, params=None):
+        """The penalty's weight: fixed, or exp(log alpha') clipped to [0, 1e6] with lagrange."""
+        if not self.lagrange:
+            return jnp.float32(self.cql_alpha)
+        params = self.log_alpha_prime.params if params is None else params
+        return jnp.clip(jnp.exp(params["log_alpha"]), 0.0, 1e6)
+
+    def _policy_actions(self, obs, key):
+        """n_actions samples of pi(.|obs) per row, flattened to (B * N, d), and log pi (B, N)."""
+        rep = jnp.repeat(obs, self.n_actions, axis=0)
+        mean, log_std = self.actor.apply_fn(self.actor.params, rep)
+        action, logp = tanh_gaussian_sample(mean, log_std, key)
+        return action, logp.reshape(obs.shape[0], self.n_actions)
+
+    def _critic_and_penalty_step(self, batch: Batch, key: jax.Array):
+        B, N = batch.obs.shape[0], self.n_actions
+        d = batch.action.shape[-1]
+        k_rand, k_pi, k_next = jax.random.split(key, 3)
+        a_rand = jax.random.uniform(k_rand, (B * N, d), minval=-1.0, maxval=1.0)
+        a_pi, logp_pi = self._policy_actions(batch.obs, k_pi)
+        a_next, logp_next = self._policy_actions(batch.next_obs, k_next)
+        # TD target: the first of the next-state samples
+        first = jnp.arange(B) * N
+        next_q = self.critic.apply_fn(self.target_critic, batch.next_obs, a_next[first])
+        alpha = self.alpha if self.backup_entropy else 0.0
+        target = jax.lax.stop_gradient(
+            soft_td_target(batch.reward, batch.discount, next_q, logp_next[:, 0], alpha))
+        obs_rep = jnp.repeat(batch.obs, N, axis=0)
+        all_obs = jnp.concatenate([batch.obs, obs_rep, obs_rep, obs_rep])
+        all_act = jax.lax.stop_gradient(jnp.concatenate([batch.action, a_rand, a_pi, a_next]))
+        logp_pi, logp_next = jax.lax.stop_gradient((logp_pi, logp_next))
+
+        def loss_fn(params, ap_params):
+            q_all = self.critic.apply_fn(params, all_obs, all_act)
+            q_data = q_all[:, :B]
+            q_rand, q_pi, q_next = jnp.split(q_all[:, B:].reshape(-1, 3, B, N), 3, axis=1)
+            penalty = cql_penalty(q_data, q_rand[:, 0], q_pi[:, 0], logp_pi, q_next[:, 0],
+                                  logp_next, d, self.temperature, self.importance_sample)
+            td = jnp.sum(jnp.mean((q_data - target) ** 2, axis=-1))
+            weight = self.cql_weight(ap_params)
+            if self.lagrange:
+                conservative = jax.lax.stop_gradient(weight) * jnp.sum(penalty - self.lagrange_gap)
+                dual = -weight * jnp.sum(jax.lax.stop_gradient(penalty) - self.lagrange_gap) / 2
+            else:
+                conservative, dual = weight * jnp.sum(penalty), 0.0
+            info = {"critic_loss": td, "cql_penalty": penalty.mean(), "q_mean": q_data.mean(),
+                    "q_rand": q_rand.mean(), "cql_weight": weight}
+            return td + conservative + dual, info
+
+        grads, info = jax.grad(loss_fn, argnums=(0, 1), has_aux=True)(
+            self.critic.params, self.log_alpha_prime.params)
+        critic = self.critic.apply_gradients(grads=grads[0])
+        alpha_prime = (self.log_alpha_prime.apply_gradients(grads=grads[1]) if self.lagrange
+                       else self.log_alpha_prime)
+        return critic, alpha_prime, info
+
+    def _update_step(self, batch: Batch):
+        batch = self.stats.batch(batch)
+        key, k_critic, k_actor = jax.random.split(self.key, 3)
+        critic, alpha_prime, info = self._critic_and_penalty_step(batch, k_critic)
+        agent = self.replace(critic=critic, log_alpha_prime=alpha_prime, key=key)
+        actor, pi_loss, entropy = agent._actor_step(batch, k_actor)
+        agent = agent.replace(actor=actor, grad_steps=agent.grad_steps + 1,
+                              target_critic=polyak(agent.target_critic, critic.params, self.tau))
+        if self.autotune_alpha:
+            log_alpha, _ = agent._alpha_step(jax.lax.stop_gradient(entropy))
+            agent = agent.replace(log_alpha=log_alpha)
+        info.update(actor_loss=pi_loss, entropy=entropy, alpha=agent.alpha)
+        return agent, info
+
+    @partial(jax.jit, donate_argnums=0)
+    def update(self, batches: Batch):
+        return scan_updates(lambda a, b: a._update_step(b), self, batches)

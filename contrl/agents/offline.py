@@ -1,0 +1,110 @@
+"""What the offline RL agents (IQL, CQL, TD3+BC) share: their config fields and the
+dataset statistics they carry (observation normalization, reward scaling).
+
+Every offline agent is also an off-policy agent: after the offline phase it can continue
+online (``online_steps``) in the shared off-policy loop, where the statistics fitted on the
+dataset keep applying to what the env returns.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from contrl.agents.base import Batch, OffPolicyConfig
+from contrl.config import ConfigError
+
+REWARD_NORMALIZATIONS = ("none", "returns", "antmaze")
+
+
+@dataclasses.dataclass
+class OfflineConfig(OffPolicyConfig):
+    """Fields every offline RL algorithm has (besides the off-policy ones, used online)."""
+
+    dataset_size: int = 0
+    """Use only the first dataset_size transitions (0: all)."""
+    normalize_obs: bool = True
+    """Standardize observations with the dataset's mean and standard deviation."""
+    reward_normalization: str = "none"
+    """none; returns: rewards * 1000 / (max - min episode return of the dataset) (IQL's
+    locomotion setting); antmaze: rewards - 1 (IQL's sparse-goal setting)."""
+    steps_per_call: int = 1000
+    """Gradient steps per compiled call in the offline phase (steps count gradient steps)."""
+    online_steps: int = 0
+    """After the offline phase, train online for this many env steps (in <run>/online), each
+    batch mixing dataset and new transitions by offline_ratio."""
+    offline_ratio: float = 0.5
+    """Online phase: share of every batch drawn from the dataset (the rest from the online
+    replay buffer)."""
+    learning_starts: int = 5_000
+    """Online phase: env steps collected by the offline policy before updates resume."""
+    random_warmup: bool = False
+    """Online phase: act uniformly at random before learning_starts (off: the offline policy
+    acts from the first step)."""
+
+    def validate(self) -> None:
+        super().validate()
+        self._nonneg("dataset_size", "online_steps")
+        self._positive("steps_per_call")
+        if self.reward_normalization not in REWARD_NORMALIZATIONS:
+            raise ConfigError(f"reward_normalization must be one of "
+                              f"{', '.join(REWARD_NORMALIZATIONS)}, got '{self.reward_normalization}'")
+
+    def check_run(self, run) -> None:
+        if not self.dataset:
+            raise ConfigError("offline training needs --dataset (a Minari id, directory or "
+                              "HDF5 file; `contrl datasets` lists local ones)")
+        super().check_run(run)
+
+
+def reward_transform(episode_returns: np.ndarray, kind: str) -> tuple[float, float]:
+    """(scale, bias) such that training sees scale * r + bias."""
+    if kind == "returns":
+        spread = float(np.max(episode_returns) - np.min(episode_returns)) if len(episode_returns) else 0.0
+        if spread <= 0:
+            raise ConfigError("reward_normalization=returns needs at least two complete "
+                              "episodes with different returns in the dataset")
+        return 1000.0 / spread, 0.0
+    if kind == "antmaze":
+        return 1.0, -1.0
+    return 1.0, 0.0
+
+
+class DataStats(struct.PyTreeNode):
+    """Observation mean/std and reward scale/bias, fitted on the dataset and kept in the agent
+    (hence in every checkpoint) so that evaluation and online data see the same transform."""
+
+    obs_mean: jax.Array
+    obs_std: jax.Array
+    reward_scale: jax.Array
+    reward_bias: jax.Array
+
+    @classmethod
+    def identity(cls, obs_dim: int) -> "DataStats":
+        return cls(jnp.zeros(obs_dim, jnp.float32), jnp.ones(obs_dim, jnp.float32),
+                   jnp.ones((), jnp.float32), jnp.zeros((), jnp.float32))
+
+    @classmethod
+    def fit(cls, dataset, normalize_obs: bool, reward_normalization: str) -> "DataStats":
+        stats = cls.identity(dataset.obs_dim)
+        if normalize_obs:
+            stats = stats.replace(
+                obs_mean=jnp.asarray(dataset.observations.mean(0), jnp.float32),
+                obs_std=jnp.asarray(np.maximum(dataset.observations.std(0), 1e-3), jnp.float32))
+        scale, bias = reward_transform(dataset.episode_returns, reward_normalization)
+        return stats.replace(reward_scale=jnp.float32(scale), reward_bias=jnp.float32(bias))
+
+    def obs(self, x):
+        return (jnp.asarray(x, jnp.float32) - self.obs_mean) / self.obs_std
+
+    def batch(self, b: Batch) -> Batch:
+        return b._replace(obs=self.obs(b.obs), next_obs=self.obs(b.next_obs),
+                          reward=b.reward * self.reward_scale + self.reward_bias)
+
+
+def fit_stats(agent, dataset, cfg: OfflineConfig):
+    """``agent`` with ``stats`` fitted on ``dataset`` as ``cfg`` says."""
+    return agent.replace(stats=DataStats.fit(dataset, cfg.normalize_obs, cfg.reward_normalization))
