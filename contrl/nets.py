@@ -17,6 +17,10 @@ _LOG2 = jnp.log(2.0)
 
 
 ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh}
+# Kernel initializations: Flax's default, and PyTorch's nn.Linear default (uniform with
+# variance 1 / (3 fan_in), i.e. sqrt(3) narrower), which e.g. TD3+BC's published results use.
+INITS = {"lecun": nn.initializers.lecun_normal(),
+         "torch": nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")}
 
 
 class MLP(nn.Module):
@@ -31,12 +35,13 @@ class MLP(nn.Module):
     layer_norm: bool = False
     activation: str = "relu"
     out_scale: float | None = None
+    weight_init: str = "lecun"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = ACTIVATIONS[self.activation]
         if self.out_scale is None:
-            hidden_kw, out_kw = {}, {}
+            hidden_kw = out_kw = {"kernel_init": INITS[self.weight_init]}
         else:
             zeros = nn.initializers.zeros_init()
             hidden_kw = {"kernel_init": nn.initializers.orthogonal(jnp.sqrt(2.0)), "bias_init": zeros}
@@ -54,11 +59,12 @@ class QNetwork(nn.Module):
 
     hidden: Sequence[int]
     layer_norm: bool = False
+    weight_init: str = "lecun"
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
         x = jnp.concatenate([obs, action], axis=-1)
-        return MLP(self.hidden, 1, self.layer_norm)(x).squeeze(-1)
+        return MLP(self.hidden, 1, self.layer_norm, weight_init=self.weight_init)(x).squeeze(-1)
 
 
 class CriticEnsemble(nn.Module):
@@ -70,6 +76,7 @@ class CriticEnsemble(nn.Module):
     hidden: Sequence[int]
     n: int = 2
     layer_norm: bool = False
+    weight_init: str = "lecun"
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
@@ -81,7 +88,7 @@ class CriticEnsemble(nn.Module):
             out_axes=0,
             axis_size=self.n,
         )
-        return ensemble(self.hidden, self.layer_norm)(obs, action)
+        return ensemble(self.hidden, self.layer_norm, self.weight_init)(obs, action)
 
 
 class TanhGaussianActor(nn.Module):
@@ -89,10 +96,11 @@ class TanhGaussianActor(nn.Module):
 
     hidden: Sequence[int]
     action_dim: int
+    weight_init: str = "lecun"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        out = MLP(self.hidden, 2 * self.action_dim)(obs)
+        out = MLP(self.hidden, 2 * self.action_dim, weight_init=self.weight_init)(obs)
         mean, log_std = jnp.split(out, 2, axis=-1)
         return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
 
@@ -102,10 +110,11 @@ class DeterministicActor(nn.Module):
 
     hidden: Sequence[int]
     action_dim: int
+    weight_init: str = "lecun"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return jnp.tanh(MLP(self.hidden, self.action_dim)(obs))
+        return jnp.tanh(MLP(self.hidden, self.action_dim, weight_init=self.weight_init)(obs))
 
 
 def tanh_gaussian_sample(
@@ -216,10 +225,11 @@ class BoundedGaussianPolicy(nn.Module):
     hidden: Sequence[int]
     action_dim: int
     log_std_min: float = -5.0
+    weight_init: str = "lecun"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        mean = jnp.tanh(MLP(self.hidden, self.action_dim)(obs))
+        mean = jnp.tanh(MLP(self.hidden, self.action_dim, weight_init=self.weight_init)(obs))
         log_std = self.param("log_std", nn.initializers.zeros_init(), (self.action_dim,))
         return mean, jnp.broadcast_to(jnp.clip(log_std, self.log_std_min, 2.0), mean.shape)
 
@@ -229,7 +239,8 @@ class StateValue(nn.Module):
 
     hidden: Sequence[int]
     layer_norm: bool = False
+    weight_init: str = "lecun"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return MLP(self.hidden, 1, self.layer_norm)(obs).squeeze(-1)
+        return MLP(self.hidden, 1, self.layer_norm, weight_init=self.weight_init)(obs).squeeze(-1)

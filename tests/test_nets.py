@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from contrl.nets import CriticEnsemble, TanhGaussianActor, polyak, tanh_gaussian_sample
 
@@ -47,3 +48,16 @@ def test_actor_log_std_is_clipped():
 def test_polyak_hand_computed():
     out = polyak({"w": jnp.array([1.0, 2.0])}, {"w": jnp.array([3.0, 6.0])}, 0.25)
     np.testing.assert_allclose(out["w"], [1.5, 3.0])
+
+
+def test_weight_init_options():
+    from contrl.nets import MLP
+    x = jnp.ones((1, 256))
+    std = {}
+    for name in ("lecun", "torch"):
+        params = MLP((256,), 4, weight_init=name).init(jax.random.PRNGKey(0), x)
+        std[name] = float(jnp.std(params["params"]["Dense_0"]["kernel"]))
+    assert std["lecun"] == pytest.approx(1 / 16, rel=0.05)  # 1/sqrt(fan_in)
+    assert std["torch"] == pytest.approx(1 / 16 / 3**0.5, rel=0.05)  # PyTorch's nn.Linear
+    from contrl.agents.td3bc import TD3BCConfig
+    assert TD3BCConfig().weight_init == "torch"

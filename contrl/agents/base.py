@@ -46,6 +46,9 @@ class OffPolicyConfig(AlgoConfig):
     """Critics in the ensemble; the TD target takes their minimum."""
     critic_layer_norm: bool = False
     """Layer normalization after each hidden layer of the critics."""
+    weight_init: str = "lecun"
+    """Kernel initialization of the networks: lecun (Flax's default, std 1/sqrt(fan_in)) or
+    torch (PyTorch's default, sqrt(3) narrower)."""
     n_step: int = 1
     """Steps of real rewards in the TD target before bootstrapping (n-step returns)."""
     learning_starts: int = 10_000
@@ -74,6 +77,8 @@ class OffPolicyConfig(AlgoConfig):
         self._in_range("offline_ratio", 0.0, 0.99)
         if not self.hidden or min(self.hidden) <= 0:
             raise ConfigError(f"hidden must be positive layer widths, got {self.hidden}")
+        if self.weight_init not in ("lecun", "torch"):
+            raise ConfigError(f"weight_init must be lecun or torch, got '{self.weight_init}'")
         if self.batch_size > self.buffer_size:
             raise ConfigError(
                 f"batch_size ({self.batch_size}) is larger than buffer_size ({self.buffer_size})"

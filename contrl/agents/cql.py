@@ -104,8 +104,8 @@ class CQL(SAC):
         key, k_actor, k_critic = jax.random.split(jax.random.PRNGKey(seed), 3)
         obs = jnp.zeros((1, obs_dim), jnp.float32)
         act = jnp.zeros((1, action_dim), jnp.float32)
-        actor_net = TanhGaussianActor(tuple(cfg.hidden), action_dim)
-        critic_net = CriticEnsemble(tuple(cfg.hidden), cfg.n_critics, cfg.critic_layer_norm)
+        actor_net = TanhGaussianActor(tuple(cfg.hidden), action_dim, weight_init=cfg.weight_init)
+        critic_net = CriticEnsemble(tuple(cfg.hidden), cfg.n_critics, cfg.critic_layer_norm, cfg.weight_init)
         critic_params = critic_net.init(k_critic, obs, act)
         scalar = partial(jnp.full, (), dtype=jnp.float32)
         return cls(

@@ -129,8 +129,8 @@ class SAC(struct.PyTreeNode):
         key, k_actor, k_critic = jax.random.split(key, 3)
         obs = jnp.zeros((1, obs_dim), jnp.float32)
         act = jnp.zeros((1, action_dim), jnp.float32)
-        actor_net = TanhGaussianActor(tuple(cfg.hidden), action_dim)
-        critic_net = CriticEnsemble(tuple(cfg.hidden), cfg.n_critics, cfg.critic_layer_norm)
+        actor_net = TanhGaussianActor(tuple(cfg.hidden), action_dim, weight_init=cfg.weight_init)
+        critic_net = CriticEnsemble(tuple(cfg.hidden), cfg.n_critics, cfg.critic_layer_norm, cfg.weight_init)
         critic_params = critic_net.init(k_critic, obs, act)
         log_alpha = {"log_alpha": jnp.full((), np.log(cfg.init_alpha), jnp.float32)}
         target_entropy = (

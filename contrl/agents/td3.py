@@ -90,11 +90,11 @@ class TD3(struct.PyTreeNode):
         key, k_actor, k_critic = jax.random.split(jax.random.PRNGKey(seed), 3)
         obs = jnp.zeros((1, obs_dim), jnp.float32)
         act = jnp.zeros((1, action_dim), jnp.float32)
-        actor_net = DeterministicActor(tuple(cfg.hidden), action_dim)
-        critic_net = CriticEnsemble(tuple(cfg.hidden), cfg.n_critics, cfg.critic_layer_norm)
+        actor_net = DeterministicActor(tuple(cfg.hidden), action_dim, weight_init=cfg.weight_init)
+        critic_net = CriticEnsemble(tuple(cfg.hidden), cfg.n_critics, cfg.critic_layer_norm, cfg.weight_init)
         actor_params = actor_net.init(k_actor, obs)
         critic_params = critic_net.init(k_critic, obs, act)
-        first_critic = CriticEnsemble(tuple(cfg.hidden), 1, cfg.critic_layer_norm)
+        first_critic = CriticEnsemble(tuple(cfg.hidden), 1, cfg.critic_layer_norm, cfg.weight_init)
         copy = partial(jax.tree_util.tree_map, jnp.copy)
         return cls(
             actor=make_state(actor_net, actor_params, cfg.lr),
