@@ -55,6 +55,22 @@ def finished_step(run: Path) -> int:
     return Checkpoint(path).meta.get("step", 0) if path.exists() else -1
 
 
+def keep_evidence(run: Path, out: Path) -> None:
+    """Copy a run's log, config and last evaluation to <out>/runs/<run name>."""
+    keep = out / "runs" / run.name
+    keep.mkdir(parents=True, exist_ok=True)
+    for name in ("progress.csv", "config.json", "eval.json"):
+        if (run / name).exists():
+            shutil.copyfile(run / name, keep / name)
+
+
+def write_report(out: Path, lines: list[str], table: list[dict]) -> None:
+    """results.md (the markdown lines) and results.json (the table), then print the lines."""
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    (out / "results.json").write_text(json.dumps(table, indent=2) + "\n")
+    print("\n".join(lines))
+
+
 def run_grid(a) -> None:
     from contrl.train import train
     for algo in a.algos:
@@ -118,11 +134,7 @@ def report(a) -> None:
                 x, y = read_curve(run)
                 if len(y) == 0:
                     continue
-                keep = a.out / "runs" / run.name  # the evidence: each run's log and config
-                keep.mkdir(parents=True, exist_ok=True)
-                for name in ("progress.csv", "config.json", "eval.json"):
-                    if (run / name).exists():
-                        shutil.copyfile(run / name, keep / name)
+                keep_evidence(run, a.out)
                 curves.append((x, y))
                 finals.append(y[-1])
                 bests.append(y.max())
@@ -157,9 +169,7 @@ def report(a) -> None:
         fig.tight_layout()
         fig.savefig(a.out / f"{env.replace(':', '_')}.png", dpi=120)
         plt.close(fig)
-    (a.out / "results.md").write_text("\n".join(lines) + "\n")
-    (a.out / "results.json").write_text(json.dumps(table, indent=2) + "\n")
-    print("\n".join(lines))
+    write_report(a.out, lines, table)
 
 
 def main():

@@ -25,6 +25,8 @@ import json
 import time
 from pathlib import Path
 
+from learning import finished_step  # (this script's directory is on sys.path)
+
 ROOT = Path(__file__).resolve().parent
 SHORT = {"Hopper-v5": "hopper", "HalfCheetah-v5": "halfcheetah", "Walker2d-v5": "walker2d"}
 
@@ -33,17 +35,11 @@ def log(msg: str) -> None:
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 
 
-def latest_step(run: Path) -> int:
-    from contrl.run import Checkpoint
-    path = run / "checkpoints" / "latest.ckpt"
-    return Checkpoint(path).meta.get("step", 0) if path.exists() else -1
-
-
 def train_until(run: Path, env: str, steps: int, stop_at: float | None = None,
                 eval_every: int = 10_000) -> None:
     """Train SAC in ``run`` until ``steps`` (or an evaluation reaches ``stop_at``), resuming."""
     from contrl.train import train
-    done = latest_step(run)
+    done = finished_step(run)
     if done >= 0:
         last = json.loads((run / "eval.json").read_text())["mean_return"]
         if done >= steps or (stop_at is not None and last >= stop_at):

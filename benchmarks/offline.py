@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import platform
-import shutil
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from learning import finished_step, keep_evidence, write_report  # (this script's directory is on sys.path)
 
 ROOT = Path(__file__).resolve().parent
 ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5",
@@ -46,12 +46,6 @@ def run_dir_for(root: Path, algo: str, dataset: str, seed: int) -> Path:
     return root / f"{algo}-{dataset}-s{seed}"
 
 
-def done_step(run: Path) -> int:
-    from contrl.run import Checkpoint
-    path = run / "checkpoints" / "latest.ckpt"
-    return Checkpoint(path).meta.get("step", 0) if path.exists() else -1
-
-
 def steps_for(a, algo: str) -> int:
     return a.steps_for.get(algo, a.steps)
 
@@ -63,7 +57,7 @@ def run_grid(a) -> None:
             for seed in a.seeds:
                 run = run_dir_for(a.runs_dir, algo, dataset, seed)
                 steps = steps_for(a, algo)
-                done = done_step(run)
+                done = finished_step(run)
                 if done >= steps:
                     print(f"done     {run.name} ({done} steps)", flush=True)
                     continue
@@ -140,11 +134,7 @@ def report(a) -> None:
                 x, y, _ = read_scores(run)
                 if len(y) == 0:
                     continue
-                keep = a.out / "runs" / run.name
-                keep.mkdir(parents=True, exist_ok=True)
-                for name in ("progress.csv", "config.json", "eval.json"):
-                    if (run / name).exists():
-                        shutil.copyfile(run / name, keep / name)
+                keep_evidence(run, a.out)
                 finals.append(y[-1])
                 last3.append(y[-3:].mean())
                 bests.append(y.max())
@@ -171,9 +161,7 @@ def report(a) -> None:
         fig.tight_layout()
         fig.savefig(a.out / f"{dataset}.png", dpi=120)
         plt.close(fig)
-    (a.out / "results.md").write_text("\n".join(lines) + "\n")
-    (a.out / "results.json").write_text(json.dumps(table, indent=2) + "\n")
-    print("\n".join(lines))
+    write_report(a.out, lines, table)
 
 
 def main() -> None:

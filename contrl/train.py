@@ -119,16 +119,21 @@ def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = N
     return loop(run_cfg, algo_cfg, agent_cls, run_dir, resume=bool(resume), algo=algo)
 
 
+def run_configs(run_dir: str | Path):
+    """(RunConfig, algorithm config) saved in a run directory."""
+    saved = load_run_config(Path(run_dir))
+    return (C.build(C.RunConfig, saved["run"]),
+            C.build(resolve_algo(saved["algo"])[0], saved["algo_config"]))
+
+
 def load_agent(run_dir: str | Path, which: str = "best"):
     """The agent saved in a run directory (``best`` or ``latest``) and the run's configs."""
     from contrl.envs import make_env
     from contrl.run import Checkpoint
 
     run_dir = Path(run_dir)
-    saved = load_run_config(run_dir)
-    algo_cls, agent_cls, _ = resolve_algo(saved["algo"])
-    run_cfg = C.build(C.RunConfig, saved["run"])
-    algo_cfg = C.build(algo_cls, saved["algo_config"])
+    run_cfg, algo_cfg = run_configs(run_dir)
+    agent_cls = resolve_algo(load_run_config(run_dir)["algo"])[1]
     path = run_dir / "checkpoints" / f"{which}.ckpt"
     if which == "best" and not path.exists():
         path = run_dir / "checkpoints" / "latest.ckpt"

@@ -13,7 +13,6 @@ bonus by default, one of the causes of the divergence reported with CQL-SAC on e
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -21,11 +20,10 @@ import numpy as np
 from flax import struct
 from flax.training.train_state import TrainState
 
-from contrl.agents.base import Batch, compiled_create, make_state, scan_updates
+from contrl.agents.base import Batch, make_state
 from contrl.agents.offline import DataStats, OfflineConfig, fit_stats
-from contrl.agents.sac import SAC, soft_td_target
-from contrl.nets import (CriticEnsemble, TanhGaussianActor, polyak, sample_tanh_gaussian_policy,
-                         tanh_gaussian_mode, tanh_gaussian_sample)
+from contrl.agents.sac import SAC, sac_fields, soft_td_target
+from contrl.nets import polyak, tanh_gaussian_sample
 
 
 @dataclasses.dataclass
@@ -95,31 +93,12 @@ class CQL(SAC):
     lagrange_gap: float = struct.field(pytree_node=False, default=5.0)
 
     @classmethod
-    def create(cls, cfg: CQLConfig, obs_dim: int, action_dim: int, seed: int,
-               num_envs: int = 1) -> "CQL":
-        return compiled_create(cls._build, cfg, obs_dim, action_dim, seed)
-
-    @classmethod
     def _build(cls, cfg: CQLConfig, obs_dim: int, action_dim: int, seed) -> "CQL":
-        key, k_actor, k_critic = jax.random.split(jax.random.PRNGKey(seed), 3)
-        obs = jnp.zeros((1, obs_dim), jnp.float32)
-        act = jnp.zeros((1, action_dim), jnp.float32)
-        actor_net = TanhGaussianActor(tuple(cfg.hidden), action_dim, weight_init=cfg.weight_init)
-        critic_net = CriticEnsemble(tuple(cfg.hidden), cfg.n_critics, cfg.critic_layer_norm, cfg.weight_init)
-        critic_params = critic_net.init(k_critic, obs, act)
-        scalar = partial(jnp.full, (), dtype=jnp.float32)
+        log_alpha_prime = {"log_alpha": jnp.full((), np.log(max(cfg.cql_alpha, 1e-8)), jnp.float32)}
         return cls(
-            actor=make_state(actor_net, actor_net.init(k_actor, obs), cfg.actor_lr),
-            critic=make_state(critic_net, critic_params, cfg.lr),
-            target_critic=jax.tree_util.tree_map(jnp.copy, critic_params),
-            log_alpha=make_state(None, {"log_alpha": scalar(np.log(cfg.init_alpha))}, cfg.lr),
-            key=key, bc_params={}, grad_steps=jnp.zeros((), jnp.int32),
-            gamma=cfg.gamma, tau=cfg.tau,
-            target_entropy=-float(action_dim) if cfg.target_entropy is None else float(cfg.target_entropy),
-            autotune_alpha=cfg.autotune_alpha, backup_entropy=cfg.backup_entropy,
+            **sac_fields(cfg, obs_dim, action_dim, seed, cfg.actor_lr), bc_params={},
             stats=DataStats.identity(obs_dim),
-            log_alpha_prime=make_state(None, {"log_alpha": scalar(np.log(max(cfg.cql_alpha, 1e-8)))},
-                                       cfg.lr),
+            log_alpha_prime=make_state(None, log_alpha_prime, cfg.lr),
             cql_alpha=cfg.cql_alpha, n_actions=cfg.n_actions, temperature=cfg.temperature,
             importance_sample=cfg.importance_sample, lagrange=cfg.lagrange,
             lagrange_gap=cfg.lagrange_gap,
@@ -133,12 +112,10 @@ class CQL(SAC):
 
     # ----------------------------------------------------------------- acting
     def sample_actions(self, obs):
-        action, key = sample_tanh_gaussian_policy(self.actor.apply_fn, self.actor.params,
-                                                  self.key, self.stats.obs(obs))
-        return action, self.replace(key=key)
+        return super().sample_actions(self.stats.obs(obs))
 
     def eval_actions(self, obs):
-        return tanh_gaussian_mode(self.actor.apply_fn, self.actor.params, self.stats.obs(obs))
+        return super().eval_actions(self.stats.obs(obs))
 
     # --------------------------------------------------------------- learning
     def cql_weight(self, params=None):
@@ -210,7 +187,3 @@ class CQL(SAC):
             agent = agent.replace(log_alpha=log_alpha)
         info.update(actor_loss=pi_loss, entropy=entropy, alpha=agent.alpha)
         return agent, info
-
-    @partial(jax.jit, donate_argnums=0)
-    def update(self, batches: Batch):
-        return scan_updates(lambda a, b: a._update_step(b), self, batches)

@@ -90,6 +90,36 @@ def bc_term(mean, seed_mean):
     return jnp.mean(jnp.sum((jnp.tanh(mean) - jnp.tanh(jax.lax.stop_gradient(seed_mean))) ** 2, -1))
 
 
+def sac_fields(cfg, obs_dim: int, action_dim: int, seed, actor_lr: float,
+               actor_warmup: int = 0) -> dict:
+    """The fields of a fresh SAC-style agent (tanh-Gaussian actor, critic ensemble and its
+    target, entropy coefficient, key, counters) from a config with SAC's fields (hidden,
+    n_critics, critic_layer_norm, weight_init, lr, gamma, tau, init_alpha, autotune_alpha,
+    target_entropy, backup_entropy); the actor learns at ``actor_lr``."""
+    key, k_actor, k_critic = jax.random.split(jax.random.PRNGKey(seed), 3)
+    obs = jnp.zeros((1, obs_dim), jnp.float32)
+    act = jnp.zeros((1, action_dim), jnp.float32)
+    actor_net = TanhGaussianActor(tuple(cfg.hidden), action_dim, weight_init=cfg.weight_init)
+    critic_net = CriticEnsemble(tuple(cfg.hidden), cfg.n_critics, cfg.critic_layer_norm,
+                                cfg.weight_init)
+    critic_params = critic_net.init(k_critic, obs, act)
+    log_alpha = {"log_alpha": jnp.full((), np.log(cfg.init_alpha), jnp.float32)}
+    return dict(
+        actor=make_state(actor_net, actor_net.init(k_actor, obs), actor_lr, warmup=actor_warmup),
+        critic=make_state(critic_net, critic_params, cfg.lr),
+        target_critic=jax.tree_util.tree_map(jnp.copy, critic_params),
+        log_alpha=make_state(None, log_alpha, cfg.lr),
+        key=key,
+        grad_steps=jnp.zeros((), jnp.int32),
+        gamma=cfg.gamma,
+        tau=cfg.tau,
+        target_entropy=(-float(action_dim) if cfg.target_entropy is None
+                        else float(cfg.target_entropy)),
+        autotune_alpha=cfg.autotune_alpha,
+        backup_entropy=cfg.backup_entropy,
+    )
+
+
 class SAC(struct.PyTreeNode):
     """Immutable SAC agent. ``update`` performs K gradient steps in one jitted call."""
 
@@ -125,37 +155,13 @@ class SAC(struct.PyTreeNode):
 
     @classmethod
     def _build(cls, cfg: SACConfig, obs_dim: int, action_dim: int, seed: int) -> "SAC":
-        key = jax.random.PRNGKey(seed)
-        key, k_actor, k_critic = jax.random.split(key, 3)
-        obs = jnp.zeros((1, obs_dim), jnp.float32)
-        act = jnp.zeros((1, action_dim), jnp.float32)
-        actor_net = TanhGaussianActor(tuple(cfg.hidden), action_dim, weight_init=cfg.weight_init)
-        critic_net = CriticEnsemble(tuple(cfg.hidden), cfg.n_critics, cfg.critic_layer_norm, cfg.weight_init)
-        critic_params = critic_net.init(k_critic, obs, act)
-        log_alpha = {"log_alpha": jnp.full((), np.log(cfg.init_alpha), jnp.float32)}
-        target_entropy = (
-            -float(action_dim) if cfg.target_entropy is None else float(cfg.target_entropy)
-        )
-        actor_params = actor_net.init(k_actor, obs)
-        return cls(
-            actor=make_state(actor_net, actor_params, cfg.lr,
-                             warmup=cfg.seed_actor_warmup if cfg.seed_from or (
-                                 cfg.dataset and cfg.seed_with_dataset) else 0),
-            critic=make_state(critic_net, critic_params, cfg.lr),
-            target_critic=jax.tree_util.tree_map(jnp.copy, critic_params),
-            log_alpha=make_state(None, log_alpha, cfg.lr),
-            key=key,
-            bc_params=jax.tree_util.tree_map(jnp.copy, actor_params),
-            grad_steps=jnp.zeros((), jnp.int32),
-            gamma=cfg.gamma,
-            tau=cfg.tau,
-            target_entropy=target_entropy,
-            autotune_alpha=cfg.autotune_alpha,
-            backup_entropy=cfg.backup_entropy,
-            bc_weight=cfg.bc_weight,
-            bc_decay_steps=cfg.bc_decay_steps,
-            bc_normalize_q=cfg.bc_normalize_q,
-        )
+        seeded = cfg.seed_from or (cfg.dataset and cfg.seed_with_dataset)
+        fields = sac_fields(cfg, obs_dim, action_dim, seed, cfg.lr,
+                            actor_warmup=cfg.seed_actor_warmup if seeded else 0)
+        return cls(**fields,
+                   bc_params=jax.tree_util.tree_map(jnp.copy, fields["actor"].params),
+                   bc_weight=cfg.bc_weight, bc_decay_steps=cfg.bc_decay_steps,
+                   bc_normalize_q=cfg.bc_normalize_q)
 
     # ----------------------------------------------------------------- acting
     def sample_actions(self, obs: jax.Array) -> tuple[jax.Array, "SAC"]:

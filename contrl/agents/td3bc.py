@@ -7,13 +7,12 @@ with observations standardized by the dataset's statistics. Everything else is T
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-from contrl.agents.base import Batch, scan_updates
+from contrl.agents.base import Batch
 from contrl.agents.offline import DataStats, OfflineConfig, fit_stats
 from contrl.agents.td3 import TD3, TD3Config
 from contrl.nets import deterministic_policy
@@ -66,6 +65,5 @@ class TD3BC(TD3):
     def sample_actions(self, obs):
         return super().sample_actions(self.stats.obs(obs))
 
-    @partial(jax.jit, donate_argnums=0)
-    def update(self, batches: Batch):
-        return scan_updates(lambda a, b: a._update_step(a.stats.batch(b)), self, batches)
+    def _update_step(self, batch: Batch):
+        return super()._update_step(self.stats.batch(batch))

@@ -149,10 +149,10 @@ def export_buffer(run_dir: str, name: str, which: str = "latest",
     (D4RL's "replay" datasets: everything the run had collected, its warm-up included)."""
     from contrl.data.replay import ReplayBuffer
     from contrl.run import Checkpoint
-    from contrl.train import load_agent
+    from contrl.train import run_configs
 
     _check_new(name)
-    _, run_cfg, algo_cfg, _ = load_agent(run_dir, "latest")
+    run_cfg, algo_cfg = run_configs(run_dir)
     ckpt = Checkpoint(Path(run_dir) / "checkpoints" / f"{which}.ckpt")
     arrays = ckpt.arrays("buffer/")
     if not arrays:
