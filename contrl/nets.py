@@ -14,6 +14,7 @@ import flax.linen as nn
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 _LOG2 = jnp.log(2.0)
+_ACTION_EPS = 1e-6
 
 
 ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh}
@@ -130,6 +131,18 @@ def tanh_gaussian_sample(
     gaussian_logp = -0.5 * (eps**2 + jnp.log(2 * jnp.pi)) - log_std
     log_det = 2.0 * (_LOG2 - u - jax.nn.softplus(-2.0 * u))
     return jnp.tanh(u), jnp.sum(gaussian_logp - log_det, axis=-1)
+
+
+def tanh_gaussian_log_prob(mean: jax.Array, log_std: jax.Array, action: jax.Array) -> jax.Array:
+    """log pi(a|s) of a given action a = tanh(u) under the tanh-squashed Gaussian.
+
+    Actions are clipped to +-(1 - 1e-6) before the arctanh, so that saturated dataset actions
+    (exactly +-1) give a finite log-probability instead of inf/NaN.
+    """
+    u = jnp.arctanh(jnp.clip(action, -1.0 + _ACTION_EPS, 1.0 - _ACTION_EPS))
+    z = (u - mean) * jnp.exp(-log_std)
+    gauss = -0.5 * (z**2 + jnp.log(2 * jnp.pi)) - log_std
+    return jnp.sum(gauss - jnp.log(1.0 - jnp.tanh(u) ** 2 + _ACTION_EPS), axis=-1)
 
 
 def polyak(target, online, tau: float):

@@ -2,12 +2,13 @@
 its online phase, exact resume, dataset export from a replay buffer, and learning on Pendulum."""
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from contrl.agents.base import Batch
-from contrl.agents.cql import CQL, CQLConfig, cql_penalty
+from contrl.agents.cql import CQL, CQLConfig, cql_bc_loss, cql_penalty
 from contrl.agents.iql import IQLConfig, awr_weights, expectile_loss
 from contrl.agents.offline import DataStats, reward_transform
 from contrl.agents.td3bc import td3bc_actor_loss
@@ -106,6 +107,41 @@ def test_cql_update_stays_finite_and_lagrange_weight_moves():
     assert all(np.isfinite(float(v)) for v in metrics.values())
     # the penalty is far below the gap, so the dual step lowers the weight
     assert float(agent.cql_weight()) < w0
+
+
+def test_cql_bc_warmup_loss_by_hand_and_saturated_actions():
+    # alpha * mean(log pi) - mean(log pi(a_data)) = 0.5 * 2 + 1.5
+    assert float(cql_bc_loss(jnp.asarray([1.0, 3.0]), jnp.asarray([-1.0, -2.0]), 0.5)) == 2.5
+    # dataset actions at exactly +-1 (a saturated tanh policy) keep a finite log-probability
+    from contrl.nets import tanh_gaussian_log_prob
+    lp = tanh_gaussian_log_prob(jnp.zeros((2, 2)), jnp.zeros((2, 2)),
+                                jnp.asarray([[1.0, -1.0], [0.0, 1.0]]))
+    assert np.all(np.isfinite(np.asarray(lp)))
+
+
+def test_cql_bc_steps_pull_the_actor_to_the_data_then_stop():
+    cfg = CQLConfig(hidden=(16, 16), batch_size=32, n_actions=2, bc_steps=300, actor_lr=3e-3)
+    agent = CQL.create(cfg, 3, 1, seed=0)
+    rng = np.random.default_rng(0)
+    k = 100
+    batch = Batch(obs=rng.normal(size=(k, 32, 3)).astype(np.float32),
+                  action=np.full((k, 32, 1), 0.8, np.float32),
+                  reward=np.zeros((k, 32), np.float32),
+                  discount=np.full((k, 32), 0.99, np.float32),
+                  next_obs=rng.normal(size=(k, 32, 3)).astype(np.float32))
+    obs = jnp.asarray(batch.obs[0])
+    before = float(jnp.abs(agent.eval_actions(obs) - 0.8).mean())
+    for _ in range(3):  # 300 imitation steps
+        agent, metrics = agent.update(batch)
+        assert all(np.isfinite(float(v)) for v in metrics.values())
+    after = float(jnp.abs(agent.eval_actions(obs) - 0.8).mean())
+    assert after < 0.5 * before, (before, after)
+    # past bc_steps the loss is SAC's again: with zero rewards and Q ~ 0 the data no longer pull
+    bc_loss, _ = agent._actor_loss(agent.actor.params, Batch(*(x[0] for x in batch)),
+                                   jax.random.PRNGKey(0))
+    sac_loss, _ = agent.replace(bc_steps=0)._actor_loss(
+        agent.actor.params, Batch(*(x[0] for x in batch)), jax.random.PRNGKey(0))
+    assert float(bc_loss) == float(sac_loss)
 
 
 def _train(algo, dataset, tmp_path, **over):

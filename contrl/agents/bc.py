@@ -17,9 +17,8 @@ from flax.training.train_state import TrainState
 
 from contrl.agents.base import Batch, compiled_create, make_state, scan_updates
 from contrl.config import AlgoConfig, ConfigError
-from contrl.nets import DeterministicActor, TanhGaussianActor, deterministic_policy, tanh_gaussian_mode
-
-_EPS = 1e-6
+from contrl.nets import (DeterministicActor, TanhGaussianActor, deterministic_policy, tanh_gaussian_log_prob,
+                         tanh_gaussian_mode)
 
 
 @dataclasses.dataclass
@@ -62,18 +61,6 @@ class BCConfig(AlgoConfig):
         if not self.dataset:
             raise ConfigError("behaviour cloning needs --dataset (a Minari id, directory or "
                               "HDF5 file; `contrl datasets` lists local ones)")
-
-
-def atanh_action(a):
-    return jnp.arctanh(jnp.clip(a, -1.0 + _EPS, 1.0 - _EPS))
-
-
-def tanh_gaussian_log_prob(mean, log_std, action):
-    """log pi(a|s) of a given action a = tanh(u) under the tanh-squashed Gaussian."""
-    u = atanh_action(action)
-    z = (u - mean) * jnp.exp(-log_std)
-    gauss = -0.5 * (z**2 + jnp.log(2 * jnp.pi)) - log_std
-    return jnp.sum(gauss - jnp.log(1.0 - jnp.tanh(u) ** 2 + _EPS), axis=-1)
 
 
 def mse_loss(pred, target):

@@ -23,7 +23,7 @@ from flax.training.train_state import TrainState
 from contrl.agents.base import Batch, make_state
 from contrl.agents.offline import DataStats, OfflineConfig, fit_stats
 from contrl.agents.sac import SAC, sac_fields, soft_td_target
-from contrl.nets import polyak, tanh_gaussian_sample
+from contrl.nets import polyak, tanh_gaussian_log_prob, tanh_gaussian_sample
 
 
 @dataclasses.dataclass
@@ -54,11 +54,15 @@ class CQLConfig(OfflineConfig):
     """Tune the penalty weight so that the penalty approaches lagrange_gap."""
     lagrange_gap: float = 5.0
     """Target value of the penalty when lagrange is on."""
+    bc_steps: int = 0
+    """First gradient steps in which the actor imitates the dataset (maximizes
+    log pi(a_data|s) - alpha * log pi) instead of Q, while the critics already learn;
+    the CQL paper's policy_eval_start."""
 
     def validate(self) -> None:
         super().validate()
         self._positive("actor_lr", "init_alpha", "n_actions", "temperature")
-        self._nonneg("cql_alpha")
+        self._nonneg("cql_alpha", "bc_steps")
 
 
 def cql_penalty(q_data, q_rand, q_pi, logp_pi, q_next, logp_next, action_dim: int,
@@ -77,11 +81,16 @@ def cql_penalty(q_data, q_rand, q_pi, logp_pi, q_next, logp_next, action_dim: in
     return jnp.mean(lse - q_data, axis=-1)
 
 
+def cql_bc_loss(logp_pi, logp_data, alpha):
+    """Actor loss of the imitation warm-up: keep the entropy bonus, replace Q by log pi(a_data)."""
+    return jnp.mean(alpha * logp_pi) - jnp.mean(logp_data)
+
+
 class CQL(SAC):
     """SAC with the conservative critic penalty and dataset statistics (``stats``)."""
 
-    METRICS = ("critic_loss", "cql_penalty", "q_mean", "q_rand", "actor_loss", "entropy",
-               "alpha", "cql_weight")
+    METRICS = ("critic_loss", "cql_penalty", "q_mean", "q_max", "q_rand", "actor_loss",
+               "entropy", "alpha", "cql_weight")
 
     stats: DataStats = None
     log_alpha_prime: TrainState = None
@@ -91,6 +100,7 @@ class CQL(SAC):
     importance_sample: bool = struct.field(pytree_node=False, default=True)
     lagrange: bool = struct.field(pytree_node=False, default=False)
     lagrange_gap: float = struct.field(pytree_node=False, default=5.0)
+    bc_steps: int = struct.field(pytree_node=False, default=0)
 
     @classmethod
     def _build(cls, cfg: CQLConfig, obs_dim: int, action_dim: int, seed) -> "CQL":
@@ -101,7 +111,7 @@ class CQL(SAC):
             log_alpha_prime=make_state(None, log_alpha_prime, cfg.lr),
             cql_alpha=cfg.cql_alpha, n_actions=cfg.n_actions, temperature=cfg.temperature,
             importance_sample=cfg.importance_sample, lagrange=cfg.lagrange,
-            lagrange_gap=cfg.lagrange_gap,
+            lagrange_gap=cfg.lagrange_gap, bc_steps=cfg.bc_steps,
         )
 
     def pretrain(self, cfg, env_id: str, seed: int) -> "CQL":
@@ -131,6 +141,14 @@ class CQL(SAC):
         mean, log_std = self.actor.apply_fn(self.actor.params, rep)
         action, logp = tanh_gaussian_sample(mean, log_std, key)
         return action, logp.reshape(obs.shape[0], self.n_actions)
+
+    def _actor_loss(self, params, batch: Batch, key: jax.Array):
+        loss, logp = super()._actor_loss(params, batch, key)
+        if self.bc_steps == 0:
+            return loss, logp
+        mean, log_std = self.actor.apply_fn(params, batch.obs)
+        bc = cql_bc_loss(logp, tanh_gaussian_log_prob(mean, log_std, batch.action), self.alpha)
+        return jnp.where(self.grad_steps < self.bc_steps, bc, loss), logp
 
     def _critic_and_penalty_step(self, batch: Batch, key: jax.Array):
         B, N = batch.obs.shape[0], self.n_actions
@@ -164,7 +182,7 @@ class CQL(SAC):
             else:
                 conservative, dual = weight * jnp.sum(penalty), 0.0
             info = {"critic_loss": td, "cql_penalty": penalty.mean(), "q_mean": q_data.mean(),
-                    "q_rand": q_rand.mean(), "cql_weight": weight}
+                    "q_max": q_data.max(), "q_rand": q_rand.mean(), "cql_weight": weight}
             return td + conservative + dual, info
 
         grads, info = jax.grad(loss_fn, argnums=(0, 1), has_aux=True)(

@@ -193,23 +193,23 @@ class SAC(struct.PyTreeNode):
         critic = self.critic.apply_gradients(grads=grads)
         return critic, {"critic_loss": loss, "q_mean": q_mean}
 
+    def _actor_loss(self, params, batch: Batch, key: jax.Array):
+        """The actor's loss at ``params`` and the log-probabilities of its sampled actions."""
+        mean, log_std = self.actor.apply_fn(params, batch.obs)
+        action, logp = tanh_gaussian_sample(mean, log_std, key)
+        q = self.critic.apply_fn(self.critic.params, batch.obs, action)
+        loss = actor_loss(logp, q, self.alpha)
+        if self.bc_weight > 0 and self.bc_normalize_q:
+            loss = q_normalized(loss, q)
+        if self.bc_weight > 0:
+            seed_mean = self.actor.apply_fn(self.bc_params, batch.obs)[0]
+            w = self.bc_weight * jnp.maximum(0.0, 1.0 - self.grad_steps / self.bc_decay_steps)
+            loss += w * bc_term(mean, seed_mean)
+        return loss, logp
+
     def _actor_step(self, batch: Batch, key: jax.Array):
-        alpha = self.alpha
-
-        def loss_fn(params):
-            mean, log_std = self.actor.apply_fn(params, batch.obs)
-            action, logp = tanh_gaussian_sample(mean, log_std, key)
-            q = self.critic.apply_fn(self.critic.params, batch.obs, action)
-            loss = actor_loss(logp, q, alpha)
-            if self.bc_weight > 0 and self.bc_normalize_q:
-                loss = q_normalized(loss, q)
-            if self.bc_weight > 0:
-                seed_mean = self.actor.apply_fn(self.bc_params, batch.obs)[0]
-                w = self.bc_weight * jnp.maximum(0.0, 1.0 - self.grad_steps / self.bc_decay_steps)
-                loss += w * bc_term(mean, seed_mean)
-            return loss, logp
-
-        (loss, logp), grads = jax.value_and_grad(loss_fn, has_aux=True)(self.actor.params)
+        (loss, logp), grads = jax.value_and_grad(self._actor_loss, has_aux=True)(
+            self.actor.params, batch, key)
         actor = self.actor.apply_gradients(grads=grads)
         return actor, loss, -jnp.mean(logp)
 
