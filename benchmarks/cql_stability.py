@@ -38,15 +38,15 @@ def series(rows: list[dict], column: str) -> tuple[list[int], list[float]]:
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def q_bounds(run: Path) -> tuple[float, float, float]:
-    """(gamma, lower, upper): the discounted-return range of the dataset's rewards."""
+def q_bounds(run: Path) -> tuple[float, float, float, object]:
+    """(gamma, lower, upper, dataset): the discounted-return range of the dataset's rewards."""
     from contrl.data.datasets import load_dataset
     cfg = json.loads((run / "config.json").read_text())
     algo = cfg["algo_config"]
     data = load_dataset(algo["dataset"], cfg["run"]["env"])
     gamma = float(algo["gamma"])
     r = data.rewards
-    return gamma, float(r.min()) / (1 - gamma), float(r.max()) / (1 - gamma)
+    return gamma, float(r.min()) / (1 - gamma), float(r.max()) / (1 - gamma), data
 
 
 def main() -> None:
@@ -59,7 +59,7 @@ def main() -> None:
     if len(labels) != len(a.runs):
         p.error("give one label per run")
     a.out.mkdir(parents=True, exist_ok=True)
-    gamma, lo, hi = q_bounds(a.runs[0])
+    gamma, lo, hi, data = q_bounds(a.runs[0])
 
     fig, (ax_q, ax_s) = plt.subplots(1, 2, figsize=(12, 4.2))
     lines = [f"Q bounds from the dataset's rewards: [{lo:.1f}, {hi:.1f}] (gamma {gamma})", ""]
@@ -69,7 +69,9 @@ def main() -> None:
                      if v and k not in ("step",))
         for col, style in zip(Q_COLUMNS, ("-", "--", ":")):
             ax_q.plot(*series(rows, col), style, label=f"{label} {col}")
-        ax_s.plot(*series(rows, "normalized_score"), marker="o", ms=3, label=label)
+        steps, returns = series(rows, "eval_return")  # scored here: runs made before the
+        scores = dict(zip(steps, map(data.normalized_score, returns)))  # dmc refs fix lack it
+        ax_s.plot(list(scores), list(scores.values()), marker="o", ms=3, label=label)
         qmax = max(series(rows, "q_max")[1] or [float("nan")])
         qmin = min(series(rows, "q_mean")[1] or [float("nan")])
         last = rows[-1]
@@ -78,7 +80,6 @@ def main() -> None:
                   f"- highest batch max of Q(s, a_data): {qmax:.2f}; lowest batch mean: {qmin:.2f}",
                   "", "| step | q_mean | q_max | q_rand | cql_penalty | normalized score |",
                   "|---|---|---|---|---|---|"]
-        scores = dict(zip(*series(rows, "normalized_score")))
         for r in rows:
             s = int(r["step"])
             lines.append(f"| {s} | {float(r['q_mean']):.2f} | {float(r['q_max']):.2f} | "

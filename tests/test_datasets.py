@@ -143,3 +143,14 @@ def test_flat_copy_makes_reloads_fast_and_follows_changes(minari_dir):
     cache.write_bytes(b"garbage")
     np.testing.assert_array_equal(load_dataset("pendulum-cache-v0").rewards, first.rewards)
     assert not [p for p in (path / "data").iterdir() if p.name.startswith(".")]
+
+
+def test_dmc_dataset_keeps_its_reference_scores(minari_dir):
+    # Minari stores reference scores only for gymnasium envs; contrl keeps its own copy
+    eps = rollout_episodes(random_policy(1, 0), "dmc:cartpole-balance", 30, seed=0)
+    write_minari("cartpole-test-v0", eps, "dmc:cartpole-balance", {"policy": "random"},
+                 ref_min=10.0, ref_max=110.0)
+    ds = load_dataset("cartpole-test-v0")
+    assert ds.env_id == "dmc:cartpole-balance" and len(ds) == 30
+    assert (ds.ref_min_score, ds.ref_max_score) == (10.0, 110.0)
+    assert ds.normalized_score(60.0) == pytest.approx(50.0)

@@ -202,7 +202,7 @@ def _load_minari_dir(path: Path, env_id: str | None) -> Dataset:
     data = _data_dir(path)
     if not (data / "metadata.json").is_file():
         raise DatasetError(f"{path} is not a Minari dataset (no data/metadata.json)")
-    meta = json.loads((data / "metadata.json").read_text())
+    meta = _read_metadata(data)
     env_id = env_id or meta.get("contrl", {}).get("env_id") or _spec_id(meta.get("env_spec"))
     key = _cache_key(data, env_id)
     cache = data / CACHE_NAME
@@ -240,7 +240,7 @@ def _read_minari_episodes(path: Path, data: Path, env_id: str | None) -> Dataset
             ds = minari.MinariDataset(data)
         except (ValueError, KeyError, OSError) as e:
             raise DatasetError(f"cannot read Minari dataset {path}: {e}") from None
-        meta = ds.storage.metadata
+        meta = _with_refs(ds.storage.metadata)
     extra = meta.get("contrl", {})
     parts = {k: [] for k in ("obs", "act", "rew", "term", "trunc", "next")}
     for n, ep in enumerate(ds.iterate_episodes()):
@@ -344,7 +344,22 @@ def dataset_metadata(name: str) -> dict:
     if not path.is_file():
         known = ", ".join(r["id"] for r in list_datasets()) or "none"
         raise DatasetError(f"no local dataset '{name}' (local datasets: {known})")
-    return json.loads(path.read_text())
+    return _read_metadata(path.parent)
+
+
+def _read_metadata(data: Path) -> dict:
+    """A dataset's metadata.json. Minari records reference scores only for gymnasium envs;
+    for others (dmc:...) they are taken from the copy contrl keeps in its own entry."""
+    return _with_refs(json.loads((data / "metadata.json").read_text()))
+
+
+def _with_refs(meta: dict) -> dict:
+    own = meta.get("contrl", {})
+    meta = dict(meta)
+    for key in ("ref_min_score", "ref_max_score"):
+        if meta.get(key) is None and own.get(key) is not None:
+            meta[key] = own[key]
+    return meta
 
 
 def list_datasets() -> list[dict]:
@@ -418,7 +433,9 @@ def write_minari(name: str, episodes: list[dict], env_id: str, metadata: dict,
                 description=metadata.get("description", "collected with contrl"),
                 ref_min_score=ref_min, ref_max_score=ref_max,
                 num_episodes_average_score=1)
-            ds.storage.update_metadata({"contrl": {**metadata, "env_id": env_id}})
+            ds.storage.update_metadata({"contrl": {**metadata, "env_id": env_id,
+                                                   "ref_min_score": ref_min,
+                                                   "ref_max_score": ref_max}})
         os.replace(tmp / name, final)
     finally:
         if previous is None:
