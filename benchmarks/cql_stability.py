@@ -24,6 +24,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from learning import keep_evidence  # noqa: E402  (this script's directory is on sys.path)
 
 Q_COLUMNS = ("q_mean", "q_max", "q_rand")
 
@@ -65,6 +66,7 @@ def main() -> None:
     lines = [f"Q bounds from the dataset's rewards: [{lo:.1f}, {hi:.1f}] (gamma {gamma})", ""]
     for run, label in zip(a.runs, labels):
         rows = read_rows(run)
+        keep_evidence(run, a.out)
         finite = all(math.isfinite(float(v)) for r in rows for k, v in r.items()
                      if v and k not in ("step",))
         for col, style in zip(Q_COLUMNS, ("-", "--", ":")):

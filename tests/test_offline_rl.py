@@ -144,6 +144,15 @@ def test_cql_bc_steps_pull_the_actor_to_the_data_then_stop():
     assert float(bc_loss) == float(sac_loss)
 
 
+def test_cql_deterministic_backup_bootstraps_from_the_mean_action():
+    obs = jnp.asarray(np.random.default_rng(0).normal(size=(4, 3)), jnp.float32)
+    sampled = jnp.full((4, 1), 0.3)
+    agent = CQL.create(CQLConfig(hidden=(16, 16), deterministic_backup=False), 3, 1, seed=0)
+    assert agent.target_action(obs, sampled) is sampled
+    agent = CQL.create(CQLConfig(hidden=(16, 16)), 3, 1, seed=0)  # the default
+    np.testing.assert_allclose(agent.target_action(obs, sampled), agent.eval_actions(obs), atol=1e-6)
+
+
 def _train(algo, dataset, tmp_path, **over):
     from contrl.train import train
     values = dict(dataset=dataset, steps=1000, eval_every=500, eval_episodes=2,

@@ -8,7 +8,9 @@ proposal) would pick and up on dataset actions:
 with the logsumexp over random, current-policy and next-policy actions, importance-weighted
 by their densities (CQL(H)). The weight is fixed (``cql_alpha``) or tuned by dual gradient
 descent so that the penalty stays near ``lagrange_gap``. The TD target leaves out the entropy
-bonus by default, one of the causes of the divergence reported with CQL-SAC on expert data.
+bonus and bootstraps from the policy's mean action at s' by default: on noise-free expert data
+the penalty makes Q sharply peaked at the dataset actions, and the gap between that peak and
+Q at a sampled action, compounded over 1 / (1 - gamma) steps, drove Q down without bound.
 """
 from __future__ import annotations
 
@@ -28,11 +30,14 @@ from contrl.nets import polyak, tanh_gaussian_log_prob, tanh_gaussian_sample
 
 @dataclasses.dataclass
 class CQLConfig(OfflineConfig):
-    """CQL hyperparameters (defaults: CORL's locomotion setting)."""
+    """CQL hyperparameters: CORL's locomotion setting except for the actor's learning rate and
+    the deterministic backup (``--actor-lr 3e-5 --no-deterministic-backup`` is CORL's). With
+    CORL's, Q on noise-free expert data fell without sign of settling (see
+    benchmarks/results/offline/README.md, "CQL stability")."""
 
     hidden: tuple[int, ...] = (256, 256, 256)
     """Hidden layer widths of the actor and of each critic."""
-    actor_lr: float = 3e-5
+    actor_lr: float = 3e-4
     """Adam learning rate of the actor (lr is the critics' and alpha's)."""
     init_alpha: float = 1.0
     """Initial entropy coefficient."""
@@ -54,6 +59,11 @@ class CQLConfig(OfflineConfig):
     """Tune the penalty weight so that the penalty approaches lagrange_gap."""
     lagrange_gap: float = 5.0
     """Target value of the penalty when lagrange is on."""
+    deterministic_backup: bool = True
+    """Bootstrap from Q(s', tanh(mean of pi(.|s'))) instead of Q at a sampled action (as
+    d3rlpy does). With
+    near-deterministic (e.g. noise-free expert) data the penalty makes Q sharply peaked at the
+    dataset actions, and sampled actions fall off that peak."""
     bc_steps: int = 0
     """First gradient steps in which the actor imitates the dataset (maximizes
     log pi(a_data|s) - alpha * log pi) instead of Q, while the critics already learn;
@@ -101,6 +111,7 @@ class CQL(SAC):
     lagrange: bool = struct.field(pytree_node=False, default=False)
     lagrange_gap: float = struct.field(pytree_node=False, default=5.0)
     bc_steps: int = struct.field(pytree_node=False, default=0)
+    deterministic_backup: bool = struct.field(pytree_node=False, default=True)
 
     @classmethod
     def _build(cls, cfg: CQLConfig, obs_dim: int, action_dim: int, seed) -> "CQL":
@@ -112,6 +123,7 @@ class CQL(SAC):
             cql_alpha=cfg.cql_alpha, n_actions=cfg.n_actions, temperature=cfg.temperature,
             importance_sample=cfg.importance_sample, lagrange=cfg.lagrange,
             lagrange_gap=cfg.lagrange_gap, bc_steps=cfg.bc_steps,
+            deterministic_backup=cfg.deterministic_backup,
         )
 
     def pretrain(self, cfg, env_id: str, seed: int) -> "CQL":
@@ -150,6 +162,13 @@ class CQL(SAC):
         bc = cql_bc_loss(logp, tanh_gaussian_log_prob(mean, log_std, batch.action), self.alpha)
         return jnp.where(self.grad_steps < self.bc_steps, bc, loss), logp
 
+    def target_action(self, next_obs, sampled):
+        """The action the TD target bootstraps from: ``sampled`` (one draw of pi(.|s') per
+        row), or the policy's mean action with ``deterministic_backup``."""
+        if self.deterministic_backup:
+            return jnp.tanh(self.actor.apply_fn(self.actor.params, next_obs)[0])
+        return sampled
+
     def _critic_and_penalty_step(self, batch: Batch, key: jax.Array):
         B, N = batch.obs.shape[0], self.n_actions
         d = batch.action.shape[-1]
@@ -157,9 +176,8 @@ class CQL(SAC):
         a_rand = jax.random.uniform(k_rand, (B * N, d), minval=-1.0, maxval=1.0)
         a_pi, logp_pi = self._policy_actions(batch.obs, k_pi)
         a_next, logp_next = self._policy_actions(batch.next_obs, k_next)
-        # TD target: the first of the next-state samples
-        first = jnp.arange(B) * N
-        next_q = self.critic.apply_fn(self.target_critic, batch.next_obs, a_next[first])
+        a_target = self.target_action(batch.next_obs, a_next[jnp.arange(B) * N])
+        next_q = self.critic.apply_fn(self.target_critic, batch.next_obs, a_target)
         alpha = self.alpha if self.backup_entropy else 0.0
         target = jax.lax.stop_gradient(
             soft_td_target(batch.reward, batch.discount, next_q, logp_next[:, 0], alpha))
