@@ -26,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from learning import keep_evidence  # noqa: E402  (this script's directory is on sys.path)
 
-Q_COLUMNS = ("q_mean", "q_max", "q_rand")
+Q_COLUMNS = ("q_mean", "q_max", "q_rand")  # plotted as solid, dashed, dotted
 
 
 def read_rows(run: Path) -> list[dict]:
@@ -64,16 +64,17 @@ def main() -> None:
 
     fig, (ax_q, ax_s) = plt.subplots(1, 2, figsize=(12, 4.2))
     lines = [f"Q bounds from the dataset's rewards: [{lo:.1f}, {hi:.1f}] (gamma {gamma})", ""]
-    for run, label in zip(a.runs, labels):
+    for i, (run, label) in enumerate(zip(a.runs, labels)):
+        color = f"C{i}"
         rows = read_rows(run)
         keep_evidence(run, a.out)
         finite = all(math.isfinite(float(v)) for r in rows for k, v in r.items()
                      if v and k not in ("step",))
         for col, style in zip(Q_COLUMNS, ("-", "--", ":")):
-            ax_q.plot(*series(rows, col), style, label=f"{label} {col}")
+            ax_q.plot(*series(rows, col), style, color=color, label=f"{label} {col}")
         steps, returns = series(rows, "eval_return")  # scored here: runs made before the
         scores = dict(zip(steps, map(data.normalized_score, returns)))  # dmc refs fix lack it
-        ax_s.plot(list(scores), list(scores.values()), marker="o", ms=3, label=label)
+        ax_s.plot(list(scores), list(scores.values()), marker="o", ms=3, color=color, label=label)
         qmax = max(series(rows, "q_max")[1] or [float("nan")])
         qmin = min(series(rows, "q_mean")[1] or [float("nan")])
         last = rows[-1]
