@@ -46,6 +46,18 @@ def test_cql_penalty_by_hand():
         2 * math.log(math.e ** 1 + math.e ** 0.5 + 1 + math.e ** 0.5) - 1, rel=1e-5)
 
 
+def test_cql_penalty_clip_min_floors_each_sample():
+    # importance-sampled, 1-d actions: per sample lse = log(e^(0 + log 2) + e^(0 - 0)) = log 3
+    q_data = jnp.asarray([[10.0, 0.0]])
+    zeros = jnp.zeros((1, 2, 1))
+    logp = jnp.zeros((2, 1))
+    args = (q_data, zeros, zeros, logp, zeros[:, :, :0], logp[:, :0], 1)
+    free = cql_penalty(*args)
+    floored = cql_penalty(*args, clip_min=-1.0)
+    assert float(free[0]) == pytest.approx((math.log(3) - 10.0 + math.log(3)) / 2, abs=1e-5)
+    assert float(floored[0]) == pytest.approx((-1.0 + math.log(3)) / 2, abs=1e-5)
+
+
 def test_cql_penalty_is_zero_only_when_data_actions_dominate():
     # the logsumexp is at least the max, so the penalty is >= max(sampled Q) - Q(data)
     rng = np.random.default_rng(0)

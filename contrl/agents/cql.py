@@ -64,6 +64,9 @@ class CQLConfig(OfflineConfig):
     d3rlpy does). With
     near-deterministic (e.g. noise-free expert) data the penalty makes Q sharply peaked at the
     dataset actions, and sampled actions fall off that peak."""
+    penalty_clip_min: float = float("-inf")
+    """Floor of each sample's logsumexp - Q(s, a_data): once dataset actions dominate by this
+    margin the penalty stops pushing (CORL's cql_clip_diff_min; -inf: never)."""
     bc_steps: int = 0
     """First gradient steps in which the actor imitates the dataset (maximizes
     log pi(a_data|s) - alpha * log pi) instead of Q, while the critics already learn;
@@ -76,7 +79,8 @@ class CQLConfig(OfflineConfig):
 
 
 def cql_penalty(q_data, q_rand, q_pi, logp_pi, q_next, logp_next, action_dim: int,
-                temperature: float = 1.0, importance_sample: bool = True):
+                temperature: float = 1.0, importance_sample: bool = True,
+                clip_min: float = -np.inf):
     """Per-critic conservative penalty, shape (n,).
 
     q_data: (n, B) at dataset actions; q_rand, q_pi, q_next: (n, B, N) at uniform actions,
@@ -88,7 +92,8 @@ def cql_penalty(q_data, q_rand, q_pi, logp_pi, q_next, logp_next, action_dim: in
     else:
         cat = jnp.concatenate([q_rand, q_data[..., None], q_pi, q_next], -1)
     lse = temperature * jax.nn.logsumexp(cat / temperature, axis=-1)
-    return jnp.mean(lse - q_data, axis=-1)
+    # per-sample differences below clip_min give no gradient: the push stops there
+    return jnp.mean(jnp.maximum(lse - q_data, clip_min), axis=-1)
 
 
 def cql_bc_loss(logp_pi, logp_data, alpha):
@@ -111,6 +116,7 @@ class CQL(SAC):
     lagrange: bool = struct.field(pytree_node=False, default=False)
     lagrange_gap: float = struct.field(pytree_node=False, default=5.0)
     bc_steps: int = struct.field(pytree_node=False, default=0)
+    penalty_clip_min: float = struct.field(pytree_node=False, default=float("-inf"))
     deterministic_backup: bool = struct.field(pytree_node=False, default=True)
 
     @classmethod
@@ -123,7 +129,7 @@ class CQL(SAC):
             cql_alpha=cfg.cql_alpha, n_actions=cfg.n_actions, temperature=cfg.temperature,
             importance_sample=cfg.importance_sample, lagrange=cfg.lagrange,
             lagrange_gap=cfg.lagrange_gap, bc_steps=cfg.bc_steps,
-            deterministic_backup=cfg.deterministic_backup,
+            deterministic_backup=cfg.deterministic_backup, penalty_clip_min=cfg.penalty_clip_min,
         )
 
     def pretrain(self, cfg, env_id: str, seed: int) -> "CQL":
@@ -191,7 +197,8 @@ class CQL(SAC):
             q_data = q_all[:, :B]
             q_rand, q_pi, q_next = jnp.split(q_all[:, B:].reshape(-1, 3, B, N), 3, axis=1)
             penalty = cql_penalty(q_data, q_rand[:, 0], q_pi[:, 0], logp_pi, q_next[:, 0],
-                                  logp_next, d, self.temperature, self.importance_sample)
+                                  logp_next, d, self.temperature, self.importance_sample,
+                                  self.penalty_clip_min)
             td = jnp.sum(jnp.mean((q_data - target) ** 2, axis=-1))
             weight = self.cql_weight(ap_params)
             if self.lagrange:
