@@ -24,7 +24,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from learning import keep_evidence  # noqa: E402  (this script's directory is on sys.path)
+from learning import keep_evidence, report_header  # noqa: E402  (this script's directory is on sys.path)
 
 Q_COLUMNS = ("q_mean", "q_max", "q_rand")  # plotted as solid, dashed, dotted
 
@@ -63,7 +63,8 @@ def main() -> None:
     gamma, lo, hi, data = q_bounds(a.runs[0])
 
     fig, (ax_q, ax_s) = plt.subplots(1, 2, figsize=(12, 4.2))
-    lines = [f"Q bounds from the dataset's rewards: [{lo:.1f}, {hi:.1f}] (gamma {gamma})", ""]
+    lines = report_header("CQL stability", "cql_stability.py") + [
+        f"Q bounds from the dataset's rewards: [{lo:.1f}, {hi:.1f}] (gamma {gamma})", ""]
     for i, (run, label) in enumerate(zip(a.runs, labels)):
         color = f"C{i}"
         rows = read_rows(run)

@@ -64,6 +64,13 @@ def keep_evidence(run: Path, out: Path) -> None:
             shutil.copyfile(run / name, keep / name)
 
 
+def report_header(title: str, script: str) -> list[str]:
+    """A report's first lines: title with today's date, machine, and the command that ran."""
+    return [f"# {title} ({datetime.now(timezone.utc):%Y-%m-%d} UTC)", "",
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, CPU only; command: "
+            f"`python benchmarks/{script} {' '.join(sys.argv[1:])}`", ""]
+
+
 def write_report(out: Path, lines: list[str], table: list[dict]) -> None:
     """results.md (the markdown lines) and results.json (the table), then print the lines."""
     (out / "results.md").write_text("\n".join(lines) + "\n")
@@ -114,9 +121,7 @@ def report(a) -> None:
     import matplotlib.pyplot as plt
 
     a.out.mkdir(parents=True, exist_ok=True)
-    lines = [f"# Learning benchmark ({datetime.now(timezone.utc):%Y-%m-%d} UTC)", "",
-             f"machine: {platform.machine()}, {os.cpu_count()} cores, CPU only; command: "
-             f"`python benchmarks/learning.py {' '.join(sys.argv[1:])}`", "",
+    lines = report_header("Learning benchmark", "learning.py") + [
              "Deterministic evaluation, 10 episodes per point. final = last evaluation; best = "
              "best evaluation during the run. References are published figures "
              "(../shared/reference/ANCHORS.md), mostly at 1M steps: compare at equal steps.", "",

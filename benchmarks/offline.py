@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import platform
-import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from learning import finished_step, keep_evidence, write_report  # (this script's directory is on sys.path)
+from learning import finished_step, keep_evidence, report_header, write_report  # (this script's directory is on sys.path)
 
 ROOT = Path(__file__).resolve().parent
 ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5",
@@ -103,9 +99,7 @@ def report(a) -> None:
 
     from contrl.errors import ContrlError
     a.out.mkdir(parents=True, exist_ok=True)
-    lines = [f"# Offline RL on contrl-made datasets ({datetime.now(timezone.utc):%Y-%m-%d} UTC)", "",
-             f"machine: {platform.machine()}, {os.cpu_count()} cores, CPU only; command: "
-             f"`python benchmarks/offline.py {' '.join(sys.argv[1:])}`", "",
+    lines = report_header("Offline RL on contrl-made datasets", "offline.py") + [
              "## Datasets", "",
              "| dataset | steps | episodes | average return (normalized) | ref min / max | made by |",
              "|---|---|---|---|---|---|"]

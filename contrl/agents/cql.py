@@ -61,9 +61,8 @@ class CQLConfig(OfflineConfig):
     """Target value of the penalty when lagrange is on."""
     deterministic_backup: bool = True
     """Bootstrap from Q(s', tanh(mean of pi(.|s'))) instead of Q at a sampled action (as
-    d3rlpy does). With
-    near-deterministic (e.g. noise-free expert) data the penalty makes Q sharply peaked at the
-    dataset actions, and sampled actions fall off that peak."""
+    d3rlpy does). With near-deterministic (e.g. noise-free expert) data the penalty makes Q
+    sharply peaked at the dataset actions, and sampled actions fall off that peak."""
     penalty_clip_min: float = float("-inf")
     """Floor of each sample's logsumexp - Q(s, a_data): once dataset actions dominate by this
     margin the penalty stops pushing (CORL's cql_clip_diff_min; -inf: never)."""

@@ -128,7 +128,6 @@ def _check_new(name: str) -> None:
 def _write(name, episodes, env_id, meta, ref_min, ref_max) -> dict:
     complete = [float(np.sum(e["rewards"])) for e in episodes if not e.get("cut")]
     meta["average_return"] = float(np.mean(complete)) if complete else None
-    meta["ref_min_score"], meta["ref_max_score"] = ref_min, ref_max
     path = write_minari(name, episodes, env_id, meta, ref_min, ref_max)
     load_dataset(path, env_id)  # builds the flat copy that makes later loads fast
     return {"name": name, "path": str(path), "episodes": len(episodes),

@@ -204,19 +204,19 @@ def _load_minari_dir(path: Path, env_id: str | None) -> Dataset:
         raise DatasetError(f"{path} is not a Minari dataset (no data/metadata.json)")
     meta = _read_metadata(data)
     env_id = env_id or meta.get("contrl", {}).get("env_id") or _spec_id(meta.get("env_spec"))
+    info = dict(name=meta.get("dataset_id", path.name), env_id=env_id,
+                ref_min_score=meta.get("ref_min_score"), ref_max_score=meta.get("ref_max_score"),
+                metadata=meta.get("contrl", {}))
     key = _cache_key(data, env_id)
     cache = data / CACHE_NAME
     if cache.is_file():
         try:
             with np.load(cache, allow_pickle=False) as z:
                 if str(z["key"]) == key:
-                    return Dataset(*(z[k] for k in _ARRAYS), name=meta.get("dataset_id", path.name),
-                                   env_id=env_id, ref_min_score=meta.get("ref_min_score"),
-                                   ref_max_score=meta.get("ref_max_score"),
-                                   metadata=meta.get("contrl", {}))
+                    return Dataset(*(z[k] for k in _ARRAYS), **info)
         except (OSError, ValueError, KeyError):
             pass  # unreadable copy: rebuild it below
-    ds = _read_minari_episodes(path, data, env_id)
+    ds = _read_minari_episodes(path, data, info)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".contrl-tmp-", suffix=".npz", dir=data)
@@ -232,7 +232,10 @@ def _load_minari_dir(path: Path, env_id: str | None) -> Dataset:
     return ds
 
 
-def _read_minari_episodes(path: Path, data: Path, env_id: str | None) -> Dataset:
+def _read_minari_episodes(path: Path, data: Path, info: dict) -> Dataset:
+    """The episodes of a Minari dataset as a Dataset; ``info``: its name, env_id, reference
+    scores and contrl metadata (from metadata.json)."""
+    env_id = info["env_id"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import minari
@@ -240,8 +243,6 @@ def _read_minari_episodes(path: Path, data: Path, env_id: str | None) -> Dataset
             ds = minari.MinariDataset(data)
         except (ValueError, KeyError, OSError) as e:
             raise DatasetError(f"cannot read Minari dataset {path}: {e}") from None
-        meta = _with_refs(ds.storage.metadata)
-    extra = meta.get("contrl", {})
     parts = {k: [] for k in ("obs", "act", "rew", "term", "trunc", "next")}
     for n, ep in enumerate(ds.iterate_episodes()):
         obs = np.asarray(ep.observations, np.float32)
@@ -272,9 +273,7 @@ def _read_minari_episodes(path: Path, data: Path, env_id: str | None) -> Dataset
     ends[np.cumsum([len(r) for r in parts["rew"]]) - 1] = True
     return Dataset(np.concatenate(parts["obs"]), actions, rewards, terms, truncs,
                    np.concatenate(parts["next"]), _episode_returns(rewards, terms | truncs), ends,
-                   name=meta.get("dataset_id", path.name), env_id=env_id,
-                   ref_min_score=meta.get("ref_min_score"), ref_max_score=meta.get("ref_max_score"),
-                   metadata=extra)
+                   **info)
 
 
 def _spec_id(env_spec) -> str | None:
@@ -350,12 +349,8 @@ def dataset_metadata(name: str) -> dict:
 def _read_metadata(data: Path) -> dict:
     """A dataset's metadata.json. Minari records reference scores only for gymnasium envs;
     for others (dmc:...) they are taken from the copy contrl keeps in its own entry."""
-    return _with_refs(json.loads((data / "metadata.json").read_text()))
-
-
-def _with_refs(meta: dict) -> dict:
+    meta = json.loads((data / "metadata.json").read_text())
     own = meta.get("contrl", {})
-    meta = dict(meta)
     for key in ("ref_min_score", "ref_max_score"):
         if meta.get(key) is None and own.get(key) is not None:
             meta[key] = own[key]
