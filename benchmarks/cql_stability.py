@@ -62,7 +62,7 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     gamma, lo, hi, data = q_bounds(a.runs[0])
 
-    fig, (ax_q, ax_s) = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, (ax_q, ax_s) = plt.subplots(1, 2, figsize=(15, 4.5))
     lines = report_header("CQL stability", "cql_stability.py") + [
         f"Q bounds from the dataset's rewards: [{lo:.1f}, {hi:.1f}] (gamma {gamma})", ""]
     for i, (run, label) in enumerate(zip(a.runs, labels)):
@@ -72,7 +72,7 @@ def main() -> None:
         finite = all(math.isfinite(float(v)) for r in rows for k, v in r.items()
                      if v and k not in ("step",))
         for col, style in zip(Q_COLUMNS, ("-", "--", ":")):
-            ax_q.plot(*series(rows, col), style, color=color, label=f"{label} {col}")
+            ax_q.plot(*series(rows, col), style, color=color)
         steps, returns = series(rows, "eval_return")  # scored here: runs made before the
         scores = dict(zip(steps, map(data.normalized_score, returns)))  # dmc refs fix lack it
         ax_s.plot(list(scores), list(scores.values()), marker="o", ms=3, color=color, label=label)
@@ -96,10 +96,13 @@ def main() -> None:
         ax.text(ax.get_xlim()[0], hi, " max r / (1 - gamma)", va="bottom", fontsize=8, color="gray")
     ax_q.set_title("Q values (mean over each log interval)")
     ax_s.set_title("normalized score (100 = expert)")
+    for col, style in zip(Q_COLUMNS, ("-", "--", ":")):  # line styles: one key for all runs
+        ax_q.plot([], [], style, color="black", label=col)
+    ax_q.legend(fontsize=7, loc="lower left")
+    ax_s.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # runs, by colour
     for ax in (ax_q, ax_s):
         ax.set_xlabel("gradient steps")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(a.out / "cql_stability.png", dpi=120)
     (a.out / "cql_stability.md").write_text("\n".join(lines) + "\n")

@@ -138,14 +138,30 @@ BASE_COLUMNS = ("step", "time", "steps_per_sec", "episodes", "episode_return",
                 "episode_length", "eval_return", "eval_std")
 
 
+def _drop_rows_after(path: Path, step: int) -> None:
+    """Rewrite progress.csv (atomically) without the rows logged after ``step``."""
+    with path.open(newline="") as f:
+        lines = f.read().splitlines(keepends=True)
+    def logged_by_then(line: str) -> bool:  # a complete row of a step up to ``step``
+        first = line.split(",", 1)[0]
+        return line.endswith("\n") and first.isdigit() and int(first) <= step
+    keep = lines[:1] + [line for line in lines[1:] if logged_by_then(line)]
+    if len(keep) < len(lines):
+        atomic_write_bytes(path, "".join(keep).encode())
+
+
 class Logger:
     """progress.csv always; TensorBoard by default; Weights & Biases when asked for."""
 
     def __init__(self, run_dir: Path, metric_names: tuple[str, ...], tensorboard: bool,
-                 wandb_config: dict | None = None, resume: bool = False):
+                 wandb_config: dict | None = None, resume_step: int | None = None):
+        """``resume_step``: the step of the checkpoint a resumed run starts from; rows the
+        interrupted run logged after it are dropped, so the resumed rows replace them."""
         self.columns = BASE_COLUMNS + tuple(metric_names)
         path = run_dir / "progress.csv"
-        append = resume and path.exists()
+        append = resume_step is not None and path.exists()
+        if append:
+            _drop_rows_after(path, resume_step)
         self._file = path.open("a" if append else "w", newline="")
         self._csv = csv.DictWriter(self._file, fieldnames=self.columns)
         if not append:

@@ -5,7 +5,7 @@ import pytest
 
 from contrl.agents.sac import SAC, SACConfig
 from contrl.errors import CheckpointError
-from contrl.run import Checkpoint, atomic_write_bytes, save_checkpoint
+from contrl.run import Checkpoint, Logger, atomic_write_bytes, save_checkpoint
 
 
 def _agent(seed=0):
@@ -63,3 +63,21 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     other = SAC.create(SACConfig(hidden=(16, 16)), 3, 1, 0)
     with pytest.raises(CheckpointError, match="does not match"):
         Checkpoint(tmp_path / "c.ckpt").restore_agent(other)
+
+
+def test_resumed_logger_drops_rows_logged_after_the_checkpoint(tmp_path):
+    # an interrupted run logged steps 1-3 (and half a row) but its checkpoint is at step 2:
+    # the resumed run logs step 3 again, so progress.csv must not keep the first step 3
+    log = Logger(tmp_path, ("loss",), tensorboard=False)
+    for step in (1, 2, 3):
+        log.log({"step": step, "loss": float(step)})
+    log.close()
+    with (tmp_path / "progress.csv").open("a") as f:
+        f.write("4,0.1")  # killed mid-row
+    log = Logger(tmp_path, ("loss",), tensorboard=False, resume_step=2)
+    log.log({"step": 3, "loss": 30.0})
+    log.close()
+    rows = (tmp_path / "progress.csv").read_text().splitlines()
+    assert rows[0].startswith("step,")
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
+    assert rows[-1].endswith(",30.0")

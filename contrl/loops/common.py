@@ -98,7 +98,7 @@ class Session:
         self._recent: list[tuple[float, int]] = []
         wandb_cfg = {"run": run_cfg.__dict__, "algo": algo_cfg.__dict__} if run_cfg.wandb else None
         self.logger = Logger(run_dir, metric_names, run_cfg.tensorboard, wandb_cfg,
-                             resume=bool(state))
+                             resume_step=self.step if state else None)
         self.progress = Progress(run_cfg.steps, self.step, run_cfg.progress)
         self.rate = RateMeter(self.step)
         self._t0 = time.perf_counter()
