@@ -26,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from learning import keep_evidence, report_header  # noqa: E402  (this script's directory is on sys.path)
 
-Q_COLUMNS = ("q_mean", "q_max", "q_rand")  # plotted as solid, dashed, dotted
+Q_STYLES = {"q_mean": "-", "q_max": "--", "q_rand": ":"}  # the Q columns plotted, and how
 
 
 def read_rows(run: Path) -> list[dict]:
@@ -71,7 +71,7 @@ def main() -> None:
         keep_evidence(run, a.out)
         finite = all(math.isfinite(float(v)) for r in rows for k, v in r.items()
                      if v and k not in ("step",))
-        for col, style in zip(Q_COLUMNS, ("-", "--", ":")):
+        for col, style in Q_STYLES.items():
             ax_q.plot(*series(rows, col), style, color=color)
         steps, returns = series(rows, "eval_return")  # scored here: runs made before the
         scores = dict(zip(steps, map(data.normalized_score, returns)))  # dmc refs fix lack it
@@ -96,7 +96,7 @@ def main() -> None:
         ax.text(ax.get_xlim()[0], hi, " max r / (1 - gamma)", va="bottom", fontsize=8, color="gray")
     ax_q.set_title("Q values (mean over each log interval)")
     ax_s.set_title("normalized score (100 = expert)")
-    for col, style in zip(Q_COLUMNS, ("-", "--", ":")):  # line styles: one key for all runs
+    for col, style in Q_STYLES.items():  # line styles: one key for all runs
         ax_q.plot([], [], style, color="black", label=col)
     ax_q.legend(fontsize=7, loc="lower left")
     ax_s.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # runs, by colour
