@@ -171,9 +171,7 @@ class CQL(SAC):
     def target_action(self, next_obs, sampled):
         """The action the TD target bootstraps from: ``sampled`` (one draw of pi(.|s') per
         row), or the policy's mean action with ``deterministic_backup``."""
-        if self.deterministic_backup:
-            return jnp.tanh(self.actor.apply_fn(self.actor.params, next_obs)[0])
-        return sampled
+        return self.eval_actions(next_obs) if self.deterministic_backup else sampled
 
     def _critic_and_penalty_step(self, batch: Batch, key: jax.Array):
         B, N = batch.obs.shape[0], self.n_actions
