@@ -23,11 +23,12 @@ demo: $(STAMP)
 	$(BIN)/contrl eval $$run --episodes 10 && \
 	echo "results: $$run (progress.csv, eval.json, checkpoints/, tb/)"
 
+# two workers (pytest-xdist): the suite is mostly single-threaded compilation and env stepping
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 tests
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q -n 2 -m "not slow" tests
 
 # Peers for the benchmarks: PyTorch CPU 2.13.0, Stable-Baselines3, sbx.
 bench: $(STAMP)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
+
+from common import atomic_write_text, report_header
 
 CHILD = """
 import json, resource, sys, time
@@ -49,9 +49,7 @@ def main() -> None:
             print(json.dumps(res), flush=True)
             rows.append(res)
     if a.out:
-        lines = [f"# Dataset loading ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
-                 f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-                 f"command: `python benchmarks/dataset_load.py {' '.join(sys.argv[1:])}`", "",
+        lines = report_header("Dataset loading", "dataset_load.py", minutes=True) + [
                  "Each load runs in a fresh process; peak RSS is the whole process's (Python, "
                  "numpy, JAX imported by contrl). Without a flat copy the load reads the Minari "
                  "file episode by episode and then writes the copy (contrl_flat.npz); contrl "
@@ -62,9 +60,7 @@ def main() -> None:
         lines += [f"| {r['dataset']} | {r['transitions']:,} | {r['episodes']} | "
                   f"{'yes' if r['flat_copy'] else 'no'} | {r['seconds']:.2f} | "
                   f"{r['array_mb']:.0f} | {r['peak_rss_mb']:.0f} |" for r in rows]
-        tmp = a.out.with_suffix(".tmp")
-        tmp.write_text("\n".join(lines) + "\n")
-        os.replace(tmp, a.out)
+        atomic_write_text(a.out, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

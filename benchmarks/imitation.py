@@ -1,40 +1,27 @@
 """Imitation benchmark: BC against the expert on Pendulum-v1 and HalfCheetah-v5, and DAgger
 against BC on Hopper-v5 as a function of the number of expert labels. Resumable: finished runs
 are skipped. Needs the expert datasets made by ``contrl collect`` (see
-benchmarks/results/imitation/README.md for the commands).
+benchmarks/results/imitation/README.md for the commands). Imitation-seeded SAC (the
+``seeded_sac`` algorithm) is run with ``contrl train seeded_sac``, also in that README.
 
     python benchmarks/imitation.py [--runs-dir benchmarks/runs/imitation] [--out benchmarks/results/imitation]
 """
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 
+from common import atomic_write_json, column, copy_file, pyplot, train_or_resume
+
 BC_SIZES = (1000, 2000, 5000, 10000, 20000, 50000)
 
 
-def finished(run: Path, steps: int) -> dict | None:
-    from contrl.run import Checkpoint
-    ckpt = run / "checkpoints" / "latest.ckpt"
-    if ckpt.exists() and Checkpoint(ckpt).meta.get("step", 0) >= steps:
-        return json.loads((run / "eval.json").read_text())
-    return None
-
-
 def run(algo: str, env: str, opts: dict, path: Path) -> dict:
-    from contrl.train import train
-    done = finished(path, opts["steps"])
-    if done is not None:
-        return done
-    if path.exists():  # an unfinished run: resume it
-        return train(algo, None, {"steps": opts["steps"], "progress": False},
-                     resume=str(path))["eval"]
-    base = dict(progress=False, tensorboard=False)
-    return train(algo, env, {**base, **opts}, run_dir=str(path))["eval"]
+    """The run's last evaluation, training it first (or resuming it) if it is not finished."""
+    opts = {"tensorboard": False, **opts}
+    return train_or_resume(algo, env, opts, path, opts.pop("steps"))
 
 
 def main():
@@ -70,20 +57,16 @@ def main():
     run("dagger", "Hopper-v5", dict(expert=a.hopper_expert, steps=a.dagger_labels,
                                     steps_per_round=1000, updates_per_round=2000,
                                     eval_every=1000), dagger_dir)
-    import csv
-    rows = [r for r in csv.DictReader(open(dagger_dir / "progress.csv")) if r["eval_return"]]
-    dagger = {int(r["step"]): float(r["eval_return"]) for r in rows}
+    dagger = {int(s): float(r) for s, r in zip(*column(dagger_dir, "eval_return"))}
     results["hopper"] = {"expert_return": ds.ref_max_score, "bc": bc, "dagger": dagger}
-    (a.out / "results.json").write_text(json.dumps(results, indent=1))
+    atomic_write_json(a.out / "results.json", results, indent=1)
     for f in ("progress.csv", "config.json"):
-        shutil.copy(dagger_dir / f, a.out / f"dagger-Hopper-v5-{f}")
+        copy_file(dagger_dir / f, a.out / f"dagger-Hopper-v5-{f}")
     plot(results["hopper"], a.out / "hopper_labels.png")
 
 
 def plot(h: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     n = sorted(h["bc"])
     ax.plot(n, [h["bc"][k] for k in n], "o-", label="BC on the first n expert transitions")

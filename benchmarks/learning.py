@@ -12,16 +12,12 @@ environment with the published reference returns drawn in.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import os
-import platform
-import shutil
-import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from common import (column, comma_list, int_list, keep_evidence, pyplot, report_header,
+                    train_or_resume, write_report)
 
 # Published returns (../shared/reference/ANCHORS.md); label -> value, per (algo, env).
 REFERENCES = {
@@ -49,77 +45,16 @@ def run_dir_for(root: Path, algo: str, env: str, seed: int) -> Path:
     return root / f"{algo}-{env.replace(':', '_')}-s{seed}"
 
 
-def finished_step(run: Path) -> int:
-    from contrl.run import Checkpoint
-    path = run / "checkpoints" / "latest.ckpt"
-    return Checkpoint(path).meta.get("step", 0) if path.exists() else -1
-
-
-def keep_evidence(run: Path, out: Path) -> None:
-    """Copy a run's log, config and last evaluation to <out>/runs/<run name>."""
-    keep = out / "runs" / run.name
-    keep.mkdir(parents=True, exist_ok=True)
-    for name in ("progress.csv", "config.json", "eval.json"):
-        if (run / name).exists():
-            shutil.copyfile(run / name, keep / name)
-
-
-def report_header(title: str, script: str) -> list[str]:
-    """A report's first lines: title with today's date, machine, and the command that ran."""
-    return [f"# {title} ({datetime.now(timezone.utc):%Y-%m-%d} UTC)", "",
-            f"machine: {platform.machine()}, {os.cpu_count()} cores, CPU only; command: "
-            f"`python benchmarks/{script} {' '.join(sys.argv[1:])}`", ""]
-
-
-def write_report(out: Path, lines: list[str], table: list[dict]) -> None:
-    """results.md (the markdown lines) and results.json (the table), then print the lines."""
-    (out / "results.md").write_text("\n".join(lines) + "\n")
-    (out / "results.json").write_text(json.dumps(table, indent=2) + "\n")
-    print("\n".join(lines))
-
-
 def run_grid(a) -> None:
-    from contrl.train import train
     for algo in a.algos:
         for env in a.envs:
             for seed in a.seeds:
-                run = run_dir_for(a.runs_dir, algo, env, seed)
-                over = {"seed": seed, "progress": a.progress}
-                if a.steps:
-                    over["steps"] = a.steps
-                done = finished_step(run)
-                target = a.steps or (json.loads((run / "config.json").read_text())["run"]["steps"]
-                                     if done >= 0 else None)
-                if done >= 0 and done >= target:
-                    print(f"done     {run.name} ({done} steps)")
-                    continue
-                if done >= 0:
-                    print(f"resume   {run.name} from step {done}", flush=True)
-                    out = train(algo, env, {k: v for k, v in over.items() if k != "seed"},
-                                resume=str(run))
-                else:
-                    print(f"start    {run.name}", flush=True)
-                    out = train(algo, env, over, run_dir=str(run))
-                ev = out.get("eval") or {}
-                print(f"finished {run.name}: step {out['step']} eval {ev.get('mean_return')}",
-                      flush=True)
-
-
-def read_curve(run: Path):
-    steps, evals = [], []
-    with open(run / "progress.csv") as f:
-        for row in csv.DictReader(f):
-            if row.get("eval_return"):
-                steps.append(int(row["step"]))
-                evals.append(float(row["eval_return"]))
-    return np.array(steps), np.array(evals)
+                train_or_resume(algo, env, {"seed": seed}, run_dir_for(a.runs_dir, algo, env, seed),
+                                a.steps, a.progress)
 
 
 def report(a) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     a.out.mkdir(parents=True, exist_ok=True)
     lines = report_header("Learning benchmark", "learning.py") + [
              "Deterministic evaluation, 10 episodes per point. final = last evaluation; best = "
@@ -136,7 +71,7 @@ def report(a) -> None:
                 run = run_dir_for(a.runs_dir, algo, env, seed)
                 if not (run / "progress.csv").exists():
                     continue
-                x, y = read_curve(run)
+                x, y = column(run, "eval_return")
                 if len(y) == 0:
                     continue
                 keep_evidence(run, a.out)
@@ -179,9 +114,9 @@ def report(a) -> None:
 
 def main():
     p = argparse.ArgumentParser(description="Run a resumable grid of training runs and report.")
-    p.add_argument("--algos", type=lambda s: s.split(","), default=["sac", "td3", "ddpg"])
-    p.add_argument("--envs", type=lambda s: s.split(","), default=["Pendulum-v1"])
-    p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0])
+    p.add_argument("--algos", type=comma_list, default=["sac", "td3", "ddpg"])
+    p.add_argument("--envs", type=comma_list, default=["Pendulum-v1"])
+    p.add_argument("--seeds", type=int_list, default=[0])
     p.add_argument("--steps", type=int, default=None, help="env steps per run (default: preset)")
     p.add_argument("--runs-dir", type=Path, default=Path("benchmarks/runs/grid"))
     p.add_argument("--out", type=Path, default=None,

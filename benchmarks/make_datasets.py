@@ -22,37 +22,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import subprocess
+import sys
 from pathlib import Path
 
-from learning import finished_step  # (this script's directory is on sys.path)
+from common import ROOT, log, train_or_resume
 
-ROOT = Path(__file__).resolve().parent
+CONTRL = Path(sys.executable).with_name("contrl")  # the command line of this environment's contrl
 SHORT = {"Hopper-v5": "hopper", "HalfCheetah-v5": "halfcheetah", "Walker2d-v5": "walker2d"}
 
 
-def log(msg: str) -> None:
-    print(time.strftime("%H:%M:%S"), msg, flush=True)
-
-
-def train_until(run: Path, env: str, steps: int, stop_at: float | None = None,
-                eval_every: int = 10_000) -> None:
-    """Train SAC in ``run`` until ``steps`` (or an evaluation reaches ``stop_at``), resuming."""
-    from contrl.train import train
-    done = finished_step(run)
-    if done >= 0:
-        last = json.loads((run / "eval.json").read_text())["mean_return"]
-        if done >= steps or (stop_at is not None and last >= stop_at):
-            log(f"done     {run.name} (step {done}, eval {last:.0f})")
-            return
-        log(f"resume   {run.name} from step {done}")
-        out = train("sac", env, {"steps": steps, "progress": False}, resume=str(run))
-    else:
-        log(f"start    {run.name}")
-        over = {"steps": steps, "progress": False, "eval_every": eval_every,
-                "stop_at_return": stop_at}
-        out = train("sac", env, over, run_dir=str(run))
-    log(f"finished {run.name}: step {out['step']} eval {out['eval']['mean_return']:.0f}")
+def contrl_collect(*args) -> dict:
+    """Run ``contrl collect ARGS`` (its output passed through) and return the summary it prints
+    last (name, episodes, steps, average_return, ...)."""
+    cmd = [str(CONTRL), "collect", *map(str, args)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
+        lines = []
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+    if proc.returncode or not lines:
+        raise SystemExit(f"{' '.join(cmd)} failed (exit status {proc.returncode})")
+    return json.loads(lines[-1])
 
 
 def exists(name: str) -> bool:
@@ -71,7 +62,6 @@ def main() -> None:
                    default=["expert", "medium-run", "medium", "medium-replay", "random",
                             "medium-expert"])
     a = p.parse_args()
-    from contrl.data import collect as col
     from contrl.data.datasets import load_dataset
 
     for env in a.envs:
@@ -81,21 +71,26 @@ def main() -> None:
         names = {s: f"{short}-{s}-v0" for s in ("expert", "medium", "medium-replay", "random",
                                                 "medium-expert")}
         if "expert" in a.stages:
-            train_until(expert_run, env, a.expert_steps)
+            train_or_resume("sac", env, {"eval_every": 10_000}, expert_run, a.expert_steps)
             if not exists(names["expert"]):
                 log(f"collect  {names['expert']}")
-                col.collect(str(expert_run), names["expert"], a.steps, which="best")
+                contrl_collect(expert_run, "--name", names["expert"], "--steps", a.steps,
+                               "--checkpoint", "best")
         expert = load_dataset(names["expert"], env)
         target = expert.ref_min_score + a.medium_fraction * (expert.ref_max_score - expert.ref_min_score)
         if "medium-run" in a.stages:
-            train_until(medium_run, env, a.expert_steps, stop_at=target, eval_every=5_000)
+            train_or_resume("sac", env, {"eval_every": 5_000, "stop_at_return": target},
+                            medium_run, a.expert_steps)
+        ref = ("--ref-from", names["expert"])
         for stage, make in (
-            ("medium", lambda n: col.collect(str(medium_run), n, a.steps, which="latest",
-                                         ref_from=names["expert"])),
-            ("medium-replay", lambda n: col.export_buffer(str(medium_run), n, ref_from=names["expert"])),
-            ("random", lambda n: col.collect(None, n, a.steps, random=True, env_id=env,
-                                         ref_from=names["expert"])),
-            ("medium-expert", lambda n: col.concat([names["medium"], names["expert"]], n)),
+            ("medium", lambda n: contrl_collect(medium_run, "--name", n, "--steps", a.steps,
+                                                "--checkpoint", "latest", *ref)),
+            ("medium-replay", lambda n: contrl_collect(medium_run, "--name", n, "--from-buffer",
+                                                       "--checkpoint", "latest", *ref)),
+            ("random", lambda n: contrl_collect("--name", n, "--steps", a.steps, "--random",
+                                                "--env", env, *ref)),
+            ("medium-expert", lambda n: contrl_collect("--name", n, "--concat", names["medium"],
+                                                       names["expert"])),
         ):
             if stage in a.stages and not exists(names[stage]):
                 log(f"make     {names[stage]}")

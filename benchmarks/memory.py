@@ -7,14 +7,12 @@ for Humanoid and a few K-step updates sampled from it.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
-import sys
 import time
-from datetime import datetime, timezone
 
 import numpy as np
+
+from common import emit, report_header
 
 
 def rss_gb() -> float:
@@ -49,18 +47,14 @@ def main():
         agent, _ = agent.update(buf.sample(256, 0.99, 8))
     jax.block_until_ready(agent)
     peak = rss_gb()
-    text = (f"### Memory, 1M-transition Humanoid-v5 buffer ({datetime.now(timezone.utc):%Y-%m-%d} UTC)\n\n"
-            f"machine: {platform.machine()}, {os.cpu_count()} cores; command: "
-            f"`python benchmarks/memory.py {' '.join(sys.argv[1:])}`\n\n"
-            f"- transitions: {n:,} (obs {obs_dim}, action {act_dim}); buffer arrays "
-            f"{sum(getattr(buf, k).nbytes for k in ('obs', 'action', 'reward', 'terminated', 'valid')) / 1e9:.2f} GB\n"
-            f"- peak RSS of the whole process (Python + JAX + buffer + SAC agent + updates): "
-            f"{peak:.2f} GiB (before the buffer: {base:.2f} GiB); limit asked for: 3 GB\n"
-            f"- filling through add(): {fill_s:.1f} s ({n / fill_s:,.0f} transitions/s)\n")
-    print(text)
-    if a.out:
-        with open(a.out, "a") as f:
-            f.write(text + "\n")
+    nbytes = sum(getattr(buf, k).nbytes for k in ("obs", "action", "reward", "terminated", "valid"))
+    lines = report_header("Memory, 1M-transition Humanoid-v5 buffer", "memory.py", level=3) + [
+        f"- transitions: {n:,} (obs {obs_dim}, action {act_dim}); buffer arrays "
+        f"{nbytes / 1e9:.2f} GB",
+        f"- peak RSS of the whole process (Python + JAX + buffer + SAC agent + updates): "
+        f"{peak:.2f} GiB (before the buffer: {base:.2f} GiB); limit asked for: 3 GB",
+        f"- filling through add(): {fill_s:.1f} s ({n / fill_s:,.0f} transitions/s)"]
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":

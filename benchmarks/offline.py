@@ -10,14 +10,12 @@ Runs live in benchmarks/runs/offline/<algo>-<dataset>-s<seed>; an interrupted ru
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
 
-from learning import finished_step, keep_evidence, report_header, write_report  # (this script's directory is on sys.path)
+from common import ROOT, column, keep_evidence, pyplot, report_header, train_or_resume, write_report
 
-ROOT = Path(__file__).resolve().parent
 ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5",
         "pendulum": "Pendulum-v1"}
 # D4RL -v2 normalized scores (CORL README, "last scores"), ../shared/reference/ANCHORS.md
@@ -47,38 +45,13 @@ def steps_for(a, algo: str) -> int:
 
 
 def run_grid(a) -> None:
-    from contrl.train import train
     for dataset in a.datasets:
         for algo in a.algos:
             for seed in a.seeds:
-                run = run_dir_for(a.runs_dir, algo, dataset, seed)
-                steps = steps_for(a, algo)
-                done = finished_step(run)
-                if done >= steps:
-                    print(f"done     {run.name} ({done} steps)", flush=True)
-                    continue
-                if done >= 0:
-                    print(f"resume   {run.name} from {done}", flush=True)
-                    out = train(algo, None, {"steps": steps, "progress": a.progress}, resume=str(run))
-                else:
-                    print(f"start    {run.name}", flush=True)
-                    over = {"dataset": dataset, "steps": steps, "seed": seed,
-                            "eval_every": a.eval_every, "progress": a.progress}
-                    out = train(algo, env_of(dataset), over, run_dir=str(run))
-                ev = out.get("eval") or {}
-                print(f"finished {run.name}: step {out['step']} return {ev.get('mean_return')} "
-                      f"normalized {ev.get('normalized_score')}", flush=True)
-
-
-def read_scores(run: Path):
-    steps, scores, returns = [], [], []
-    with open(run / "progress.csv") as f:
-        for row in csv.DictReader(f):
-            if row.get("normalized_score"):
-                steps.append(int(row["step"]))
-                scores.append(float(row["normalized_score"]))
-                returns.append(float(row["eval_return"]))
-    return np.array(steps), np.array(scores), np.array(returns)
+                over = {"dataset": dataset, "seed": seed, "eval_every": a.eval_every}
+                train_or_resume(algo, env_of(dataset), over,
+                                run_dir_for(a.runs_dir, algo, dataset, seed),
+                                steps_for(a, algo), a.progress)
 
 
 def dataset_row(dataset: str) -> str:
@@ -93,11 +66,8 @@ def dataset_row(dataset: str) -> str:
 
 
 def report(a) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from contrl.errors import ContrlError
+    plt = pyplot()
     a.out.mkdir(parents=True, exist_ok=True)
     lines = report_header("Offline RL on contrl-made datasets", "offline.py") + [
              "## Datasets", "",
@@ -125,7 +95,7 @@ def report(a) -> None:
                 run = run_dir_for(a.runs_dir, algo, dataset, seed)
                 if not (run / "progress.csv").exists():
                     continue
-                x, y, _ = read_scores(run)
+                x, y = column(run, "normalized_score")
                 if len(y) == 0:
                     continue
                 keep_evidence(run, a.out)

@@ -22,13 +22,12 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from importlib import metadata
 
 import numpy as np
 
-from throughput import emit, record_header, run_interleaved  # (this script's directory is on sys.path)
+from common import atomic_write_text, comma_list, emit, report_header, run_interleaved
 
 ALGOS = ("iql", "cql", "td3bc")
 LIBS = ("contrl", "d3rlpy")
@@ -36,7 +35,7 @@ LIBS = ("contrl", "d3rlpy")
 
 # --------------------------------------------------------------------------------- contrl
 def contrl_config(algo: str, updates: int):
-    from contrl.agents import REGISTRY
+    from contrl.registry import REGISTRY
 
     cfg = REGISTRY[algo][0]()
     if algo == "iql":
@@ -56,7 +55,7 @@ def train_contrl(algo: str, ds, updates: int, warmup: int, seed: int, chunk: int
                  log_every: int) -> dict:
     import jax
 
-    from contrl.agents import REGISTRY
+    from contrl.registry import REGISTRY
 
     agent_cls = REGISTRY[algo][1]
     cfg = contrl_config(algo, updates)
@@ -209,17 +208,6 @@ def train_d3rlpy(algo: str, ds, updates: int, warmup: int, seed: int, threads: i
 
 
 # ------------------------------------------------------------------------------ reporting
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def versions() -> str:
     out = [f"Python {platform.python_version()}"]
     for pkg in ("contrl", "jax", "jaxlib", "torch", "d3rlpy", "gymnasium"):
@@ -250,29 +238,18 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def write_atomic(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".offline_vs_d3rlpy-", suffix=".md", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--algos", default=",".join(ALGOS), help="comma list of iql, cql, td3bc")
+    p.add_argument("--algos", type=comma_list, default=",".join(ALGOS),
+                   help="comma list of iql, cql, td3bc")
     p.add_argument("--dataset", default="hopper-medium-v0", help="contrl dataset (Minari id, dir, HDF5)")
     p.add_argument("--env", default="Hopper-v5", help="env to evaluate in (contrl id)")
     p.add_argument("--updates", type=int, default=20_000, help="gradient updates per library")
     p.add_argument("--warmup", type=int, default=50, help="first updates left out of the timing")
     p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--libs", default=",".join(LIBS), help="comma list of contrl, d3rlpy")
+    p.add_argument("--libs", type=comma_list, default=",".join(LIBS),
+                   help="comma list of contrl, d3rlpy")
     p.add_argument("--torch-threads", type=int, default=2, help="torch.set_num_threads for d3rlpy (JAX uses every core)")
     p.add_argument("--chunk", type=int, default=0,
                    help="contrl updates per compiled call (0: the config's steps_per_call)")
@@ -280,7 +257,7 @@ def main():
                    help="progress line every N updates (default: a tenth of --updates; 0: off)")
     p.add_argument("--out", default=None, help="append a Markdown record here (atomically)")
     a = p.parse_args()
-    algos, libs = a.algos.split(","), a.libs.split(",")
+    algos, libs = a.algos, a.libs
     for x in algos:
         if x not in ALGOS:
             p.error(f"unknown algo {x} (known: {', '.join(ALGOS)})")
@@ -306,9 +283,9 @@ def main():
             previous = f.read()
     elif a.out:
         previous = "# Offline RL: contrl vs d3rlpy\n\n"
-    header = record_header(
-        f"Offline RL, {ds.name} on {a.env}, contrl vs d3rlpy", "offline_vs_d3rlpy.py",
-        f"cpu: {cpu_model()}, {os.cpu_count()} cores; {versions()}; d3rlpy on CPU with "
+    header = report_header(
+        f"Offline RL, {ds.name} on {a.env}, contrl vs d3rlpy", "offline_vs_d3rlpy.py", level=3,
+        minutes=True, settings=f"versions: {versions()}; d3rlpy on CPU with "
         f"{a.torch_threads} torch threads; JAX_PLATFORMS={os.environ.get('JAX_PLATFORMS', '')}\n\n"
         f"settings: {a.updates} gradient updates each (updates/s over all but the first "
         f"{a.warmup}, contrl compilation excluded, batch sampling included), contrl's default "
@@ -344,7 +321,7 @@ def main():
 
         run_interleaved(libs, 1, run_one)
         if a.out:  # the record so far, so that a crash in a later algorithm keeps it
-            write_atomic(a.out, previous + "\n".join(header + table(rows)) + "\n\n")
+            atomic_write_text(a.out, previous + "\n".join(header + table(rows)) + "\n\n")
 
     extra = ["contrl compilation (excluded): " + ", ".join(
         f"{r['algo']} {r['compile_s']:.1f} s" for r in rows if r["lib"] == "contrl")] \
@@ -352,7 +329,7 @@ def main():
     lines = header + table(rows) + ([""] + extra if extra else [])
     emit(lines, None)
     if a.out:
-        write_atomic(a.out, previous + "\n".join(lines) + "\n\n")
+        atomic_write_text(a.out, previous + "\n".join(lines) + "\n\n")
         print(f"appended to {a.out}", flush=True)
     print(json.dumps(rows))
 

@@ -14,13 +14,12 @@ import argparse
 import csv
 import json
 import os
-import platform
-import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 
 import numpy as np
+
+from common import comma_list, emit, report_header, run_interleaved
 
 ENV = "HalfCheetah-v5"
 
@@ -28,7 +27,8 @@ ENV = "HalfCheetah-v5"
 def run_contrl(algo: str, warmup: int, skip: int, measure: int, update_every: int) -> float:
     from contrl.loops.offpolicy import train_offpolicy
     from contrl.run import new_run_dir
-    from contrl.train import build_configs, resolve_algo
+    from contrl.registry import resolve_algo
+    from contrl.train import build_configs
 
     total = warmup + skip + measure
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,8 +85,8 @@ def run_peer(lib: str, algo: str, warmup: int, skip: int, measure: int) -> float
 
 def bare_update_rate(algo: str, update_every: int, seconds: float = 10.0) -> float:
     import jax
-    from contrl.agents.base import Batch
-    from contrl.train import resolve_algo
+    from contrl.data import Batch
+    from contrl.registry import resolve_algo
 
     cfg_cls, agent_cls, _ = resolve_algo(algo)
     agent = agent_cls.create(cfg_cls(), 17, 6, 0)
@@ -122,33 +122,6 @@ def sampling_cost(update_every: int, n: int = 200) -> float:
 
 
 # ------------------------------------------------ shared with throughput_onpolicy.py
-def run_interleaved(libs: list[str], repeats: int, run_one, after_repetition=None) -> dict:
-    """``run_one(lib)`` for every library in turn, ``repeats`` times (interleaved, so machine
-    noise hits every library alike); a library that is not installed is skipped."""
-    libs = list(libs)
-    results: dict[str, list[float]] = {lib: [] for lib in libs}
-    for rep in range(repeats):
-        for lib in list(libs):
-            try:
-                sps = run_one(lib)
-            except ImportError as e:
-                print(f"{lib}: not installed ({e}); skipped", file=sys.stderr)
-                results.pop(lib)
-                libs.remove(lib)
-                continue
-            results[lib].append(sps)
-            print(f"rep {rep} {lib:12s} {sps:8.1f} steps/s", flush=True)
-        if after_repetition is not None:
-            after_repetition(rep)
-    return results
-
-
-def record_header(title: str, script: str, settings: str) -> list[str]:
-    return [f"### {title} ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
-            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-            f"command: `python benchmarks/{script} {' '.join(sys.argv[1:])}`", "", settings, ""]
-
-
 def ratio_table(results: dict[str, list[float]], unit: str) -> list[str]:
     """Median per library and contrl's ratio to each."""
     med = {lib: float(np.median(v)) for lib, v in results.items()}
@@ -160,15 +133,6 @@ def ratio_table(results: dict[str, list[float]], unit: str) -> list[str]:
     return lines
 
 
-def emit(lines: list[str], out: str | None) -> None:
-    """Print the record and append it to ``out`` (Markdown) when given."""
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if out:
-        with open(out, "a") as f:
-            f.write(text + "\n")
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--algo", choices=("sac", "td3", "ddpg"), default="sac")
@@ -177,13 +141,13 @@ def main():
     p.add_argument("--measure", type=int, default=3000)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--update-every", type=int, default=None, help="contrl update_every (default: SACConfig's)")
-    p.add_argument("--libs", default="contrl,sbx,sb3",
+    p.add_argument("--libs", type=comma_list, default="contrl,sbx,sb3",
                    help="comma list of contrl, contrl-ueN (update_every=N), sbx, sb3")
     p.add_argument("--out", default=None, help="append a Markdown record here")
     a = p.parse_args()
     if (a.warmup + a.skip) % 500 or a.measure % 500:
         p.error("warmup + skip and measure must be multiples of 500 (contrl logs every 500 steps)")
-    from contrl.train import resolve_algo
+    from contrl.registry import resolve_algo
     ue = a.update_every or resolve_algo(a.algo)[0]().update_every
     bares: list[float] = []
 
@@ -198,15 +162,15 @@ def main():
         bares.append(bare_update_rate(a.algo, ue, seconds=5.0))
         print(f"rep {rep} bare update {bares[-1]:7.1f} updates/s", flush=True)
 
-    results = run_interleaved(a.libs.split(","), a.repeats, run_one, after_repetition)
+    results = run_interleaved(a.libs, a.repeats, run_one, after_repetition)
     bare = float(np.median(bares))
     sample_us = sampling_cost(ue)
     med = {lib: float(np.median(v)) for lib, v in results.items()}
-    lines = record_header(f"{a.algo.upper()} throughput, {ENV}", "throughput.py",
-                          f"settings: 2x256, batch 256, lr 3e-4, 1 update/env step (TD3/DDPG: "
-                          f"policy delay 2/1, exploration noise 0.1), {a.warmup} random steps, "
-                          f"timed over steps {a.warmup + a.skip}-{a.warmup + a.skip + a.measure}; "
-                          f"contrl update_every={ue}")
+    settings = (f"settings: 2x256, batch 256, lr 3e-4, 1 update/env step (TD3/DDPG: policy "
+                f"delay 2/1, exploration noise 0.1), {a.warmup} random steps, timed over steps "
+                f"{a.warmup + a.skip}-{a.warmup + a.skip + a.measure}; contrl update_every={ue}")
+    lines = report_header(f"{a.algo.upper()} throughput, {ENV}", "throughput.py", level=3,
+                          minutes=True, settings=settings)
     lines += ratio_table(results, "steps/s")
     if "contrl" in med:
         lines += ["", f"bare jitted contrl update (median of one measurement per repetition: "

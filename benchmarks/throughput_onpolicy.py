@@ -19,6 +19,9 @@ import time
 
 import numpy as np
 
+from common import comma_list, emit, report_header, run_interleaved
+from throughput import ratio_table, timing_callback
+
 SETTINGS = {
     "ppo": dict(num_envs=8, rollout_steps=256),
     "a2c": dict(num_envs=16, rollout_steps=5),
@@ -62,7 +65,6 @@ def run_sb3(algo: str, env: str, skip: int, measure: int, subproc: bool, threads
                         gamma=0.99, gae_lambda=0.95, ent_coef=0.01, vf_coef=0.5,
                         max_grad_norm=0.5, normalize_advantage=True, use_rms_prop=True,
                         policy_kwargs=policy_kwargs, seed=0, device="cpu", verbose=0)
-    from throughput import timing_callback  # (this script's directory is on sys.path)
     cb = timing_callback(skip)
     model.learn(total_timesteps=skip + measure, callback=cb())
     elapsed = time.perf_counter() - cb.t_start
@@ -77,7 +79,7 @@ def main():
     p.add_argument("--skip", type=int, default=None, help="steps before timing (default: 2 updates)")
     p.add_argument("--measure", type=int, default=None, help="timed steps (default: 10 PPO / 200 A2C updates)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--libs", default="contrl,sb3,sb3-subproc")
+    p.add_argument("--libs", type=comma_list, default="contrl,sb3,sb3-subproc")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="torch threads for SB3 (1 is fastest for 64x64 networks here)")
     p.add_argument("--out", default=None, help="append a Markdown record here")
@@ -88,19 +90,18 @@ def main():
     measure = a.measure or (10 if a.algo == "ppo" else 200) * batch
     if skip % batch or measure % batch:
         p.error(f"skip and measure must be multiples of the rollout batch ({batch})")
-    from throughput import emit, ratio_table, record_header, run_interleaved
-
     def run_one(lib: str) -> float:
         if lib == "contrl":
             return run_contrl(a.algo, a.env, skip, measure)
         return run_sb3(a.algo, a.env, skip, measure, lib == "sb3-subproc", a.torch_threads)
 
-    results = run_interleaved(a.libs.split(","), a.repeats, run_one)
-    lines = record_header(f"{a.algo.upper()} throughput, {a.env}", "throughput_onpolicy.py",
-                          f"settings: {s['num_envs']} envs x {s['rollout_steps']} steps per "
-                          f"update, 64x64 tanh, obs + reward normalization; timed over env steps "
-                          f"{skip}-{skip + measure}, updates included; SB3 with "
-                          f"{a.torch_threads} torch thread(s)")
+    results = run_interleaved(a.libs, a.repeats, run_one)
+    settings = (f"settings: {s['num_envs']} envs x {s['rollout_steps']} steps per update, "
+                f"64x64 tanh, obs + reward normalization; timed over env steps "
+                f"{skip}-{skip + measure}, updates included; SB3 with {a.torch_threads} torch "
+                f"thread(s)")
+    lines = report_header(f"{a.algo.upper()} throughput, {a.env}", "throughput_onpolicy.py",
+                          level=3, minutes=True, settings=settings)
     emit(lines + ratio_table(results, "env steps/s"), a.out)
     print(json.dumps({"median_steps_per_sec": {k: float(np.median(v)) for k, v in results.items()}}))
 

@@ -32,7 +32,7 @@ def _add_config_args(parser: argparse.ArgumentParser, cls: type, title: str, ski
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from contrl.agents import REGISTRY
+    from contrl.registry import REGISTRY
 
     parser = argparse.ArgumentParser(prog="contrl", description="Continuous-control RL on MuJoCo.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -95,20 +95,20 @@ def cmd_train(args) -> int:
     if ev:
         msg += f"  eval return {ev['mean_return']:.1f} +/- {ev['std_return']:.1f}"
     print(msg)
-    return 0
+    signum = out.get("signal") or (out.get("online") or {}).get("signal")
+    return 128 + signum if signum else 0  # interrupted (saved): 130 for SIGINT, 143 for SIGTERM
 
 
 def cmd_eval(args) -> int:
     from contrl.evaluate import evaluate
     from contrl.run import atomic_write_json
-    from contrl.train import load_agent
+    from contrl.rundir import load_agent
 
     if args.episodes <= 0:
         raise C.ConfigError(f"episodes must be positive, got {args.episodes}")
     agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)
     seed = run_cfg.seed if args.seed is None else args.seed
-    result = evaluate(lambda o: agent.eval_actions(o), run_cfg.env, args.episodes, seed,
-                      run_cfg.action_repeat)
+    result = evaluate(agent, run_cfg.env, args.episodes, seed, **run_cfg.env_kwargs)
     result.update(checkpoint=args.checkpoint, step=meta.get("step"))
     atomic_write_json(os.path.join(args.run_dir, f"eval-{args.checkpoint}.json"), result)
     print(json.dumps({k: v for k, v in result.items() if k != "returns"}))
@@ -116,8 +116,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from contrl.agents import REGISTRY
     from contrl.envs import known_env_ids
+    from contrl.registry import REGISTRY
 
     print("algorithms:")
     for name, (cfg_cls, _, kind) in REGISTRY.items():
@@ -133,7 +133,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_collect(args) -> int:
-    from contrl.data.collect import collect, concat, export_buffer
+    from contrl.data.collect import concat
+    from contrl.rundir import collect_run, export_run_buffer
 
     if args.concat:
         print(json.dumps(concat(args.concat, args.name)))
@@ -141,16 +142,16 @@ def cmd_collect(args) -> int:
     if args.from_buffer:
         if args.run_dir is None:
             raise ContrlError("--from-buffer needs the run directory whose buffer to write")
-        print(json.dumps(export_buffer(args.run_dir, args.name, args.checkpoint or "latest",
-                                       args.ref_from)))
+        print(json.dumps(export_run_buffer(args.run_dir, args.name, args.checkpoint or "latest",
+                                           args.ref_from)))
         return 0
     if args.run_dir is None and not args.random:
         raise ContrlError("give a run directory whose policy collects, or --random --env ENV")
     if args.num_envs <= 0:
         raise C.ConfigError(f"num_envs must be positive, got {args.num_envs}")
-    out = collect(None if args.random and args.run_dir is None else args.run_dir, args.name,
-                  args.steps, args.noise, args.random, args.env, args.seed,
-                  args.checkpoint or "best", args.num_envs, ref_from=args.ref_from)
+    out = collect_run(None if args.random else args.run_dir, args.name, args.steps, args.noise,
+                      args.env, args.seed, args.checkpoint or "best", args.num_envs,
+                      ref_from=args.ref_from)
     print(json.dumps(out))
     return 0
 
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         if len(argv) > 1 and argv[0] == "train" and not argv[1].startswith("-"):
-            from contrl.train import resolve_algo
+            from contrl.registry import resolve_algo
             resolve_algo(argv[1])
     except ContrlError as e:
         print(f"contrl: error: {e}", file=sys.stderr)
@@ -184,6 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ContrlError, C.ConfigError) as e:
         print(f"contrl: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the file system refused something (permissions, disk full, ...)
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"contrl: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before any run directory existed
+        print("contrl: error: interrupted; a new run's directory is removed, a resumed run "
+              "keeps its last checkpoint", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

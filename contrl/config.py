@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import math
 import textwrap
 import tomllib
 import types
@@ -24,6 +25,10 @@ class ConfigError(ValueError):
 
 class _Checks:
     """Small validators shared by all config classes."""
+
+    RETIRED: typing.ClassVar[tuple[str, ...]] = ()
+    """Fields removed from the class that configs saved by older versions may still hold;
+    reading such a config drops them."""
 
     def _positive(self, *names: str) -> None:
         for n in names:
@@ -48,6 +53,16 @@ class _Checks:
 @dataclasses.dataclass
 class AlgoConfig(_Checks):
     """Base class of every algorithm's hyperparameters."""
+
+    LOOP_FIELDS: typing.ClassVar[tuple[str, ...]] = ()
+    """Fields only the training loop reads (batch size, warm-up, dataset, ...): agents built
+    from configs that differ in these alone are the same, so they share compiled code."""
+
+    def build_key(self) -> str:
+        """What an agent built from this config depends on (all fields but LOOP_FIELDS)."""
+        return repr((type(self).__name__, [(f.name, getattr(self, f.name))
+                                           for f in dataclasses.fields(self)
+                                           if f.name not in self.LOOP_FIELDS]))
 
     def check_run(self, run: "RunConfig") -> None:
         """Raise ConfigError where this config cannot work with the run's settings."""
@@ -87,10 +102,30 @@ class RunConfig(_Checks):
     stop_at_return: float | None = None
     """Stop (with a full checkpoint, replay buffer included) once an evaluation's mean return
     reaches this; e.g. to keep a "medium" policy and its buffer for an offline dataset."""
+    obs_keys: tuple[str, ...] = ()
+    """Envs with dict observations (goal-reaching tasks): the keys flattened into the policy's
+    input, in this order. Empty: observation + desired_goal (AntMaze: observation +
+    achieved_goal + desired_goal, as its observation key lacks the ant's position); the order
+    used is written into config.json."""
+    best_metric: str = "auto"
+    """What best.ckpt maximizes: return, normalized_score (needs a dataset with reference
+    scores), success_rate (needs an env that reports success), or auto: success_rate where the
+    env reports success, else return."""
+
+    BEST_METRICS: typing.ClassVar[tuple[str, ...]] = ("auto", "return", "normalized_score",
+                                                      "success_rate")
 
     def validate(self) -> None:
         self._positive("steps", "num_envs", "action_repeat", "eval_episodes", "checkpoint_every", "log_every")
         self._nonneg("eval_every", "seed")
+        if self.best_metric not in self.BEST_METRICS:
+            raise ConfigError(f"best_metric must be one of {', '.join(self.BEST_METRICS)}, "
+                              f"got '{self.best_metric}'")
+
+    @property
+    def env_kwargs(self) -> dict:
+        """How every env of this run is made (besides its id and seed)."""
+        return {"action_repeat": self.action_repeat, "obs_keys": tuple(self.obs_keys)}
 
 
 # --------------------------------------------------------------------------- field docs
@@ -143,19 +178,25 @@ def coerce(cls: type, name: str, value):
         if optional:
             return None
         raise ConfigError(f"{name} may not be empty")
+    if tp is bool and not is_tuple and not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    if tp is float and not is_tuple and isinstance(value, (int, float)) and not math.isfinite(value):
+        default = {f.name: f.default for f in dataclasses.fields(cls)}.get(name)
+        if math.isnan(value) or not (isinstance(default, float) and default == value):
+            raise ConfigError(f"{name} must be a finite number, got {value}")  # -inf: "never"
     try:
         if is_tuple:
             return tuple(tp(v) for v in value)
-        if tp is bool and not isinstance(value, bool):
-            raise ConfigError(f"{name} must be true or false, got {value!r}")
         return tp(value)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{name}: cannot read {value!r} as {tp.__name__}") from e
 
 
 def build(cls: type, values: dict):
-    """Instantiate ``cls`` from a mapping, ignoring nothing: unknown keys are errors."""
+    """Instantiate ``cls`` from a mapping, ignoring nothing: unknown keys are errors, except
+    fields the class lists as ``RETIRED`` (removed fields that saved configs may still hold)."""
     names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in values.items() if k not in cls.RETIRED}
     unknown = set(values) - names
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")

@@ -1,38 +1,65 @@
 """Deterministic evaluation episodes on env instances separate from training."""
 from __future__ import annotations
 
-from typing import Callable
+import math
 
 import numpy as np
 
 from contrl.envs import EnvPool
+from contrl.envs.make import info_success
+from contrl.policy import Policy
 
 EVAL_SEED_OFFSET = 100_000
 
 
-def evaluate(policy: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: int,
-             seed: int, action_repeat: int = 1) -> dict:
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion (sensible at 0 and n successes)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, action_repeat: int = 1,
+             obs_keys: tuple[str, ...] = ()) -> dict:
     """Run ``episodes`` episodes in lockstep (one env each, so the policy is called once per
-    step for all of them). Episode ``i`` is seeded ``seed + EVAL_SEED_OFFSET + i``, so every
-    evaluation of a run sees the same start states."""
-    pool = EnvPool(env_id, episodes, seed + EVAL_SEED_OFFSET, action_repeat)
+    step for all of them), carrying the policy's state through each episode. Episode ``i`` is
+    seeded ``seed + EVAL_SEED_OFFSET + i``, so every evaluation of a run sees the same start
+    states. When the env reports success, the result has ``success_rate`` (an episode
+    succeeds if it reached the goal at any step) with its 95% interval."""
+    pool = EnvPool(env_id, episodes, seed + EVAL_SEED_OFFSET, action_repeat, obs_keys)
     obs = pool.obs.copy()
+    carry = policy.initial_carry(episodes)
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, np.int64)
+    success = np.zeros(episodes, bool)
+    reports_success = False
     active = np.ones(episodes, bool)
     while active.any():
-        actions = np.asarray(policy(obs))
+        actions, carry = policy.eval_actions(obs, carry)
+        actions = np.asarray(actions)
         for i in np.flatnonzero(active):
-            o, r, term, trunc, _ = pool.envs[i].step(actions[i])
+            o, r, term, trunc, info = pool.envs[i].step(actions[i])
             obs[i] = o
             returns[i] += r
             lengths[i] += 1
+            s = info_success(info)
+            if s is not None:
+                reports_success = True
+                success[i] |= s
             active[i] = not (term or trunc)
     pool.close()
-    return {
+    result = {
         "mean_return": float(returns.mean()),
         "std_return": float(returns.std()),
         "episodes": episodes,
         "mean_length": float(lengths.mean()),
         "returns": [float(r) for r in returns],
     }
+    if reports_success:
+        result["success_rate"] = float(success.mean())
+        result["success_interval"] = list(wilson_interval(int(success.sum()), episodes))
+        result["successes"] = [bool(s) for s in success]
+    return result

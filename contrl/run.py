@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -27,14 +28,58 @@ os.umask(_UMASK)
 
 # ---------------------------------------------------------------------- run directory
 def new_run_dir(runs_dir: str, algo: str, env_id: str, seed: int) -> Path:
+    root = Path(runs_dir)
+    if root.exists() and not root.is_dir():
+        raise ContrlError(f"--runs-dir {root} is not a directory")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(runs_dir) / f"{algo}-{env_id.replace(':', '_').replace('/', '_')}-s{seed}-{stamp}"
+    base = root / f"{algo}-{env_id.replace(':', '_').replace('/', '_')}-s{seed}-{stamp}"
     path, i = base, 1
     while path.exists():
         path, i = Path(f"{base}-{i}"), i + 1
-    path.mkdir(parents=True)
-    (path / "checkpoints").mkdir()
+    try:
+        path.mkdir(parents=True)
+        (path / "checkpoints").mkdir()
+    except OSError as e:
+        raise ContrlError(f"cannot create a run directory in {root} ({e.strerror})") from None
     return path
+
+
+def check_writable(directory: Path) -> None:
+    """Refuse, before any training, a directory where checkpoints cannot be written."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as e:
+        raise ContrlError(f"cannot write in {directory} ({e.strerror})") from None
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete the temporary files that a write killed mid-way left in a run directory (the
+    file it was replacing is intact: writes are atomic). Returns what was removed."""
+    removed = []
+    for d in (run_dir, run_dir / "checkpoints", run_dir / "online",
+              run_dir / "online" / "checkpoints"):
+        for p in d.glob(".*.tmp") if d.is_dir() else ():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def read_run_config(run_dir: Path) -> dict:
+    """The configuration a run saved (config.json: algo, run, algo_config), as a dict."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ContrlError(f"{run_dir} is not a contrl run directory (no config.json)")
+    try:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ContrlError(f"{path} is not valid JSON ({e})") from None
+    missing = [k for k in ("algo", "run", "algo_config") if not isinstance(saved, dict)
+               or k not in saved]
+    if missing or not isinstance(saved["run"], dict) or not isinstance(saved["algo_config"], dict):
+        raise ContrlError(f"{path} is not a contrl run configuration "
+                          f"(missing or malformed: {', '.join(missing) or 'run/algo_config'})")
+    return saved
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -135,18 +180,28 @@ class Checkpoint:
 
 # ---------------------------------------------------------------------------- logging
 BASE_COLUMNS = ("step", "time", "steps_per_sec", "episodes", "episode_return",
-                "episode_length", "eval_return", "eval_std")
+                "episode_length", "episode_success", "eval_return", "eval_std",
+                "eval_success_rate")
 
 
-def _drop_rows_after(path: Path, step: int) -> None:
-    """Rewrite progress.csv (atomically) without the rows logged after ``step``."""
+def _resume_csv(path: Path, step: int, columns: tuple[str, ...]) -> None:
+    """Rewrite progress.csv (atomically) without the rows logged after ``step``, and with the
+    header ``columns`` if it had other ones (a run resumed by a newer contrl): its rows keep
+    their values under their own column names."""
     with path.open(newline="") as f:
         lines = f.read().splitlines(keepends=True)
     def logged_by_then(line: str) -> bool:  # a complete row of a step up to ``step``
         first = line.split(",", 1)[0]
         return line.endswith("\n") and first.isdigit() and int(first) <= step
     keep = lines[:1] + [line for line in lines[1:] if logged_by_then(line)]
-    if len(keep) < len(lines):
+    header = next(csv.reader(lines[:1]), [])
+    if tuple(header) != columns:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(csv.DictReader(keep))
+        atomic_write_bytes(path, out.getvalue().encode())
+    elif len(keep) < len(lines):
         atomic_write_bytes(path, "".join(keep).encode())
 
 
@@ -161,7 +216,7 @@ class Logger:
         path = run_dir / "progress.csv"
         append = resume_step is not None and path.exists()
         if append:
-            _drop_rows_after(path, resume_step)
+            _resume_csv(path, resume_step, self.columns)
         self._file = path.open("a" if append else "w", newline="")
         self._csv = csv.DictWriter(self._file, fieldnames=self.columns)
         if not append:
@@ -213,8 +268,14 @@ class Progress:
     def __post_init__(self):
         self._bar = None
         if self.enabled:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
-                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as RichProgress
             self._bar = RichProgress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[sps]:>6.0f} steps/s"),

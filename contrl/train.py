@@ -2,36 +2,33 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import importlib
-import json
+import shutil
 from pathlib import Path
 
 from contrl import config as C
-from contrl.agents import REGISTRY
 from contrl.envs import resolve_env_id
-from contrl.errors import ContrlError, UnknownIdError
-from contrl.run import atomic_write_json, new_run_dir
+from contrl.envs.make import default_obs_keys, has_dict_observations
+from contrl.errors import ContrlError
+from contrl.loops.common import StopFlag
+from contrl.loops.dagger import DAggerLoop
+from contrl.loops.offline import OfflineLoop
+from contrl.loops.offpolicy import OffPolicyLoop
+from contrl.loops.onpolicy import OnPolicyLoop
+from contrl.registry import resolve_algo
+from contrl.run import (atomic_write_json, check_writable, new_run_dir, read_run_config,
+                        remove_stale_temporaries)
 
-# the training loop of each kind of algorithm (imported when used)
+# the training loop of each kind of algorithm
 LOOPS = {
-    "offpolicy": "contrl.loops.offpolicy:train_offpolicy",
-    "onpolicy": "contrl.loops.onpolicy:train_onpolicy",
-    "offline": "contrl.loops.offline:train_offline",
-    "dagger": "contrl.loops.dagger:train_dagger",
+    "offpolicy": OffPolicyLoop,
+    "onpolicy": OnPolicyLoop,
+    "offline": OfflineLoop,
+    "dagger": DAggerLoop,
 }
 
 # fields that may change when a run is resumed (everything else must match the saved config)
 RESUME_OVERRIDABLE = {"steps", "progress", "tensorboard", "wandb", "eval_every",
                       "checkpoint_every", "log_every", "stop_at_return"}
-
-
-def resolve_algo(name: str):
-    if name not in REGISTRY:
-        close = difflib.get_close_matches(name, list(REGISTRY), n=3, cutoff=0.4)
-        hint = f"; closest: {', '.join(close)}" if close else ""
-        raise UnknownIdError(f"unknown algorithm '{name}' (known: {', '.join(REGISTRY)}){hint}")
-    return REGISTRY[name]
 
 
 def split_overrides(algo: str, overrides: dict) -> tuple[dict, dict]:
@@ -58,20 +55,12 @@ def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = Tr
     run_over, algo_over = split_overrides(algo, overrides)
     run_cfg = C.build(C.RunConfig, {**run_pre, **run_over, "env": env_id})
     algo_cfg = C.build(algo_cls, {**algo_pre, **algo_over})
+    if not run_cfg.obs_keys and not env_id.startswith("dmc:") and has_dict_observations(env_id):
+        run_cfg.obs_keys = default_obs_keys(env_id)  # recorded in config.json
     run_cfg.validate()
     algo_cfg.validate()
     algo_cfg.check_run(run_cfg)
     return run_cfg, algo_cfg
-
-
-def load_run_config(run_dir: Path) -> dict:
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise ContrlError(f"{run_dir} is not a contrl run directory (no config.json)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ContrlError(f"{path} is not valid JSON ({e})") from None
 
 
 def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = None,
@@ -81,7 +70,7 @@ def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = N
     _, agent_cls, kind = resolve_algo(algo)
     if resume:
         run_dir = Path(resume)
-        saved = load_run_config(run_dir)
+        saved = read_run_config(run_dir)
         if saved["algo"] != algo:
             raise ContrlError(f"{run_dir} is a {saved['algo']} run, not {algo}")
         if env_id is not None and resolve_env_id(env_id) != saved["run"]["env"]:
@@ -100,46 +89,32 @@ def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = N
         run_cfg.validate()
         algo_cfg.validate()
         algo_cfg.check_run(run_cfg)
+        remove_stale_temporaries(run_dir)
+        created = None
     else:
         if env_id is None:
             raise ContrlError("an environment id is required (e.g. HalfCheetah-v5)")
         run_cfg, algo_cfg = build_configs(algo, env_id, overrides, use_preset)
         if run_dir is None:
-            run_dir = new_run_dir(run_cfg.runs_dir, algo, run_cfg.env, run_cfg.seed)
+            run_dir = created = new_run_dir(run_cfg.runs_dir, algo, run_cfg.env, run_cfg.seed)
         else:
             run_dir = Path(run_dir)
             if run_dir.exists() and any(run_dir.iterdir()):
                 raise ContrlError(f"{run_dir} already exists and is not empty")
+            created = None if run_dir.exists() else run_dir
             (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "config.json", {
-        "algo": algo, "run": C.to_dict(run_cfg), "algo_config": C.to_dict(algo_cfg),
-    })
-    module, func = LOOPS[kind].split(":")
-    loop = getattr(importlib.import_module(module), func)
-    return loop(run_cfg, algo_cfg, agent_cls, run_dir, resume=bool(resume), algo=algo)
+    # signals are watched from here on: a stop during set-up ends in a resumable checkpoint
+    with StopFlag() as stop:
+        try:
+            check_writable(run_dir / "checkpoints")
+            atomic_write_json(run_dir / "config.json", {
+                "algo": algo, "run": C.to_dict(run_cfg), "algo_config": C.to_dict(algo_cfg),
+            })
+            loop = LOOPS[kind](run_cfg, algo_cfg, agent_cls, run_dir, resume=bool(resume),
+                               algo=algo)
+        except BaseException:  # a failed (or aborted) start of a new run leaves nothing behind
+            if created is not None:
+                shutil.rmtree(created, ignore_errors=True)
+            raise
+        return loop(stop)
 
-
-def run_configs(run_dir: str | Path):
-    """(RunConfig, algorithm config) saved in a run directory."""
-    saved = load_run_config(Path(run_dir))
-    return (C.build(C.RunConfig, saved["run"]),
-            C.build(resolve_algo(saved["algo"])[0], saved["algo_config"]))
-
-
-def load_agent(run_dir: str | Path, which: str = "best"):
-    """The agent saved in a run directory (``best`` or ``latest``) and the run's configs."""
-    from contrl.envs import make_env
-    from contrl.run import Checkpoint
-
-    run_dir = Path(run_dir)
-    run_cfg, algo_cfg = run_configs(run_dir)
-    agent_cls = resolve_algo(load_run_config(run_dir)["algo"])[1]
-    path = run_dir / "checkpoints" / f"{which}.ckpt"
-    if which == "best" and not path.exists():
-        path = run_dir / "checkpoints" / "latest.ckpt"
-    ckpt = Checkpoint(path)
-    env = make_env(run_cfg.env, run_cfg.action_repeat)
-    template = agent_cls.create(algo_cfg, env.observation_space.shape[0], env.action_space.shape[0],
-                                run_cfg.seed, num_envs=run_cfg.num_envs)
-    env.close()
-    return ckpt.restore_agent(template), run_cfg, algo_cfg, ckpt.meta

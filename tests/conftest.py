@@ -20,10 +20,12 @@ def tiny(tmp_path):
 
 @pytest.fixture(scope="session")
 def pendulum_expert(tmp_path_factory):
-    """A SAC policy trained on Pendulum-v1 for 10k steps (about -150 to -200): the expert of
-    the imitation tests. Trained once per test session."""
+    """A SAC policy (2x64) trained on Pendulum-v1 for 10k steps, seed 0: the off-policy
+    learning test (tests/test_learning.py checks its evaluation) and the expert of the
+    imitation and offline tests. Trained once per test session (about 15 s)."""
     from contrl.train import train
     out = train("sac", "Pendulum-v1", dict(steps=10_000, seed=0, eval_every=10_000,
+                                          hidden=(64, 64),
                                           runs_dir=str(tmp_path_factory.mktemp("expert")),
                                           progress=False, tensorboard=False))
     assert out["eval"]["mean_return"] > -300, out["eval"]
@@ -36,15 +38,29 @@ def pendulum_dataset(pendulum_expert, tmp_path_factory):
     dataset directory (pass its path as ``dataset``)."""
     import os
 
-    from contrl.data.collect import collect
+    from contrl.rundir import collect_run
     root = tmp_path_factory.mktemp("minari")
     previous = os.environ.get("MINARI_DATASETS_PATH")
     os.environ["MINARI_DATASETS_PATH"] = str(root)
     try:
-        out = collect(pendulum_expert, "pendulum-noisy-v0", 20_000, noise=0.3)
+        out = collect_run(pendulum_expert, "pendulum-noisy-v0", 20_000, noise=0.3)
     finally:
         if previous is None:
             os.environ.pop("MINARI_DATASETS_PATH")
         else:
             os.environ["MINARI_DATASETS_PATH"] = previous
     return out["path"]
+
+
+@pytest.fixture
+def offline_run():
+    """Train an offline algorithm on a dataset for a few steps on Pendulum-v1 (small nets)."""
+    from contrl.train import train
+
+    def run(algo, dataset, runs_dir, **over):
+        values = dict(dataset=dataset, steps=1000, eval_every=500, eval_episodes=2,
+                      steps_per_call=250, hidden=(32, 32), batch_size=64, runs_dir=str(runs_dir),
+                      progress=False, tensorboard=False)
+        values.update(over)
+        return train(algo, "Pendulum-v1", values)
+    return run

@@ -37,10 +37,10 @@ def test_config_errors():
 
 @pytest.mark.slow
 def test_bc_imitates_pendulum_expert(pendulum_expert, tmp_path, monkeypatch):
-    from contrl.data.collect import collect
+    from contrl.rundir import collect_run
     from contrl.train import train
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    info = collect(pendulum_expert, "pendulum-expert-v0", 20_000)
+    info = collect_run(pendulum_expert, "pendulum-expert-v0", 20_000)
     out = train("bc", "Pendulum-v1", dict(dataset="pendulum-expert-v0", steps=3000,
                                          eval_every=3000, runs_dir=str(tmp_path),
                                          progress=False, tensorboard=False))

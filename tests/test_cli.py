@@ -10,7 +10,7 @@ from contrl.cli import main
 @pytest.mark.parametrize("argv, msg", [
     (["train", "sacc", "Hopper-v5"], "unknown algorithm 'sacc'"),
     (["train", "sac", "HalfCheeta-v5"], "closest: HalfCheetah-v5"),
-    (["train", "sac", "Hopper-v5", "--lr", "-1"], "lr must be positive"),
+    (["train", "sac", "Hopper-v5", "--lr", "-1"], "lr must be in"),
     (["train", "sac", "Hopper-v5", "--batch-size", "512", "--buffer-size", "100"], "larger than"),
     (["train", "sac", "CartPole-v1"], "continuous"),
     (["eval", "/nonexistent/run"], "not a contrl run directory"),
@@ -47,12 +47,19 @@ def test_list_shows_algorithms_envs_presets(capsys):
 
 
 def test_train_eval_resume_roundtrip(tmp_path, capsys):
-    common = ["--learning-starts", "100", "--batch-size", "16", "--hidden", "16", "--eval-every",
-              "200", "--eval-episodes", "2", "--runs-dir", str(tmp_path), "--no-progress",
+    # the tiny configuration of tests/conftest.py, so that its compiled update is reused
+    common = ["--learning-starts", "100", "--batch-size", "32", "--hidden", "32", "32",
+              "--update-every", "4", "--buffer-size", "5000", "--eval-every", "200",
+              "--eval-episodes", "2", "--runs-dir", str(tmp_path), "--no-progress",
               "--no-tensorboard"]
     assert main(["train", "sac", "Pendulum-v1", "--steps", "200", *common]) == 0
     run = next(tmp_path.iterdir())
+    # what a kill during writes leaves: removed on resume (the files they replaced are intact)
+    stale = [run / ".config.json.x1.tmp", run / "checkpoints" / ".latest.ckpt.x2.tmp"]
+    for f in stale:
+        f.write_bytes(b"partial")
     assert main(["train", "sac", "--resume", str(run), "--steps", "300", "--no-progress"]) == 0
+    assert not any(f.exists() for f in stale)
     assert main(["train", "sac", "--resume", str(run), "--lr", "0.1"]) == 2
     assert "cannot change lr" in capsys.readouterr().err
     assert main(["eval", str(run), "--episodes", "3", "--checkpoint", "latest"]) == 0
@@ -61,3 +68,26 @@ def test_train_eval_resume_roundtrip(tmp_path, capsys):
     (run / "checkpoints" / "latest.ckpt").write_bytes(b"not a checkpoint")
     assert main(["eval", str(run), "--checkpoint", "latest"]) == 2
     assert "not a readable contrl checkpoint" in capsys.readouterr().err
+
+
+def test_an_interrupted_run_exits_130_after_saving(tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    from contrl.agents.sac import SAC, SACConfig
+    from contrl.registry import REGISTRY
+
+    class Interrupting(SAC):
+        def update(self, batches):
+            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C mid-run
+            return SAC.update(self, batches)
+
+    monkeypatch.setitem(REGISTRY, "sac", (SACConfig, Interrupting, "offpolicy"))
+    code = main(["train", "sac", "Pendulum-v1", "--steps", "400", "--learning-starts", "200",
+                 "--batch-size", "32", "--hidden", "32", "32", "--update-every", "4",
+                 "--buffer-size", "5000", "--runs-dir", str(tmp_path), "--no-progress",
+                 "--no-tensorboard"])
+    assert code == 130
+    captured = capsys.readouterr()
+    assert "checkpoint saved. Resume with" in captured.out
+    assert "stopping at the next safe point" in captured.err

@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 
 from contrl import config as C
-from contrl.agents import REGISTRY
+from contrl.registry import REGISTRY
 from contrl.train import build_configs
 
 
@@ -24,7 +24,7 @@ def test_precedence_defaults_preset_overrides():
 
 
 @pytest.mark.parametrize("over, msg", [
-    ({"lr": -1.0}, "lr must be positive"),
+    ({"lr": -1.0}, "lr must be in"),
     ({"batch_size": 512, "buffer_size": 100}, "larger than buffer_size"),
     ({"gamma": 1.5}, "gamma must be in"),
     ({"steps": 0}, "steps must be positive"),
@@ -41,3 +41,14 @@ def test_presets_only_name_real_fields():
         names = {f.name for f in dataclasses.fields(cls)} | {f.name for f in dataclasses.fields(C.RunConfig)}
         for env_id, values in C.load_presets(algo).items():
             assert set(values) <= names, (algo, env_id)
+
+
+def test_coerce_reads_saved_values_as_the_declared_types():
+    from contrl.agents.sac import SACConfig
+    assert C.coerce(SACConfig, "hidden", [64, 64]) == (64, 64)
+    assert C.coerce(SACConfig, "target_entropy", None) is None
+    assert C.coerce(C.RunConfig, "obs_keys", ["observation"]) == ("observation",)
+    with pytest.raises(C.ConfigError, match="must be true or false"):
+        C.coerce(SACConfig, "autotune_alpha", "yes")
+    with pytest.raises(C.ConfigError, match="cannot read"):
+        C.coerce(SACConfig, "lr", "fast")

@@ -4,9 +4,10 @@ import h5py
 import numpy as np
 import pytest
 
-from contrl.data.collect import random_policy, rollout_episodes
+from contrl.data.collect import rollout_episodes
 from contrl.data.datasets import (DatasetError, list_datasets, load_dataset, normalized_score,
                                   write_minari)
+from contrl.policy import RandomPolicy
 
 
 @pytest.fixture
@@ -16,7 +17,7 @@ def minari_dir(tmp_path, monkeypatch):
 
 
 def test_rollout_gives_exact_steps_and_episode_ends():
-    eps = rollout_episodes(random_policy(1, 0), "Pendulum-v1", 1000, seed=0, num_envs=3)
+    eps = rollout_episodes(RandomPolicy(1, 0), "Pendulum-v1", 1000, seed=0, num_envs=3)
     assert sum(len(e["rewards"]) for e in eps) == 1000
     for e in eps:
         assert len(e["observations"]) == len(e["actions"]) + 1
@@ -28,7 +29,7 @@ def test_rollout_gives_exact_steps_and_episode_ends():
 
 def test_minari_round_trip(minari_dir):
     import minari
-    eps = rollout_episodes(random_policy(1, 0), "Pendulum-v1", 500, seed=0, num_envs=2)
+    eps = rollout_episodes(RandomPolicy(1, 0), "Pendulum-v1", 500, seed=0, num_envs=2)
     path = write_minari("pendulum-test-v0", eps, "Pendulum-v1", {"policy": "random"},
                         ref_min=-1200.0, ref_max=-150.0)
     assert path == minari_dir / "pendulum-test-v0"
@@ -124,7 +125,7 @@ def test_flat_copy_makes_reloads_fast_and_follows_changes(minari_dir):
     import os
 
     from contrl.data.datasets import CACHE_NAME
-    eps = rollout_episodes(random_policy(1, 0), "Pendulum-v1", 600, seed=0, num_envs=2)
+    eps = rollout_episodes(RandomPolicy(1, 0), "Pendulum-v1", 600, seed=0, num_envs=2)
     path = write_minari("pendulum-cache-v0", eps, "Pendulum-v1", {})
     first = load_dataset("pendulum-cache-v0")
     cache = path / "data" / CACHE_NAME
@@ -147,10 +148,66 @@ def test_flat_copy_makes_reloads_fast_and_follows_changes(minari_dir):
 
 def test_dmc_dataset_keeps_its_reference_scores(minari_dir):
     # Minari stores reference scores only for gymnasium envs; contrl keeps its own copy
-    eps = rollout_episodes(random_policy(1, 0), "dmc:cartpole-balance", 30, seed=0)
+    eps = rollout_episodes(RandomPolicy(1, 0), "dmc:cartpole-balance", 30, seed=0)
     write_minari("cartpole-test-v0", eps, "dmc:cartpole-balance", {"policy": "random"},
                  ref_min=10.0, ref_max=110.0)
     ds = load_dataset("cartpole-test-v0")
     assert ds.env_id == "dmc:cartpole-balance" and len(ds) == 30
     assert (ds.ref_min_score, ds.ref_max_score) == (10.0, 110.0)
     assert ds.normalized_score(60.0) == pytest.approx(50.0)
+
+
+def test_action_units_round_trip_by_hand():
+    from contrl.data.datasets import from_unit, to_unit
+    low, high = np.asarray([-2.0, 0.0]), np.asarray([2.0, 10.0])
+    np.testing.assert_allclose(to_unit(np.asarray([[1.0, 2.5]]), low, high), [[0.5, -0.5]])
+    np.testing.assert_allclose(from_unit(np.asarray([[0.5, -0.5]]), low, high), [[1.0, 2.5]])
+    np.testing.assert_allclose(from_unit(np.asarray([[3.0, -3.0]]), low, high), [[2.0, 0.0]])  # clipped
+
+
+def test_dict_observation_datasets_are_flattened_like_the_env(minari_dir, tmp_path):
+    """Goal-reaching data: Minari episodes with dict observations, contrl's own collection on
+    a maze, and an HDF5 file whose observations are a group, all read in make_env's order."""
+    import gymnasium as gym
+    import minari
+    from minari.data_collector import EpisodeBuffer
+
+    from contrl.data.collect import collect
+    from contrl.envs import make_env
+    T = 5
+    obs = {"observation": np.arange((T + 1) * 3, dtype=np.float32).reshape(T + 1, 3),
+           "achieved_goal": np.full((T + 1, 2), 7.0, np.float32),
+           "desired_goal": np.full((T + 1, 2), 9.0, np.float32)}
+    space = gym.spaces.Dict({k: gym.spaces.Box(-np.inf, np.inf, v.shape[1:], np.float32)
+                             for k, v in obs.items()})
+    buf = EpisodeBuffer(id=0, observations=obs, actions=np.zeros((T, 8), np.float32),
+                        rewards=[0.0] * T, terminations=[False] * T,
+                        truncations=[False] * (T - 1) + [True], infos={})
+    with pytest.warns(UserWarning):
+        minari.create_dataset_from_buffers(
+            "maze-dict-v0", [buf], observation_space=space,
+            action_space=gym.spaces.Box(-1, 1, (8,), np.float32), author="t", author_email="t",
+            code_permalink="t", algorithm_name="t")
+    ds = load_dataset("maze-dict-v0", "AntMaze_UMaze-v5")  # default: observation, achieved, desired
+    np.testing.assert_array_equal(ds.observations[1], [3, 4, 5, 7, 7, 9, 9])
+    np.testing.assert_array_equal(ds.next_observations[-1], [15, 16, 17, 7, 7, 9, 9])
+    ds = load_dataset("maze-dict-v0", "AntMaze_UMaze-v5", obs_keys=("desired_goal", "observation"))
+    np.testing.assert_array_equal(ds.observations[0], [9, 9, 0, 1, 2])
+    with pytest.raises(DatasetError, match="observation keys goal not among"):
+        load_dataset("maze-dict-v0", "AntMaze_UMaze-v5", obs_keys=("goal",))
+    # contrl's own maze data: flat vectors in make_env's order
+    out = collect(None, "AntMaze_UMaze-v5", "antmaze-random-v0", 50, num_envs=1, ref_episodes=1)
+    maze = load_dataset("antmaze-random-v0")
+    assert out["steps"] == 50 and maze.obs_dim == make_env("AntMaze_UMaze-v5").observation_space.shape[0]
+    # D4RL-style HDF5 with an observations group
+    path = tmp_path / "goal.hdf5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("observations")
+        for k in ("observation", "desired_goal"):
+            g[k] = obs[k][:T]
+        f["actions"] = np.zeros((T, 8), np.float32)
+        f["rewards"] = np.zeros(T, np.float32)
+        f["terminals"] = np.zeros(T, bool)
+        f["timeouts"] = np.array([0, 0, 0, 0, 1], bool)
+    h5 = load_dataset(path, "PointMaze_UMaze-v3")
+    np.testing.assert_array_equal(h5.observations[0], [0, 1, 2, 9, 9])

@@ -81,3 +81,36 @@ def test_parallel_envs_match_single_env_runs():
     np.testing.assert_array_equal(pools[0].obs[1], pools[1].obs[0])
     for k in ("obs", "action", "reward", "terminated", "valid"):
         np.testing.assert_array_equal(getattr(bufs[0], k)[1, :262], getattr(bufs[1], k)[0, :262])
+
+
+def test_dict_observations_flatten_in_the_named_order():
+    from contrl.envs.make import default_obs_keys
+    env = make_env("AntMaze_UMaze-v5", obs_keys=("desired_goal", "observation"))
+    obs, _ = env.reset(seed=0)
+    goal = env.unwrapped.goal
+    assert obs.shape == (107,) and obs.dtype == np.float32
+    np.testing.assert_allclose(obs[:2], goal, rtol=1e-6)  # desired_goal first, as named
+    assert default_obs_keys("AntMaze_UMaze-v5") == ("observation", "achieved_goal", "desired_goal")
+    assert default_obs_keys("PointMaze_UMaze-v3") == ("observation", "desired_goal")
+    with pytest.raises(ContrlError, match="observation keys goal not among its keys"):
+        make_env("AntMaze_UMaze-v5", obs_keys=("observation", "goal"))
+
+
+def test_pool_keeps_episode_success():
+    pool = EnvPool("AntMaze_UMaze-v5", 1, seed=0)
+    pool.step(np.zeros((1, 8), np.float32))
+    assert pool.reports_success
+    pool.episode_success[0] = True  # as if the ant had reached the goal earlier
+    obs, r, term, trunc = pool.step(np.zeros((1, 8), np.float32))
+    (ep,) = pool.advance(obs, np.array([True]))
+    assert ep.success is True and ep.length == 2 and not pool.episode_success[0]
+    plain = EnvPool("Pendulum-v1", 1, seed=0)
+    obs, *_ = plain.step(np.zeros((1, 1), np.float32))
+    assert plain.advance(obs, np.array([True]))[0].success is None
+
+
+def test_info_success_reads_either_key():
+    from contrl.envs.make import info_success
+    assert info_success({"is_success": 1.0}) is True
+    assert info_success({"success": False}) is False
+    assert info_success({"x_position": 3.0}) is None

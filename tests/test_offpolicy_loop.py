@@ -2,9 +2,12 @@
 import csv
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import struct
 
+from contrl.agents.base import AgentBase
 from contrl.agents.sac import SAC
 from contrl.errors import NonFiniteLossError
 from contrl.loops.offpolicy import train_offpolicy
@@ -18,7 +21,7 @@ def _params(run_dir):
 
 
 def _template(run_dir):
-    from contrl.train import load_agent
+    from contrl.rundir import load_agent
     return load_agent(run_dir, "latest")[0]
 
 
@@ -28,7 +31,7 @@ def _rows(path, drop=("time", "steps_per_sec")):
 
 
 def _run(tmp_path, tiny, steps, name, resume=None, algo="sac", **over):
-    from contrl.train import resolve_algo
+    from contrl.registry import resolve_algo
     run_cfg, algo_cfg = tiny(algo=algo, steps=steps, **over)
     run_dir = resume or new_run_dir(str(tmp_path / name), algo, run_cfg.env, run_cfg.seed)
     if resume is None:
@@ -89,8 +92,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny):
 
 
 def test_train_entry_writes_run_directory(tmp_path):
-    out = train("sac", "Pendulum-v1", dict(steps=300, learning_starts=100, batch_size=16,
-                                          hidden=(16,), eval_every=300, eval_episodes=2,
+    out = train("sac", "Pendulum-v1", dict(steps=300, learning_starts=100, batch_size=32,
+                                          hidden=(32, 32), update_every=4, buffer_size=5000,
+                                          eval_every=300, eval_episodes=2,
                                           runs_dir=str(tmp_path), progress=False))
     from pathlib import Path
     run = Path(out["run_dir"])
@@ -127,10 +131,11 @@ def test_ctrl_c_saves_checkpoint_and_resume_finishes(tmp_path, tiny, capsys):
 
 def test_offline_ratio_mixes_dataset_into_batches(tmp_path, tiny, monkeypatch):
     from contrl import config as C
-    from contrl.data.collect import random_policy, rollout_episodes
+    from contrl.data.collect import rollout_episodes
     from contrl.data.datasets import write_minari
+    from contrl.policy import RandomPolicy
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    write_minari("pendulum-mix-v0", rollout_episodes(random_policy(1, 0), "Pendulum-v1", 400, 0),
+    write_minari("pendulum-mix-v0", rollout_episodes(RandomPolicy(1, 0), "Pendulum-v1", 400, 0),
                  "Pendulum-v1", {})
     seen = []
 
@@ -139,8 +144,7 @@ def test_offline_ratio_mixes_dataset_into_batches(tmp_path, tiny, monkeypatch):
             seen.append(np.asarray(batches.obs))
             return SAC.update(self, batches)
 
-    run_cfg, algo_cfg = tiny(steps=300, dataset="pendulum-mix-v0", offline_ratio=0.5,
-                             seed_with_dataset=False)
+    run_cfg, algo_cfg = tiny(steps=300, dataset="pendulum-mix-v0", offline_ratio=0.5)
     run_dir = new_run_dir(str(tmp_path / "m"), "sac", run_cfg.env, 0)
     train_offpolicy(run_cfg, algo_cfg, Spy, run_dir)
     from contrl.data.datasets import load_dataset
@@ -162,3 +166,110 @@ def test_stop_at_return_keeps_a_full_checkpoint(tmp_path, tiny):
     assert out["step"] == 300
     ckpt = Checkpoint(run_dir / "checkpoints" / "latest.ckpt")
     assert ckpt.meta["step"] == 300 and ckpt.arrays("buffer/")  # buffer kept for export
+
+
+# ------------------------------------------------------------------ a policy with a carry
+class CounterAgent(AgentBase, struct.PyTreeNode):
+    """A toy stateful agent: its action depends on a per-env step counter that it carries
+    (reset at each episode's start), and it sums the counters it acted with into ``seen``,
+    so a carry lost or restarted on resume shows in the agent itself."""
+
+    METRICS = ("w",)
+    w: jax.Array
+    seen: jax.Array
+
+    @classmethod
+    def create(cls, cfg, obs_dim, action_dim, seed, num_envs=1):
+        return cls(w=jnp.zeros(()), seen=jnp.zeros((), jnp.int32))
+
+    def initial_carry(self, num_envs):
+        return np.zeros(num_envs, np.int32)
+
+    def _act(self, carry):
+        return jnp.tanh(self.w + jnp.asarray(carry)[:, None] / 50.0 - 1.0)
+
+    def sample_actions(self, obs, carry):
+        return self._act(carry), carry + 1, self.replace(seen=self.seen + jnp.sum(carry))
+
+    def eval_actions(self, obs, carry):
+        return self._act(carry), carry + 1
+
+    @jax.jit
+    def update(self, batch):
+        w = self.w + 1e-3 * jnp.mean(batch.reward)
+        return self.replace(w=w), {"w": w}
+
+
+def _counter_run(tmp_path, tiny, steps, resume=None):
+    run_cfg, algo_cfg = tiny(steps=steps, eval_every=350, eval_episodes=1)
+    run_dir = resume or new_run_dir(str(tmp_path), "toy", run_cfg.env, 0)
+    out = train_offpolicy(run_cfg, algo_cfg, CounterAgent, run_dir, resume=resume is not None)
+    return run_dir, out
+
+
+def test_a_stateful_policy_keeps_its_carry_through_loop_evaluation_and_resume(tmp_path, tiny):
+    straight, out = _counter_run(tmp_path / "a", tiny, 700)
+    agent = Checkpoint(straight / "checkpoints" / "latest.ckpt").restore_agent(
+        CounterAgent.create(None, 3, 1, 0))
+    # acting from step 200 (learning_starts) to 699 with the counter at t mod 200 (Pendulum's
+    # episodes last 200 steps; the counter also runs through the random warm-up)
+    assert int(agent.seen) == sum(t % 200 for t in range(200, 700)) == 44750
+    # resumed mid-episode (step 350): the counter continues where it stopped
+    half, _ = _counter_run(tmp_path / "b", tiny, 350)
+    _counter_run(tmp_path / "b", tiny, 700, resume=half)
+    resumed = Checkpoint(half / "checkpoints" / "latest.ckpt").restore_agent(agent)
+    assert int(resumed.seen) == 44750 and float(resumed.w) == float(agent.w)
+    # evaluation carries the counter through the episode: the same as acting by hand
+    from contrl.envs import make_env
+    from contrl.evaluate import EVAL_SEED_OFFSET
+    env = make_env("Pendulum-v1")
+    env.reset(seed=EVAL_SEED_OFFSET)
+    total, t, done = 0.0, 0, False
+    while not done:
+        _, r, term, trunc, _ = env.step(np.tanh(float(agent.w) + np.float32(t) / 50.0 - 1.0)[None])
+        total, t, done = total + r, t + 1, term or trunc
+    assert out["eval"]["returns"][0] == pytest.approx(total, rel=1e-5)
+
+
+def test_maze_run_resumes_mid_episode_with_its_goal_and_reports_success(tmp_path):
+    """AntMaze (dict observations, a goal on the Python side of the env): stopped and resumed
+    mid-episode, a run ends exactly as a straight one; evaluations report success_rate."""
+    from contrl.train import build_configs, train
+    over = dict(steps=300, learning_starts=100, batch_size=32, hidden=(32, 32), buffer_size=5000,
+                eval_every=300, eval_episodes=1, log_every=100, checkpoint_every=10_000,
+                update_every=4, tensorboard=False, progress=False)
+    run_cfg, _ = build_configs("sac", "AntMaze_UMaze-v5", over)
+    assert run_cfg.obs_keys == ("observation", "achieved_goal", "desired_goal")
+    a = train("sac", "AntMaze_UMaze-v5", {**over, "runs_dir": str(tmp_path / "a")})
+    b = train("sac", "AntMaze_UMaze-v5", {**over, "steps": 150, "runs_dir": str(tmp_path / "b")})
+    train("sac", None, {"steps": 300}, resume=b["run_dir"])
+    ca = Checkpoint(f"{a['run_dir']}/checkpoints/latest.ckpt")
+    cb = Checkpoint(f"{b['run_dir']}/checkpoints/latest.ckpt")
+    assert bytes(ca._npz["agent"]) == bytes(cb._npz["agent"])
+    goal_a, goal_b = (np.asarray(c.state()["pool"]["envs"][0]["attrs"]["goal"]) for c in (ca, cb))
+    np.testing.assert_array_equal(goal_a, goal_b)
+    np.testing.assert_array_equal(ca.state()["pool"]["obs"], cb.state()["pool"]["obs"])
+    assert 0.0 <= a["eval"]["success_rate"] <= 1.0 and len(a["eval"]["success_interval"]) == 2
+    with open(f"{a['run_dir']}/progress.csv") as f:
+        assert "eval_success_rate" in next(csv.reader(f))
+
+
+def test_best_checkpoint_follows_the_named_metric(tmp_path, tiny):
+    from contrl.loops.common import Session
+    run_cfg, algo_cfg = tiny(best_metric="success_rate")
+    session = Session(run_cfg, algo_cfg, (), tmp_path)
+    # success rate first, the return breaks ties
+    assert session.rank({"mean_return": -5.0, "success_rate": 0.5}) == (0.5, -5.0)
+    assert session.rank({"mean_return": 1.0, "success_rate": 0.2}) < (0.5, -5.0)
+    (tmp_path / "x").mkdir()
+    auto = Session(tiny()[0], algo_cfg, (), tmp_path / "x")
+    assert auto.rank({"mean_return": 3.0}) == (3.0,)
+    assert auto.rank({"mean_return": 3.0, "success_rate": 0.1}) == (0.1, 3.0)
+    from contrl.errors import ContrlError
+    with pytest.raises(ContrlError, match="does not report it"):
+        session.rank({"mean_return": 1.0})
+    with pytest.raises(ContrlError, match="normalized_score needs a dataset"):
+        Session(tiny(best_metric="normalized_score")[0], algo_cfg, (), tmp_path / "y")
+    from contrl import config as C
+    with pytest.raises(C.ConfigError, match="best_metric must be one of"):
+        tiny(best_metric="median")

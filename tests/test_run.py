@@ -1,3 +1,4 @@
+import csv
 import os
 
 import numpy as np
@@ -18,7 +19,7 @@ def test_save_load_gives_identical_actions(tmp_path):
     ckpt = Checkpoint(tmp_path / "a.ckpt")
     restored = ckpt.restore_agent(_agent(1))
     obs = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
-    np.testing.assert_array_equal(agent.eval_actions(obs), restored.eval_actions(obs))
+    np.testing.assert_array_equal(agent.eval_actions(obs)[0], restored.eval_actions(obs)[0])
     np.testing.assert_array_equal(agent.sample_actions(obs)[0], restored.sample_actions(obs)[0])
     assert ckpt.meta == {"step": 5} and ckpt.state() == {"k": [1, 2]}
     np.testing.assert_array_equal(ckpt.arrays("x/")["x/y"], np.arange(3))
@@ -81,3 +82,17 @@ def test_resumed_logger_drops_rows_logged_after_the_checkpoint(tmp_path):
     assert rows[0].startswith("step,")
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
     assert rows[-1].endswith(",30.0")
+
+
+def test_resumed_log_with_other_columns_gets_the_new_header(tmp_path):
+    """A run logged by an older contrl (fewer columns) and resumed by this one keeps every
+    value under its own column name."""
+    (tmp_path / "progress.csv").write_text("step,eval_return,critic_loss\n100,-5.0,0.5\n200,-4.0,0.4\n")
+    log = Logger(tmp_path, ("critic_loss",), tensorboard=False, resume_step=100)
+    log.log({"step": 300, "eval_return": -3.0, "critic_loss": 0.3, "eval_success_rate": 0.5})
+    log.close()
+    with open(tmp_path / "progress.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["step"] for r in rows] == ["100", "300"]
+    assert rows[0]["eval_return"] == "-5.0" and rows[0]["critic_loss"] == "0.5"
+    assert rows[1]["eval_success_rate"] == "0.5" and rows[0]["eval_success_rate"] == ""

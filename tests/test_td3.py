@@ -2,10 +2,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from contrl.agents.base import Batch
 from contrl.agents.ddpg import DDPGConfig
 from contrl.agents.td3 import (TD3, TD3Config, deterministic_actor_loss, smoothed_target_action,
                                td_target)
+from contrl.data import Batch
 
 
 def test_target_smoothing_clips_noise_then_action():
@@ -58,8 +58,8 @@ def test_ddpg_has_one_critic_and_updates_actor_every_step():
 def test_exploration_noise_and_bounds():
     agent = TD3.create(TD3Config(hidden=(8,), exploration_noise=0.5), 3, 2, 0)
     obs = jnp.ones((64, 3))
-    a, agent2 = agent.sample_actions(obs)
-    mu = agent.eval_actions(obs)
+    a, _, agent2 = agent.sample_actions(obs)
+    mu, _ = agent.eval_actions(obs)
     assert np.all(np.abs(np.asarray(a)) <= 1)
     assert 0.3 < float(jnp.std(a - mu)) < 0.6
     assert not np.array_equal(agent.key, agent2.key)
@@ -67,24 +67,28 @@ def test_exploration_noise_and_bounds():
 
 def test_ou_noise_is_correlated_per_env_and_restarts_at_episode_end():
     from contrl.agents.ddpg import DDPGConfig
-    agent = TD3.create(DDPGConfig(hidden=(8,), noise_type="ou", exploration_noise=0.3), 3, 2, 0,
-                       num_envs=2)
+    from contrl.policy import reset_carry
+    agent = TD3.create(DDPGConfig(hidden=(8,), noise_type="ou", exploration_noise=0.3), 3, 2, 0)
     obs = jnp.zeros((2, 3))
+    carry = agent.initial_carry(2)  # the noise state is the policy's carry, one row per env
+    assert np.asarray(carry).shape == (2, 2) and not np.any(np.asarray(carry))
     states = []
     for _ in range(50):
-        _, agent = agent.sample_actions(obs)
-        states.append(np.asarray(agent.noise_state))
+        _, carry, agent = agent.sample_actions(obs, carry)
+        states.append(np.asarray(carry))
     x = np.stack(states)  # (T, envs, A)
     assert x.shape == (50, 2, 2) and not np.allclose(x[:, 0], x[:, 1])
     # consecutive OU values are strongly correlated, unlike independent Gaussian noise
     lag1 = np.corrcoef(x[:-1].ravel(), x[1:].ravel())[0, 1]
     assert lag1 > 0.8
-    agent = agent.on_episode_end(np.array([True, False]))
-    assert np.all(np.asarray(agent.noise_state)[0] == 0) and np.any(np.asarray(agent.noise_state)[1] != 0)
+    carry = reset_carry(agent, carry, np.array([True, False]))
+    assert np.all(np.asarray(carry)[0] == 0) and np.any(np.asarray(carry)[1] != 0)
+    assert TD3.create(TD3Config(hidden=(8,)), 3, 2, 0).initial_carry(2) == ()  # gaussian noise
 
 
 def test_bad_noise_type_is_rejected():
     import pytest
+
     from contrl.config import ConfigError
     with pytest.raises(ConfigError, match="noise_type"):
         TD3Config(noise_type="pink").validate()

@@ -1,8 +1,9 @@
-"""What every agent shares: the batch layout and the training-state helper."""
+"""What every agent shares: the agent interface the loops rely on, the off-policy config,
+the training-state helper, the TD loss and the K-step scan."""
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -10,20 +11,59 @@ import optax
 from flax.training.train_state import TrainState
 
 from contrl.config import AlgoConfig, ConfigError
+from contrl.data.batch import Batch
+from contrl.policy import Carry, Stateless
 
 
-class Batch(NamedTuple):
-    """Transitions; with a leading K axis when passed to a K-step update.
+@runtime_checkable
+class Agent(Protocol):
+    """What a training loop may call on an agent. Agents are immutable: every method that
+    changes one returns the new agent. ``AgentBase`` gives the optional hooks their defaults.
 
-    ``discount`` is the bootstrap multiplier: gamma**n * (1 - terminated). It is 0 after a
-    true termination and gamma**n after a time-limit truncation or mid-episode.
+    - ``create(cfg, obs_dim, action_dim, seed, num_envs=1)``: a fresh agent (a classmethod;
+      agents with per-env statistics, e.g. PPO's return normalizer, size them by num_envs).
+    - ``initial_carry(num_envs)``: the per-env state the policy carries from step to step
+      (``()`` for feed-forward policies; see ``contrl.policy``).
+    - ``sample_actions(obs, carry) -> (actions, carry, agent)``: exploratory actions (online
+      loops), the agent returned because its random key moved.
+    - ``eval_actions(obs, carry) -> (actions, carry)``: deterministic actions.
+    - ``update(batch) -> (agent, metrics)``: one compiled call of learning; ``METRICS`` names
+      the metrics it reports.
+    - ``pretrain(cfg, env_id, seed)``: once, before the first online step of a fresh run.
+    - ``fit_dataset(dataset, cfg)``: once, before the first offline update of a fresh run.
     """
 
-    obs: jax.Array
-    action: jax.Array
-    reward: jax.Array
-    discount: jax.Array
-    next_obs: jax.Array
+    METRICS: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    def create(cls, cfg, obs_dim: int, action_dim: int, seed: int,
+               num_envs: int = 1) -> "Agent": ...
+
+    def initial_carry(self, num_envs: int) -> Carry: ...
+
+    def sample_actions(self, obs, carry: Carry) -> tuple[Any, Carry, "Agent"]: ...
+
+    def eval_actions(self, obs, carry: Carry) -> tuple[Any, Carry]: ...
+
+    def update(self, batch) -> tuple["Agent", dict]: ...
+
+    def pretrain(self, cfg, env_id: str, seed: int) -> "Agent": ...
+
+    def fit_dataset(self, dataset, cfg) -> "Agent": ...
+
+
+class AgentBase(Stateless):
+    """Defaults of ``Agent``'s optional parts: no carried state, no pretraining, no dataset
+    statistics. Mixed into the agents' pytree classes (it has no fields)."""
+
+    def pretrain(self, cfg, env_id: str, seed: int):
+        return self
+
+    def fit_dataset(self, dataset, cfg):
+        return self
+
+    def sample_actions(self, obs, carry: Carry):
+        raise TypeError(f"{type(self).__name__} cannot act online (it has no exploration policy)")
 
 
 @dataclasses.dataclass
@@ -68,8 +108,12 @@ class OffPolicyConfig(AlgoConfig):
     """Share of every batch drawn from dataset, the rest from the replay buffer (symmetric
     sampling as in RLPD: 0.5)."""
 
+    LOOP_FIELDS = ("batch_size", "buffer_size", "gamma", "n_step", "learning_starts",
+                   "random_warmup", "utd_ratio", "update_every", "dataset", "offline_ratio")
+
     def validate(self) -> None:
-        self._positive("lr", "batch_size", "buffer_size", "utd_ratio", "update_every",
+        self._in_range("lr", 0.0, 1.0, low_open=True)
+        self._positive("batch_size", "buffer_size", "utd_ratio", "update_every",
                        "n_critics", "n_step")
         self._in_range("gamma", 0.0, 1.0)
         self._in_range("tau", 0.0, 1.0, low_open=True)
@@ -85,6 +129,9 @@ class OffPolicyConfig(AlgoConfig):
             )
 
     def check_run(self, run) -> None:
+        if run.steps % run.num_envs:
+            raise ConfigError(f"steps ({run.steps}) must be a multiple of num_envs "
+                              f"({run.num_envs}): every loop iteration steps each env once")
         if self.offline_ratio > 0 and not self.dataset:
             raise ConfigError("offline_ratio needs --dataset")
         if self.buffer_size < 2 * run.num_envs:
@@ -97,8 +144,10 @@ _BUILDERS: dict = {}
 def compiled_create(build, cfg, obs_dim: int, action_dim: int, seed: int):
     """``build(cfg, obs_dim, action_dim, seed)`` as one compiled call, compiled once per
     (builder, config, shapes); run op by op, network and optimizer init would compile dozens
-    of tiny programs on every agent creation."""
-    key = (build, repr(cfg), obs_dim, action_dim)
+    of tiny programs on every agent creation. Configs that differ only in fields the loop
+    alone reads (``LOOP_FIELDS``) share one builder, so their agents have the same static
+    parts (networks, optimizers) and share the compiled update too."""
+    key = (build, cfg.build_key(), obs_dim, action_dim)
     if key not in _BUILDERS:
         _BUILDERS[key] = jax.jit(lambda s: build(cfg, obs_dim, action_dim, s))
     return _BUILDERS[key](jnp.asarray(seed, jnp.uint32))

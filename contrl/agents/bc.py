@@ -7,6 +7,7 @@ The Gaussian head is SAC's actor network, so a BC policy can seed SAC (see ``exp
 from __future__ import annotations
 
 import dataclasses
+import typing
 from functools import partial
 
 import jax
@@ -15,15 +16,23 @@ import numpy as np
 from flax import struct
 from flax.training.train_state import TrainState
 
-from contrl.agents.base import Batch, compiled_create, make_state, scan_updates
+from contrl.agents.base import AgentBase, compiled_create, make_state, scan_updates
 from contrl.config import AlgoConfig, ConfigError
-from contrl.nets import (DeterministicActor, TanhGaussianActor, deterministic_policy, tanh_gaussian_log_prob,
-                         tanh_gaussian_mode)
+from contrl.data.batch import Batch
+from contrl.nets import (DeterministicActor, TanhGaussianActor, deterministic_policy,
+                         tanh_gaussian_log_prob, tanh_gaussian_mode)
 
 
 @dataclasses.dataclass
 class BCConfig(AlgoConfig):
     """Behaviour cloning hyperparameters."""
+
+    RETIRED = ("gamma",)
+    LOOP_FIELDS = ("dataset", "dataset_size", "batch_size", "update_every", "normalize_obs")
+    # what the offline loop reads of every offline config: BC's loss uses no discount, and BC
+    # has no online phase
+    gamma: typing.ClassVar[float] = 1.0
+    online_steps: typing.ClassVar[int] = 0
 
     dataset: str = ""
     """Dataset to imitate: a Minari id, a Minari dataset directory or a D4RL-style HDF5 file."""
@@ -41,11 +50,9 @@ class BCConfig(AlgoConfig):
     """Gradient steps per compiled call (steps count gradient steps in offline training)."""
     normalize_obs: bool = True
     """Standardize observations with the dataset's mean and standard deviation."""
-    gamma: float = 0.99
-    """Discount (unused by BC's loss; kept so every offline agent reads batches alike)."""
-
     def validate(self) -> None:
-        self._positive("lr", "batch_size", "update_every")
+        self._positive("batch_size", "update_every")
+        self._in_range("lr", 0.0, 1.0, low_open=True)
         self._nonneg("dataset_size")
         if self.head not in ("gaussian", "deterministic"):
             raise ConfigError(f"head must be gaussian or deterministic, got '{self.head}'")
@@ -67,7 +74,7 @@ def mse_loss(pred, target):
     return jnp.mean(jnp.sum((pred - target) ** 2, axis=-1))
 
 
-class BC(struct.PyTreeNode):
+class BC(AgentBase, struct.PyTreeNode):
     """Immutable BC agent; ``update`` does K gradient steps in one jitted call."""
 
     METRICS = ("bc_loss",)
@@ -100,11 +107,11 @@ class BC(struct.PyTreeNode):
     def _norm(self, obs):
         return (obs - self.obs_mean) / self.obs_std
 
-    def eval_actions(self, obs):
+    def eval_actions(self, obs, carry=()):
         x = self._norm(jnp.asarray(obs, jnp.float32))
         if self.gaussian:
-            return tanh_gaussian_mode(self.policy.apply_fn, self.policy.params, x)
-        return deterministic_policy(self.policy.apply_fn, self.policy.params, x)
+            return tanh_gaussian_mode(self.policy.apply_fn, self.policy.params, x), carry
+        return deterministic_policy(self.policy.apply_fn, self.policy.params, x), carry
 
     def loss(self, params, obs, action):
         out = self.policy.apply_fn(params, self._norm(obs))

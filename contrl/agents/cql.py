@@ -22,18 +22,18 @@ import numpy as np
 from flax import struct
 from flax.training.train_state import TrainState
 
-from contrl.agents.base import Batch, make_state
+from contrl.agents.base import make_state
 from contrl.agents.offline import DataStats, OfflineConfig, fit_stats
 from contrl.agents.sac import SAC, sac_fields, soft_td_target
-from contrl.nets import polyak, tanh_gaussian_log_prob, tanh_gaussian_sample
+from contrl.data.batch import Batch
+from contrl.nets import tanh_gaussian_log_prob, tanh_gaussian_mode, tanh_gaussian_sample
 
 
 @dataclasses.dataclass
 class CQLConfig(OfflineConfig):
-    """CQL hyperparameters: CORL's locomotion setting except for the actor's learning rate and
-    the deterministic backup (``--actor-lr 3e-5 --no-deterministic-backup`` is CORL's). With
-    CORL's, Q on noise-free expert data fell without sign of settling (see
-    benchmarks/results/offline/README.md, "CQL stability")."""
+    """CQL hyperparameters (CORL's locomotion setting except actor_lr, deterministic_backup).
+
+    CORL's own values are ``--actor-lr 3e-5 --no-deterministic-backup``."""
 
     hidden: tuple[int, ...] = (256, 256, 256)
     """Hidden layer widths of the actor and of each critic."""
@@ -66,7 +66,7 @@ class CQLConfig(OfflineConfig):
     penalty_clip_min: float = float("-inf")
     """Floor of each sample's logsumexp - Q(s, a_data), in Q units: once dataset actions
     dominate by this margin the penalty stops pushing (CORL's cql_clip_diff_min; -inf:
-    never). -10 kept Q bounded on noise-free dm_control expert data (see presets/cql.toml)."""
+    never; presets/cql.toml sets it for dm_control's walker, whose rewards lie in [0, 1])."""
     bc_steps: int = 0
     """First gradient steps in which the actor imitates the dataset (maximizes
     log pi(a_data|s) - alpha * log pi) instead of Q, while the critics already learn;
@@ -74,7 +74,8 @@ class CQLConfig(OfflineConfig):
 
     def validate(self) -> None:
         super().validate()
-        self._positive("actor_lr", "init_alpha", "n_actions", "temperature")
+        self._positive("init_alpha", "n_actions", "temperature")
+        self._in_range("actor_lr", 0.0, 1.0, low_open=True)
         self._nonneg("cql_alpha", "bc_steps")
 
 
@@ -104,7 +105,7 @@ def cql_bc_loss(logp_pi, logp_data, alpha):
 class CQL(SAC):
     """SAC with the conservative critic penalty and dataset statistics (``stats``)."""
 
-    METRICS = ("critic_loss", "cql_penalty", "q_mean", "q_max", "q_rand", "actor_loss",
+    METRICS = ("critic_loss", "cql_penalty", "q_mean", "q_min", "q_max", "q_rand", "actor_loss",
                "entropy", "alpha", "cql_weight")
 
     stats: DataStats = None
@@ -123,7 +124,7 @@ class CQL(SAC):
     def _build(cls, cfg: CQLConfig, obs_dim: int, action_dim: int, seed) -> "CQL":
         log_alpha_prime = {"log_alpha": jnp.full((), np.log(max(cfg.cql_alpha, 1e-8)), jnp.float32)}
         return cls(
-            **sac_fields(cfg, obs_dim, action_dim, seed, cfg.actor_lr), bc_params={},
+            **sac_fields(cfg, obs_dim, action_dim, seed, cfg.actor_lr),
             stats=DataStats.identity(obs_dim),
             log_alpha_prime=make_state(None, log_alpha_prime, cfg.lr),
             cql_alpha=cfg.cql_alpha, n_actions=cfg.n_actions, temperature=cfg.temperature,
@@ -132,18 +133,15 @@ class CQL(SAC):
             deterministic_backup=cfg.deterministic_backup, penalty_clip_min=cfg.penalty_clip_min,
         )
 
-    def pretrain(self, cfg, env_id: str, seed: int) -> "CQL":
-        return self  # no imitation seeding: the offline phase already trained the agent
-
     def fit_dataset(self, dataset, cfg: CQLConfig) -> "CQL":
         return fit_stats(self, dataset, cfg)
 
     # ----------------------------------------------------------------- acting
-    def sample_actions(self, obs):
-        return super().sample_actions(self.stats.obs(obs))
+    def sample_actions(self, obs, carry=()):
+        return super().sample_actions(self.stats.obs(obs), carry)
 
-    def eval_actions(self, obs):
-        return super().eval_actions(self.stats.obs(obs))
+    def eval_actions(self, obs, carry=()):
+        return super().eval_actions(self.stats.obs(obs), carry)
 
     # --------------------------------------------------------------- learning
     def cql_weight(self, params=None):
@@ -170,10 +168,15 @@ class CQL(SAC):
 
     def target_action(self, next_obs, sampled):
         """The action the TD target bootstraps from: ``sampled`` (one draw of pi(.|s') per
-        row), or the policy's mean action with ``deterministic_backup``."""
-        return self.eval_actions(next_obs) if self.deterministic_backup else sampled
+        row), or the policy's mean action with ``deterministic_backup``. ``next_obs`` is
+        already normalized (it comes from a batch that went through ``stats``)."""
+        if not self.deterministic_backup:
+            return sampled
+        return tanh_gaussian_mode(self.actor.apply_fn, self.actor.params, next_obs)
 
-    def _critic_and_penalty_step(self, batch: Batch, key: jax.Array):
+    def _critic_step(self, batch: Batch, key: jax.Array):
+        """SAC's critic step with the conservative penalty (and the penalty weight's dual step
+        with ``lagrange``); the rest of the update is SAC's."""
         B, N = batch.obs.shape[0], self.n_actions
         d = batch.action.shape[-1]
         k_rand, k_pi, k_next = jax.random.split(key, 3)
@@ -205,7 +208,7 @@ class CQL(SAC):
             else:
                 conservative, dual = weight * jnp.sum(penalty), 0.0
             info = {"critic_loss": td, "cql_penalty": penalty.mean(), "q_mean": q_data.mean(),
-                    "q_max": q_data.max(), "q_rand": q_rand.mean(), "cql_weight": weight}
+                    "q_min": q_data.min(), "q_max": q_data.max(), "q_rand": q_rand.mean(), "cql_weight": weight}
             return td + conservative + dual, info
 
         grads, info = jax.grad(loss_fn, argnums=(0, 1), has_aux=True)(
@@ -213,18 +216,7 @@ class CQL(SAC):
         critic = self.critic.apply_gradients(grads=grads[0])
         alpha_prime = (self.log_alpha_prime.apply_gradients(grads=grads[1]) if self.lagrange
                        else self.log_alpha_prime)
-        return critic, alpha_prime, info
+        return self.replace(critic=critic, log_alpha_prime=alpha_prime), info
 
     def _update_step(self, batch: Batch):
-        batch = self.stats.batch(batch)
-        key, k_critic, k_actor = jax.random.split(self.key, 3)
-        critic, alpha_prime, info = self._critic_and_penalty_step(batch, k_critic)
-        agent = self.replace(critic=critic, log_alpha_prime=alpha_prime, key=key)
-        actor, pi_loss, entropy = agent._actor_step(batch, k_actor)
-        agent = agent.replace(actor=actor, grad_steps=agent.grad_steps + 1,
-                              target_critic=polyak(agent.target_critic, critic.params, self.tau))
-        if self.autotune_alpha:
-            log_alpha, _ = agent._alpha_step(jax.lax.stop_gradient(entropy))
-            agent = agent.replace(log_alpha=log_alpha)
-        info.update(actor_loss=pi_loss, entropy=entropy, alpha=agent.alpha)
-        return agent, info
+        return super()._update_step(self.stats.batch(batch))

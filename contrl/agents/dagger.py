@@ -13,6 +13,9 @@ from contrl.config import ConfigError
 class DAggerConfig(BCConfig):
     """DAgger hyperparameters (the learner's are BC's). Steps count expert labels."""
 
+    LOOP_FIELDS = BCConfig.LOOP_FIELDS + ("expert", "steps_per_round", "updates_per_round",
+                                          "beta_schedule", "beta_decay")
+
     expert: str = ""
     """Run directory of the expert: any saved contrl policy (its best checkpoint)."""
     steps_per_round: int = 1000

@@ -15,9 +15,11 @@ import optax
 from flax import struct
 from flax.training.train_state import TrainState
 
-from contrl.agents.base import Batch, compiled_create, make_state, scan_updates, td_loss
+from contrl.agents.base import AgentBase, compiled_create, make_state, scan_updates, td_loss
 from contrl.agents.offline import DataStats, OfflineConfig, fit_stats
-from contrl.nets import BoundedGaussianPolicy, CriticEnsemble, StateValue, gaussian_log_prob, polyak
+from contrl.data.batch import Batch
+from contrl.nets import (BoundedGaussianPolicy, CriticEnsemble, StateValue, gaussian_log_prob,
+                         polyak)
 
 
 @dataclasses.dataclass
@@ -60,7 +62,22 @@ def awr_weights(adv: jax.Array, beta: float, max_weight: float) -> jax.Array:
     return jnp.minimum(jnp.exp(beta * adv), max_weight)
 
 
-class IQL(struct.PyTreeNode):
+# Acting is jitted on the actor's parameters and the dataset statistics alone (run op by op,
+# the policy's forward pass cost ~70x more per env step).
+@partial(jax.jit, static_argnums=0)
+def _mean_action(apply_fn, params, stats: DataStats, obs):
+    return apply_fn(params, stats.obs(obs))[0]
+
+
+@partial(jax.jit, static_argnums=0)
+def _sample_action(apply_fn, params, stats: DataStats, key, obs):
+    key, sub = jax.random.split(key)
+    mean, log_std = apply_fn(params, stats.obs(obs))
+    action = mean + jnp.exp(log_std) * jax.random.normal(sub, mean.shape)
+    return jnp.clip(action, -1.0, 1.0), key
+
+
+class IQL(AgentBase, struct.PyTreeNode):
     """Immutable IQL agent; ``update`` does K gradient steps in one jitted call."""
 
     METRICS = ("value_loss", "critic_loss", "actor_loss", "q_mean", "v_mean", "adv_mean")
@@ -105,14 +122,13 @@ class IQL(struct.PyTreeNode):
         return fit_stats(self, dataset, cfg)
 
     # ----------------------------------------------------------------- acting
-    def eval_actions(self, obs):
-        return self.actor.apply_fn(self.actor.params, self.stats.obs(obs))[0]
+    def eval_actions(self, obs, carry=()):
+        return _mean_action(self.actor.apply_fn, self.actor.params, self.stats, obs), carry
 
-    def sample_actions(self, obs):
-        key, sub = jax.random.split(self.key)
-        mean, log_std = self.actor.apply_fn(self.actor.params, self.stats.obs(obs))
-        action = mean + jnp.exp(log_std) * jax.random.normal(sub, mean.shape)
-        return jnp.clip(action, -1.0, 1.0), self.replace(key=key)
+    def sample_actions(self, obs, carry=()):
+        action, key = _sample_action(self.actor.apply_fn, self.actor.params, self.stats,
+                                     self.key, obs)
+        return action, carry, self.replace(key=key)
 
     # --------------------------------------------------------------- learning
     def _step(self, batch: Batch):

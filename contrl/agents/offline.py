@@ -14,8 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from contrl.agents.base import Batch, OffPolicyConfig
+from contrl.agents.base import OffPolicyConfig
 from contrl.config import ConfigError
+from contrl.data.batch import Batch
 
 REWARD_NORMALIZATIONS = ("none", "returns", "antmaze")
 
@@ -44,6 +45,9 @@ class OfflineConfig(OffPolicyConfig):
     random_warmup: bool = False
     """Online phase: act uniformly at random before learning_starts (off: the offline policy
     acts from the first step)."""
+
+    LOOP_FIELDS = OffPolicyConfig.LOOP_FIELDS + ("dataset_size", "normalize_obs",
+                                                  "reward_normalization", "steps_per_call")
 
     def validate(self) -> None:
         super().validate()

@@ -19,7 +19,7 @@ import optax
 from flax import struct
 from flax.training.train_state import TrainState
 
-from contrl.agents.base import compiled_create
+from contrl.agents.base import AgentBase, compiled_create
 from contrl.config import AlgoConfig, ConfigError
 from contrl.nets import (ACTIVATIONS, GaussianPolicy, ValueNetwork, gaussian_entropy,
                          gaussian_log_prob)
@@ -66,7 +66,8 @@ class OnPolicyConfig(AlgoConfig):
     """Clip scaled rewards to [-clip_reward, clip_reward]."""
 
     def validate(self) -> None:
-        self._positive("rollout_steps", "lr", "clip_obs", "clip_reward")
+        self._positive("rollout_steps", "clip_obs", "clip_reward")
+        self._in_range("lr", 0.0, 1.0, low_open=True)
         self._nonneg("ent_coef", "max_grad_norm")
         self._in_range("gamma", 0.0, 1.0)
         self._in_range("gae_lambda", 0.0, 1.0)
@@ -173,7 +174,7 @@ def _gaussian_mean(apply_fn, normalize: bool, clip_obs, params, stats: RunningSt
     return jnp.clip(apply_fn(params, x)[0], -1.0, 1.0)
 
 
-class OnPolicyAgent(struct.PyTreeNode):
+class OnPolicyAgent(AgentBase, struct.PyTreeNode):
     """Gaussian policy, value network, normalizers and a key; subclasses add ``update``."""
 
     policy: TrainState
@@ -209,16 +210,16 @@ class OnPolicyAgent(struct.PyTreeNode):
             cfg=cfg,
         )
 
-    def sample_actions(self, obs):
+    def sample_actions(self, obs, carry=()):
         """Unclipped Gaussian actions for the rollout (the loop clips what the env gets)."""
         action, key = _sample_gaussian(self.policy.apply_fn, self.cfg.normalize_obs,
                                        self.cfg.clip_obs, self.policy.params, self.obs_stats,
                                        self.key, obs)
-        return action, self.replace(key=key)
+        return action, carry, self.replace(key=key)
 
-    def eval_actions(self, obs):
+    def eval_actions(self, obs, carry=()):
         return _gaussian_mean(self.policy.apply_fn, self.cfg.normalize_obs, self.cfg.clip_obs,
-                              self.policy.params, self.obs_stats, obs)
+                              self.policy.params, self.obs_stats, obs), carry
 
     def prepare(self, ro: Rollout):
         """Normalize the rollout with the statistics the policy acted with, value it, scale the

@@ -10,9 +10,9 @@ import numpy as np
 from flax import struct
 from flax.training.train_state import TrainState
 
-from contrl.agents.base import (Batch, OffPolicyConfig, compiled_create, make_state,
+from contrl.agents.base import (AgentBase, OffPolicyConfig, compiled_create, make_state,
                                 scan_updates, td_loss, td_target)
-from contrl.config import ConfigError
+from contrl.data.batch import Batch
 from contrl.nets import (CriticEnsemble, TanhGaussianActor, polyak, sample_tanh_gaussian_policy,
                          tanh_gaussian_mode, tanh_gaussian_sample)
 
@@ -20,6 +20,9 @@ from contrl.nets import (CriticEnsemble, TanhGaussianActor, polyak, sample_tanh_
 @dataclasses.dataclass
 class SACConfig(OffPolicyConfig):
     """Soft Actor-Critic hyperparameters."""
+
+    RETIRED = ("seed_from", "seed_with_dataset", "pretrain_steps", "bc_weight", "bc_decay_steps",
+               "bc_normalize_q", "seed_log_std", "seed_actor_warmup")  # now seeded_sac's
 
     init_alpha: float = 1.0
     """Initial entropy coefficient."""
@@ -29,40 +32,10 @@ class SACConfig(OffPolicyConfig):
     """Target policy entropy; default -|A|."""
     backup_entropy: bool = True
     """Include the entropy term in the TD target."""
-    seed_from: str = ""
-    """Imitation seeding: a bc run (gaussian head, same hidden sizes) whose policy starts the
-    actor; its dataset, if any, pre-fits the critics. Without seed_from, a dataset (see
-    dataset) seeds: the actor is behaviour-cloned on it first."""
-    seed_with_dataset: bool = True
-    """With dataset set: seed the actor and critics from it (off: use it only for
-    offline_ratio)."""
-    pretrain_steps: int = 10_000
-    """Gradient steps of behaviour cloning and of critic pre-fitting when seeding."""
-    bc_weight: float = 0.0
-    """Weight of a term pulling the actor's mean action towards the seeding policy's,
-    decayed linearly to 0 over bc_decay_steps gradient steps (0: no term)."""
-    bc_decay_steps: int = 100_000
-    """Gradient steps over which bc_weight decays to 0."""
-    bc_normalize_q: bool = False
-    """With bc_weight: divide the actor's SAC objective by mean |Q| (not differentiated), as
-    TD3+BC does, so that bc_weight weighs the BC term against an objective of size ~1 whatever
-    the scale of the returns."""
-    seed_log_std: float | None = None
-    """When seeding: reset the actor's log std to this constant (default: keep the cloned one,
-    which BC on a deterministic expert drives to the lower clip). Did not prevent the collapse
-    measured in benchmarks/results/imitation."""
-    seed_actor_warmup: int = 10_000
-    """When seeding: the actor's learning rate ramps linearly from 0 to lr over this many
-    gradient steps. Adam's first steps move every weight by about lr whatever the gradient's
-    size, which undoes a cloned policy within a few updates (measured on Hopper: 2795 -> 16
-    after 8 updates without the ramp)."""
 
     def validate(self) -> None:
         super().validate()
-        self._positive("init_alpha", "bc_decay_steps")
-        self._nonneg("pretrain_steps", "bc_weight", "seed_actor_warmup")
-        if self.bc_weight > 0 and not (self.seed_from or self.dataset):
-            raise ConfigError("bc_weight needs a seeding policy (--seed-from or --dataset)")
+        self._positive("init_alpha")
 
 
 def soft_td_target(reward, discount, next_q, next_logp, alpha):
@@ -80,21 +53,11 @@ def temperature_loss(log_alpha, entropy, target_entropy):
     return log_alpha * (entropy - target_entropy)
 
 
-def q_normalized(loss, q):
-    """``loss`` / mean |min_i Q_i(s, a)|, the divisor not differentiated (TD3+BC's scaling)."""
-    return loss / jax.lax.stop_gradient(jnp.mean(jnp.abs(q.min(0))) + 1e-6)
-
-
-def bc_term(mean, seed_mean):
-    """Squared distance between the actor's and the seeding policy's mean actions."""
-    return jnp.mean(jnp.sum((jnp.tanh(mean) - jnp.tanh(jax.lax.stop_gradient(seed_mean))) ** 2, -1))
-
-
 def sac_fields(cfg, obs_dim: int, action_dim: int, seed, actor_lr: float,
                actor_warmup: int = 0) -> dict:
     """The fields of a fresh SAC-style agent (tanh-Gaussian actor, critic ensemble and its
     target, entropy coefficient, key, counters) from a config with SAC's fields (hidden,
-    n_critics, critic_layer_norm, weight_init, lr, gamma, tau, init_alpha, autotune_alpha,
+    n_critics, critic_layer_norm, weight_init, lr, tau, init_alpha, autotune_alpha,
     target_entropy, backup_entropy); the actor learns at ``actor_lr``."""
     key, k_actor, k_critic = jax.random.split(jax.random.PRNGKey(seed), 3)
     obs = jnp.zeros((1, obs_dim), jnp.float32)
@@ -111,7 +74,6 @@ def sac_fields(cfg, obs_dim: int, action_dim: int, seed, actor_lr: float,
         log_alpha=make_state(None, log_alpha, cfg.lr),
         key=key,
         grad_steps=jnp.zeros((), jnp.int32),
-        gamma=cfg.gamma,
         tau=cfg.tau,
         target_entropy=(-float(action_dim) if cfg.target_entropy is None
                         else float(cfg.target_entropy)),
@@ -120,7 +82,7 @@ def sac_fields(cfg, obs_dim: int, action_dim: int, seed, actor_lr: float,
     )
 
 
-class SAC(struct.PyTreeNode):
+class SAC(AgentBase, struct.PyTreeNode):
     """Immutable SAC agent. ``update`` performs K gradient steps in one jitted call."""
 
     METRICS = ("critic_loss", "q_mean", "actor_loss", "entropy", "alpha", "alpha_loss")
@@ -130,47 +92,29 @@ class SAC(struct.PyTreeNode):
     target_critic: dict
     log_alpha: TrainState
     key: jax.Array
-    bc_params: dict  # the seeding policy (frozen), for the decaying BC term
     grad_steps: jax.Array
-    gamma: float = struct.field(pytree_node=False)
     tau: float = struct.field(pytree_node=False)
     target_entropy: float = struct.field(pytree_node=False)
     autotune_alpha: bool = struct.field(pytree_node=False)
     backup_entropy: bool = struct.field(pytree_node=False)
-    bc_weight: float = struct.field(pytree_node=False, default=0.0)
-    bc_decay_steps: int = struct.field(pytree_node=False, default=1)
-    bc_normalize_q: bool = struct.field(pytree_node=False, default=False)
 
     @classmethod
     def create(cls, cfg: SACConfig, obs_dim: int, action_dim: int, seed: int,
                num_envs: int = 1) -> "SAC":
         return compiled_create(cls._build, cfg, obs_dim, action_dim, seed)
 
-    def pretrain(self, cfg: SACConfig, env_id: str, seed: int) -> "SAC":
-        """Before online training: imitation seeding, when configured."""
-        if not (cfg.seed_from or (cfg.dataset and cfg.seed_with_dataset)):
-            return self
-        from contrl.agents.seeding import seed_sac
-        return seed_sac(self, cfg, env_id, seed)
-
     @classmethod
     def _build(cls, cfg: SACConfig, obs_dim: int, action_dim: int, seed: int) -> "SAC":
-        seeded = cfg.seed_from or (cfg.dataset and cfg.seed_with_dataset)
-        fields = sac_fields(cfg, obs_dim, action_dim, seed, cfg.lr,
-                            actor_warmup=cfg.seed_actor_warmup if seeded else 0)
-        return cls(**fields,
-                   bc_params=jax.tree_util.tree_map(jnp.copy, fields["actor"].params),
-                   bc_weight=cfg.bc_weight, bc_decay_steps=cfg.bc_decay_steps,
-                   bc_normalize_q=cfg.bc_normalize_q)
+        return cls(**sac_fields(cfg, obs_dim, action_dim, seed, cfg.lr))
 
     # ----------------------------------------------------------------- acting
-    def sample_actions(self, obs: jax.Array) -> tuple[jax.Array, "SAC"]:
+    def sample_actions(self, obs: jax.Array, carry=()):
         action, key = sample_tanh_gaussian_policy(self.actor.apply_fn, self.actor.params,
                                                   self.key, obs)
-        return action, self.replace(key=key)
+        return action, carry, self.replace(key=key)
 
-    def eval_actions(self, obs: jax.Array) -> jax.Array:
-        return tanh_gaussian_mode(self.actor.apply_fn, self.actor.params, obs)
+    def eval_actions(self, obs: jax.Array, carry=()):
+        return tanh_gaussian_mode(self.actor.apply_fn, self.actor.params, obs), carry
 
     # --------------------------------------------------------------- learning
     @property
@@ -178,6 +122,7 @@ class SAC(struct.PyTreeNode):
         return jnp.exp(self.log_alpha.params["log_alpha"])
 
     def _critic_step(self, batch: Batch, key: jax.Array):
+        """One gradient step of the critics; returns the agent holding them, and metrics."""
         mean, log_std = self.actor.apply_fn(self.actor.params, batch.next_obs)
         next_action, next_logp = tanh_gaussian_sample(mean, log_std, key)
         next_q = self.critic.apply_fn(self.target_critic, batch.next_obs, next_action)
@@ -191,21 +136,14 @@ class SAC(struct.PyTreeNode):
 
         (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(self.critic.params)
         critic = self.critic.apply_gradients(grads=grads)
-        return critic, {"critic_loss": loss, "q_mean": q_mean}
+        return self.replace(critic=critic), {"critic_loss": loss, "q_mean": q_mean}
 
     def _actor_loss(self, params, batch: Batch, key: jax.Array):
         """The actor's loss at ``params`` and the log-probabilities of its sampled actions."""
         mean, log_std = self.actor.apply_fn(params, batch.obs)
         action, logp = tanh_gaussian_sample(mean, log_std, key)
         q = self.critic.apply_fn(self.critic.params, batch.obs, action)
-        loss = actor_loss(logp, q, self.alpha)
-        if self.bc_weight > 0 and self.bc_normalize_q:
-            loss = q_normalized(loss, q)
-        if self.bc_weight > 0:
-            seed_mean = self.actor.apply_fn(self.bc_params, batch.obs)[0]
-            w = self.bc_weight * jnp.maximum(0.0, 1.0 - self.grad_steps / self.bc_decay_steps)
-            loss += w * bc_term(mean, seed_mean)
-        return loss, logp
+        return actor_loss(logp, q, self.alpha), logp
 
     def _actor_step(self, batch: Batch, key: jax.Array):
         (loss, logp), grads = jax.value_and_grad(self._actor_loss, has_aux=True)(
@@ -222,11 +160,11 @@ class SAC(struct.PyTreeNode):
 
     def _update_step(self, batch: Batch):
         key, k_critic, k_actor = jax.random.split(self.key, 3)
-        critic, info = self._critic_step(batch, k_critic)
-        agent = self.replace(critic=critic, key=key)
+        agent, info = self._critic_step(batch, k_critic)
+        agent = agent.replace(key=key)
         actor, pi_loss, entropy = agent._actor_step(batch, k_actor)
         agent = agent.replace(
-            actor=actor, target_critic=polyak(agent.target_critic, critic.params, self.tau),
+            actor=actor, target_critic=polyak(agent.target_critic, agent.critic.params, self.tau),
             grad_steps=agent.grad_steps + 1,
         )
         if self.autotune_alpha:

@@ -14,9 +14,10 @@ import jax.numpy as jnp
 from flax import struct
 from flax.training.train_state import TrainState
 
-from contrl.agents.base import (Batch, OffPolicyConfig, compiled_create, make_state,
+from contrl.agents.base import (AgentBase, OffPolicyConfig, compiled_create, make_state,
                                 scan_updates, td_loss, td_target)
 from contrl.config import ConfigError
+from contrl.data.batch import Batch
 from contrl.nets import (CriticEnsemble, DeterministicActor, deterministic_policy,
                          noisy_deterministic_policy, ou_deterministic_policy, polyak)
 
@@ -57,7 +58,7 @@ def deterministic_actor_loss(q):
     return -jnp.mean(q[0])
 
 
-class TD3(struct.PyTreeNode):
+class TD3(AgentBase, struct.PyTreeNode):
     """Immutable deterministic actor-critic; ``update`` does K gradient steps in one call."""
 
     METRICS = ("critic_loss", "q_mean", "actor_loss")
@@ -69,7 +70,7 @@ class TD3(struct.PyTreeNode):
     key: jax.Array
     critic_steps: jax.Array  # critic updates so far; the actor updates every policy_delay-th
     actor_loss: jax.Array  # the latest actor loss (the actor does not update every step)
-    noise_state: jax.Array  # Ornstein-Uhlenbeck state, one row per env (unused for gaussian)
+    action_dim: int = struct.field(pytree_node=False)
     tau: float = struct.field(pytree_node=False)
     exploration_noise: float = struct.field(pytree_node=False)
     policy_noise: float = struct.field(pytree_node=False)
@@ -82,8 +83,7 @@ class TD3(struct.PyTreeNode):
     @classmethod
     def create(cls, cfg: TD3Config, obs_dim: int, action_dim: int, seed: int,
                num_envs: int = 1) -> "TD3":
-        agent = compiled_create(cls._build, cfg, obs_dim, action_dim, seed)
-        return agent.replace(noise_state=jnp.zeros((num_envs, action_dim), jnp.float32))
+        return compiled_create(cls._build, cfg, obs_dim, action_dim, seed)
 
     @classmethod
     def _build(cls, cfg: TD3Config, obs_dim: int, action_dim: int, seed) -> "TD3":
@@ -104,7 +104,7 @@ class TD3(struct.PyTreeNode):
             key=key,
             critic_steps=jnp.zeros((), jnp.int32),
             actor_loss=jnp.zeros((), jnp.float32),
-            noise_state=jnp.zeros((1, action_dim), jnp.float32),
+            action_dim=action_dim,
             tau=cfg.tau,
             exploration_noise=cfg.exploration_noise,
             policy_noise=cfg.policy_noise,
@@ -115,24 +115,25 @@ class TD3(struct.PyTreeNode):
             first_critic_fn=first_critic.apply,
         )
 
-    def sample_actions(self, obs: jax.Array) -> tuple[jax.Array, "TD3"]:
+    def initial_carry(self, num_envs: int):
+        """Ornstein-Uhlenbeck noise carries its state per env (restarted at zero at each
+        episode's start); Gaussian noise carries nothing."""
         if self.noise_type == "ou":
-            action, key, state = ou_deterministic_policy(
-                self.actor.apply_fn, self.actor.params, self.key, obs, self.noise_state,
+            return jnp.zeros((num_envs, self.action_dim), jnp.float32)
+        return ()
+
+    def sample_actions(self, obs: jax.Array, carry=()):
+        if self.noise_type == "ou":
+            action, key, carry = ou_deterministic_policy(
+                self.actor.apply_fn, self.actor.params, self.key, obs, carry,
                 self.exploration_noise, self.ou_theta)
-            return action, self.replace(key=key, noise_state=state)
+            return action, carry, self.replace(key=key)
         action, key = noisy_deterministic_policy(self.actor.apply_fn, self.actor.params, self.key,
                                                  obs, self.exploration_noise)
-        return action, self.replace(key=key)
+        return action, carry, self.replace(key=key)
 
-    def on_episode_end(self, done) -> "TD3":
-        """Restart the Ornstein-Uhlenbeck noise of the envs whose episode ended."""
-        if self.noise_type != "ou":
-            return self
-        return self.replace(noise_state=jnp.where(jnp.asarray(done)[:, None], 0.0, self.noise_state))
-
-    def eval_actions(self, obs: jax.Array) -> jax.Array:
-        return deterministic_policy(self.actor.apply_fn, self.actor.params, obs)
+    def eval_actions(self, obs: jax.Array, carry=()):
+        return deterministic_policy(self.actor.apply_fn, self.actor.params, obs), carry
 
     def _critic_step(self, batch: Batch, key: jax.Array):
         mu_next = self.actor.apply_fn(self.target_actor, batch.next_obs)

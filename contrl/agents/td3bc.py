@@ -12,10 +12,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from contrl.agents.base import Batch
 from contrl.agents.offline import DataStats, OfflineConfig, fit_stats
 from contrl.agents.td3 import TD3, TD3Config
-from contrl.nets import deterministic_policy
+from contrl.data.batch import Batch
 
 
 @dataclasses.dataclass
@@ -26,8 +25,7 @@ class TD3BCConfig(OfflineConfig, TD3Config):
     """Weight of the Q term relative to the behaviour-cloning term (normalized by mean |Q|)."""
     weight_init: str = "torch"
     """Kernel initialization: torch (PyTorch's default, as in the paper's code) or lecun
-    (Flax's). With lecun, TD3+BC scored 38.8 / 6.7 after 5k updates on hopper-medium against
-    79.4 / 72.5 with torch (benchmarks/td3bc_init_check.py)."""
+    (Flax's)."""
 
     def validate(self) -> None:
         super().validate()
@@ -50,7 +48,7 @@ class TD3BC(TD3):
     @classmethod
     def create(cls, cfg: TD3BCConfig, obs_dim: int, action_dim: int, seed: int,
                num_envs: int = 1) -> "TD3BC":
-        agent = super().create(cfg, obs_dim, action_dim, seed, num_envs)
+        agent = super().create(cfg, obs_dim, action_dim, seed)
         return agent.replace(stats=DataStats.identity(obs_dim), alpha=cfg.alpha)
 
     def fit_dataset(self, dataset, cfg: TD3BCConfig) -> "TD3BC":
@@ -59,11 +57,11 @@ class TD3BC(TD3):
     def actor_objective(self, q, pi, batch: Batch):
         return td3bc_actor_loss(q, pi, batch.action, self.alpha)
 
-    def eval_actions(self, obs):
-        return deterministic_policy(self.actor.apply_fn, self.actor.params, self.stats.obs(obs))
+    def eval_actions(self, obs, carry=()):
+        return super().eval_actions(self.stats.obs(obs), carry)
 
-    def sample_actions(self, obs):
-        return super().sample_actions(self.stats.obs(obs))
+    def sample_actions(self, obs, carry=()):
+        return super().sample_actions(self.stats.obs(obs), carry)
 
     def _update_step(self, batch: Batch):
         return super()._update_step(self.stats.batch(batch))

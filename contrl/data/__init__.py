@@ -1,4 +1,5 @@
-"""Replay buffers and datasets."""
+"""Replay buffers, datasets and the batch layout they hand to agents."""
+from contrl.data.batch import Batch
 from contrl.data.replay import ReplayBuffer
 
-__all__ = ["ReplayBuffer"]
+__all__ = ["Batch", "ReplayBuffer"]

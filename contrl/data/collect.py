@@ -1,44 +1,31 @@
-"""Roll out a saved policy (or a uniform random one) and write a Minari dataset."""
+"""Roll out a policy (a saved agent or a uniform random one) and write a Minari dataset."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
 from contrl.data.datasets import (check_name, dataset_metadata, load_dataset, minari_root,
                                   write_minari)
+from contrl.data.replay import ReplayBuffer
 from contrl.envs import EnvPool
+from contrl.envs.make import raw_action_space
 from contrl.errors import ContrlError
 from contrl.evaluate import evaluate
+from contrl.policy import NoisyPolicy, Policy, RandomPolicy, reset_carry
 
 
-def random_policy(action_dim: int, seed: int):
-    rng = np.random.default_rng(seed)
-    return lambda obs: rng.uniform(-1.0, 1.0, (len(obs), action_dim)).astype(np.float32)
-
-
-def noisy(policy, noise: float, seed: int):
-    """The policy's deterministic action plus Gaussian noise of std ``noise``, clipped."""
-    if noise <= 0:
-        return policy
-    rng = np.random.default_rng(seed)
-
-    def act(obs):
-        a = np.asarray(policy(obs))
-        return np.clip(a + noise * rng.standard_normal(a.shape), -1.0, 1.0).astype(np.float32)
-    return act
-
-
-def rollout_episodes(policy, env_id: str, steps: int, seed: int, num_envs: int = 8) -> list[dict]:
+def rollout_episodes(policy: Policy, env_id: str, steps: int, seed: int, num_envs: int = 8,
+                     env_kwargs: dict | None = None) -> list[dict]:
     """Exactly ``steps`` transitions from ``num_envs`` envs in lockstep, as episodes (dicts of
     observations (T+1, the real final one last), actions, rewards, terminations, truncations).
     Episodes still running when the budget is reached end with a truncation."""
-    pool = EnvPool(env_id, num_envs, seed)
+    pool = EnvPool(env_id, num_envs, seed, **(env_kwargs or {}))
+    carry = policy.initial_carry(num_envs)
     open_eps = [_new_episode(o) for o in pool.obs]
     done_eps: list[dict] = []
     count = 0
     while count < steps:
-        actions = np.asarray(policy(pool.obs), np.float32)
+        actions, carry = policy.eval_actions(pool.obs, carry)
+        actions = np.asarray(actions, np.float32)
         next_obs, reward, term, trunc = pool.step(actions)
         take = min(num_envs, steps - count)
         for i in range(take):
@@ -51,7 +38,8 @@ def rollout_episodes(policy, env_id: str, steps: int, seed: int, num_envs: int =
         count += take
         done = term | trunc
         done[take:] = False
-        pool.advance(next_obs, done)
+        if pool.advance(next_obs, done):
+            carry = reset_carry(policy, carry, done)
         for i in np.flatnonzero(done):
             done_eps.append(open_eps[i])
             open_eps[i] = _new_episode(pool.obs[i])
@@ -69,53 +57,44 @@ def _new_episode(obs) -> dict:
             "truncations": []}
 
 
-def collect(run_dir: str | None, name: str, steps: int, noise: float = 0.0,
-            random: bool = False, env_id: str | None = None, seed: int = 0,
-            which: str = "best", num_envs: int = 8, ref_episodes: int = 10,
-            ref_from: str | None = None) -> dict:
+def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: float = 0.0,
+            seed: int = 0, num_envs: int = 8, ref_episodes: int = 10,
+            ref_from: str | None = None, source: dict | None = None,
+            env_kwargs: dict | None = None) -> dict:
     """Write ``steps`` transitions of a policy as the Minari dataset ``name``.
 
-    The policy is the run's ``which`` checkpoint (deterministic, plus Gaussian ``noise``), or
-    uniform random actions with ``random``. The metadata records the env, the policy that made
-    the data, its average episode return, and the reference scores for normalization: the
-    random policy's average return (min) and the run's policy's deterministic return (max), or
+    The policy is ``agent``'s deterministic action plus Gaussian ``noise``, or uniform random
+    actions when ``agent`` is None. ``source`` describes where the agent came from (run,
+    checkpoint, policy name) for the metadata. The metadata records the env, the policy that
+    made the data, its average episode return, and the reference scores for normalization:
+    the random policy's average return (min) and the agent's deterministic return (max), or
     with ``ref_from`` those of another dataset (e.g. a medium dataset takes the expert's)."""
-    from contrl.train import load_agent
-
     _check_new(name)
-    refs = reference_scores(ref_from) if ref_from else None
     if steps <= 0:
         raise ContrlError(f"steps must be positive, got {steps}")
-    meta: dict = {"noise": noise, "seed": seed}
-    agent = None
-    if run_dir is not None:
-        agent, run_cfg, algo_cfg, ckpt_meta = load_agent(run_dir, which)
-        if env_id is not None and env_id != run_cfg.env:
-            raise ContrlError(f"{run_dir} was trained on {run_cfg.env}, not {env_id}")
-        env_id = run_cfg.env
-        meta.update(run=str(Path(run_dir).resolve()), checkpoint=which,
-                    checkpoint_step=ckpt_meta.get("step"))
-    if env_id is None:
-        raise ContrlError("a random dataset needs --env")
-    from contrl.envs import make_env
-    probe = make_env(env_id)
-    action_dim = probe.action_space.shape[0]
-    probe.close()
+    if noise < 0:
+        raise ContrlError(f"noise must be >= 0, got {noise}")
+    refs = reference_scores(ref_from) if ref_from else None
+    env_kwargs = env_kwargs or {}
+    meta: dict = {"noise": noise, "seed": seed, **(source or {})}
+    if env_kwargs.get("obs_keys"):
+        meta["obs_keys"] = list(env_kwargs["obs_keys"])  # how dict observations were flattened
+    action_dim = raw_action_space(env_id).shape[0]
     if refs is None:
-        rand = random_policy(action_dim, seed + 7)
-        ref_min = evaluate(rand, env_id, ref_episodes, seed)["mean_return"]
-        ref_max = None if random or agent is None else evaluate(
-            agent.eval_actions, env_id, ref_episodes, seed)["mean_return"]
+        rand = RandomPolicy(action_dim, seed + 7)
+        ref_min = evaluate(rand, env_id, ref_episodes, seed, **env_kwargs)["mean_return"]
+        ref_max = None if agent is None else evaluate(
+            agent, env_id, ref_episodes, seed, **env_kwargs)["mean_return"]
     else:
         ref_min, ref_max = refs
         meta["references_from"] = ref_from
-    if random or agent is None:
-        policy, meta["policy"] = random_policy(action_dim, seed), "uniform random"
+    if agent is None:
+        policy, meta["policy"] = RandomPolicy(action_dim, seed), "uniform random"
     else:
-        policy = noisy(agent.eval_actions, noise, seed)
-        meta["policy"] = f"contrl {Path(run_dir).name} ({which} checkpoint)" + (
+        policy = NoisyPolicy(agent, noise, seed) if noise > 0 else agent
+        meta["policy"] = meta.get("policy", "a contrl policy") + (
             f" + N(0, {noise}^2) noise" if noise > 0 else "")
-    episodes = rollout_episodes(policy, env_id, steps, seed, num_envs)
+    episodes = rollout_episodes(policy, env_id, steps, seed, num_envs, env_kwargs)
     return _write(name, episodes, env_id, meta, ref_min, ref_max)
 
 
@@ -142,31 +121,23 @@ def reference_scores(name: str) -> tuple[float | None, float | None]:
     return meta.get("ref_min_score"), meta.get("ref_max_score")
 
 
-def export_buffer(run_dir: str, name: str, which: str = "latest",
-                  ref_from: str | None = None) -> dict:
-    """Write the replay buffer saved in a run's ``which`` checkpoint as the dataset ``name``
-    (D4RL's "replay" datasets: everything the run had collected, its warm-up included)."""
-    from contrl.data.replay import ReplayBuffer
-    from contrl.run import Checkpoint
-    from contrl.train import run_configs
-
+def export_buffer(arrays: dict, capacity: int, num_envs: int, env_id: str, name: str,
+                  source: dict, ref_from: str | None = None) -> dict:
+    """Write a replay buffer saved in a checkpoint (its ``buffer/`` arrays; the run's buffer
+    capacity and env count) as the dataset ``name``: D4RL's "replay" datasets, everything the
+    run had collected, its warm-up included. ``source`` describes the run for the metadata."""
     _check_new(name)
-    run_cfg, algo_cfg = run_configs(run_dir)
-    ckpt = Checkpoint(Path(run_dir) / "checkpoints" / f"{which}.ckpt")
-    arrays = ckpt.arrays("buffer/")
     if not arrays:
-        raise ContrlError(f"{ckpt.path} holds no replay buffer (only full checkpoints of "
+        raise ContrlError("the checkpoint holds no replay buffer (only full checkpoints of "
                           "off-policy runs do)")
     obs_dim, action_dim = arrays["buffer/obs"].shape[-1], arrays["buffer/action"].shape[-1]
-    buffer = ReplayBuffer(algo_cfg.buffer_size, obs_dim, action_dim, run_cfg.num_envs)
+    buffer = ReplayBuffer(capacity, obs_dim, action_dim, num_envs)
     buffer.load_state(arrays, buffer.rng.bit_generator.state)
     refs = reference_scores(ref_from) if ref_from else (None, None)
-    meta = {"run": str(Path(run_dir).resolve()), "checkpoint": which,
-            "checkpoint_step": ckpt.meta.get("step"),
-            "policy": f"replay buffer of contrl {Path(run_dir).name} ({which} checkpoint)"}
+    meta = dict(source)
     if ref_from:
         meta["references_from"] = ref_from
-    return _write(name, buffer.episodes(), run_cfg.env, meta, *refs)
+    return _write(name, buffer.episodes(), env_id, meta, *refs)
 
 
 def concat(sources: list[str], name: str) -> dict:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contrl.agents.base import Batch
+from contrl.data.batch import Batch
 from contrl.errors import ContrlError
 
 D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
@@ -126,6 +126,19 @@ class Dataset:
         return out.astype(np.float32)
 
 
+def check_finite_rows(values: np.ndarray, column: str, where: str) -> None:
+    """Refuse NaN or infinite values, naming the column and the first bad row."""
+    values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.floating):
+        return
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if bad.any():
+        row = int(np.argmax(bad))
+        value = values.reshape(len(values), -1)[row]
+        kind = "nan" if np.isnan(value).any() else "inf"
+        raise DatasetError(f"{where}: {column} has a non-finite value ({kind}) at row {row}")
+
+
 def normalized_score(episode_return: float, ref_min: float, ref_max: float) -> float:
     return 100.0 * (episode_return - ref_min) / (ref_max - ref_min)
 
@@ -162,17 +175,20 @@ def minari_root() -> Path:
     return Path(root)
 
 
-def load_dataset(source: str | os.PathLike, env_id: str | None = None) -> Dataset:
+def load_dataset(source: str | os.PathLike, env_id: str | None = None,
+                 obs_keys: tuple[str, ...] = ()) -> Dataset:
     """A dataset from a Minari id, a Minari dataset directory or a D4RL-style HDF5 file.
-    ``env_id`` (else the env recorded in the dataset) gives the action bounds for Minari data."""
+    ``env_id`` (else the env recorded in the dataset) gives the action bounds for Minari data.
+    Dict observations (goal-reaching data) are flattened in the order ``obs_keys``, else the
+    order the dataset records, else the env's default (as ``make_env`` flattens them)."""
     path = Path(source)
     if path.is_file():
-        return _load_d4rl(path, env_id)
+        return _load_d4rl(path, env_id, obs_keys)
     if path.is_dir():
-        return _load_minari_dir(path, env_id)
+        return _load_minari_dir(path, env_id, obs_keys)
     local = minari_root() / str(source)
     if local.is_dir():
-        return _load_minari_dir(local, env_id)
+        return _load_minari_dir(local, env_id, obs_keys)
     known = ", ".join(r["id"] for r in list_datasets()) or "none"
     raise DatasetError(f"no dataset '{source}': not a file, a directory or a local Minari id "
                        f"(local datasets: {known}; `contrl collect` makes one)")
@@ -187,15 +203,37 @@ _ARRAYS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_
            "episode_returns", "episode_ends")
 
 
-def _cache_key(data: Path, env_id: str | None) -> str:
-    """What the flat copy depends on: the episodes file (size, mtime) and the action bounds' env."""
+def _cache_key(data: Path, env_id: str | None, obs_keys: tuple[str, ...]) -> str:
+    """What the flat copy depends on: the episodes file (size, mtime), the action bounds' env
+    and the flattening order of dict observations."""
     files = sorted(p for p in data.iterdir() if p.suffix in (".hdf5", ".h5", ".arrow")
                    or p.is_dir())
     stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    return json.dumps({"format": 1, "files": stamp, "env_id": env_id})
+    return json.dumps({"format": 1, "files": stamp, "env_id": env_id, "obs_keys": list(obs_keys)})
 
 
-def _load_minari_dir(path: Path, env_id: str | None) -> Dataset:
+def _obs_order(obs_keys, recorded, env_id: str | None) -> tuple[str, ...]:
+    from contrl.envs.make import default_obs_keys
+    return tuple(obs_keys or recorded or default_obs_keys(env_id or ""))
+
+
+def flatten_observations(obs, keys: tuple[str, ...], where: str) -> np.ndarray:
+    """(T, dim) float32 observations from an array or a dict of arrays (concatenated in the
+    order ``keys``)."""
+    if isinstance(obs, dict) or hasattr(obs, "keys"):
+        missing = [k for k in keys if k not in obs]
+        if missing:
+            raise DatasetError(f"{where}: observation keys {', '.join(missing)} not among its "
+                               f"keys {', '.join(obs.keys())} (set --obs-keys)")
+        parts = [np.asarray(obs[k], np.float32) for k in keys]  # (an h5py dataset reads whole)
+        parts = [x.reshape(len(x), -1) for x in parts]
+        if len({len(x) for x in parts}) != 1:
+            raise DatasetError(f"{where}: observation keys {', '.join(keys)} differ in length")
+        return np.concatenate(parts, axis=1)
+    return np.asarray(obs, np.float32)
+
+
+def _load_minari_dir(path: Path, env_id: str | None, obs_keys: tuple[str, ...] = ()) -> Dataset:
     """A Minari dataset. The first load reads it episode by episode (slow: Minari and h5py pay
     per episode) and saves a flat copy of the arrays beside it (``contrl_flat.npz``, written
     atomically); later loads read that copy, unless the episodes file changed."""
@@ -204,10 +242,11 @@ def _load_minari_dir(path: Path, env_id: str | None) -> Dataset:
         raise DatasetError(f"{path} is not a Minari dataset (no data/metadata.json)")
     meta = _read_metadata(data)
     env_id = env_id or meta.get("contrl", {}).get("env_id") or _spec_id(meta.get("env_spec"))
+    obs_keys = _obs_order(obs_keys, meta.get("contrl", {}).get("obs_keys"), env_id)
     info = dict(name=meta.get("dataset_id", path.name), env_id=env_id,
                 ref_min_score=meta.get("ref_min_score"), ref_max_score=meta.get("ref_max_score"),
                 metadata=meta.get("contrl", {}))
-    key = _cache_key(data, env_id)
+    key = _cache_key(data, env_id, obs_keys)
     cache = data / CACHE_NAME
     if cache.is_file():
         try:
@@ -216,7 +255,7 @@ def _load_minari_dir(path: Path, env_id: str | None) -> Dataset:
                     return Dataset(*(z[k] for k in _ARRAYS), **info)
         except (OSError, ValueError, KeyError):
             pass  # unreadable copy: rebuild it below
-    ds = _read_minari_episodes(path, data, info)
+    ds = _read_minari_episodes(path, data, info, obs_keys)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".contrl-tmp-", suffix=".npz", dir=data)
@@ -232,9 +271,11 @@ def _load_minari_dir(path: Path, env_id: str | None) -> Dataset:
     return ds
 
 
-def _read_minari_episodes(path: Path, data: Path, info: dict) -> Dataset:
+def _read_minari_episodes(path: Path, data: Path, info: dict,
+                          obs_keys: tuple[str, ...] = ()) -> Dataset:
     """The episodes of a Minari dataset as a Dataset; ``info``: its name, env_id, reference
-    scores and contrl metadata (from metadata.json)."""
+    scores and contrl metadata (from metadata.json); dict observations are flattened in the
+    order ``obs_keys``."""
     env_id = info["env_id"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -245,7 +286,7 @@ def _read_minari_episodes(path: Path, data: Path, info: dict) -> Dataset:
             raise DatasetError(f"cannot read Minari dataset {path}: {e}") from None
     parts = {k: [] for k in ("obs", "act", "rew", "term", "trunc", "next")}
     for n, ep in enumerate(ds.iterate_episodes()):
-        obs = np.asarray(ep.observations, np.float32)
+        obs = flatten_observations(ep.observations, obs_keys, f"{path} episode {n}")
         if obs.ndim != 2:
             raise DatasetError(f"{path}: contrl needs flat (vector) observations")
         steps = len(ep.rewards)
@@ -269,10 +310,14 @@ def _read_minari_episodes(path: Path, data: Path, info: dict) -> Dataset:
                                f"{env_id} has {low.shape[0]}")
         actions = to_unit(actions, low, high)
     rewards, terms, truncs = (np.concatenate(parts[k]) for k in ("rew", "term", "trunc"))
+    observations, next_obs = np.concatenate(parts["obs"]), np.concatenate(parts["next"])
+    for column, values in (("observations", observations), ("actions", actions),
+                           ("rewards", rewards), ("next_observations", next_obs)):
+        check_finite_rows(values, column, str(path))
     ends = np.zeros(len(rewards), bool)
     ends[np.cumsum([len(r) for r in parts["rew"]]) - 1] = True
-    return Dataset(np.concatenate(parts["obs"]), actions, rewards, terms, truncs,
-                   np.concatenate(parts["next"]), _episode_returns(rewards, terms | truncs), ends,
+    return Dataset(observations, actions, rewards, terms, truncs,
+                   next_obs, _episode_returns(rewards, terms | truncs), ends,
                    **info)
 
 
@@ -285,7 +330,7 @@ def _spec_id(env_spec) -> str | None:
         return None
 
 
-def _load_d4rl(path: Path, env_id: str | None) -> Dataset:
+def _load_d4rl(path: Path, env_id: str | None, obs_keys: tuple[str, ...] = ()) -> Dataset:
     import h5py
     try:
         f = h5py.File(path, "r")
@@ -296,10 +341,33 @@ def _load_d4rl(path: Path, env_id: str | None) -> Dataset:
         if missing:
             raise DatasetError(f"{path} lacks {', '.join(missing)} (a D4RL-style file has "
                                f"{', '.join(D4RL_KEYS)})")
-        arrays = {k: f[k][()] for k in D4RL_KEYS}
-        next_obs = f["next_observations"][()] if "next_observations" in f else None
+        keys = _obs_order(obs_keys, None, env_id or f.attrs.get("env_id"))
+
+        def member(name: str) -> np.ndarray:
+            """An array member of the file: observations may be a group of arrays (dict
+            observations); anything else must be a numeric array with rows."""
+            item = f[name]
+            if isinstance(item, h5py.Group):
+                if name in ("observations", "next_observations"):
+                    return flatten_observations(item, keys, str(path))
+                raise DatasetError(f"{path}: {name} is a group, not an array")
+            value = item[()]
+            if np.ndim(value) == 0:
+                raise DatasetError(f"{path}: {name} is a scalar, not an array of rows")
+            if not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
+                raise DatasetError(f"{path}: {name} does not hold numbers ({value.dtype})")
+            return value
+
+        arrays = {k: member(k) for k in D4RL_KEYS}
+        next_obs = member("next_observations") if "next_observations" in f else None
         attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
     n = len(arrays["rewards"])
+    if n == 0:
+        raise DatasetError(f"{path}: the dataset has no rows")
+    for k in ("observations", "actions", "rewards"):
+        check_finite_rows(arrays[k], k, str(path))
+    if next_obs is not None:
+        check_finite_rows(next_obs, "next_observations", str(path))
     bad = [f"{k} ({len(v)})" for k, v in arrays.items() if len(v) != n]
     if next_obs is not None and len(next_obs) != n:
         bad.append(f"next_observations ({len(next_obs)})")
@@ -322,6 +390,9 @@ def _load_d4rl(path: Path, env_id: str | None) -> Dataset:
         ends = terms.copy()
         ends[:-1] |= timeouts[1:]  # the row before a dropped timeout row ends its episode
         ends[-2:] = True
+        if idx.size == 0:
+            raise DatasetError(f"{path}: no complete transition (a row needs the next row's "
+                               "observation, or next_observations in the file)")
         obs, actions, rewards, terms, nxt = obs[idx], actions[idx], rewards[idx], terms[idx], nxt[idx]
         timeouts, ends = np.zeros(len(idx), bool), ends[idx]
     else:
@@ -349,7 +420,12 @@ def dataset_metadata(name: str) -> dict:
 def _read_metadata(data: Path) -> dict:
     """A dataset's metadata.json. Minari records reference scores only for gymnasium envs;
     for others (dmc:...) they are taken from the copy contrl keeps in its own entry."""
-    meta = json.loads((data / "metadata.json").read_text())
+    try:
+        meta = json.loads((data / "metadata.json").read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{data / 'metadata.json'} is not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise DatasetError(f"{data / 'metadata.json'} is not a Minari metadata object")
     own = meta.get("contrl", {})
     for key in ("ref_min_score", "ref_max_score"):
         if meta.get(key) is None and own.get(key) is not None:
@@ -382,8 +458,22 @@ def list_datasets() -> list[dict]:
 
 
 # -------------------------------------------------------------------------------- writing
+def _flat_space(env_id: str, buffers):
+    """The observation space of the data as written: the env's own, or for dict-observation
+    envs the flat vector contrl's episodes hold."""
+    import gymnasium as gym
+
+    from contrl.envs.make import has_dict_observations, raw_observation_space
+    if env_id.startswith("dmc:") or not has_dict_observations(env_id):
+        return raw_observation_space(env_id)
+    dim = np.asarray(buffers[0].observations).shape[1]
+    return gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
+
+
 def check_name(name: str) -> None:
-    if not NAME_RE.match(name):
+    """Refuse a dataset name that contrl's layout or Minari's id rules would not accept."""
+    from minari.dataset.minari_dataset import DATASET_ID_RE
+    if not NAME_RE.match(name) or not DATASET_ID_RE.fullmatch(name):
         raise DatasetError(f"dataset name '{name}' must look like hopper-expert-v0 "
                            "(letters, digits, dashes, ending in -v<version>)")
 
@@ -395,7 +485,7 @@ def write_minari(name: str, episodes: list[dict], env_id: str, metadata: dict,
     directory and renamed into place, so a crash never leaves a half-written dataset."""
     from minari.data_collector import EpisodeBuffer
 
-    from contrl.envs.make import raw_action_space, raw_observation_space
+    from contrl.envs.make import raw_action_space
 
     check_name(name)
     root = minari_root()
@@ -416,12 +506,15 @@ def write_minari(name: str, episodes: list[dict], env_id: str, metadata: dict,
     os.environ["MINARI_DATASETS_PATH"] = str(tmp)
     try:
         import minari
-        gym_env = None if env_id.startswith("dmc:") else env_id
+        from contrl.envs.make import has_dict_observations
+        # dm_control envs are not Gymnasium ids; dict-observation envs are written flat (the
+        # key order goes into contrl's metadata): Minari would check them against a Dict space
+        gym_env = None if env_id.startswith("dmc:") or has_dict_observations(env_id) else env_id
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = minari.create_dataset_from_buffers(
                 name, buffers, env=gym_env,
-                observation_space=None if gym_env else raw_observation_space(env_id),
+                observation_space=None if gym_env else _flat_space(env_id, buffers),
                 action_space=None if gym_env else raw_action_space(env_id),
                 algorithm_name=metadata.get("policy", "contrl"), author="contrl",
                 author_email="none", code_permalink="contrl",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from contrl.agents.base import Batch
+from contrl.data.batch import Batch
 
 
 class ReplayBuffer:

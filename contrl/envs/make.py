@@ -1,9 +1,12 @@
 """``make_env`` for Gymnasium ids, and a small pool of environments stepped in lockstep."""
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import warnings
 from functools import lru_cache
+from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -14,17 +17,55 @@ from contrl.errors import ContrlError, UnknownIdError
 
 # Continuous-control classic-control tasks; every Gymnasium MuJoCo task is added from the registry.
 _CLASSIC = ("Pendulum-v1", "MountainCarContinuous-v0")
+# Info keys through which an env reports that an episode reached its goal.
+SUCCESS_KEYS = ("is_success", "success")
+
+
+@lru_cache(maxsize=None)
+def _register_robotics() -> bool:
+    """Register gymnasium-robotics' envs (the mazes) with Gymnasium, once. Its import prints a
+    notice about Adroit reward versions; that is kept out of contrl's output."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import gymnasium_robotics
+            gym.register_envs(gymnasium_robotics)
+    except ImportError:  # pragma: no cover - gymnasium-robotics is a dependency
+        return False
+    return True
+
+
+def _is_maze(env_id: str) -> bool:
+    return env_id.startswith(("AntMaze_", "PointMaze_"))
 
 
 def known_env_ids(dmc: bool = True) -> list[str]:
-    """Gymnasium MuJoCo tasks (v4, v5), the continuous classic-control tasks and, with
-    ``dmc``, the DeepMind Control Suite tasks as ``dmc:<domain>-<task>``."""
+    """Gymnasium MuJoCo tasks (v4, v5), gymnasium-robotics' AntMaze and PointMaze tasks (their
+    newest version), the continuous classic-control tasks and, with ``dmc``, the DeepMind
+    Control Suite tasks as ``dmc:<domain>-<task>``."""
+    _register_robotics()
     ids = [
         k for k, spec in gym.registry.items()
         if isinstance(spec.entry_point, str) and "gymnasium.envs.mujoco" in spec.entry_point
         and k.endswith(("-v4", "-v5"))
     ]
-    return sorted(ids) + list(_CLASSIC) + (dmc_ids() if dmc else [])
+    newest: dict[str, tuple[int, str]] = {}
+    for k in gym.registry:
+        if _is_maze(k):
+            name, _, version = k.rpartition("-v")
+            newest[name] = max(newest.get(name, (-1, "")), (int(version), k))
+    mazes = sorted(k for _, k in newest.values())
+    return sorted(ids) + mazes + list(_CLASSIC) + (dmc_ids() if dmc else [])
+
+
+def default_obs_keys(env_id: str) -> tuple[str, ...]:
+    """The key order in which a dict observation is flattened unless the config names one:
+    observation + desired_goal; AntMaze keeps the ant's x-y position only in achieved_goal, so
+    there it comes in between (the policy must know where the ant is)."""
+    if env_id.startswith("AntMaze_"):
+        return ("observation", "achieved_goal", "desired_goal")
+    return ("observation", "desired_goal")
 
 
 def resolve_env_id(env_id: str) -> str:
@@ -32,7 +73,7 @@ def resolve_env_id(env_id: str) -> str:
     known = known_env_ids(dmc=env_id.startswith(PREFIX))
     if env_id in known:
         return env_id
-    if env_id in gym.registry and not env_id.startswith(PREFIX):
+    if env_id in gym.registry and not env_id.startswith(PREFIX) and not _is_maze(env_id):
         return env_id  # any other registered Gymnasium id; its action space is checked on make
     close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.5)
     hint = f"; closest: {', '.join(close)}" if close else "; see `contrl list`"
@@ -74,9 +115,33 @@ class ActionRepeat(gym.Wrapper):
         return obs, total, terminated, truncated, info
 
 
-def make_env(env_id: str, action_repeat: int = 1) -> gym.Env:
+class FlattenDict(gym.ObservationWrapper):
+    """A dict observation as one float32 vector: the named keys' arrays, flattened and
+    concatenated in the given order."""
+
+    def __init__(self, env: gym.Env, keys: tuple[str, ...]):
+        super().__init__(env)
+        space = env.observation_space
+        missing = [k for k in keys if k not in space.spaces]
+        if missing or not keys:
+            raise ContrlError(f"{env.spec.id if env.spec else env}: observation keys "
+                              f"{', '.join(missing) or '(none)'} not among its keys "
+                              f"{', '.join(space.spaces)} (set --obs-keys)")
+        bad = [k for k in keys if not isinstance(space.spaces[k], gym.spaces.Box)]
+        if bad:
+            raise ContrlError(f"observation keys {', '.join(bad)} are not arrays")
+        self.keys = tuple(keys)
+        dim = sum(int(np.prod(space.spaces[k].shape)) for k in keys)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
+
+    def observation(self, obs):
+        return np.concatenate([np.asarray(obs[k], np.float32).ravel() for k in self.keys])
+
+
+def make_env(env_id: str, action_repeat: int = 1, obs_keys: tuple[str, ...] = ()) -> gym.Env:
     """An env with actions rescaled to [-1, 1] and flat observations: a Gymnasium id or
-    ``dmc:<domain>-<task>``; ``action_repeat`` > 1 repeats each action."""
+    ``dmc:<domain>-<task>``; ``action_repeat`` > 1 repeats each action. A dict observation
+    is flattened in the order ``obs_keys`` (default: ``default_obs_keys``)."""
     env_id = resolve_env_id(env_id)
     if env_id.startswith(PREFIX):
         env = DMCEnv(env_id)
@@ -89,8 +154,10 @@ def make_env(env_id: str, action_repeat: int = 1) -> gym.Env:
             f"{env_id} has a {type(env.action_space).__name__} action space; "
             "contrl needs continuous (Box) actions"
         )
+    if isinstance(env.observation_space, gym.spaces.Dict):
+        env = FlattenDict(env, tuple(obs_keys) or default_obs_keys(env_id))
     if not isinstance(env.observation_space, gym.spaces.Box) or len(env.observation_space.shape) != 1:
-        raise ContrlError(f"{env_id}: contrl needs flat Box observations")
+        raise ContrlError(f"{env_id}: contrl needs flat Box (or dict of Box) observations")
     if action_repeat > 1:
         env = ActionRepeat(env, action_repeat)
     return RescaleToUnit(env)
@@ -99,9 +166,14 @@ def make_env(env_id: str, action_repeat: int = 1) -> gym.Env:
 @lru_cache(maxsize=None)
 def _raw_spaces(env_id: str):
     env = make_env(env_id)
-    spaces = env.env.observation_space, env.env.action_space
+    inner = env.env.env if isinstance(env.env, FlattenDict) else env.env
+    spaces = inner.observation_space, inner.action_space
     env.close()
     return spaces
+
+
+def has_dict_observations(env_id: str) -> bool:
+    return isinstance(raw_observation_space(env_id), gym.spaces.Dict)
 
 
 def raw_action_space(env_id: str) -> gym.spaces.Box:
@@ -113,16 +185,35 @@ def raw_observation_space(env_id: str) -> gym.spaces.Box:
     return _raw_spaces(env_id)[0]
 
 
+def info_success(info: dict) -> bool | None:
+    """Whether a step's info says the goal is reached (None: the env does not say)."""
+    for key in SUCCESS_KEYS:
+        if key in info:
+            return bool(info[key])
+    return None
+
+
+class Episode(NamedTuple):
+    """A finished episode: undiscounted return, length, and whether it reached its goal at
+    any step (None for envs that do not report success)."""
+
+    ret: float
+    length: int
+    success: bool | None = None
+
+
 class EnvPool:
     """``n`` environments stepped in lockstep with explicit episode ends.
 
     Unlike Gymnasium's vector envs, ``step`` returns the real final observation of an
-    episode as ``next_obs`` and leaves the reset to the caller (``reset_done``), so that
-    termination, truncation and the final observation are never mixed up.
+    episode as ``next_obs`` and leaves the reset to the caller (``advance``), so that
+    termination, truncation and the final observation are never mixed up. Envs that report
+    success in their step info (``is_success`` or ``success``) have it kept per episode.
     """
 
-    def __init__(self, env_id: str, n: int, seed: int, action_repeat: int = 1):
-        self.envs = [make_env(env_id, action_repeat) for _ in range(n)]
+    def __init__(self, env_id: str, n: int, seed: int, action_repeat: int = 1,
+                 obs_keys: tuple[str, ...] = ()):
+        self.envs = [make_env(env_id, action_repeat, obs_keys) for _ in range(n)]
         self.seed = seed
         self.obs_dim = self.envs[0].observation_space.shape[0]
         self.action_dim = self.envs[0].action_space.shape[0]
@@ -131,6 +222,8 @@ class EnvPool:
         ).astype(np.float32)
         self.episode_return = np.zeros(n)
         self.episode_length = np.zeros(n, np.int64)
+        self.episode_success = np.zeros(n, bool)
+        self.reports_success = False
 
     @property
     def n(self) -> int:
@@ -143,19 +236,27 @@ class EnvPool:
         reward = np.array([o[1] for o in out], np.float32)
         terminated = np.array([o[2] for o in out], bool)
         truncated = np.array([o[3] for o in out], bool)
+        for i, o in enumerate(out):
+            success = info_success(o[4])
+            if success is not None:
+                self.reports_success = True
+                self.episode_success[i] |= success
         self.episode_return += reward
         self.episode_length += 1
         return next_obs, reward, terminated, truncated
 
-    def advance(self, next_obs: np.ndarray, done: np.ndarray) -> list[tuple[float, int]]:
-        """Make ``next_obs`` current, resetting finished envs; returns their (return, length)."""
+    def advance(self, next_obs: np.ndarray, done: np.ndarray) -> list[Episode]:
+        """Make ``next_obs`` current, resetting finished envs; returns their episodes."""
         finished = []
         obs = next_obs.copy()
         for i in np.flatnonzero(done):
-            finished.append((float(self.episode_return[i]), int(self.episode_length[i])))
+            finished.append(Episode(float(self.episode_return[i]), int(self.episode_length[i]),
+                                    bool(self.episode_success[i]) if self.reports_success
+                                    else None))
             obs[i] = self.envs[i].reset()[0]
             self.episode_return[i] = 0.0
             self.episode_length[i] = 0
+            self.episode_success[i] = False
         self.obs = obs
         return finished
 
@@ -166,6 +267,8 @@ class EnvPool:
             "obs": self.obs.copy(),
             "episode_return": self.episode_return.copy(),
             "episode_length": self.episode_length.copy(),
+            "episode_success": self.episode_success.copy(),
+            "reports_success": self.reports_success,
         }
 
     def load_state(self, state: dict) -> None:
@@ -174,6 +277,8 @@ class EnvPool:
         self.obs = np.asarray(state["obs"], np.float32)
         self.episode_return = np.asarray(state["episode_return"], np.float64)
         self.episode_length = np.asarray(state["episode_length"], np.int64)
+        self.episode_success = np.asarray(state.get("episode_success", self.episode_success), bool)
+        self.reports_success = bool(state.get("reports_success", False))
 
     def close(self) -> None:
         for e in self.envs:

@@ -1,16 +1,23 @@
 """Capture and restore an environment's full state, so a resumed run continues mid-episode
 exactly as if it had never stopped.
 
-For MuJoCo envs (Gymnasium's and dm_control's) the physics is saved with ``mj_getState(mjSTATE_INTEGRATION)`` (positions,
-velocities, actuator state, warm-start accelerations, time); for others the simple attributes
-of the base env (arrays and numbers, e.g. Pendulum's ``state``). Wrapper counters such as the
-time limit's elapsed steps, and the env's random generator, are saved too.
+Two parts, both always saved:
+
+- the physics of MuJoCo envs (Gymnasium's, dm_control's, gymnasium-robotics'), with
+  ``mj_getState(mjSTATE_INTEGRATION)`` (positions, velocities, actuator state, warm-start
+  accelerations, time), plus the model's site positions (goal markers are sites);
+- the Python-side state: the simple attributes of the base env (arrays, numbers, strings: e.g.
+  Pendulum's ``state``, a maze's ``goal`` and ``reset_pos``) and of the Gymnasium envs it
+  holds inside (AntMaze's ant), and the random generators of all of them.
+
+Wrapper counters such as the time limit's elapsed steps are saved too.
 """
 from __future__ import annotations
 
 import copy
 import numbers
 
+import gymnasium as gym
 import numpy as np
 
 try:
@@ -41,10 +48,24 @@ def _mujoco_handles(base):
     return None
 
 
+def _simple_attrs(obj) -> dict:
+    return {k: copy.deepcopy(v) for k, v in vars(obj).items()
+            if not k.startswith("__") and isinstance(v, _SIMPLE)}
+
+
+def _inner_envs(base) -> dict:
+    """Gymnasium envs held as attributes of the base env (e.g. AntMaze's ``ant_env``)."""
+    return {k: v for k, v in vars(base).items() if isinstance(v, gym.Env)}
+
+
 def get_env_state(env) -> dict:
     wrappers = [{a: getattr(w, a) for a in _WRAPPER_ATTRS if hasattr(w, a)} for w in _chain(env)]
     base = env.unwrapped
-    state = {"wrappers": wrappers, "np_random": copy.deepcopy(base.np_random.bit_generator.state)}
+    state = {"wrappers": wrappers, "np_random": copy.deepcopy(base.np_random.bit_generator.state),
+             "attrs": _simple_attrs(base),
+             "inner": {k: {"attrs": _simple_attrs(e),
+                           "np_random": copy.deepcopy(e.np_random.bit_generator.state)}
+                       for k, e in _inner_envs(base).items()}}
     handles = _mujoco_handles(base)
     if hasattr(base, "extra_state"):
         state["extra"] = base.extra_state()
@@ -53,11 +74,7 @@ def get_env_state(env) -> dict:
         buf = np.empty(mujoco.mj_stateSize(handles[0], spec))
         mujoco.mj_getState(*handles, buf, spec)
         state["mujoco"] = buf
-    else:
-        state["attrs"] = {
-            k: copy.deepcopy(v) for k, v in vars(base).items()
-            if not k.startswith("__") and isinstance(v, _SIMPLE)
-        }
+        state["site_pos"] = np.array(handles[0].site_pos)
     return state
 
 
@@ -67,13 +84,19 @@ def set_env_state(env, state: dict) -> None:
             setattr(w, k, v)
     base = env.unwrapped
     base.np_random.bit_generator.state = state["np_random"]
+    for k, v in state.get("attrs", {}).items():
+        setattr(base, k, copy.deepcopy(v))
+    inner = _inner_envs(base)
+    for name, saved in state.get("inner", {}).items():
+        for k, v in saved["attrs"].items():
+            setattr(inner[name], k, copy.deepcopy(v))
+        inner[name].np_random.bit_generator.state = saved["np_random"]
     if "extra" in state:
         base.load_extra_state(state["extra"])
     if "mujoco" in state:
         model, data = _mujoco_handles(base)
         mujoco.mj_setState(model, data, np.asarray(state["mujoco"]),
                            mujoco.mjtState.mjSTATE_INTEGRATION)
+        if "site_pos" in state:
+            model.site_pos[:] = np.asarray(state["site_pos"])
         mujoco.mj_forward(model, data)
-    else:
-        for k, v in state["attrs"].items():
-            setattr(base, k, copy.deepcopy(v))

@@ -1,31 +1,40 @@
 """What every training loop does around its updates.
 
-A loop steps environments and calls its agent's update; ``Session`` does the rest: rows of
-progress.csv (and TensorBoard/W&B), periodic deterministic evaluation, the best-policy
-checkpoint, eval.json, the progress bar, a wall clock continued across resumes, and the
-bookkeeping that goes into every full checkpoint.
+A loop is a ``Loop`` subclass: it sets up what it needs, then writes only its body
+(``iteration``: step the envs or the dataset, update the agent, move the step counter) and
+what its full checkpoints hold besides the agent (``checkpoint_parts``). The frame is
+shared: the stop flag (Ctrl-C, SIGTERM), checkpoint-on-interrupt, closing, the summary.
+``Session`` does the bookkeeping: rows of progress.csv (and TensorBoard/W&B), periodic
+deterministic evaluation, the best-policy checkpoint, eval.json, the progress bar, and a wall
+clock continued across resumes.
 """
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
 
+from contrl.agents.base import Agent
 from contrl.envs import EnvPool
-from contrl.errors import NonFiniteLossError
+from contrl.envs.make import Episode
+from contrl.errors import ContrlError, NonFiniteLossError
 from contrl.evaluate import evaluate
-from contrl.run import (Checkpoint, Logger, Progress, RateMeter, atomic_write_json,
-                        save_checkpoint)
+from contrl.policy import Carry, restore_carry
+from contrl.run import Checkpoint, Logger, Progress, RateMeter, atomic_write_json, save_checkpoint
 
 
 class StopFlag:
-    """SIGINT/SIGTERM set a flag; the loop saves a checkpoint at the next safe point."""
+    """SIGINT/SIGTERM set a flag (and remember which signal); the loop saves a checkpoint at
+    the next safe point. A second signal stops at once (KeyboardInterrupt)."""
 
     def __init__(self):
         self.raised = False
+        self.signum: int | None = None
         self._old = {}
 
     def __enter__(self):
@@ -37,7 +46,11 @@ class StopFlag:
         return self
 
     def _handle(self, signum, frame):
-        self.raised = True
+        if self.raised:
+            raise KeyboardInterrupt
+        self.raised, self.signum = True, signum
+        print("contrl: stopping at the next safe point (signal again to stop at once)",
+              file=sys.stderr, flush=True)
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():
@@ -50,32 +63,59 @@ def crossed(prev: int, step: int, every: int) -> bool:
 
 
 def check_finite(metrics: dict, step: int, run_dir: Path) -> dict:
-    """Metrics as floats; a NaN or infinite one stops training with a one-line error."""
+    """Metrics as floats; a NaN or infinite one stops training with a one-line error that says
+    what checkpoint there is to go back to."""
     values = {k: float(v) for k, v in jax.device_get(metrics).items()}
     for k, v in values.items():
         if not np.isfinite(v):
-            raise NonFiniteLossError(
-                f"{k} became {v} at step {step}; training stopped. The last good checkpoint "
-                f"is kept in {run_dir / 'checkpoints'}"
-            )
+            latest = run_dir / "checkpoints" / "latest.ckpt"
+            if latest.exists():
+                kept = (f"the last good checkpoint (step {Checkpoint(latest).meta.get('step')}) "
+                        f"is {latest}")
+            else:
+                kept = "no checkpoint had been written yet, so there is nothing to resume"
+            raise NonFiniteLossError(f"{k} became {v} at step {step}; training stopped; {kept}")
     return values
 
 
-def start(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool, agent=None):
+class Start(NamedTuple):
+    """What a loop starts from: its envs, the agent, and when resuming the checkpoint and the
+    bookkeeping state saved in it (None for a fresh run)."""
+
+    pool: EnvPool
+    agent: Agent
+    checkpoint: Checkpoint | None
+    state: dict | None
+
+
+def start(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool, agent=None) -> Start:
     """The environments and a fresh agent (or ``agent``, e.g. one trained offline), or, when
-    resuming, the agent and the environments' exact state from ``latest.ckpt``.
-    Returns (pool, agent, checkpoint or None, saved state or None)."""
-    pool = EnvPool(run_cfg.env, run_cfg.num_envs, run_cfg.seed, run_cfg.action_repeat)
+    resuming, the agent and the environments' exact state from ``latest.ckpt``."""
+    pool = EnvPool(run_cfg.env, run_cfg.num_envs, run_cfg.seed, **run_cfg.env_kwargs)
     if agent is None or resume:
         agent = agent_cls.create(algo_cfg, pool.obs_dim, pool.action_dim, run_cfg.seed,
                                  num_envs=run_cfg.num_envs)
+    path = run_dir / "checkpoints" / "latest.ckpt"
+    if resume and not path.exists():  # killed before its first checkpoint: start it over
+        print(f"{run_dir} has no checkpoint yet: starting it from step 0", file=sys.stderr)
+        resume = False
     if not resume:
-        return pool, agent, None, None
-    ckpt = Checkpoint(run_dir / "checkpoints" / "latest.ckpt")
+        return Start(pool, agent, None, None)
+    ckpt = Checkpoint(path)
     state = ckpt.state()
     if "pool" in state:  # offline runs keep no env state
         pool.load_state(state["pool"])
-    return pool, ckpt.restore_agent(agent), ckpt, state
+    return Start(pool, ckpt.restore_agent(agent), ckpt, state)
+
+
+def saved_carry(ckpt: Checkpoint | None, template: Carry, prefix: str = "carry/") -> Carry:
+    """The policy state saved in a checkpoint (``template`` when there is none to restore)."""
+    if ckpt is None:
+        return template
+    try:
+        return restore_carry(ckpt.arrays(prefix), template, prefix)
+    except ValueError as e:
+        raise ContrlError(f"{ckpt.path}: {e}") from None
 
 
 class Session:
@@ -87,15 +127,20 @@ class Session:
         state = state or {}
         self._score = score
         self.cfg = run_cfg
+        if run_cfg.best_metric == "normalized_score" and score is None:
+            raise ContrlError("best_metric normalized_score needs a dataset with reference "
+                              "scores (--dataset)")
         self.run_dir = run_dir
         self.step = state.get("step", 0)
         self.episodes = state.get("episodes", 0)
-        self.best = state.get("best_eval", -np.inf)
+        best = state.get("best_eval")
+        self.best = None if best is None or best == -np.inf else (
+            tuple(best) if isinstance(best, list) else (best,))
         self.last_eval = state.get("last_eval")
         self._elapsed = state.get("elapsed", 0.0)
         self.metrics: dict = {}
         self.result = None
-        self._recent: list[tuple[float, int]] = []
+        self._recent: list[Episode] = []
         wandb_cfg = {"run": run_cfg.__dict__, "algo": algo_cfg.__dict__} if run_cfg.wandb else None
         self.logger = Logger(run_dir, metric_names, run_cfg.tensorboard, wandb_cfg,
                              resume_step=self.step if state else None)
@@ -108,7 +153,8 @@ class Session:
         return self._elapsed + time.perf_counter() - self._t0
 
     def state(self) -> dict:
-        return {"step": self.step, "episodes": self.episodes, "best_eval": self.best,
+        return {"step": self.step, "episodes": self.episodes,
+                "best_eval": None if self.best is None else list(self.best),
                 "last_eval": self.last_eval, "elapsed": self.clock()}
 
     def done(self) -> bool:
@@ -117,14 +163,26 @@ class Session:
         return self.step >= self.cfg.steps or (
             target is not None and self.last_eval is not None and self.last_eval >= target)
 
-    def finished(self, episodes: list[tuple[float, int]]) -> None:
-        """Record finished training episodes as (return, length)."""
+    def finished(self, episodes: list[Episode]) -> None:
+        """Record finished training episodes."""
         self._recent += episodes
         self.episodes += len(episodes)
 
+    def rank(self, result: dict) -> tuple[float, ...]:
+        """What best.ckpt maximizes, for an evaluation ``result``: the chosen metric, then the
+        mean return to break ties (success rates tie often)."""
+        metric = self.cfg.best_metric
+        if metric == "auto":
+            metric = "success_rate" if "success_rate" in result else "return"
+        if metric == "return":
+            return (result["mean_return"],)
+        if metric not in result:
+            raise ContrlError(f"best_metric {metric}: {self.cfg.env} does not report it")
+        return (result[metric], result["mean_return"])
+
     def advance(self, prev: int, agent) -> None:
         """After the step counter moved from ``prev`` to ``self.step``: log a row when one is
-        due, and evaluate ``agent.eval_actions`` (keeping the best policy) when that is due."""
+        due, and evaluate ``agent`` (keeping the best policy) when that is due."""
         step, cfg = self.step, self.cfg
         do_eval = crossed(prev, step, cfg.eval_every) or step >= cfg.steps
         if not (do_eval or crossed(prev, step, cfg.log_every)):
@@ -132,22 +190,27 @@ class Session:
         row = {"step": step, "time": self.clock(), "steps_per_sec": self.rate(step),
                "episodes": self.episodes, **self.metrics}
         if self._recent:
-            row["episode_return"] = float(np.mean([r for r, _ in self._recent]))
-            row["episode_length"] = float(np.mean([n for _, n in self._recent]))
+            row["episode_return"] = float(np.mean([e.ret for e in self._recent]))
+            row["episode_length"] = float(np.mean([e.length for e in self._recent]))
+            outcomes = [e.success for e in self._recent if e.success is not None]
+            if outcomes:
+                row["episode_success"] = float(np.mean(outcomes))
             self._recent = []
         if do_eval:
-            result = evaluate(lambda o: agent.eval_actions(o), cfg.env, cfg.eval_episodes,
-                              cfg.seed, cfg.action_repeat)
+            result = evaluate(agent, cfg.env, cfg.eval_episodes, cfg.seed, **cfg.env_kwargs)
             result["step"] = step
             self.result, self.last_eval = result, result["mean_return"]
-            row.update(eval_return=self.last_eval, eval_std=result["std_return"])
+            row.update(eval_return=self.last_eval, eval_std=result["std_return"],
+                       eval_success_rate=result.get("success_rate"))
             score = self._score(self.last_eval) if self._score is not None else None
             if score is not None:
                 result["normalized_score"] = row["normalized_score"] = score
-            if self.last_eval > self.best:
-                self.best = self.last_eval
+            rank = self.rank(result)
+            if self.best is None or rank > self.best:
+                self.best = rank
                 save_checkpoint(self.run_dir / "checkpoints" / "best.ckpt", agent,
-                                {"step": step, "kind": "policy", "eval": self.last_eval})
+                                {"step": step, "kind": "policy", "eval": self.last_eval,
+                                 "best_metric": list(rank)})
             atomic_write_json(self.run_dir / "eval.json", result)
         self.logger.log(row)
         self.progress.update(step, row["steps_per_sec"], self.last_eval)
@@ -161,16 +224,6 @@ class Session:
         if crossed(prev, self.step, self.cfg.checkpoint_every) or self.done():
             checkpoint()
 
-    def stopped(self, stop: StopFlag, checkpoint, algo: str) -> None:
-        """After the loop: if it was interrupted, save a checkpoint and say how to resume."""
-        if stop.raised:
-            checkpoint()
-            run = self.run_dir
-            if not (run / "config.json").exists() and (run.parent / "config.json").exists():
-                run = run.parent  # an online phase lives inside its offline run
-            print(f"interrupted at step {self.step}; checkpoint saved. Resume with "
-                  f"`contrl train {algo} --resume {run}`")
-
     def close(self) -> None:
         self.progress.close()
         self.logger.close()
@@ -178,3 +231,62 @@ class Session:
     def summary(self, interrupted: bool) -> dict:
         return {"step": self.step, "run_dir": str(self.run_dir), "eval": self.result,
                 "interrupted": interrupted}
+
+
+class Loop:
+    """The frame every training loop shares. A subclass sets ``self.run`` (its Session) and
+    ``self.agent`` in ``__init__`` and implements ``iteration`` (which moves ``run.step`` and
+    ends with ``self.after(prev, metrics)``) and ``checkpoint_parts``."""
+
+    run: Session
+    agent: Agent
+
+    def __init__(self, run_dir: Path, algo: str):
+        self.run_dir = Path(run_dir)
+        self.algo = algo
+
+    def iteration(self) -> None:
+        raise NotImplementedError
+
+    def checkpoint_parts(self) -> tuple[dict | None, dict]:
+        """(named arrays, JSON-able state) a full checkpoint holds besides the agent and the
+        session's bookkeeping."""
+        return None, {}
+
+    def close(self) -> None:
+        """Release what the loop holds (envs)."""
+
+    def checkpoint(self) -> None:
+        arrays, state = self.checkpoint_parts()
+        save_checkpoint(self.run_dir / "checkpoints" / "latest.ckpt", self.agent,
+                        {"step": self.run.step, "kind": "full"}, arrays,
+                        {**self.run.state(), **state})
+
+    def after(self, prev: int, metrics: dict | None) -> None:
+        """End of an iteration: metrics, logging, evaluation, periodic checkpoint."""
+        self.run.after_steps(prev, self.agent, metrics, self.checkpoint)
+
+    def __call__(self, stop: StopFlag | None = None) -> dict:
+        """Iterate until the budget is spent or a stop signal arrives (then save a checkpoint
+        and say how to resume); always close; return the summary. ``stop``: a flag already
+        watching the signals (e.g. since before the loop was set up)."""
+        if stop is None:
+            with StopFlag() as stop:
+                return self._drive(stop)
+        return self._drive(stop)
+
+    def _drive(self, stop: StopFlag) -> dict:
+        try:
+            while not self.run.done() and not stop.raised:
+                self.iteration()
+            if stop.raised:
+                self.checkpoint()
+                run = self.run_dir
+                if not (run / "config.json").exists() and (run.parent / "config.json").exists():
+                    run = run.parent  # an online phase lives inside its offline run
+                print(f"interrupted at step {self.run.step}; checkpoint saved. Resume with "
+                      f"`contrl train {self.algo} --resume {run}`")
+        finally:
+            self.run.close()
+            self.close()
+        return {**self.run.summary(stop.raised), "signal": stop.signum}

@@ -1,13 +1,12 @@
 """The offline loop: gradient steps on a fixed dataset, with evaluation in the environment,
-then (for agents that can act online and a config with ``online_steps`` > 0) online
-fine-tuning in the shared off-policy loop, in ``<run>/online``.
+then (for a config with ``online_steps`` > 0) online fine-tuning in the shared off-policy
+loop, in ``<run>/online``.
 
-Steps count gradient steps. An agent provides what the off-policy agents do (``create``,
-``eval_actions``, ``update(batches)``, ``METRICS``) and optionally ``fit_dataset(dataset,
-cfg)`` (called once, on a fresh run: dataset statistics such as observation normalization);
-its config provides ``dataset``, ``batch_size``, ``gamma`` and ``steps_per_call`` (gradient
-steps per compiled call). Evaluations report the normalized score (0 = random, 100 = expert)
-when the dataset has reference scores.
+Steps count gradient steps. The agent is used through ``contrl.agents.base.Agent``
+(``fit_dataset`` once, on a fresh run: dataset statistics such as observation
+normalization); its config provides ``dataset``, ``dataset_size``, ``batch_size``, ``gamma``
+and ``steps_per_call`` (gradient steps per compiled call). Evaluations report the normalized
+score (0 = random, 100 = expert) when the dataset has reference scores.
 """
 from __future__ import annotations
 
@@ -17,49 +16,54 @@ from pathlib import Path
 import numpy as np
 
 from contrl.data.datasets import load_dataset
-from contrl.loops.common import Session, StopFlag, start
-from contrl.run import save_checkpoint
+from contrl.loops.common import Loop, Session, start
+
+
+class OfflineLoop(Loop):
+    def __init__(self, run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = False,
+                 algo: str = "<algo>"):
+        super().__init__(run_dir, algo)
+        self.dataset = load_dataset(algo_cfg.dataset, run_cfg.env, run_cfg.obs_keys).head(
+            algo_cfg.dataset_size)
+        pool, self.agent, _, state = start(run_cfg, algo_cfg, agent_cls, run_dir, resume)
+        pool.close()  # offline: the env is only evaluated
+        self.dataset.check_env(run_cfg.env, pool.obs_dim, pool.action_dim)
+        self.rng = np.random.default_rng(run_cfg.seed)
+        if state is not None:
+            self.rng.bit_generator.state = state["data_rng"]
+        else:
+            self.agent = self.agent.fit_dataset(self.dataset, algo_cfg)
+        self.cfg = algo_cfg
+        self.run = Session(run_cfg, algo_cfg, ("normalized_score",) + agent_cls.METRICS, run_dir,
+                           state, score=self.dataset.normalized_score)
+
+    def checkpoint_parts(self):
+        return None, {"data_rng": self.rng.bit_generator.state, "dataset": self.dataset.name}
+
+    def iteration(self) -> None:
+        k = min(self.cfg.steps_per_call, self.run.cfg.steps - self.run.step)  # steps asked, done
+        self.agent, metrics = self.agent.update(
+            self.dataset.sample(self.rng, self.cfg.batch_size, self.cfg.gamma, k))
+        prev = self.run.step
+        self.run.step += k
+        self.after(prev, metrics)
+
+    def __call__(self, stop=None) -> dict:
+        """The offline phase, then the online one when configured (and not interrupted)."""
+        summary = super().__call__(stop)
+        if self.cfg.online_steps > 0 and not summary["interrupted"]:
+            summary["online"] = train_online(self.run.cfg, self.cfg, type(self.agent),
+                                             self.run_dir, self.agent, self.algo, stop)
+        return summary
 
 
 def train_offline(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = False,
                   algo: str = "<algo>") -> dict:
-    dataset = load_dataset(algo_cfg.dataset, run_cfg.env).head(getattr(algo_cfg, "dataset_size", 0))
-    pool, agent, _, state = start(run_cfg, algo_cfg, agent_cls, run_dir, resume)
-    pool.close()  # offline: the env is only evaluated
-    dataset.check_env(run_cfg.env, pool.obs_dim, pool.action_dim)
-    rng = np.random.default_rng(run_cfg.seed)
-    if state is not None:
-        rng.bit_generator.state = state["data_rng"]
-    elif hasattr(agent, "fit_dataset"):
-        agent = agent.fit_dataset(dataset, algo_cfg)
-    run = Session(run_cfg, algo_cfg, ("normalized_score",) + agent_cls.METRICS, run_dir, state,
-                  score=dataset.normalized_score)
-
-    def checkpoint():
-        save_checkpoint(run_dir / "checkpoints" / "latest.ckpt", agent,
-                        {"step": run.step, "kind": "full"}, None,
-                        {**run.state(), "data_rng": rng.bit_generator.state,
-                         "dataset": dataset.name})
-
-    k = algo_cfg.steps_per_call
-    try:
-        with StopFlag() as stop:
-            while not run.done() and not stop.raised:
-                agent, metrics = agent.update(dataset.sample(rng, algo_cfg.batch_size,
-                                                             algo_cfg.gamma, k))
-                prev = run.step
-                run.step += k
-                run.after_steps(prev, agent, metrics, checkpoint)
-            run.stopped(stop, checkpoint, algo)
-    finally:
-        run.close()
-    summary = run.summary(stop.raised)
-    if getattr(algo_cfg, "online_steps", 0) > 0 and not stop.raised:
-        summary["online"] = train_online(run_cfg, algo_cfg, agent_cls, run_dir, agent, algo)
-    return summary
+    return OfflineLoop(run_cfg, algo_cfg, agent_cls, run_dir, resume, algo)()
 
 
-def train_online(run_cfg, algo_cfg, agent_cls, run_dir: Path, agent, algo: str) -> dict:
+def train_online(run_cfg, algo_cfg, agent_cls, run_dir: Path, agent, algo: str,
+                 stop=None) -> dict:
     """The online phase after the offline one: ``online_steps`` env steps in <run>/online,
     starting from the offline agent (or resuming the online phase where it stopped)."""
     from contrl.loops.offpolicy import train_offpolicy
@@ -71,4 +75,4 @@ def train_online(run_cfg, algo_cfg, agent_cls, run_dir: Path, agent, algo: str) 
     print(f"offline phase done; {'resuming' if resume else 'starting'} the online phase "
           f"({algo_cfg.online_steps} env steps) in {online_dir}")
     return train_offpolicy(online_cfg, algo_cfg, agent_cls, online_dir, resume, algo,
-                           agent=None if resume else agent)
+                           agent=None if resume else agent, stop=stop)

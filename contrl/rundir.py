@@ -1,0 +1,80 @@
+"""Saved runs: their configurations and agents, read back from a run directory."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from contrl import config as C
+from contrl.envs import make_env, resolve_env_id
+from contrl.errors import ContrlError
+from contrl.registry import resolve_algo
+from contrl.run import Checkpoint, read_run_config
+
+
+def run_configs(run_dir: str | Path):
+    """(RunConfig, algorithm config) saved in a run directory."""
+    saved = read_run_config(Path(run_dir))
+    return (C.build(C.RunConfig, saved["run"]),
+            C.build(resolve_algo(saved["algo"])[0], saved["algo_config"]))
+
+
+def load_agent(run_dir: str | Path, which: str = "best"):
+    """The agent saved in a run directory (``best``, else ``latest``; or ``latest``), the
+    run's configs and the checkpoint's metadata."""
+    run_dir = Path(run_dir)
+    run_cfg, algo_cfg = run_configs(run_dir)
+    agent_cls = resolve_algo(read_run_config(run_dir)["algo"])[1]
+    path = run_dir / "checkpoints" / f"{which}.ckpt"
+    if which == "best" and not path.exists():
+        path = run_dir / "checkpoints" / "latest.ckpt"
+    ckpt = Checkpoint(path)
+    env = make_env(run_cfg.env, **run_cfg.env_kwargs)
+    template = agent_cls.create(algo_cfg, env.observation_space.shape[0],
+                                env.action_space.shape[0], run_cfg.seed,
+                                num_envs=run_cfg.num_envs)
+    env.close()
+    return ckpt.restore_agent(template), run_cfg, algo_cfg, ckpt.meta
+
+
+def collect_run(run_dir: str | Path | None, name: str, steps: int, noise: float = 0.0,
+                env_id: str | None = None, seed: int = 0, which: str = "best",
+                num_envs: int = 8, ref_from: str | None = None) -> dict:
+    """``contrl collect``: roll out the policy of a run's ``which`` checkpoint (or, without a
+    run, a uniform random policy on ``env_id``) into the Minari dataset ``name``."""
+    from contrl.data.collect import collect
+    from contrl.data.datasets import check_name
+
+    check_name(name)
+    if run_dir is None:
+        if env_id is None:
+            raise ContrlError("a random dataset needs --env")
+        return collect(None, resolve_env_id(env_id), name, steps, noise, seed, num_envs,
+                       ref_from=ref_from)
+    agent, run_cfg, _, meta = load_agent(run_dir, which)
+    if env_id is not None and resolve_env_id(env_id) != run_cfg.env:
+        raise ContrlError(f"{run_dir} was trained on {run_cfg.env}, not {env_id}")
+    source = {"run": str(Path(run_dir).resolve()), "checkpoint": which,
+              "checkpoint_step": meta.get("step"),
+              "policy": f"contrl {Path(run_dir).name} ({which} checkpoint)"}
+    return collect(agent, run_cfg.env, name, steps, noise, seed, num_envs, ref_from=ref_from,
+                   source=source, env_kwargs=run_cfg.env_kwargs)
+
+
+def export_run_buffer(run_dir: str | Path, name: str, which: str = "latest",
+                      ref_from: str | None = None) -> dict:
+    """``contrl collect --from-buffer``: the replay buffer saved in a run's ``which``
+    checkpoint as the Minari dataset ``name`` (D4RL's medium-replay)."""
+    from contrl.data.collect import export_buffer
+    from contrl.data.datasets import check_name
+
+    check_name(name)
+    run_cfg, algo_cfg = run_configs(run_dir)
+    ckpt = Checkpoint(Path(run_dir) / "checkpoints" / f"{which}.ckpt")
+    arrays = ckpt.arrays("buffer/")
+    if not arrays:
+        raise ContrlError(f"{ckpt.path} holds no replay buffer (only full checkpoints of "
+                          "off-policy runs do)")
+    source = {"run": str(Path(run_dir).resolve()), "checkpoint": which,
+              "checkpoint_step": ckpt.meta.get("step"),
+              "policy": f"replay buffer of contrl {Path(run_dir).name} ({which} checkpoint)"}
+    return export_buffer(arrays, algo_cfg.buffer_size, run_cfg.num_envs,
+                         run_cfg.env, name, source, ref_from)

@@ -1,0 +1,193 @@
+"""Bad input, table-driven: every case must exit nonzero with one line naming the problem, no
+traceback, and leave no run directory or dataset behind. Extend the table as features land."""
+import json
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from contrl.cli import main
+
+
+def _h5(path, **replace):
+    """A small valid D4RL-style Pendulum file, with some members replaced (None: dropped)."""
+    n = 8
+    arrays = {"observations": np.zeros((n, 3), np.float32), "actions": np.zeros((n, 1), np.float32),
+              "rewards": np.zeros(n, np.float32), "terminals": np.zeros(n, bool),
+              "timeouts": np.eye(1, n, n - 1, dtype=bool)[0]}
+    arrays.update(replace)
+    with h5py.File(path, "w") as f:
+        for k, v in arrays.items():
+            if isinstance(v, dict):
+                g = f.create_group(k)
+                for kk, vv in v.items():
+                    g[kk] = vv
+            elif v is not None:
+                f[k] = v
+    return str(path)
+
+
+def _nan_rewards():
+    r = np.zeros(8, np.float32)
+    r[3] = np.nan
+    return r
+
+
+@pytest.fixture
+def files(tmp_path):
+    """Paths of broken inputs, made on demand by name."""
+    d = tmp_path / "inputs"
+    d.mkdir()
+
+    def make(name):
+        if name == "file":
+            (d / "a_file").write_text("x")
+            return str(d / "a_file")
+        if name == "not_hdf5":
+            (d / "x.hdf5").write_text("not hdf5")
+            return str(d / "x.hdf5")
+        if name == "empty_h5":
+            z = np.zeros((0,), np.float32)
+            return _h5(d / "e.hdf5", observations=np.zeros((0, 3), np.float32),
+                       actions=np.zeros((0, 1), np.float32), rewards=z,
+                       terminals=np.zeros(0, bool), timeouts=np.zeros(0, bool))
+        if name == "one_row_h5":
+            return _h5(d / "o.hdf5", observations=np.zeros((1, 3), np.float32),
+                       actions=np.zeros((1, 1), np.float32), rewards=np.zeros(1, np.float32),
+                       terminals=np.zeros(1, bool), timeouts=np.ones(1, bool))
+        if name == "scalar_h5":
+            return _h5(d / "s.hdf5", rewards=np.float32(1.0))
+        if name == "string_h5":
+            return _h5(d / "t.hdf5", rewards=np.array([b"a"] * 8))
+        if name == "group_h5":
+            return _h5(d / "g.hdf5", actions={"x": np.zeros((8, 1), np.float32)})
+        if name == "nan_h5":
+            return _h5(d / "n.hdf5", rewards=_nan_rewards())
+        if name == "inf_obs_h5":
+            obs = np.zeros((8, 3), np.float32)
+            obs[5, 1] = np.inf
+            return _h5(d / "i.hdf5", observations=obs)
+        if name == "missing_h5":
+            return _h5(d / "m.hdf5", timeouts=None)
+        if name == "wrong_dim_h5":
+            return _h5(d / "w.hdf5", observations=np.zeros((8, 5), np.float32))
+        if name == "bad_minari":
+            (d / "ds" / "data").mkdir(parents=True)
+            (d / "ds" / "data" / "metadata.json").write_text("{broken")
+            return str(d / "ds")
+        if name in ("run_missing_keys", "run_bad_json", "run_wrong_types"):
+            run = d / name
+            (run / "checkpoints").mkdir(parents=True)
+            text = {"run_missing_keys": json.dumps({"algo": "sac"}), "run_bad_json": "{oops",
+                    "run_wrong_types": json.dumps({"algo": "sac", "run": {"seed": "zero"},
+                                                   "algo_config": {}})}[name]
+            (run / "config.json").write_text(text)
+            return str(run)
+        raise KeyError(name)
+    return make
+
+
+# (argv with {name} placeholders for inputs made by the fixture, expected message)
+CASES = [
+    # train: flags and values
+    (["train", "sacc", "Hopper-v5"], "unknown algorithm 'sacc'"),
+    (["train", "sac", "HalfCheeta-v5"], "closest: HalfCheetah-v5"),
+    (["train", "sac", "Hopper-v5", "--lr", "-1"], "lr must be in (0"),
+    (["train", "sac", "Hopper-v5", "--lr", "nan"], "lr must be a finite number"),
+    (["train", "sac", "Hopper-v5", "--lr", "inf"], "lr must be a finite number"),
+    (["train", "sac", "Hopper-v5", "--lr", "1e30"], "lr must be in (0"),
+    (["train", "sac", "Hopper-v5", "--gamma", "nan"], "gamma must be a finite number"),
+    (["train", "sac", "Hopper-v5", "--gamma", "1.5"], "gamma must be in"),
+    (["train", "sac", "Hopper-v5", "--tau", "0"], "tau must be in"),
+    (["train", "sac", "Hopper-v5", "--init-alpha=-inf"], "init_alpha must be a finite number"),
+    (["train", "sac", "Hopper-v5", "--batch-size", "512", "--buffer-size", "100"], "larger than"),
+    (["train", "sac", "CartPole-v1"], "continuous"),
+    (["train", "sac", "Hopper-v5", "--steps", "0"], "steps must be positive"),
+    (["train", "sac", "Hopper-v5", "--num-envs", "0"], "num_envs must be positive"),
+    (["train", "sac", "Hopper-v5", "--eval-episodes", "0"], "eval_episodes must be positive"),
+    (["train", "sac", "Hopper-v5", "--best-metric", "median"], "best_metric must be one of"),
+    (["train", "sac", "Hopper-v5", "--weight-init", "xavier"], "weight_init must be"),
+    (["train", "sac", "Hopper-v5", "--offline-ratio", "0.5"], "offline_ratio needs --dataset"),
+    (["train", "sac", "Hopper-v5", "--steps", "1001", "--num-envs", "2"], "multiple of num_envs"),
+    (["train", "sac", "AntMaze_UMaze-v5", "--obs-keys", "observation", "goal"],
+     "observation keys goal not among its keys"),
+    (["train", "sac", "AntMaze_Tiny-v5"], "unknown environment"),
+    (["train", "td3", "Hopper-v5", "--noise-type", "pink"], "noise_type must be"),
+    (["train", "ppo", "Hopper-v5", "--minibatches", "5000"], "cannot be split into 5000"),
+    (["train", "a2c", "Hopper-v5", "--gae-lambda", "2"], "gae_lambda must be in"),
+    (["train", "ppo", "Hopper-v5", "--optimizer", "sgd"], "optimizer must be adam or rmsprop"),
+    (["train", "ppo", "Hopper-v5", "--lr", "nan"], "lr must be a finite number"),
+    (["train", "seeded_sac", "Pendulum-v1"], "needs a seeding policy"),
+    (["train", "dagger", "Pendulum-v1"], "dagger needs --expert"),
+    (["train", "sac", "Pendulum-v1", "--runs-dir", "{file}"], "not a directory"),
+    # train: datasets
+    (["train", "iql", "Pendulum-v1"], "needs --dataset"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "/nonexistent.hdf5"], "no dataset"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "{not_hdf5}"], "cannot open"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "{empty_h5}"], "has no rows"),
+    (["train", "bc", "Pendulum-v1", "--dataset", "{one_row_h5}"], "no complete transition"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "{scalar_h5}"], "rewards is a scalar"),
+    (["train", "td3bc", "Pendulum-v1", "--dataset", "{string_h5}"], "rewards does not hold numbers"),
+    (["train", "cql", "Pendulum-v1", "--dataset", "{group_h5}"], "actions is a group"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "{nan_h5}"], "rewards has a non-finite value (nan) at row 3"),
+    (["train", "bc", "Pendulum-v1", "--dataset", "{inf_obs_h5}"], "observations has a non-finite value (inf) at row 5"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "{missing_h5}"], "lacks timeouts"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "{wrong_dim_h5}"], "5-dim observations; Pendulum-v1 has 3"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "{bad_minari}"], "metadata.json is not valid JSON"),
+    (["train", "sac", "Pendulum-v1", "--dataset", "{nan_h5}", "--offline-ratio", "0.5"], "non-finite value"),
+    # resume
+    (["train", "sac", "--resume", "/nonexistent/run"], "not a contrl run directory"),
+    (["train", "sac", "--resume", "{run_missing_keys}"], "not a contrl run configuration"),
+    (["train", "sac", "--resume", "{run_bad_json}"], "is not valid JSON"),
+    (["train", "sac", "--resume", "{run_wrong_types}"], "seed: cannot read 'zero' as int"),
+    # eval
+    (["eval", "/nonexistent/run"], "not a contrl run directory"),
+    (["eval", "{run_missing_keys}"], "not a contrl run configuration"),
+    (["eval", "{run_bad_json}"], "is not valid JSON"),
+    (["eval", "{run_wrong_types}", "--episodes", "0"], "episodes must be positive"),
+    # collect and datasets
+    (["collect", "--random", "--env", "Pendulum-v1", "--name", "p-v0", "--noise", "-1"], "noise must be >= 0"),
+    (["collect", "--random", "--env", "Pendulum-v1", "--name", "..-v0"], "must look like"),
+    (["collect", "--random", "--env", "Pendulum-v1", "--name", "nov"], "must look like"),
+    (["collect", "--name", "pendulum-x-v0"], "give a run directory"),
+    (["collect", "--random", "--name", "pendulum-x-v0"], "needs --env"),
+    (["collect", "--random", "--env", "Pendulum-v1", "--name", "p-v0", "--num-envs", "0"], "num_envs must be positive"),
+    (["collect", "--random", "--env", "Pendulum-v1", "--name", "p-v0", "--steps", "0"], "steps must be positive"),
+    (["collect", "--random", "--env", "HalfCheeta-v5", "--name", "p-v0"], "closest: HalfCheetah-v5"),
+    (["collect", "--from-buffer", "--name", "p-v0"], "needs the run directory"),
+    (["collect", "{run_missing_keys}", "--name", "p-v0"], "not a contrl run configuration"),
+    (["collect", "--concat", "nothere-v0", "--name", "p-v0"], "no dataset 'nothere-v0'"),
+]
+
+
+@pytest.mark.parametrize("argv,msg", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
+def test_bad_input(argv, msg, files, tmp_path, capsys, monkeypatch):
+    minari = tmp_path / "minari"
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(minari))
+    runs = tmp_path / "runs"
+    argv = [files(a[1:-1]) if a.startswith("{") else a for a in argv]
+    if argv[0] == "train" and "--runs-dir" not in argv and "--resume" not in argv:
+        argv += ["--runs-dir", str(runs)]
+    before = {p for p in tmp_path.rglob("*")}
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert msg in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and err.startswith("contrl: error:")
+    assert not (runs.exists() and any(runs.iterdir())), "a run directory was left behind"
+    assert not (minari.exists() and any(minari.iterdir())), "a dataset was left behind"
+    assert {p for p in tmp_path.rglob("*")} <= before | {runs, minari}
+
+
+def test_the_table_is_large_enough():
+    assert len(CASES) >= 40
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_runs_dir_is_refused_before_training(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    assert main(["train", "sac", "Pendulum-v1", "--runs-dir", str(ro)]) == 2
+    assert "cannot write" in capsys.readouterr().err

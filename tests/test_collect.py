@@ -1,0 +1,67 @@
+"""Dataset collection: policies rolled out into episodes, stateful policies, replay-buffer
+export and concatenation."""
+import shutil
+
+import numpy as np
+import pytest
+
+from contrl.data.collect import concat, rollout_episodes
+from contrl.data.datasets import load_dataset
+from contrl.errors import ContrlError
+from contrl.rundir import collect_run, export_run_buffer
+
+
+class CountingPolicy:
+    """Acts with the number of steps since its env's episode began (a carried counter)."""
+
+    def initial_carry(self, num_envs):
+        return np.zeros(num_envs, np.int64)
+
+    def eval_actions(self, obs, carry):
+        return np.tanh(carry / 100.0)[:, None].astype(np.float32), carry + 1
+
+
+def test_rollout_carries_the_policy_state_and_resets_it_per_episode():
+    eps = rollout_episodes(CountingPolicy(), "Pendulum-v1", 500, seed=0, num_envs=2)
+    for ep in eps:  # every episode starts its counter at 0, whatever the other env did
+        n = len(ep["actions"])
+        np.testing.assert_allclose(np.asarray(ep["actions"])[:, 0], np.tanh(np.arange(n) / 100.0),
+                                   rtol=1e-6)
+
+
+def test_collect_refuses_bad_noise_and_names(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    with pytest.raises(ContrlError, match="noise must be >= 0"):
+        collect_run(None, "pendulum-bad-v0", 100, noise=-1.0, env_id="Pendulum-v1")
+    with pytest.raises(ContrlError, match="must look like"):
+        collect_run(None, "..-v0", 100, env_id="Pendulum-v1")
+    with pytest.raises(ContrlError, match="needs --env"):
+        collect_run(None, "pendulum-rand-v0", 100)
+    assert not list(tmp_path.iterdir())
+
+
+def test_random_dataset_records_its_policy(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    out = collect_run(None, "pendulum-random-v0", 400, env_id="Pendulum-v1", num_envs=2)
+    data = load_dataset("pendulum-random-v0")
+    assert out["steps"] == len(data) == 400 and out["ref_max_score"] is None
+    assert data.metadata["policy"] == "uniform random"
+    assert np.abs(data.actions).max() <= 1.0
+
+
+def test_replay_buffer_export_and_concat(pendulum_expert, pendulum_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    out = export_run_buffer(pendulum_expert, "pendulum-replay-v0")
+    replay = load_dataset("pendulum-replay-v0")
+    assert out["steps"] == len(replay) == 10_000  # the expert run's whole buffer
+    assert replay.timeouts.sum() == 50 and not replay.terminals.any()  # 200-step episodes
+    assert replay.metadata["checkpoint_step"] == 10_000
+    # consecutive rows of an episode chain: next observation = following observation
+    inner = ~replay.episode_ends[:-1]
+    np.testing.assert_array_equal(replay.next_observations[:-1][inner], replay.observations[1:][inner])
+    shutil.copytree(pendulum_dataset, tmp_path / "minari" / "pendulum-noisy-v0")
+    both = concat(["pendulum-replay-v0", "pendulum-noisy-v0"], "pendulum-mixed-v0")
+    mixed = load_dataset("pendulum-mixed-v0")
+    assert both["steps"] == len(mixed) == 30_000
+    np.testing.assert_array_equal(mixed.observations[:10_000], replay.observations)
+    assert mixed.ref_min_score == replay.ref_min_score
