@@ -15,8 +15,8 @@ from pathlib import Path
 
 from common import atomic_write_json, report_header
 
-OPTS = ["--steps", "1500", "--learning-starts", "300", "--batch-size", "32", "--hidden", "32",
-        "32", "--update-every", "4", "--checkpoint-every", "100", "--eval-every", "500",
+OPTS = ["--steps", "20000", "--learning-starts", "300", "--batch-size", "32", "--hidden", "32",
+        "32", "--update-every", "4", "--checkpoint-every", "100", "--eval-every", "5000",
         "--eval-episodes", "2", "--seed", "0", "--no-progress", "--no-tensorboard"]
 
 
@@ -40,7 +40,7 @@ def main() -> None:
     while True:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if len(kills) < a.kills:
-            delay = rng.uniform(4.0, 12.0)  # import and compile take a few seconds
+            delay = rng.uniform(3.0, 7.0)  # start-up (imports, compilation) takes about 3 s
             try:
                 proc.wait(timeout=delay)
             except subprocess.TimeoutExpired:
@@ -61,6 +61,8 @@ def main() -> None:
     leftovers = [str(x) for x in run.rglob(".*.tmp")]
     result = {"kills_after_seconds": kills, "same_agent": bytes(ca._npz["agent"]) == bytes(cb._npz["agent"]),
               "final_step": cb.meta["step"], "temporary_files_left": leftovers}
+    for ckpt in runs.glob("*/*/checkpoints/*.ckpt"):  # evidence kept: configs and logs
+        ckpt.unlink()
     atomic_write_json(out / "fault_injection.json", result)
     print("\n".join(report_header("Fault injection", "fault_injection.py")))
     print(result)

@@ -70,6 +70,8 @@ def files(tmp_path):
             return _h5(d / "i.hdf5", observations=obs)
         if name == "missing_h5":
             return _h5(d / "m.hdf5", timeouts=None)
+        if name == "torque_h5":  # Pendulum's torques reach 2: outside a declared [-1, 1]
+            return _h5(d / "q.hdf5", actions=np.full((8, 1), 1.8, np.float32))
         if name == "wrong_dim_h5":
             return _h5(d / "w.hdf5", observations=np.zeros((8, 5), np.float32))
         if name == "bad_minari":
@@ -133,6 +135,10 @@ CASES = [
     (["train", "iql", "Pendulum-v1", "--dataset", "{nan_h5}"], "rewards has a non-finite value (nan) at row 3"),
     (["train", "bc", "Pendulum-v1", "--dataset", "{inf_obs_h5}"], "observations has a non-finite value (inf) at row 5"),
     (["train", "iql", "Pendulum-v1", "--dataset", "{missing_h5}"], "lacks timeouts"),
+    (["train", "bc", "Pendulum-v1", "--dataset", "{torque_h5}", "--dataset-action-units",
+      "scaled"], "lie outside the range of scaled"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "{nan_h5}", "--dataset-action-units", "raw"],
+     "dataset_action_units must be env or scaled"),
     (["train", "iql", "Pendulum-v1", "--dataset", "{wrong_dim_h5}"], "5-dim observations; Pendulum-v1 has 3"),
     (["train", "iql", "Pendulum-v1", "--dataset", "{bad_minari}"], "metadata.json is not valid JSON"),
     (["train", "sac", "Pendulum-v1", "--dataset", "{nan_h5}", "--offline-ratio", "0.5"], "non-finite value"),

@@ -205,9 +205,30 @@ def test_dict_observation_datasets_are_flattened_like_the_env(minari_dir, tmp_pa
         g = f.create_group("observations")
         for k in ("observation", "desired_goal"):
             g[k] = obs[k][:T]
-        f["actions"] = np.zeros((T, 8), np.float32)
+        f["actions"] = np.zeros((T, 2), np.float32)
         f["rewards"] = np.zeros(T, np.float32)
         f["terminals"] = np.zeros(T, bool)
         f["timeouts"] = np.array([0, 0, 0, 0, 1], bool)
     h5 = load_dataset(path, "PointMaze_UMaze-v3")
     np.testing.assert_array_equal(h5.observations[0], [0, 1, 2, 9, 9])
+
+
+def test_hdf5_action_units_are_declared_not_guessed(tmp_path):
+    """Pendulum torques of 0.5 (the env's range is [-2, 2]) are a quarter of the scaled
+    range in env units, and 0.5 of it when the file or the flag says scaled."""
+    path = _h5(tmp_path / "p.hdf5", observations=np.zeros((6, 3), np.float32))
+    env_units = load_dataset(path, "Pendulum-v1")  # the convention: the env's own units
+    np.testing.assert_allclose(env_units.actions, 0.25)
+    scaled = load_dataset(path, "Pendulum-v1", action_units="scaled")
+    np.testing.assert_allclose(scaled.actions, 0.5)
+    with h5py.File(path, "a") as f:
+        f.attrs["action_units"] = "scaled"  # the file's own declaration wins
+    np.testing.assert_allclose(load_dataset(path, "Pendulum-v1").actions, 0.5)
+    wide = _h5(tmp_path / "w.hdf5", observations=np.zeros((6, 3), np.float32),
+               actions=np.full((6, 1), 1.5, np.float32))
+    np.testing.assert_allclose(load_dataset(wide, "Pendulum-v1").actions, 0.75)
+    with pytest.raises(DatasetError, match=r"actions at row 0 \(\[1.5\]\) lie outside the range of scaled"):
+        load_dataset(wide, "Pendulum-v1", action_units="scaled")
+    with pytest.raises(DatasetError, match="outside the range of Pendulum-v1's own units"):
+        load_dataset(_h5(tmp_path / "x.hdf5", observations=np.zeros((6, 3), np.float32),
+                         actions=np.full((6, 1), 3.0, np.float32)), "Pendulum-v1")

@@ -86,7 +86,8 @@ class _NaNSAC(SAC):
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny):
     run_cfg, algo_cfg = tiny(steps=400, checkpoint_every=100, learning_starts=150)
     run_dir = new_run_dir(str(tmp_path), "sac", run_cfg.env, 0)
-    with pytest.raises(NonFiniteLossError, match=r"critic_loss became nan at step 152"):
+    with pytest.raises(NonFiniteLossError, match=r"critic_loss became nan at step 152; training "
+                       r"stopped; the last good checkpoint \(step 100\) is .*latest.ckpt"):
         train_offpolicy(run_cfg, algo_cfg, _NaNSAC, run_dir)
     assert Checkpoint(run_dir / "checkpoints" / "latest.ckpt").meta["step"] == 100
 

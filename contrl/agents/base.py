@@ -107,9 +107,14 @@ class OffPolicyConfig(AlgoConfig):
     offline_ratio: float = 0.0
     """Share of every batch drawn from dataset, the rest from the replay buffer (symmetric
     sampling as in RLPD: 0.5)."""
+    dataset_action_units: str = "env"
+    """Units of the actions in an HDF5 dataset without an action_units attribute: env (the
+    env's own bounds, as D4RL stored them) or scaled (already in [-1, 1]). Minari datasets are
+    always in env units."""
 
     LOOP_FIELDS = ("batch_size", "buffer_size", "gamma", "n_step", "learning_starts",
-                   "random_warmup", "utd_ratio", "update_every", "dataset", "offline_ratio")
+                   "random_warmup", "utd_ratio", "update_every", "dataset", "offline_ratio",
+                   "dataset_action_units")
 
     def validate(self) -> None:
         self._in_range("lr", 0.0, 1.0, low_open=True)
@@ -121,6 +126,9 @@ class OffPolicyConfig(AlgoConfig):
         self._in_range("offline_ratio", 0.0, 0.99)
         if not self.hidden or min(self.hidden) <= 0:
             raise ConfigError(f"hidden must be positive layer widths, got {self.hidden}")
+        if self.dataset_action_units not in ("env", "scaled"):
+            raise ConfigError(f"dataset_action_units must be env or scaled, got "
+                              f"'{self.dataset_action_units}'")
         if self.weight_init not in ("lecun", "torch"):
             raise ConfigError(f"weight_init must be lecun or torch, got '{self.weight_init}'")
         if self.batch_size > self.buffer_size:

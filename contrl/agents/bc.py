@@ -28,7 +28,8 @@ class BCConfig(AlgoConfig):
     """Behaviour cloning hyperparameters."""
 
     RETIRED = ("gamma",)
-    LOOP_FIELDS = ("dataset", "dataset_size", "batch_size", "update_every", "normalize_obs")
+    LOOP_FIELDS = ("dataset", "dataset_size", "batch_size", "update_every", "normalize_obs",
+                   "dataset_action_units")
     # what the offline loop reads of every offline config: BC's loss uses no discount, and BC
     # has no online phase
     gamma: typing.ClassVar[float] = 1.0
@@ -38,6 +39,10 @@ class BCConfig(AlgoConfig):
     """Dataset to imitate: a Minari id, a Minari dataset directory or a D4RL-style HDF5 file."""
     dataset_size: int = 0
     """Use only the first dataset_size transitions (0: all), e.g. to count expert labels."""
+    dataset_action_units: str = "env"
+    """Units of the actions in an HDF5 dataset without an action_units attribute: env (the
+    env's own bounds, as D4RL stored them) or scaled (already in [-1, 1]). Minari datasets are
+    always in env units."""
     head: str = "gaussian"
     """gaussian (tanh-Gaussian, maximum likelihood) or deterministic (tanh, mean squared error)."""
     hidden: tuple[int, ...] = (256, 256)
@@ -54,6 +59,9 @@ class BCConfig(AlgoConfig):
         self._positive("batch_size", "update_every")
         self._in_range("lr", 0.0, 1.0, low_open=True)
         self._nonneg("dataset_size")
+        if self.dataset_action_units not in ("env", "scaled"):
+            raise ConfigError(f"dataset_action_units must be env or scaled, got "
+                              f"'{self.dataset_action_units}'")
         if self.head not in ("gaussian", "deterministic"):
             raise ConfigError(f"head must be gaussian or deterministic, got '{self.head}'")
         if not self.hidden or min(self.hidden) <= 0:

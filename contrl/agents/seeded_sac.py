@@ -152,7 +152,8 @@ def seed_sac(agent: SeededSAC, cfg: SeededSACConfig, env_id: str, seed: int) -> 
             raise ContrlError(f"{cfg.seed_from} has hidden layers {tuple(bc_cfg.hidden)}; this "
                               f"SAC has {tuple(cfg.hidden)} (set --hidden to match)")
         dataset_name = dataset_name or bc_cfg.dataset
-    data = load_dataset(dataset_name, env_id) if dataset_name else None
+    data = load_dataset(dataset_name, env_id, action_units=cfg.dataset_action_units
+                        ) if dataset_name else None
     if not cfg.seed_from:
         bc = BC.create(BCConfig(hidden=cfg.hidden, dataset=dataset_name), data.obs_dim,
                        data.action_dim, seed).fit_normalizer(data.observations)

@@ -126,6 +126,18 @@ class Dataset:
         return out.astype(np.float32)
 
 
+def check_action_range(actions: np.ndarray, low, high, where: str, declared: str,
+                       other: str) -> None:
+    """Refuse actions outside the range their declared units allow, naming the first row."""
+    tol = 1e-5 * np.maximum(1.0, np.abs(np.asarray(high) - np.asarray(low)))
+    bad = ((actions < np.asarray(low) - tol) | (actions > np.asarray(high) + tol)).any(axis=1)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DatasetError(f"{where}: actions at row {row} ({actions[row].tolist()}) lie outside "
+                           f"the range of {declared}; if they are in the other units, say so "
+                           f"(--dataset-action-units {other})")
+
+
 def check_finite_rows(values: np.ndarray, column: str, where: str) -> None:
     """Refuse NaN or infinite values, naming the column and the first bad row."""
     values = np.asarray(values)
@@ -175,15 +187,25 @@ def minari_root() -> Path:
     return Path(root)
 
 
+ACTION_UNITS = ("env", "scaled")
+
+
 def load_dataset(source: str | os.PathLike, env_id: str | None = None,
-                 obs_keys: tuple[str, ...] = ()) -> Dataset:
+                 obs_keys: tuple[str, ...] = (), action_units: str = "env") -> Dataset:
     """A dataset from a Minari id, a Minari dataset directory or a D4RL-style HDF5 file.
-    ``env_id`` (else the env recorded in the dataset) gives the action bounds for Minari data.
+    ``env_id`` (else the env recorded in the dataset) gives the action bounds.
     Dict observations (goal-reaching data) are flattened in the order ``obs_keys``, else the
-    order the dataset records, else the env's default (as ``make_env`` flattens them)."""
+    order the dataset records, else the env's default (as ``make_env`` flattens them).
+
+    Action units, never guessed from the data: Minari datasets hold the env's own units (the
+    format's convention); an HDF5 file says so in its ``action_units`` attribute (``env`` or
+    ``scaled``, i.e. already in [-1, 1]) or, without one, ``action_units`` says it (default
+    ``env``, as D4RL stored them). Actions outside the declared range are refused."""
+    if action_units not in ACTION_UNITS:
+        raise DatasetError(f"dataset action units must be env or scaled, got '{action_units}'")
     path = Path(source)
     if path.is_file():
-        return _load_d4rl(path, env_id, obs_keys)
+        return _load_d4rl(path, env_id, obs_keys, action_units)
     if path.is_dir():
         return _load_minari_dir(path, env_id, obs_keys)
     local = minari_root() / str(source)
@@ -308,6 +330,9 @@ def _read_minari_episodes(path: Path, data: Path, info: dict,
         if low.shape[0] != actions.shape[1]:
             raise DatasetError(f"dataset {path.name} has {actions.shape[1]}-dim actions; "
                                f"{env_id} has {low.shape[0]}")
+        check_finite_rows(actions, "actions", str(path))
+        check_action_range(actions, low, high, str(path), f"{env_id}'s own units (Minari's "
+                           "convention)", "scaled, which Minari datasets cannot declare")
         actions = to_unit(actions, low, high)
     rewards, terms, truncs = (np.concatenate(parts[k]) for k in ("rew", "term", "trunc"))
     observations, next_obs = np.concatenate(parts["obs"]), np.concatenate(parts["next"])
@@ -330,7 +355,8 @@ def _spec_id(env_spec) -> str | None:
         return None
 
 
-def _load_d4rl(path: Path, env_id: str | None, obs_keys: tuple[str, ...] = ()) -> Dataset:
+def _load_d4rl(path: Path, env_id: str | None, obs_keys: tuple[str, ...] = (),
+               action_units: str = "env") -> Dataset:
     import h5py
     try:
         f = h5py.File(path, "r")
@@ -400,8 +426,20 @@ def _load_d4rl(path: Path, env_id: str | None, obs_keys: tuple[str, ...] = ()) -
         ep_returns = _episode_returns(rewards, terms | timeouts)
         ends = terms | timeouts
         ends[-1] = True
-    if np.abs(actions).max(initial=0.0) > 1.0 + 1e-6 and env_id is not None:
+    units = attrs.get("action_units", action_units)
+    if isinstance(units, bytes):
+        units = units.decode()
+    if units not in ACTION_UNITS:
+        raise DatasetError(f"{path}: action_units attribute must be env or scaled, got {units!r}")
+    env_id = env_id or attrs.get("env_id")
+    if units == "scaled":
+        check_action_range(actions, -1.0, 1.0, str(path), "scaled ([-1, 1])", "env")
+    elif env_id is not None:
         low, high = _env_bounds(env_id)
+        if low.shape[0] != actions.shape[1]:
+            raise DatasetError(f"dataset {path.name} has {actions.shape[1]}-dim actions; "
+                               f"{env_id} has {low.shape[0]}")
+        check_action_range(actions, low, high, str(path), f"{env_id}'s own units", "scaled")
         actions = to_unit(actions, low, high)
     return Dataset(obs, actions, rewards, terms, timeouts, nxt, ep_returns, ends, name=path.name,
                    env_id=env_id or attrs.get("env_id"),

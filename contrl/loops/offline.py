@@ -23,7 +23,8 @@ class OfflineLoop(Loop):
     def __init__(self, run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = False,
                  algo: str = "<algo>"):
         super().__init__(run_dir, algo)
-        self.dataset = load_dataset(algo_cfg.dataset, run_cfg.env, run_cfg.obs_keys).head(
+        self.dataset = load_dataset(algo_cfg.dataset, run_cfg.env, run_cfg.obs_keys,
+                                    algo_cfg.dataset_action_units).head(
             algo_cfg.dataset_size)
         pool, self.agent, _, state = start(run_cfg, algo_cfg, agent_cls, run_dir, resume)
         pool.close()  # offline: the env is only evaluated

@@ -41,7 +41,8 @@ class OffPolicyLoop(Loop):
         self.data_rng = np.random.default_rng(seed + 2)
         if self.n_offline > 0:  # symmetric sampling: part of every batch from the dataset
             from contrl.data.datasets import load_dataset
-            self.offline = load_dataset(algo_cfg.dataset, run_cfg.env, run_cfg.obs_keys)
+            self.offline = load_dataset(algo_cfg.dataset, run_cfg.env, run_cfg.obs_keys,
+                                        algo_cfg.dataset_action_units)
             self.offline.check_env(run_cfg.env, self.pool.obs_dim, self.pool.action_dim)
             if state is not None:
                 self.data_rng.bit_generator.state = state["data_rng"]
