@@ -274,3 +274,45 @@ def test_best_checkpoint_follows_the_named_metric(tmp_path, tiny):
     from contrl import config as C
     with pytest.raises(C.ConfigError, match="best_metric must be one of"):
         tiny(best_metric="median")
+
+
+def test_sigkill_after_a_checkpoint_then_resume_matches_a_straight_run(tmp_path):
+    """Fault injection: a training process killed with SIGKILL (no chance to clean up) once a
+    mid-run checkpoint is on disk, then resumed, ends exactly where a straight run ends, with
+    no temporary file left. (benchmarks/fault_injection.py kills at random moments.)"""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from contrl.train import train
+    opts = ["--steps", "1200", "--learning-starts", "200", "--batch-size", "32", "--hidden",
+            "32", "32", "--update-every", "4", "--buffer-size", "5000", "--checkpoint-every",
+            "100", "--eval-every", "600", "--eval-episodes", "2", "--no-progress",
+            "--no-tensorboard"]
+    proc = subprocess.Popen([sys.executable, "-m", "contrl.cli", "train", "sac", "Pendulum-v1",
+                             *opts, "--runs-dir", str(tmp_path / "k")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed_at = None
+    deadline = time.time() + 120
+    while proc.poll() is None and time.time() < deadline:
+        found = list((tmp_path / "k").glob("*/checkpoints/latest.ckpt"))
+        if found and Checkpoint(found[0]).meta["step"] >= 300:
+            proc.send_signal(signal.SIGKILL)
+            killed_at = Checkpoint(found[0]).meta["step"]
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert killed_at is not None and killed_at < 1200, "the run ended before it was killed"
+    run = next((tmp_path / "k").iterdir())
+    train("sac", None, {"steps": 1200, "progress": False}, resume=str(run))
+    straight = train("sac", "Pendulum-v1", {  # the same settings, in-process, uninterrupted
+        "steps": 1200, "learning_starts": 200, "batch_size": 32, "hidden": (32, 32),
+        "update_every": 4, "buffer_size": 5000, "checkpoint_every": 100, "eval_every": 600,
+        "eval_episodes": 2, "progress": False, "tensorboard": False,
+        "runs_dir": str(tmp_path / "s")})
+    a = Checkpoint(Path(straight["run_dir"]) / "checkpoints" / "latest.ckpt")
+    b = Checkpoint(run / "checkpoints" / "latest.ckpt")
+    assert bytes(a._npz["agent"]) == bytes(b._npz["agent"])
+    assert not list(run.rglob(".*.tmp"))
