@@ -120,6 +120,7 @@ CASES = [
     (["train", "a2c", "Hopper-v5", "--gae-lambda", "2"], "gae_lambda must be in"),
     (["train", "ppo", "Hopper-v5", "--optimizer", "sgd"], "optimizer must be adam or rmsprop"),
     (["train", "ppo", "Hopper-v5", "--lr", "nan"], "lr must be a finite number"),
+    (["train", "ppo", "Hopper-v5", "--steps", "1001", "--num-envs", "8"], "multiple of num_envs"),
     (["train", "seeded_sac", "Pendulum-v1"], "needs a seeding policy"),
     (["train", "dagger", "Pendulum-v1"], "dagger needs --expert"),
     (["train", "sac", "Pendulum-v1", "--runs-dir", "{file}"], "not a directory"),

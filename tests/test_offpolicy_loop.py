@@ -316,3 +316,38 @@ def test_sigkill_after_a_checkpoint_then_resume_matches_a_straight_run(tmp_path)
     b = Checkpoint(run / "checkpoints" / "latest.ckpt")
     assert bytes(a._npz["agent"]) == bytes(b._npz["agent"])
     assert not list(run.rglob(".*.tmp"))
+
+
+def test_ctrl_c_during_start_up_stops_resumably_or_leaves_nothing(tmp_path, capsys, monkeypatch):
+    """A signal while the run is being set up (agent built, envs made) ends in a step-0
+    checkpoint that resumes; a second one stops at once and removes the new run directory."""
+    import os
+    import signal
+
+    from contrl.agents.sac import SACConfig
+    from contrl.cli import main
+    from contrl.registry import REGISTRY
+    from contrl.train import train
+
+    def make(times):
+        class SignalledDuringStartUp(SAC):
+            @classmethod
+            def create(cls, *args, **kwargs):
+                for _ in range(times):
+                    os.kill(os.getpid(), signal.SIGINT)
+                return SAC.create.__func__(cls, *args, **kwargs)
+        return SignalledDuringStartUp
+
+    opts = dict(steps=300, learning_starts=100, batch_size=32, hidden=(32, 32), update_every=4,
+                buffer_size=5000, eval_every=300, eval_episodes=1, progress=False,
+                tensorboard=False)
+    monkeypatch.setitem(REGISTRY, "sac", (SACConfig, make(1), "offpolicy"))
+    out = train("sac", "Pendulum-v1", {**opts, "runs_dir": str(tmp_path / "once")})
+    assert out["interrupted"] and out["step"] == 0 and out["signal"] == signal.SIGINT
+    monkeypatch.setitem(REGISTRY, "sac", (SACConfig, SAC, "offpolicy"))
+    assert train("sac", None, {"steps": 300}, resume=out["run_dir"])["step"] == 300
+    monkeypatch.setitem(REGISTRY, "sac", (SACConfig, make(2), "offpolicy"))
+    runs = tmp_path / "twice"
+    assert main(["train", "sac", "Pendulum-v1", "--runs-dir", str(runs), "--no-progress"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not list(runs.iterdir())

@@ -74,3 +74,10 @@ def test_solves_inverted_pendulum(tmp_path, algo, steps, over):
                                                   runs_dir=str(tmp_path), progress=False,
                                                   tensorboard=False, **over))
     assert out["eval"]["mean_return"] >= 950, out["eval"]
+
+
+def test_steps_asked_are_steps_done(tmp_path):
+    # rollouts of 64 x 2 envs = 128 steps: 200 steps end with a rollout of 36 x 2
+    out = _train(tmp_path, "ppo", "s", 200, rollout_steps=64, num_envs=2, minibatches=4,
+                 eval_every=1000)
+    assert out["step"] == 200 and not out["interrupted"]

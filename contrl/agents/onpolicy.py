@@ -65,6 +65,11 @@ class OnPolicyConfig(AlgoConfig):
     clip_reward: float = 10.0
     """Clip scaled rewards to [-clip_reward, clip_reward]."""
 
+    def check_run(self, run) -> None:
+        if run.steps % run.num_envs:
+            raise ConfigError(f"steps ({run.steps}) must be a multiple of num_envs "
+                              f"({run.num_envs}): every rollout step steps each env once")
+
     def validate(self) -> None:
         self._positive("rollout_steps", "clip_obs", "clip_reward")
         self._in_range("lr", 0.0, 1.0, low_open=True)

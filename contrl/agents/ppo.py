@@ -32,6 +32,7 @@ class PPOConfig(OnPolicyConfig):
         self._positive("epochs", "minibatches", "clip_coef", "vf_coef")
 
     def check_run(self, run) -> None:
+        super().check_run(run)
         if self.rollout_steps * run.num_envs < self.minibatches:
             raise ConfigError(f"a rollout of {self.rollout_steps} steps x {run.num_envs} envs "
                               f"cannot be split into {self.minibatches} minibatches")
@@ -93,13 +94,14 @@ class PPO(OnPolicyAgent):
                 "value": values, "target": adv + values}
         flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), flat)
         size = flat["adv"].shape[0]
-        mb_size = size // cfg.minibatches
+        n_mb = min(cfg.minibatches, size)  # (a run's shorter last rollout may hold fewer)
+        mb_size = size // n_mb
         key, *epoch_keys = jax.random.split(agent.key, cfg.epochs + 1)
 
         def epoch(agent, k):
-            perm = jax.random.permutation(k, size)[: mb_size * cfg.minibatches]
+            perm = jax.random.permutation(k, size)[: mb_size * n_mb]
             batches = jax.tree_util.tree_map(
-                lambda x: x[perm].reshape((cfg.minibatches, mb_size) + x.shape[1:]), flat)
+                lambda x: x[perm].reshape((n_mb, mb_size) + x.shape[1:]), flat)
             return jax.lax.scan(lambda a, mb: a._minibatch_step(mb, lr_scale), agent, batches)
 
         agent, info = jax.lax.scan(epoch, agent, jnp.stack(epoch_keys))

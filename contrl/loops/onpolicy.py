@@ -39,7 +39,10 @@ class OnPolicyLoop(Loop):
 
     def iteration(self) -> None:
         pool, run = self.pool, self.run
-        for t in range(self.cfg.rollout_steps):
+        n_envs = self.run_cfg.num_envs
+        # steps asked are steps done: the last rollout is shorter when the budget ends inside it
+        horizon = min(self.cfg.rollout_steps, (self.run_cfg.steps - run.step) // n_envs)
+        for t in range(horizon):
             action, self.carry, self.agent = self.agent.sample_actions(pool.obs, self.carry)
             self.actions[t] = action
             self.obs[t] = pool.obs
@@ -50,11 +53,13 @@ class OnPolicyLoop(Loop):
                 self.carry = reset_carry(self.agent, self.carry, term | trunc)
             run.finished(finished)
         lr_scale = 1.0 - run.step / self.run_cfg.steps if self.cfg.anneal_lr else 1.0
+        part = slice(0, horizon)
         self.agent, metrics = self.agent.update(
-            Rollout(self.obs, self.actions, self.rewards, self.terminated, self.done,
-                    self.next_obs), np.float32(max(lr_scale, 0.0)))
+            Rollout(self.obs[part], self.actions[part], self.rewards[part],
+                    self.terminated[part], self.done[part], self.next_obs[part]),
+            np.float32(max(lr_scale, 0.0)))
         prev = run.step
-        run.step += self.cfg.rollout_steps * self.run_cfg.num_envs
+        run.step += horizon * n_envs
         self.after(prev, metrics)
 
     def close(self) -> None:
