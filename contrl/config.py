@@ -67,6 +67,12 @@ class AlgoConfig(_Checks):
     def check_run(self, run: "RunConfig") -> None:
         """Raise ConfigError where this config cannot work with the run's settings."""
 
+    @classmethod
+    def resume_blocker(cls, saved: dict) -> str | None:
+        """Why a run saved with the config ``saved`` (as read from its config.json, RETIRED
+        fields included) cannot be resumed by this version, if it cannot."""
+        return None
+
 
 @dataclasses.dataclass
 class RunConfig(_Checks):

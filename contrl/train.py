@@ -75,7 +75,11 @@ def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = N
             raise ContrlError(f"{run_dir} is a {saved['algo']} run, not {algo}")
         if env_id is not None and resolve_env_id(env_id) != saved["run"]["env"]:
             raise ContrlError(f"{run_dir} trains {saved['run']['env']}, not {env_id}")
+        blocker = resolve_algo(algo)[0].resume_blocker(saved["algo_config"])
+        if blocker:
+            raise ContrlError(f"{run_dir}: {blocker}")
         run_over, algo_over = split_overrides(algo, overrides)
+
         def norm(v):
             return list(v) if isinstance(v, tuple) else v
 

@@ -37,6 +37,13 @@ class SACConfig(OffPolicyConfig):
         super().validate()
         self._positive("init_alpha")
 
+    @classmethod
+    def resume_blocker(cls, saved: dict) -> str | None:
+        if saved.get("seed_from") or (saved.get("dataset") and saved.get("seed_with_dataset")):
+            return ("this sac run was imitation-seeded by an older contrl; seeding is now the "
+                    "seeded_sac algorithm, so it can be evaluated but not resumed")
+        return None
+
 
 def soft_td_target(reward, discount, next_q, next_logp, alpha):
     """r + discount * (min_i Q_i(s', a') - alpha * log pi(a'|s')); next_q: (n, B)."""
