@@ -40,6 +40,13 @@ class _Checks:
             if getattr(self, n) < 0:
                 raise ConfigError(f"{n} must be >= 0, got {getattr(self, n)}")
 
+    def _one_of(self, name: str, choices: tuple[str, ...]) -> None:
+        v = getattr(self, name)
+        if v not in choices:
+            options = (" or ".join(choices) if len(choices) == 2
+                       else "one of " + ", ".join(choices))
+            raise ConfigError(f"{name} must be {options}, got '{v}'")
+
     def _in_range(self, name: str, low: float, high: float, low_open: bool = False) -> None:
         v = getattr(self, name)
         if v > high or v < low or (low_open and v == low):
@@ -124,9 +131,13 @@ class RunConfig(_Checks):
     def validate(self) -> None:
         self._positive("steps", "num_envs", "action_repeat", "eval_episodes", "checkpoint_every", "log_every")
         self._nonneg("eval_every", "seed")
-        if self.best_metric not in self.BEST_METRICS:
-            raise ConfigError(f"best_metric must be one of {', '.join(self.BEST_METRICS)}, "
-                              f"got '{self.best_metric}'")
+        self._one_of("best_metric", self.BEST_METRICS)
+
+    def check_whole_env_steps(self) -> None:
+        """For loops that step every env at each step: steps must be a whole number of those."""
+        if self.steps % self.num_envs:
+            raise ConfigError(f"steps ({self.steps}) must be a multiple of num_envs "
+                              f"({self.num_envs}): each step steps every env once")
 
     @property
     def env_kwargs(self) -> dict:

@@ -6,7 +6,6 @@ import math
 import numpy as np
 
 from contrl.envs import EnvPool
-from contrl.envs.make import info_success
 from contrl.policy import Policy
 
 EVAL_SEED_OFFSET = 100_000
@@ -34,8 +33,6 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, action_repea
     carry = policy.initial_carry(episodes)
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, np.int64)
-    success = np.zeros(episodes, bool)
-    reports_success = False
     active = np.ones(episodes, bool)
     while active.any():
         actions, carry = policy.eval_actions(obs, carry)
@@ -45,12 +42,10 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, action_repea
             obs[i] = o
             returns[i] += r
             lengths[i] += 1
-            s = info_success(info)
-            if s is not None:
-                reports_success = True
-                success[i] |= s
+            pool.record_success(i, info)
             active[i] = not (term or trunc)
     pool.close()
+    success = pool.episode_success
     result = {
         "mean_return": float(returns.mean()),
         "std_return": float(returns.std()),
@@ -58,7 +53,7 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, action_repea
         "mean_length": float(lengths.mean()),
         "returns": [float(r) for r in returns],
     }
-    if reports_success:
+    if pool.reports_success:
         result["success_rate"] = float(success.mean())
         result["success_interval"] = list(wilson_interval(int(success.sum()), episodes))
         result["successes"] = [bool(s) for s in success]

@@ -126,9 +126,7 @@ class OffPolicyConfig(AlgoConfig):
         self._in_range("offline_ratio", 0.0, 0.99)
         if not self.hidden or min(self.hidden) <= 0:
             raise ConfigError(f"hidden must be positive layer widths, got {self.hidden}")
-        if self.dataset_action_units not in ("env", "scaled"):
-            raise ConfigError(f"dataset_action_units must be env or scaled, got "
-                              f"'{self.dataset_action_units}'")
+        self._one_of("dataset_action_units", ("env", "scaled"))
         if self.weight_init not in ("lecun", "torch"):
             raise ConfigError(f"weight_init must be lecun or torch, got '{self.weight_init}'")
         if self.batch_size > self.buffer_size:
@@ -137,9 +135,7 @@ class OffPolicyConfig(AlgoConfig):
             )
 
     def check_run(self, run) -> None:
-        if run.steps % run.num_envs:
-            raise ConfigError(f"steps ({run.steps}) must be a multiple of num_envs "
-                              f"({run.num_envs}): every loop iteration steps each env once")
+        run.check_whole_env_steps()
         if self.offline_ratio > 0 and not self.dataset:
             raise ConfigError("offline_ratio needs --dataset")
         if self.buffer_size < 2 * run.num_envs:

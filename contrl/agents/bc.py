@@ -59,9 +59,7 @@ class BCConfig(AlgoConfig):
         self._positive("batch_size", "update_every")
         self._in_range("lr", 0.0, 1.0, low_open=True)
         self._nonneg("dataset_size")
-        if self.dataset_action_units not in ("env", "scaled"):
-            raise ConfigError(f"dataset_action_units must be env or scaled, got "
-                              f"'{self.dataset_action_units}'")
+        self._one_of("dataset_action_units", ("env", "scaled"))
         if self.head not in ("gaussian", "deterministic"):
             raise ConfigError(f"head must be gaussian or deterministic, got '{self.head}'")
         if not self.hidden or min(self.hidden) <= 0:

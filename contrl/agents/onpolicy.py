@@ -66,9 +66,7 @@ class OnPolicyConfig(AlgoConfig):
     """Clip scaled rewards to [-clip_reward, clip_reward]."""
 
     def check_run(self, run) -> None:
-        if run.steps % run.num_envs:
-            raise ConfigError(f"steps ({run.steps}) must be a multiple of num_envs "
-                              f"({run.num_envs}): every rollout step steps each env once")
+        run.check_whole_env_steps()
 
     def validate(self) -> None:
         self._positive("rollout_steps", "clip_obs", "clip_reward")

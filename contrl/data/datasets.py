@@ -242,7 +242,7 @@ def _obs_order(obs_keys, recorded, env_id: str | None) -> tuple[str, ...]:
 def flatten_observations(obs, keys: tuple[str, ...], where: str) -> np.ndarray:
     """(T, dim) float32 observations from an array or a dict of arrays (concatenated in the
     order ``keys``)."""
-    if isinstance(obs, dict) or hasattr(obs, "keys"):
+    if hasattr(obs, "keys"):  # a dict, or an h5py group
         missing = [k for k in keys if k not in obs]
         if missing:
             raise DatasetError(f"{where}: observation keys {', '.join(missing)} not among its "

@@ -237,13 +237,17 @@ class EnvPool:
         terminated = np.array([o[2] for o in out], bool)
         truncated = np.array([o[3] for o in out], bool)
         for i, o in enumerate(out):
-            success = info_success(o[4])
-            if success is not None:
-                self.reports_success = True
-                self.episode_success[i] |= success
+            self.record_success(i, o[4])
         self.episode_return += reward
         self.episode_length += 1
         return next_obs, reward, terminated, truncated
+
+    def record_success(self, i: int, info: dict) -> None:
+        """Note what env ``i``'s step info says about reaching the goal."""
+        success = info_success(info)
+        if success is not None:
+            self.reports_success = True
+            self.episode_success[i] |= success
 
     def advance(self, next_obs: np.ndarray, done: np.ndarray) -> list[Episode]:
         """Make ``next_obs`` current, resetting finished envs; returns their episodes."""
