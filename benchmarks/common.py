@@ -202,6 +202,20 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, ax, title: str, path: str | Path, xlabel: str = "environment steps",
+                ylabel: str = "return") -> None:
+    """Label, grid and legend a one-axes learning-curve figure, write it as PNG and close it."""
+    plt = pyplot()
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 # ------------------------------------------------------------------------ comparisons
 def run_interleaved(libs: list[str], repeats: int, run_one, after_repetition=None) -> dict:
     """``run_one(lib)`` for every library in turn, ``repeats`` times (interleaved, so machine

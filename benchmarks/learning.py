@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from common import (column, comma_list, int_list, keep_evidence, pyplot, report_header,
-                    train_or_resume, write_report)
+                    save_figure, train_or_resume, write_report)
 
 # Published returns (../shared/reference/ANCHORS.md); label -> value, per (algo, env).
 REFERENCES = {
@@ -101,14 +101,8 @@ def report(a) -> None:
                           "final_mean": float(np.mean(finals)), "final_std": float(np.std(finals)),
                           "best_mean": float(np.mean(bests)), "best_std": float(np.std(bests)),
                           "finals": [float(v) for v in finals]})
-        ax.set_title(f"{env}: deterministic evaluation return")
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("return")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(a.out / f"{env.replace(':', '_')}.png", dpi=120)
-        plt.close(fig)
+        save_figure(fig, ax, f"{env}: deterministic evaluation return",
+                    a.out / f"{env.replace(':', '_')}.png")
     write_report(a.out, lines, table)
 
 

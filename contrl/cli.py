@@ -129,6 +129,11 @@ def cmd_list(args) -> int:
     ids = known_env_ids()
     for i in range(0, len(ids), 4):
         print("  " + "  ".join(f"{x:28s}" for x in ids[i:i + 4]).rstrip())
+    from contrl.envs.pomdp import describe_variants
+    print("partially observed variants (and dmc:<domain>-<task>-P / -V: position-like / "
+          "velocity observation keys):")
+    for env_id, text in describe_variants():
+        print(f"  {env_id:24s} {text}")
     return 0
 
 

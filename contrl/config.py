@@ -120,6 +120,13 @@ class RunConfig(_Checks):
     input, in this order. Empty: observation + desired_goal (AntMaze: observation +
     achieved_goal + desired_goal, as its observation key lacks the ant's position); the order
     used is written into config.json."""
+    frame_stack: int = 1
+    """Observations the policy sees at once: the last frame_stack observations concatenated
+    (zeros before the episode's start); 1: the current one only."""
+    prev_action: bool = False
+    """Append the previous action (in [-1, 1], zeros on the first step) to the observation."""
+    prev_reward: bool = False
+    """Append the previous reward (0 on the first step) to the observation."""
     best_metric: str = "auto"
     """What best.ckpt maximizes: return, normalized_score (needs a dataset with reference
     scores), success_rate (needs an env that reports success), or auto: success_rate where the
@@ -129,7 +136,8 @@ class RunConfig(_Checks):
                                                       "success_rate")
 
     def validate(self) -> None:
-        self._positive("steps", "num_envs", "action_repeat", "eval_episodes", "checkpoint_every", "log_every")
+        self._positive("steps", "num_envs", "action_repeat", "eval_episodes", "checkpoint_every",
+                       "log_every", "frame_stack")
         self._nonneg("eval_every", "seed")
         self._one_of("best_metric", self.BEST_METRICS)
 
@@ -142,7 +150,9 @@ class RunConfig(_Checks):
     @property
     def env_kwargs(self) -> dict:
         """How every env of this run is made (besides its id and seed)."""
-        return {"action_repeat": self.action_repeat, "obs_keys": tuple(self.obs_keys)}
+        return {"action_repeat": self.action_repeat, "obs_keys": tuple(self.obs_keys),
+                "frame_stack": self.frame_stack, "prev_action": self.prev_action,
+                "prev_reward": self.prev_reward}
 
 
 # --------------------------------------------------------------------------- field docs

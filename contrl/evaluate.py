@@ -21,14 +21,14 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, action_repeat: int = 1,
-             obs_keys: tuple[str, ...] = ()) -> dict:
+def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, **env_kwargs) -> dict:
     """Run ``episodes`` episodes in lockstep (one env each, so the policy is called once per
     step for all of them), carrying the policy's state through each episode. Episode ``i`` is
     seeded ``seed + EVAL_SEED_OFFSET + i``, so every evaluation of a run sees the same start
     states. When the env reports success, the result has ``success_rate`` (an episode
-    succeeds if it reached the goal at any step) with its 95% interval."""
-    pool = EnvPool(env_id, episodes, seed + EVAL_SEED_OFFSET, action_repeat, obs_keys)
+    succeeds if it reached the goal at any step) with its 95% interval. ``env_kwargs``: how
+    the env is made (``contrl.envs.make_env``'s keyword arguments, as in training)."""
+    pool = EnvPool(env_id, episodes, seed + EVAL_SEED_OFFSET, **env_kwargs)
     obs = pool.obs.copy()
     carry = policy.initial_carry(episodes)
     returns = np.zeros(episodes)

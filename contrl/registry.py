@@ -10,6 +10,7 @@ from contrl.agents.dagger import DAggerConfig
 from contrl.agents.ddpg import DDPG, DDPGConfig
 from contrl.agents.iql import IQL, IQLConfig
 from contrl.agents.ppo import PPO, PPOConfig
+from contrl.agents.recurrent import RDPG, RSAC, RTD3, RDPGConfig, RSACConfig, RTD3Config
 from contrl.agents.sac import SAC, SACConfig
 from contrl.agents.seeded_sac import SeededSAC, SeededSACConfig
 from contrl.agents.td3 import TD3, TD3Config
@@ -21,6 +22,9 @@ REGISTRY = {
     "td3": (TD3Config, TD3, "offpolicy"),
     "ddpg": (DDPGConfig, DDPG, "offpolicy"),
     "seeded_sac": (SeededSACConfig, SeededSAC, "offpolicy"),
+    "rsac": (RSACConfig, RSAC, "offpolicy"),
+    "rtd3": (RTD3Config, RTD3, "offpolicy"),
+    "rdpg": (RDPGConfig, RDPG, "offpolicy"),
     "ppo": (PPOConfig, PPO, "onpolicy"),
     "a2c": (A2CConfig, A2C, "onpolicy"),
     "bc": (BCConfig, BC, "offline"),

@@ -122,6 +122,16 @@ CASES = [
     (["train", "ppo", "Hopper-v5", "--lr", "nan"], "lr must be a finite number"),
     (["train", "ppo", "Hopper-v5", "--steps", "1001", "--num-envs", "8"], "multiple of num_envs"),
     (["train", "seeded_sac", "Pendulum-v1"], "needs a seeding policy"),
+    # memory: recurrent agents and partially observed tasks
+    (["train", "rsac", "Pendulum-V-v1", "--seq-len", "0"], "seq_len must be a positive window"),
+    (["train", "rtd3", "Pendulum-V-v1", "--seq-len", "8", "--burn-in", "8"],
+     "burn_in (8) must be shorter than the window seq_len (8)"),
+    (["train", "sac", "Pendulum-V-v1", "--frame-stack", "0"], "frame_stack must be positive"),
+    (["train", "rsac", "Pendulum-Q-v1"], "unknown environment 'Pendulum-Q-v1'"),
+    (["train", "rsac", "dmc:cartpole-swingup-X"], "unknown environment"),
+    (["train", "rdpg", "Pendulum-V-v1", "--dataset", "{nan_h5}", "--offline-ratio", "0.5"],
+     "recurrent agents train on windows of their own replay"),
+    (["train", "sac", "Pendulum-v1", "--utd-ratio", "0.3"], "must be a whole number"),
     (["train", "dagger", "Pendulum-v1"], "dagger needs --expert"),
     (["train", "sac", "Pendulum-v1", "--runs-dir", "{file}"], "not a directory"),
     # train: datasets

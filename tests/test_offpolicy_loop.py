@@ -43,12 +43,17 @@ def _run(tmp_path, tiny, steps, name, resume=None, algo="sac", **over):
     return run_dir
 
 
-@pytest.mark.parametrize("algo", ["sac", "td3"])
-def test_resume_gives_identical_parameters(tmp_path, tiny, algo):
-    # 2N straight vs N, stop, resume for N more; N ends mid-episode (Pendulum: 200 steps)
-    straight = _run(tmp_path, tiny, 700, "a", algo=algo)
-    half = _run(tmp_path, tiny, 350, "b", algo=algo)
-    _run(tmp_path, tiny, 700, "b", resume=half, algo=algo)
+RECURRENT = dict(seq_len=8, burn_in=2, rnn_hidden=8, batch_size=8, hidden=(16, 16))
+
+
+@pytest.mark.parametrize("algo,over", [("sac", {}), ("td3", {}), ("rsac", RECURRENT)])
+def test_resume_gives_identical_parameters(tmp_path, tiny, algo, over):
+    # 2N straight vs N, stop, resume for N more; N ends mid-episode (Pendulum: 200 steps), so
+    # a recurrent policy's state and the frame stack must come back exactly
+    over = dict(over, frame_stack=2) if over else over
+    straight = _run(tmp_path, tiny, 700, "a", algo=algo, **over)
+    half = _run(tmp_path, tiny, 350, "b", algo=algo, **over)
+    _run(tmp_path, tiny, 700, "b", resume=half, algo=algo, **over)
     ca, pa = _params(straight)
     cb, pb = _params(half)
     assert ca.meta["step"] == cb.meta["step"] == 700

@@ -96,11 +96,12 @@ class OffPolicyConfig(AlgoConfig):
     random_warmup: bool = True
     """Act uniformly at random before learning_starts; off: the agent's own policy acts (for
     an imitation-seeded agent, so that the first data is the seeded policy's)."""
-    utd_ratio: int = 1
-    """Gradient steps per env step (update-to-data ratio)."""
+    utd_ratio: float = 1.0
+    """Gradient steps per env step (update-to-data ratio); below 1 (e.g. 0.25) for agents
+    whose every step learns from many samples, such as the recurrent ones' windows."""
     update_every: int = 8
-    """Env steps between update calls; each call does utd_ratio * update_every gradient
-    steps in one compiled loop, so Python runs once per call."""
+    """Env steps between update calls; each call does utd_ratio * update_every * num_envs
+    gradient steps (a whole number) in one compiled loop, so Python runs once per call."""
     dataset: str = ""
     """Offline data (Minari id, directory or HDF5 file) used by offline_ratio (and by SAC's
     imitation seeding)."""
@@ -118,7 +119,8 @@ class OffPolicyConfig(AlgoConfig):
 
     def validate(self) -> None:
         self._in_range("lr", 0.0, 1.0, low_open=True)
-        self._positive("batch_size", "buffer_size", "utd_ratio", "update_every",
+        self._in_range("utd_ratio", 0.0, 1000.0, low_open=True)
+        self._positive("batch_size", "buffer_size", "update_every",
                        "n_critics", "n_step")
         self._in_range("gamma", 0.0, 1.0)
         self._in_range("tau", 0.0, 1.0, low_open=True)
@@ -134,8 +136,23 @@ class OffPolicyConfig(AlgoConfig):
                 f"batch_size ({self.batch_size}) is larger than buffer_size ({self.buffer_size})"
             )
 
+    def replay_batches(self, buffer, n: int, k: int, episode_limit: int | None):
+        """``k`` batches of ``n`` replayed samples for one update call (recurrent agents
+        draw windows of steps instead; ``episode_limit``: the env's time limit, if any)."""
+        return buffer.sample(n, self.gamma, k, self.n_step)
+
+    def updates_per_call(self, num_envs: int) -> int:
+        """Gradient steps per update call: utd_ratio * update_every * num_envs."""
+        k = self.utd_ratio * self.update_every * num_envs
+        if abs(k - round(k)) > 1e-9 or round(k) < 1:
+            raise ConfigError(f"utd_ratio * update_every * num_envs must be a whole number of "
+                              f"gradient steps per update call, got {self.utd_ratio} * "
+                              f"{self.update_every} * {num_envs} = {k:g}")
+        return int(round(k))
+
     def check_run(self, run) -> None:
         run.check_whole_env_steps()
+        self.updates_per_call(run.num_envs)
         if self.offline_ratio > 0 and not self.dataset:
             raise ConfigError("offline_ratio needs --dataset")
         if self.buffer_size < 2 * run.num_envs:

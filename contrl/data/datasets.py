@@ -516,6 +516,21 @@ def check_name(name: str) -> None:
                            "(letters, digits, dashes, ending in -v<version>)")
 
 
+def _minari_env_id(env_id: str, buffers) -> str | None:
+    """The Gymnasium id Minari may check the data against, or None where contrl's data do not
+    have that env's spaces: dm_control and partially observed tasks are not Gymnasium ids;
+    dict-observation envs are written flat (the key order goes into contrl's metadata); data
+    collected with a frame stack or previous actions have wider observations."""
+    import gymnasium as gym
+
+    from contrl.envs.make import has_dict_observations, raw_observation_space
+
+    if env_id.startswith("dmc:") or has_dict_observations(env_id) or env_id not in gym.registry:
+        return None
+    width = buffers[0].observations.shape[-1] if buffers else None
+    return env_id if width in (None, raw_observation_space(env_id).shape[0]) else None
+
+
 def write_minari(name: str, episodes: list[dict], env_id: str, metadata: dict,
                  ref_min: float | None = None, ref_max: float | None = None) -> Path:
     """Write ``episodes`` (dicts of observations (T+1), actions in [-1, 1] (T), rewards,
@@ -544,10 +559,7 @@ def write_minari(name: str, episodes: list[dict], env_id: str, metadata: dict,
     os.environ["MINARI_DATASETS_PATH"] = str(tmp)
     try:
         import minari
-        from contrl.envs.make import has_dict_observations
-        # dm_control envs are not Gymnasium ids; dict-observation envs are written flat (the
-        # key order goes into contrl's metadata): Minari would check them against a Dict space
-        gym_env = None if env_id.startswith("dmc:") or has_dict_observations(env_id) else env_id
+        gym_env = _minari_env_id(env_id, buffers)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = minari.create_dataset_from_buffers(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from contrl.data.batch import Batch
+from contrl.data.batch import Batch, SequenceBatch
 
 
 class ReplayBuffer:
@@ -102,6 +102,59 @@ class ReplayBuffer:
             reward=reward.astype(np.float32).reshape(shape),
             discount=discount.astype(np.float32).reshape(shape),
             next_obs=self.obs[e, (r + steps) % self.rows].reshape(*shape, -1),
+        )
+
+    # ------------------------------------------------------------------ sequences
+    def _starts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(env, row) of every stored episode's first transition (or the oldest transition
+        left of an episode whose start was overwritten)."""
+        first = self.valid & ~np.roll(self.valid, 1, axis=1)
+        return np.nonzero(first)
+
+    def sample_windows(self, n: int, gamma: float, k: int, length: int, burn_in: int = 0,
+                       whole_episodes: bool = False) -> SequenceBatch:
+        """``k`` batches of ``n`` windows of ``burn_in + length`` steps, each inside one
+        episode (rows are read in place: the buffer stores every transition once).
+
+        A window's first trained step is drawn uniformly among stored transitions (with
+        ``whole_episodes``: among episode starts); up to ``burn_in`` earlier steps of the same
+        episode come before it to warm the recurrent state. Steps past the episode's end are
+        padding, masked out; truncated episodes keep their bootstrap, terminated ones not.
+        """
+        if not self.valid.any():
+            raise ValueError("cannot sample from an empty replay buffer")
+        N = k * n
+        if whole_episodes:
+            env_s, row_s = self._starts()
+            pick = self.rng.integers(0, env_s.size, N)
+            e, s = env_s[pick], row_s[pick]
+        else:
+            e, s = self.sample_indices(N)
+        back = np.zeros(N, np.int64)  # burn-in steps available before s in its episode
+        if burn_in:
+            before = self.valid[e[:, None], (s[:, None] - np.arange(1, burn_in + 1)) % self.rows]
+            back = np.cumprod(before, axis=1).sum(axis=1)
+        W = burn_in + length
+        rows = (s - back)[:, None] + np.arange(W + 1)
+        rows %= self.rows
+        ee = e[:, None]
+        steps = np.arange(W)
+        inside = np.cumprod(self.valid[ee, rows[:, :W]], axis=1).astype(bool)
+        mask = inside & (steps >= back[:, None])
+        stop = np.zeros((N, W + 1), bool)
+        stop[np.arange(N), back] = back > 0
+
+        def tm(a):  # (N, T, ...) -> (k, T, n, ...)
+            a = a.reshape(k, n, *a.shape[1:])
+            return np.swapaxes(a, 1, 2)
+
+        return SequenceBatch(
+            obs=tm(self.obs[ee, rows]),
+            action=tm(self.action[ee, rows[:, :W]]),
+            reward=tm(np.where(inside, self.reward[ee, rows[:, :W]], 0.0).astype(np.float32)),
+            discount=tm((gamma * ~self.terminated[ee, rows[:, :W]]).astype(np.float32)),
+            mask=tm(mask.astype(np.float32)),
+            stop=tm(stop),
         )
 
     # ------------------------------------------------------------------ save / load

@@ -11,6 +11,9 @@ import warnings
 import gymnasium as gym
 import numpy as np
 
+from contrl.envs.pomdp import dmc_keys_kept
+from contrl.errors import ContrlError
+
 PREFIX = "dmc:"
 
 
@@ -33,7 +36,9 @@ def parse(env_id: str) -> tuple[str, str]:
 class DMCEnv(gym.Env):
     metadata = {"render_modes": []}
 
-    def __init__(self, env_id: str):
+    def __init__(self, env_id: str, kind: str | None = None):
+        """``kind`` "P" or "V": keep only the position-like or the velocity observation keys
+        (``contrl.envs.pomdp.dmc_keys_kept``)."""
         self.env_id = env_id
         self.domain, self.task = parse(env_id)
         self._load(seed=None)
@@ -42,7 +47,12 @@ class DMCEnv(gym.Env):
                                            spec.maximum.astype(np.float32), dtype=np.float32)
         obs_spec = self._env.observation_spec()
         self._keys = sorted(obs_spec)  # fixed flattening order, decided once
-        dim = sum(int(np.prod(v.shape)) for v in obs_spec.values())
+        if kind is not None:
+            self._keys = list(dmc_keys_kept(self._keys, kind))
+            if not self._keys:
+                raise ContrlError(f"{env_id}-{kind}: the task has no such observation keys "
+                                  f"(it has {', '.join(sorted(obs_spec))})")
+        dim = sum(int(np.prod(obs_spec[k].shape)) for k in self._keys)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
 
     def _load(self, seed):

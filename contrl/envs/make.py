@@ -12,6 +12,8 @@ import gymnasium as gym
 import numpy as np
 
 from contrl.envs.dmc import PREFIX, DMCEnv, dmc_ids
+from contrl.envs.pomdp import (FIRST_TARGET, VARIANTS, FirstStepOnly, FrameStack, KeepIndices,
+                               PreviousActionReward, dmc_variant, pomdp_ids)
 from contrl.envs.state import get_env_state, set_env_state
 from contrl.errors import ContrlError, UnknownIdError
 
@@ -56,7 +58,13 @@ def known_env_ids(dmc: bool = True) -> list[str]:
             name, _, version = k.rpartition("-v")
             newest[name] = max(newest.get(name, (-1, "")), (int(version), k))
     mazes = sorted(k for _, k in newest.values())
-    return sorted(ids) + mazes + list(_CLASSIC) + (dmc_ids() if dmc else [])
+    return (sorted(ids) + mazes + list(_CLASSIC) + pomdp_ids()
+            + (dmc_ids() if dmc else []))
+
+
+def dmc_pomdp_ids() -> list[str]:
+    """The -P and -V variants of every dm_control task (accepted, but not listed one by one)."""
+    return [i + s for i in dmc_ids() for s in ("-P", "-V")]
 
 
 def default_obs_keys(env_id: str) -> tuple[str, ...]:
@@ -72,6 +80,8 @@ def resolve_env_id(env_id: str) -> str:
     """Return ``env_id`` if contrl knows it; otherwise raise naming the closest ids."""
     known = known_env_ids(dmc=env_id.startswith(PREFIX))
     if env_id in known:
+        return env_id
+    if env_id.startswith(PREFIX) and dmc_variant(env_id)[1] and dmc_variant(env_id)[0] in known:
         return env_id
     if env_id in gym.registry and not env_id.startswith(PREFIX) and not _is_maze(env_id):
         return env_id  # any other registered Gymnasium id; its action space is checked on make
@@ -138,17 +148,36 @@ class FlattenDict(gym.ObservationWrapper):
         return np.concatenate([np.asarray(obs[k], np.float32).ravel() for k in self.keys])
 
 
-def make_env(env_id: str, action_repeat: int = 1, obs_keys: tuple[str, ...] = ()) -> gym.Env:
-    """An env with actions rescaled to [-1, 1] and flat observations: a Gymnasium id or
-    ``dmc:<domain>-<task>``; ``action_repeat`` > 1 repeats each action. A dict observation
-    is flattened in the order ``obs_keys`` (default: ``default_obs_keys``)."""
-    env_id = resolve_env_id(env_id)
+def _make_base(env_id: str) -> gym.Env:
+    """The env of an id, partial observability (``contrl.envs.pomdp``) included."""
     if env_id.startswith(PREFIX):
-        env = DMCEnv(env_id)
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            env = gym.make(env_id)
+        base_id, kind = dmc_variant(env_id)
+        return DMCEnv(base_id, kind)
+    kwargs, wrap = {}, None
+    if env_id in VARIANTS:
+        variant = VARIANTS[env_id]
+        env_id, kwargs = variant.base, dict(variant.make_kwargs)
+        wrap = lambda e: KeepIndices(e, variant.keep)  # noqa: E731
+    elif env_id in FIRST_TARGET:
+        env_id, hidden = FIRST_TARGET[env_id]
+        wrap = lambda e: FirstStepOnly(e, hidden)  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = gym.make(env_id, **kwargs)
+    return wrap(env) if wrap else env
+
+
+def make_env(env_id: str, action_repeat: int = 1, obs_keys: tuple[str, ...] = (),
+             frame_stack: int = 1, prev_action: bool = False,
+             prev_reward: bool = False) -> gym.Env:
+    """An env with actions rescaled to [-1, 1] and flat observations: a Gymnasium id,
+    ``dmc:<domain>-<task>`` or a partially observed variant (``contrl.envs.pomdp``);
+    ``action_repeat`` > 1 repeats each action. A dict observation is flattened in the order
+    ``obs_keys`` (default: ``default_obs_keys``). ``prev_action`` / ``prev_reward`` append the
+    previous action (in [-1, 1]) and reward; ``frame_stack`` > 1 then stacks the last
+    ``frame_stack`` observations."""
+    env_id = resolve_env_id(env_id)
+    env = _make_base(env_id)
     if not isinstance(env.action_space, gym.spaces.Box):
         raise ContrlError(
             f"{env_id} has a {type(env.action_space).__name__} action space; "
@@ -160,7 +189,12 @@ def make_env(env_id: str, action_repeat: int = 1, obs_keys: tuple[str, ...] = ()
         raise ContrlError(f"{env_id}: contrl needs flat Box (or dict of Box) observations")
     if action_repeat > 1:
         env = ActionRepeat(env, action_repeat)
-    return RescaleToUnit(env)
+    env = RescaleToUnit(env)
+    if prev_action or prev_reward:
+        env = PreviousActionReward(env, prev_action, prev_reward)
+    if frame_stack > 1:
+        env = FrameStack(env, frame_stack)
+    return env
 
 
 @lru_cache(maxsize=None)
@@ -211,9 +245,9 @@ class EnvPool:
     success in their step info (``is_success`` or ``success``) have it kept per episode.
     """
 
-    def __init__(self, env_id: str, n: int, seed: int, action_repeat: int = 1,
-                 obs_keys: tuple[str, ...] = ()):
-        self.envs = [make_env(env_id, action_repeat, obs_keys) for _ in range(n)]
+    def __init__(self, env_id: str, n: int, seed: int, **env_kwargs):
+        """``env_kwargs``: how each env is made (``make_env``'s keyword arguments)."""
+        self.envs = [make_env(env_id, **env_kwargs) for _ in range(n)]
         self.seed = seed
         self.obs_dim = self.envs[0].observation_space.shape[0]
         self.action_dim = self.envs[0].action_space.shape[0]
@@ -228,6 +262,12 @@ class EnvPool:
     @property
     def n(self) -> int:
         return len(self.envs)
+
+    @property
+    def episode_limit(self) -> int | None:
+        """The env's time limit in agent steps (None if it has none)."""
+        spec = self.envs[0].spec
+        return spec.max_episode_steps if spec is not None else None
 
     def step(self, actions: np.ndarray):
         """Step every env; returns (next_obs, reward, terminated, truncated)."""

@@ -10,7 +10,8 @@ Two parts, both always saved:
   Pendulum's ``state``, a maze's ``goal`` and ``reset_pos``) and of the Gymnasium envs it
   holds inside (AntMaze's ant), and the random generators of all of them.
 
-Wrapper counters such as the time limit's elapsed steps are saved too.
+Wrapper counters such as the time limit's elapsed steps are saved too, and the state of any
+wrapper that has ``wrapper_state()`` / ``load_wrapper_state(state)`` (e.g. stacked frames).
 """
 from __future__ import annotations
 
@@ -60,6 +61,9 @@ def _inner_envs(base) -> dict:
 
 def get_env_state(env) -> dict:
     wrappers = [{a: getattr(w, a) for a in _WRAPPER_ATTRS if hasattr(w, a)} for w in _chain(env)]
+    for saved, w in zip(wrappers, _chain(env)):
+        if hasattr(w, "wrapper_state"):
+            saved["wrapper_state"] = w.wrapper_state()
     base = env.unwrapped
     state = {"wrappers": wrappers, "np_random": copy.deepcopy(base.np_random.bit_generator.state),
              "attrs": _simple_attrs(base),
@@ -81,7 +85,10 @@ def get_env_state(env) -> dict:
 def set_env_state(env, state: dict) -> None:
     for w, attrs in zip(_chain(env), state["wrappers"]):
         for k, v in attrs.items():
-            setattr(w, k, v)
+            if k == "wrapper_state":
+                w.load_wrapper_state(v)
+            else:
+                setattr(w, k, v)
     base = env.unwrapped
     base.np_random.bit_generator.state = state["np_random"]
     for k, v in state.get("attrs", {}).items():

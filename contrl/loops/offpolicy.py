@@ -49,7 +49,7 @@ class OffPolicyLoop(Loop):
         scored = self.offline is not None and self.offline.ref_max_score is not None
         self.run = Session(run_cfg, algo_cfg, ("normalized_score",) * scored + agent_cls.METRICS,
                            run_dir, state, score=self.offline.normalized_score if scored else None)
-        self.k_updates = algo_cfg.utd_ratio * algo_cfg.update_every * n_envs
+        self.k_updates = algo_cfg.updates_per_call(n_envs)
         self.stateful = bool(jax.tree_util.tree_leaves(self.carry))
 
     def checkpoint_parts(self):
@@ -60,8 +60,8 @@ class OffPolicyLoop(Loop):
 
     def sample(self):
         cfg = self.cfg
-        batches = self.buffer.sample(cfg.batch_size - self.n_offline, cfg.gamma, self.k_updates,
-                                     cfg.n_step)
+        batches = cfg.replay_batches(self.buffer, cfg.batch_size - self.n_offline,
+                                     self.k_updates, self.pool.episode_limit)
         if self.offline is None:
             return batches
         extra = self.offline.sample(self.data_rng, self.n_offline, cfg.gamma, self.k_updates)
