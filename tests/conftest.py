@@ -1,6 +1,15 @@
+from pathlib import Path
+
+import jax
 import pytest
 
 from contrl.train import build_configs
+
+# One on-disk compilation cache for the suite's two pytest-xdist workers (and later runs):
+# both compile the same small agents, and compiling, not training, is most of the suite's time.
+jax.config.update("jax_compilation_cache_dir",
+                  str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "jax"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
 def tiny_configs(tmp_path, algo="sac", **over):

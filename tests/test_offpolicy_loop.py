@@ -46,21 +46,22 @@ def _run(tmp_path, tiny, steps, name, resume=None, algo="sac", **over):
 RECURRENT = dict(seq_len=8, burn_in=2, rnn_hidden=8, batch_size=8, hidden=(16, 16))
 
 
-@pytest.mark.parametrize("algo,over", [("sac", {}), ("td3", {}), ("rsac", RECURRENT)])
-def test_resume_gives_identical_parameters(tmp_path, tiny, algo, over):
+@pytest.mark.parametrize("algo,over,n", [("sac", {}, 350), ("td3", {}, 350),
+                                         ("rsac", RECURRENT, 250)])
+def test_resume_gives_identical_parameters(tmp_path, tiny, algo, over, n):
     # 2N straight vs N, stop, resume for N more; N ends mid-episode (Pendulum: 200 steps), so
     # a recurrent policy's state and the frame stack must come back exactly
     over = dict(over, frame_stack=2) if over else over
-    straight = _run(tmp_path, tiny, 700, "a", algo=algo, **over)
-    half = _run(tmp_path, tiny, 350, "b", algo=algo, **over)
-    _run(tmp_path, tiny, 700, "b", resume=half, algo=algo, **over)
+    straight = _run(tmp_path, tiny, 2 * n, "a", algo=algo, **over)
+    half = _run(tmp_path, tiny, n, "b", algo=algo, **over)
+    _run(tmp_path, tiny, 2 * n, "b", resume=half, algo=algo, **over)
     ca, pa = _params(straight)
     cb, pb = _params(half)
-    assert ca.meta["step"] == cb.meta["step"] == 700
+    assert ca.meta["step"] == cb.meta["step"] == 2 * n
     for x, y in zip(pa, pb):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     # the resumed run's log continues the first one's; the stop added one end-of-run row at 350
-    resumed = [r for r in _rows(half / "progress.csv") if r["step"] != "350"]
+    resumed = [r for r in _rows(half / "progress.csv") if r["step"] != str(n)]
     keys = ("step", "episodes", "critic_loss", "actor_loss", "eval_return")
     assert [{k: r[k] for k in keys} for r in _rows(straight / "progress.csv")] == \
         [{k: r[k] for k in keys} for r in resumed]
