@@ -190,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ContrlError, C.ConfigError) as e:
         print(f"contrl: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `contrl list | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        return 0
     except OSError as e:  # the file system refused something (permissions, disk full, ...)
         where = f" ({e.filename})" if e.filename else ""
         print(f"contrl: error: {e.strerror or e}{where}", file=sys.stderr)
