@@ -22,7 +22,7 @@ import numpy as np
 from flax import struct
 from flax.training.train_state import TrainState
 
-from contrl.agents.base import AgentBase, compiled_create, make_state
+from contrl.agents.base import AgentBase, compiled_create, make_state, td_target
 from contrl.agents.ddpg import DDPGConfig
 from contrl.agents.sac import SAC, SACConfig, soft_td_target, temperature_loss
 from contrl.agents.td3 import TD3, TD3Config, smoothed_target_action
@@ -132,6 +132,12 @@ def masked_td_loss(q: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Arra
 
 
 # ----------------------------------------------------------------------------- acting
+def _mean_log_std(out: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A Gaussian head's output split into mean and clipped log std (as TanhGaussianActor)."""
+    mean, log_std = jnp.split(out, 2, axis=-1)
+    return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
+
+
 @partial(jax.jit, static_argnames=("core", "head", "mode"))
 def _act(core, head, enc_params, head_params, key, obs, carry, mode: str, sigma: float = 0.0):
     """One step of a recurrent policy for every env: (actions, carry, key)."""
@@ -139,8 +145,7 @@ def _act(core, head, enc_params, head_params, key, obs, carry, mode: str, sigma:
     out = head.apply(head_params, feats[0], obs)
     key, sub = jax.random.split(key)
     if mode in ("sample", "mode"):
-        mean, log_std = jnp.split(out, 2, axis=-1)
-        log_std = jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
+        mean, log_std = _mean_log_std(out)
         action = (tanh_gaussian_sample(mean, log_std, sub)[0] if mode == "sample"
                   else jnp.tanh(mean))
     else:
@@ -159,9 +164,7 @@ class _Recurrent(AgentBase):
 
     def _features(self, encoder, obs, stop):
         """The recurrent core's outputs over ``obs`` from a zero state: (T, B, hidden)."""
-        carry = jnp.zeros((obs.shape[1], RecurrentCore.carry_dim(self.core.kind,
-                                                                 self.core.hidden)), obs.dtype)
-        return self.core.apply(encoder, obs, carry, stop)[0]
+        return self.core.apply(encoder, obs, self.initial_carry(obs.shape[1]), stop)[0]
 
     def _actor_encoder(self, actor_params, critic_params):
         """The core the actor reads: its own, or (shared) the critics', held fixed."""
@@ -255,8 +258,8 @@ class RSAC(_Recurrent, struct.PyTreeNode):
 
     def _policy(self, head_params, feats, obs, key):
         """Sampled actions and their log-probabilities given the actor's features."""
-        mean, log_std = jnp.split(self.actor_head.apply(head_params, feats, obs), 2, -1)
-        return tanh_gaussian_sample(mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX), key)
+        mean, log_std = _mean_log_std(self.actor_head.apply(head_params, feats, obs))
+        return tanh_gaussian_sample(mean, log_std, key)
 
     def _update_step(self, batch: SequenceBatch):
         key, k_next, k_pi = jax.random.split(self.key, 3)
@@ -375,7 +378,7 @@ class RTD3(_Recurrent, struct.PyTreeNode):
         next_q = self._q(self.target_critic,
                          self._features(self.target_critic["encoder"], obs, stop)[1:], nxt,
                          next_action)
-        target = sg(batch.reward + batch.discount * next_q.min(0))
+        target = sg(td_target(batch.reward, batch.discount, next_q))
 
         def loss_fn(params):
             q = self._q(params, self._features(params["encoder"], now, stop[:-1]), now,

@@ -121,11 +121,11 @@ class ReplayBuffer:
         episode come before it to warm the recurrent state. Steps past the episode's end are
         padding, masked out; truncated episodes keep their bootstrap, terminated ones not.
         """
-        if not self.valid.any():
-            raise ValueError("cannot sample from an empty replay buffer")
         N = k * n
         if whole_episodes:
             env_s, row_s = self._starts()
+            if not env_s.size:
+                raise ValueError("cannot sample from an empty replay buffer")
             pick = self.rng.integers(0, env_s.size, N)
             e, s = env_s[pick], row_s[pick]
         else:

@@ -62,11 +62,6 @@ def known_env_ids(dmc: bool = True) -> list[str]:
             + (dmc_ids() if dmc else []))
 
 
-def dmc_pomdp_ids() -> list[str]:
-    """The -P and -V variants of every dm_control task (accepted, but not listed one by one)."""
-    return [i + s for i in dmc_ids() for s in ("-P", "-V")]
-
-
 def default_obs_keys(env_id: str) -> tuple[str, ...]:
     """The key order in which a dict observation is flattened unless the config names one:
     observation + desired_goal; AntMaze keeps the ant's x-y position only in achieved_goal, so
@@ -81,7 +76,8 @@ def resolve_env_id(env_id: str) -> str:
     known = known_env_ids(dmc=env_id.startswith(PREFIX))
     if env_id in known:
         return env_id
-    if env_id.startswith(PREFIX) and dmc_variant(env_id)[1] and dmc_variant(env_id)[0] in known:
+    base, kind = dmc_variant(env_id)
+    if env_id.startswith(PREFIX) and kind and base in known:  # dmc:<domain>-<task>-P / -V
         return env_id
     if env_id in gym.registry and not env_id.startswith(PREFIX) and not _is_maze(env_id):
         return env_id  # any other registered Gymnasium id; its action space is checked on make
