@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("env", nargs="?", help="environment id, e.g. HalfCheetah-v5")
         p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
         p.add_argument("--no-preset", action="store_true", help="ignore the per-env preset")
+        p.add_argument("--run-dir", metavar="DIR", help="create the run in exactly this "
+                       "(new or empty) directory instead of under --runs-dir")
         _add_config_args(p, C.RunConfig, "run options", skip=("env",))
         _add_config_args(p, cfg_cls, f"{name} hyperparameters")
 
@@ -81,6 +83,54 @@ def build_parser() -> argparse.ArgumentParser:
                          "as --name; no run needed")
 
     sub.add_parser("datasets", help="local datasets with their sizes and average returns")
+
+    sw = sub.add_parser("sweep", help="a grid of runs: algorithms x envs x seeds x values",
+                        description="Run every combination as an ordinary run directory under "
+                        "one sweep directory. Rerun the same command to continue: finished runs "
+                        "are skipped, interrupted ones resumed.")
+    sw.add_argument("algos", help="comma-separated algorithms, e.g. sac,td3")
+    sw.add_argument("envs", help="comma-separated environment ids, e.g. Hopper-v5,Walker2d-v5")
+    sw.add_argument("--seeds", default="0", help="seeds: 0-4, 0,1,5 or 3 (default 0)")
+    sw.add_argument("--steps", type=int, default=None, help="env steps of every run "
+                    "(default: the preset's or the config's)")
+    sw.add_argument("--set", action="append", default=[], metavar="FIELD=V[,V...]",
+                    help="a config value for every run, or several (an axis of the grid); "
+                         "tuple items joined by ':', e.g. --set hidden=64:64,256:256; repeatable")
+    sw.add_argument("--dir", default=None, help="sweep directory (default: sweeps/sweep-<hash "
+                    "of the grid>, so the same command finds the same sweep)")
+    sw.add_argument("--jobs", type=int, default=None,
+                    help="runs at once (default: cores / --cores-per-run)")
+    sw.add_argument("--cores-per-run", type=int, default=1,
+                    help="CPU cores each run is pinned to (default 1)")
+    sw.add_argument("--no-preset", action="store_true", help="ignore the per-env presets")
+    sw.add_argument("--ray", action="store_true", help="run the trials through Ray Tune on the "
+                    "cluster at RAY_ADDRESS (or a local Ray instance); also when RAY_ADDRESS is set")
+    sw.add_argument("--dry-run", action="store_true", help="print the runs and their state only")
+    sw.add_argument("--no-progress", action="store_true", help="no progress display")
+
+    vd = sub.add_parser("video", help="render a saved policy to MP4 (and GIF) without a display")
+    vd.add_argument("run_dir")
+    vd.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    vd.add_argument("--episodes", type=int, default=1)
+    vd.add_argument("--seed", type=int, default=None, help="first episode's seed (default: the "
+                    "run's evaluation seed)")
+    vd.add_argument("--out", default=None, help="video file (.mp4 or .gif; default "
+                    "RUN_DIR/videos/<checkpoint>.mp4)")
+    vd.add_argument("--gif", action="store_true", help="also write a small GIF beside the MP4")
+    vd.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
+    vd.add_argument("--fps", type=int, default=30)
+    vd.add_argument("--max-steps", type=int, default=None, help="cut each episode after this")
+
+    rp = sub.add_parser("report", help="multi-seed report of runs or sweeps: intervals, IQM, "
+                        "profiles, curves against published figures")
+    rp.add_argument("dirs", nargs="+", help="sweep or run directories (searched below)")
+    rp.add_argument("--out", default=None, help="where report.md, report.json and the PNGs go "
+                    "(default: the first directory)")
+    rp.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
+    rp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    rp.add_argument("--pick", choices=("final", "best"), default="final",
+                    help="aggregate each run's final or best evaluation")
+    rp.add_argument("--no-figures", action="store_true", help="tables only")
     return parser
 
 
@@ -88,8 +138,11 @@ def cmd_train(args) -> int:
     from contrl.train import train
 
     overrides = {k: v for k, v in vars(args).items()
-                 if k not in ("command", "algo", "env", "resume", "no_preset")}
-    out = train(args.algo, args.env, overrides, resume=args.resume, use_preset=not args.no_preset)
+                 if k not in ("command", "algo", "env", "resume", "no_preset", "run_dir")}
+    if args.run_dir and args.resume:
+        raise ContrlError("--run-dir names a new run; --resume continues an existing one")
+    out = train(args.algo, args.env, overrides, resume=args.resume, use_preset=not args.no_preset,
+                run_dir=args.run_dir)
     ev = out.get("eval")
     msg = f"run: {out['run_dir']}  step {out['step']}"
     if ev:
@@ -173,8 +226,86 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from contrl.sweep import sweep
+
+    sets = list(args.set) + ([f"steps={args.steps}"] if args.steps is not None else [])
+    out = sweep(_split(args.algos), _split(args.envs), args.seeds, sets, args.dir, args.jobs,
+                args.cores_per_run, not args.no_preset, args.ray, not args.no_progress,
+                args.dry_run)
+    if args.dry_run:
+        print(f"sweep {out['dir']}: {out['runs']} runs, {len(out['done_before'])} finished")
+        for name in out["todo"]:
+            print(f"  to run: {name}")
+        return 0
+    print(f"sweep {out['dir']}: {len(out['done_before'])} already finished, "
+          f"{len(out['finished'])} finished now, {len(out['failed'])} failed")
+    for name, code in out["failed"].items():
+        print(f"  failed (exit {code}): {name}; see {out['dir']}/logs/{name}.log")
+    if out.get("signal"):
+        print("interrupted; run the same command again to continue the sweep")
+        return 128 + out["signal"]
+    return 1 if out["failed"] else 0
+
+
+def cmd_video(args) -> int:
+    from pathlib import Path
+
+    from contrl import video
+    from contrl.evaluate import EVAL_SEED_OFFSET
+    from contrl.rundir import load_agent
+
+    for name in ("episodes", "fps"):
+        if getattr(args, name) <= 0:
+            raise C.ConfigError(f"{name} must be positive, got {getattr(args, name)}")
+    if min(args.size) < 16:
+        raise C.ConfigError(f"size must be at least 16x16 pixels, got {args.size}")
+    out = Path(args.out) if args.out else Path(args.run_dir) / "videos" / f"{args.checkpoint}.mp4"
+    if out.suffix not in (".mp4", ".gif"):
+        raise C.ConfigError(f"--out must end in .mp4 or .gif, got {out}")
+    video.choose_gl_backend()
+    agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)
+    seed = (run_cfg.seed + EVAL_SEED_OFFSET) if args.seed is None else args.seed
+    clip = video.render_episodes(agent, run_cfg.env, args.episodes, seed, args.size, args.fps,
+                                 args.max_steps, **run_cfg.env_kwargs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written = [video.write_video(clip["frames"], out, clip["fps"])]
+    if args.gif and out.suffix == ".mp4":
+        written.append(video.write_video(video.gif_frames(clip["frames"], clip["fps"]),
+                                         out.with_suffix(".gif"), 15))
+    print(json.dumps({"files": [str(p) for p in written], "frames": len(clip["frames"]),
+                      "returns": clip["returns"], "lengths": clip["lengths"],
+                      "step": meta.get("step")}))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from contrl.report import report
+
+    out = report(args.dirs, args.out, args.reps, args.seed, args.pick, not args.no_figures)
+    where = args.out or args.dirs[0]
+    print(f"report of {out['runs']} runs: {where}/report.md")
+    return 0
+
+
+def _split(text: str) -> list[str]:
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items:
+        raise ContrlError(f"expected a comma-separated list, got '{text}'")
+    return items
+
+
+def pin_cores() -> None:
+    """A run started by ``contrl sweep`` keeps to the cores it was given (CONTRL_CORES), set
+    before JAX starts its thread pools, so that concurrent runs do not fight over threads."""
+    cores = os.environ.get("CONTRL_CORES")
+    if cores:
+        os.sched_setaffinity(0, {int(c) for c in cores.split(",")})
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    pin_cores()
     parser = build_parser()
     try:
         if len(argv) > 1 and argv[0] == "train" and not argv[1].startswith("-"):
@@ -186,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"train": cmd_train, "eval": cmd_eval, "list": cmd_list, "collect": cmd_collect,
-                "datasets": cmd_datasets}[args.command](args)
+                "datasets": cmd_datasets, "sweep": cmd_sweep,
+                "report": cmd_report, "video": cmd_video}[args.command](args)
     except (ContrlError, C.ConfigError) as e:
         print(f"contrl: error: {e}", file=sys.stderr)
         return 2

@@ -127,6 +127,9 @@ class RunConfig(_Checks):
     """Append the previous action (in [-1, 1], zeros on the first step) to the observation."""
     prev_reward: bool = False
     """Append the previous reward (0 on the first step) to the observation."""
+    video_every: int = 0
+    """Env steps between videos of the deterministic policy (one episode, MP4 in videos/, a
+    strip of its frames in TensorBoard); 0: none. Rendering on a CPU is slow (OSMesa)."""
     best_metric: str = "auto"
     """What best.ckpt maximizes: return, normalized_score (needs a dataset with reference
     scores), success_rate (needs an env that reports success), or auto: success_rate where the
@@ -138,7 +141,7 @@ class RunConfig(_Checks):
     def validate(self) -> None:
         self._positive("steps", "num_envs", "action_repeat", "eval_episodes", "checkpoint_every",
                        "log_every", "frame_stack")
-        self._nonneg("eval_every", "seed")
+        self._nonneg("eval_every", "seed", "video_every")
         self._one_of("best_metric", self.BEST_METRICS)
 
     def check_whole_env_steps(self) -> None:

@@ -248,6 +248,14 @@ class Logger:
         if self._wandb is not None:
             self._wandb.log(scalars, step=step)
 
+    def log_image(self, tag: str, image, step: int) -> None:
+        """An RGB image (H x W x 3 uint8) in TensorBoard (and W&B), e.g. a video's frames."""
+        if self._tb is not None:
+            self._tb.add_image(tag, image, step, dataformats="HWC")
+        if self._wandb is not None:
+            import wandb
+            self._wandb.log({tag: wandb.Image(image)}, step=step)
+
     def close(self) -> None:
         self._file.close()
         if self._tb is not None:

@@ -28,7 +28,7 @@ LOOPS = {
 
 # fields that may change when a run is resumed (everything else must match the saved config)
 RESUME_OVERRIDABLE = {"steps", "progress", "tensorboard", "wandb", "eval_every",
-                      "checkpoint_every", "log_every", "stop_at_return"}
+                      "checkpoint_every", "log_every", "stop_at_return", "video_every"}
 
 
 def split_overrides(algo: str, overrides: dict) -> tuple[dict, dict]:

@@ -41,6 +41,11 @@ def files(tmp_path):
     d.mkdir()
 
     def make(name):
+        if name == "sweep_dir":  # where a sweep would go: it must not be created
+            return str(d / "sweep")
+        if name == "empty_dir":
+            (d / "empty").mkdir()
+            return str(d / "empty")
         if name == "file":
             (d / "a_file").write_text("x")
             return str(d / "a_file")
@@ -175,6 +180,20 @@ CASES = [
     (["collect", "--from-buffer", "--name", "p-v0"], "needs the run directory"),
     (["collect", "{run_missing_keys}", "--name", "p-v0"], "not a contrl run configuration"),
     (["collect", "--concat", "nothere-v0", "--name", "p-v0"], "no dataset 'nothere-v0'"),
+    # sweep, report, video
+    (["sweep", "sacc", "Pendulum-v1", "--dir", "{sweep_dir}"], "unknown algorithm 'sacc'"),
+    (["sweep", "sac", "Pendulum-v9", "--dir", "{sweep_dir}"], "unknown environment 'Pendulum-v9'"),
+    (["sweep", "sac", "Pendulum-v1", "--seeds", "5-2", "--dir", "{sweep_dir}"], "seed range '5-2' is empty"),
+    (["sweep", "sac", "Pendulum-v1", "--set", "bogus=1", "--dir", "{sweep_dir}"], "--set bogus: unknown option"),
+    (["sweep", "sac", "Pendulum-v1", "--set", "lr=abc", "--dir", "{sweep_dir}"], "lr: cannot read 'abc'"),
+    (["sweep", "sac", "Pendulum-v1", "--set", "lr=-1", "--dir", "{sweep_dir}"], "lr must be in"),
+    (["sweep", "sac", "Pendulum-v1", "--jobs", "0", "--dir", "{sweep_dir}"], "jobs must be positive"),
+    (["sweep", "sac", ",", "--dir", "{sweep_dir}"], "expected a comma-separated list"),
+    (["report", "{empty_dir}"], "no evaluated runs"),
+    (["report", "/nonexistent/sweep"], "is not a directory"),
+    (["video", "/nonexistent/run"], "not a contrl run directory"),
+    (["video", "{run_missing_keys}", "--episodes", "0"], "episodes must be positive"),
+    (["video", "{run_missing_keys}", "--out", "clip.avi"], "must end in .mp4 or .gif"),
 ]
 
 

@@ -100,4 +100,4 @@ def test_first_critic_view_equals_first_ensemble_member():
     full = agent.critic.apply_fn(agent.critic.params, obs, act)
     one = agent.first_critic_fn(jax.tree_util.tree_map(lambda p: p[:1], agent.critic.params), obs, act)
     assert one.shape == (1, 5)
-    np.testing.assert_allclose(one[0], full[0], rtol=1e-6)
+    np.testing.assert_allclose(one[0], full[0], rtol=1e-5, atol=1e-7)  # float32 sums reordered

@@ -34,12 +34,16 @@ def parse(env_id: str) -> tuple[str, str]:
 
 
 class DMCEnv(gym.Env):
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"]}
 
-    def __init__(self, env_id: str, kind: str | None = None):
+    def __init__(self, env_id: str, kind: str | None = None,
+                 render_size: tuple[int, int] | None = None):
         """``kind`` "P" or "V": keep only the position-like or the velocity observation keys
-        (``contrl.envs.pomdp.dmc_keys_kept``)."""
+        (``contrl.envs.pomdp.dmc_keys_kept``). ``render_size`` (height, width): ``render()``
+        returns RGB frames of that size from the task's first camera."""
         self.env_id = env_id
+        self.render_size = render_size
+        self.render_mode = "rgb_array" if render_size else None
         self.domain, self.task = parse(env_id)
         self._load(seed=None)
         spec = self._env.action_spec()
@@ -72,6 +76,12 @@ class DMCEnv(gym.Env):
         terminated = ts.last() and ts.discount == 0.0
         truncated = ts.last() and not terminated
         return self._flat(ts.observation), float(ts.reward or 0.0), terminated, truncated, {}
+
+    def render(self):
+        if self.render_size is None:
+            return None
+        height, width = self.render_size
+        return self._env.physics.render(height=height, width=width, camera_id=0)
 
     # exact state (see contrl.envs.state)
     @property

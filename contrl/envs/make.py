@@ -144,11 +144,12 @@ class FlattenDict(gym.ObservationWrapper):
         return np.concatenate([np.asarray(obs[k], np.float32).ravel() for k in self.keys])
 
 
-def _make_base(env_id: str) -> gym.Env:
-    """The env of an id, partial observability (``contrl.envs.pomdp``) included."""
+def _make_base(env_id: str, render_size: tuple[int, int] | None = None) -> gym.Env:
+    """The env of an id, partial observability (``contrl.envs.pomdp``) included;
+    ``render_size`` (height, width): made to render RGB frames of that size."""
     if env_id.startswith(PREFIX):
         base_id, kind = dmc_variant(env_id)
-        return DMCEnv(base_id, kind)
+        return DMCEnv(base_id, kind, render_size)
     kwargs, wrap = {}, None
     if env_id in VARIANTS:
         variant = VARIANTS[env_id]
@@ -157,6 +158,12 @@ def _make_base(env_id: str) -> gym.Env:
     elif env_id in FIRST_TARGET:
         env_id, hidden = FIRST_TARGET[env_id]
         wrap = lambda e: FirstStepOnly(e, hidden)  # noqa: E731
+    if render_size is not None:
+        entry = str(gym.spec(env_id).entry_point)
+        if "mujoco" not in entry and "gymnasium_robotics" not in entry:
+            raise ContrlError(f"{env_id} is not rendered by MuJoCo; videos cover Gymnasium "
+                              "MuJoCo, dm_control and maze envs")
+        kwargs.update(render_mode="rgb_array", height=render_size[0], width=render_size[1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         env = gym.make(env_id, **kwargs)
@@ -165,15 +172,16 @@ def _make_base(env_id: str) -> gym.Env:
 
 def make_env(env_id: str, action_repeat: int = 1, obs_keys: tuple[str, ...] = (),
              frame_stack: int = 1, prev_action: bool = False,
-             prev_reward: bool = False) -> gym.Env:
+             prev_reward: bool = False, render_size: tuple[int, int] | None = None) -> gym.Env:
     """An env with actions rescaled to [-1, 1] and flat observations: a Gymnasium id,
     ``dmc:<domain>-<task>`` or a partially observed variant (``contrl.envs.pomdp``);
     ``action_repeat`` > 1 repeats each action. A dict observation is flattened in the order
     ``obs_keys`` (default: ``default_obs_keys``). ``prev_action`` / ``prev_reward`` append the
     previous action (in [-1, 1]) and reward; ``frame_stack`` > 1 then stacks the last
-    ``frame_stack`` observations."""
+    ``frame_stack`` observations. ``render_size`` (height, width): ``env.render()`` returns
+    RGB frames of that size."""
     env_id = resolve_env_id(env_id)
-    env = _make_base(env_id)
+    env = _make_base(env_id, render_size)
     if not isinstance(env.action_space, gym.spaces.Box):
         raise ContrlError(
             f"{env_id} has a {type(env.action_space).__name__} action space; "

@@ -23,7 +23,7 @@ from contrl.agents.base import Agent
 from contrl.envs import EnvPool
 from contrl.envs.make import Episode
 from contrl.errors import ContrlError, NonFiniteLossError
-from contrl.evaluate import evaluate
+from contrl.evaluate import EVAL_SEED_OFFSET, evaluate
 from contrl.policy import Carry, restore_carry
 from contrl.run import Checkpoint, Logger, Progress, RateMeter, atomic_write_json, save_checkpoint
 
@@ -185,6 +185,8 @@ class Session:
         due, and evaluate ``agent`` (keeping the best policy) when that is due."""
         step, cfg = self.step, self.cfg
         do_eval = crossed(prev, step, cfg.eval_every) or step >= cfg.steps
+        if crossed(prev, step, cfg.video_every):
+            self.record_video(agent)
         if not (do_eval or crossed(prev, step, cfg.log_every)):
             return
         row = {"step": step, "time": self.clock(), "steps_per_sec": self.rate(step),
@@ -214,6 +216,16 @@ class Session:
             atomic_write_json(self.run_dir / "eval.json", result)
         self.logger.log(row)
         self.progress.update(step, row["steps_per_sec"], self.last_eval)
+
+    def record_video(self, agent) -> None:
+        """One deterministic episode to videos/step-<N>.mp4, its frames to TensorBoard."""
+        from contrl import video
+        clip = video.render_episodes(agent, self.cfg.env, 1, self.cfg.seed + EVAL_SEED_OFFSET,
+                                     **self.cfg.env_kwargs)
+        out = self.run_dir / "videos"
+        out.mkdir(exist_ok=True)
+        video.write_video(clip["frames"], out / f"step-{self.step}.mp4", clip["fps"])
+        self.logger.log_image("video", video.frame_strip(clip["frames"]), self.step)
 
     def after_steps(self, prev: int, agent, metrics: dict | None, checkpoint) -> None:
         """Once the step counter has moved from ``prev``: check the update's metrics (if there

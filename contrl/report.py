@@ -1,0 +1,410 @@
+"""``contrl report``: what a reviewer wants to see of a set of runs.
+
+Per env and algorithm, the final and best evaluations over seeds with 95% bootstrap intervals;
+across envs (normalized: 0 random, 1 the reference of ``references.toml``), IQM, mean, median
+and optimality gap with stratified-bootstrap intervals, performance profiles and probability
+of improvement, computed with the ``rliable`` library; sample-efficiency curves (IQM over
+seeds, with bands) beside the published figures. Writes ``report.md``, ``report.json`` and
+PNG figures.
+"""
+from __future__ import annotations
+
+import csv
+import itertools
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from contrl.errors import ContrlError
+from contrl.run import atomic_write_bytes, atomic_write_json, read_run_config
+
+REFERENCES = Path(__file__).parent / "references.toml"
+
+
+@dataclass
+class RunCurve:
+    """One run's evaluations: where it is, what it trained, and (step, mean return) pairs."""
+
+    path: Path
+    algo: str
+    env: str
+    seed: int
+    steps: np.ndarray
+    returns: np.ndarray
+    config: dict
+    """Its configuration values (run and algorithm), to tell settings apart."""
+
+    @property
+    def final(self) -> float:
+        return float(self.returns[-1])
+
+    @property
+    def best(self) -> float:
+        return float(self.returns.max())
+
+
+def load_references(path: Path = REFERENCES) -> dict:
+    with Path(path).open("rb") as f:
+        return tomllib.load(f)
+
+
+def read_curve(run_dir: Path) -> RunCurve | None:
+    """The evaluations of a run directory (None if it has not evaluated yet)."""
+    saved = read_run_config(run_dir)
+    steps, returns = [], []
+    path = run_dir / "progress.csv"
+    if path.is_file():
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                value = row.get("eval_return")
+                if value not in (None, ""):
+                    steps.append(int(row["step"]))
+                    returns.append(float(value))
+    if not steps:
+        return None
+    return RunCurve(run_dir, saved["algo"], saved["run"]["env"], int(saved["run"]["seed"]),
+                    np.asarray(steps), np.asarray(returns),
+                    {**saved["algo_config"], **saved["run"]})
+
+
+def find_runs(dirs: list[str]) -> list[RunCurve]:
+    """Every run directory (holding config.json) at or below the given directories."""
+    runs, seen = [], set()
+    for d in dirs:
+        root = Path(d)
+        if not root.is_dir():
+            raise ContrlError(f"{root} is not a directory")
+        for cfg in sorted(root.rglob("config.json")):
+            run_dir = cfg.parent.resolve()
+            if run_dir in seen or run_dir.name == "online":  # an online phase: its own run
+                continue
+            seen.add(run_dir)
+            curve = read_curve(cfg.parent)
+            if curve is not None:
+                runs.append(curve)
+    if not runs:
+        raise ContrlError(f"no evaluated runs in {', '.join(dirs)} (no config.json with "
+                          "evaluations in progress.csv below them)")
+    return runs
+
+
+# settings that do not change what a run learns: runs differing only in these are seeds of
+# one setting
+BOOKKEEPING = {"seed", "runs_dir", "progress", "tensorboard", "wandb", "checkpoint_every",
+               "log_every", "eval_every", "eval_episodes", "best_metric"}
+
+
+def setting_label(run: RunCurve, varying: list[str]) -> str:
+    """The algorithm's name, with the values of ``varying`` fields (e.g. ``sac[lr=0.001]``)."""
+    if not varying:
+        return run.algo
+    return run.algo + "[" + ",".join(f"{k}={run.config.get(k)}" for k in varying) + "]"
+
+
+def group(runs: list[RunCurve]) -> dict[tuple[str, str], list[RunCurve]]:
+    """(env, setting) -> runs, each list ordered by seed. A setting is the algorithm, plus the
+    config values in which runs of that env and algorithm differ (a sweep's --set axes)."""
+    by_algo: dict[tuple[str, str], list[RunCurve]] = {}
+    for r in runs:
+        by_algo.setdefault((r.env, r.algo), []).append(r)
+    out: dict[tuple[str, str], list[RunCurve]] = {}
+    for (env, _), rs in sorted(by_algo.items()):
+        keys = sorted({k for r in rs for k in r.config} - BOOKKEEPING)
+        varying = [k for k in keys if len({repr(r.config.get(k)) for r in rs}) > 1]
+        for r in sorted(rs, key=lambda r: r.seed):
+            out.setdefault((env, setting_label(r, varying)), []).append(r)
+    return out
+
+
+def normalize(value, env: str, refs: dict):
+    n = refs.get("normalize", {}).get(env)
+    if n is None:
+        return None
+    return (np.asarray(value, float) - n["random"]) / (n["expert"] - n["random"])
+
+
+def _rliable():
+    try:
+        from rliable import library as rly
+        from rliable import metrics
+    except ImportError:
+        raise ContrlError("contrl report needs rliable: pip install 'contrl[report]'") from None
+    return rly, metrics
+
+
+AGGREGATES = ("IQM", "mean", "median", "optimality gap")
+
+
+def aggregate_fn(metrics):
+    """Scores (runs x tasks) -> the four aggregate metrics, as rliable defines them."""
+    return lambda s: np.array([metrics.aggregate_iqm(s), metrics.aggregate_mean(s),
+                               metrics.aggregate_median(s), metrics.aggregate_optimality_gap(s)])
+
+
+def interval(values: np.ndarray, reps: int, seed: int) -> tuple[float, float, float]:
+    """Mean over seeds and its 95% bootstrap interval (one task: the stratified bootstrap of
+    rliable over runs)."""
+    rly, metrics = _rliable()
+    np.random.seed(seed)  # rliable draws from numpy's global generator
+    point, ci = rly.get_interval_estimates({"x": np.asarray(values, float)[:, None]},
+                                           lambda s: np.array([metrics.aggregate_mean(s)]),
+                                           reps=reps)
+    return float(point["x"][0]), float(ci["x"][0, 0]), float(ci["x"][1, 0])
+
+
+def per_task_table(groups, reps: int, seed: int, refs: dict) -> list[dict]:
+    rows = []
+    for (env, algo), rs in groups.items():
+        final = np.array([r.final for r in rs])
+        best = np.array([r.best for r in rs])
+        f, flo, fhi = interval(final, reps, seed)
+        b, blo, bhi = interval(best, reps, seed)
+        published = [p for p in refs.get("published", []) if p["env"] == env and p["algo"] == rs[0].algo]
+        norm = normalize(final.mean(), env, refs)
+        rows.append({"env": env, "algo": algo, "seeds": [r.seed for r in rs],
+                     "steps": int(min(r.steps[-1] for r in rs)),
+                     "final": [f, flo, fhi], "best": [b, blo, bhi],
+                     "final_per_seed": final.tolist(),
+                     "normalized_final": None if norm is None else float(norm),
+                     "published": published})
+    return rows
+
+
+def score_matrices(groups, refs: dict, pick: str = "final") -> tuple[dict, list[str], list[str]]:
+    """algo -> normalized scores (runs x envs), over the envs that have a normalization and
+    that every algorithm ran; runs per env cut to the fewest seeds any algorithm has there.
+    Returns (matrices, envs used, notes)."""
+    algos = sorted({a for _, a in groups})
+    envs = sorted({e for e, _ in groups})
+    notes = []
+    usable = []
+    for env in envs:
+        if env not in refs.get("normalize", {}):
+            notes.append(f"{env}: no normalization in references.toml, left out of the aggregates")
+        elif any((env, a) not in groups for a in algos):
+            notes.append(f"{env}: not every algorithm ran it, left out of the aggregates")
+        else:
+            usable.append(env)
+    if not usable:
+        return {}, [], notes
+    n = min(len(groups[(e, a)]) for e in usable for a in algos)
+    if any(len(groups[(e, a)]) != n for e in usable for a in algos):
+        notes.append(f"aggregates use the first {n} seeds of each env and algorithm")
+    mats = {}
+    for a in algos:
+        cols = []
+        for e in usable:
+            vals = [getattr(r, pick) for r in groups[(e, a)][:n]]
+            cols.append(normalize(vals, e, refs))
+        mats[a] = np.stack(cols, axis=1)
+    return mats, usable, notes
+
+
+def aggregates(mats: dict, reps: int, seed: int) -> dict:
+    rly, metrics = _rliable()
+    np.random.seed(seed)
+    point, ci = rly.get_interval_estimates(mats, aggregate_fn(metrics), reps=reps)
+    return {a: {m: [float(point[a][i]), float(ci[a][0, i]), float(ci[a][1, i])]
+                for i, m in enumerate(AGGREGATES)} for a in mats}
+
+
+def improvement(mats: dict, reps: int, seed: int) -> dict:
+    """P(X > Y) for every ordered pair of algorithms (keyed "X > Y"), with its interval."""
+    rly, metrics = _rliable()
+    pairs = {f"{x} > {y}": (mats[x], mats[y]) for x, y in itertools.permutations(sorted(mats), 2)}
+    if not pairs:
+        return {}
+    np.random.seed(seed)
+    point, ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps)
+    return {k: [float(np.ravel(point[k])[0]), float(np.ravel(ci[k])[0]), float(np.ravel(ci[k])[1])]
+            for k in pairs}
+
+
+def common_grid(rs: list[RunCurve]) -> np.ndarray:
+    """The evaluation steps every run of a group has."""
+    steps = set(rs[0].steps.tolist())
+    for r in rs[1:]:
+        steps &= set(r.steps.tolist())
+    return np.array(sorted(steps))
+
+
+def curves(groups, reps: int, seed: int) -> dict:
+    """(env, algo) -> (steps, IQM, low, high) over seeds at the steps all its runs share."""
+    rly, metrics = _rliable()
+    out = {}
+    for key, rs in groups.items():
+        grid = common_grid(rs)
+        if len(grid) == 0:
+            continue
+        scores = np.stack([np.interp(grid, r.steps, r.returns) for r in rs])  # runs x steps
+        arr = scores[:, None, :]  # runs x 1 task x steps
+        np.random.seed(seed)
+        point, ci = rly.get_interval_estimates(
+            {"x": arr}, lambda s: np.array([metrics.aggregate_iqm(s[..., t])
+                                            for t in range(s.shape[-1])]), reps=reps)
+        out[key] = (grid, point["x"], ci["x"][0], ci["x"][1])
+    return out
+
+
+# ---------------------------------------------------------------------------- figures
+def _save(fig, path: Path) -> None:
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_curves(curve_data: dict, refs: dict, out: Path) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = []
+    for env in sorted({e for e, _ in curve_data}):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for i, ((e, algo), (grid, iqm, lo, hi)) in enumerate(sorted(curve_data.items())):
+            if e != env:
+                continue
+            color = f"C{i % 10}"
+            ax.plot(grid, iqm, color=color, label=f"{algo} (IQM over seeds)")
+            ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
+            for p in refs.get("published", []):
+                if p["env"] == env and p["algo"] == algo.split("[")[0]:
+                    ax.axhline(p["value"], color=color, ls="--", lw=0.8)
+                    ax.annotate(f"{algo} {p['source']} @{p['steps'] // 1000}k",
+                                (grid[0], p["value"]), fontsize=7, color=color, va="bottom")
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("evaluation return")
+        ax.set_title(env)
+        ax.legend(fontsize=8)
+        name = f"curves_{env.replace(':', '_').replace('/', '_')}.png"
+        _save(fig, out / name)
+        plt.close(fig)
+        names.append(name)
+    return names
+
+
+def plot_aggregates(agg: dict, out: Path) -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    algos = sorted(agg)
+    fig, axes = plt.subplots(1, len(AGGREGATES), figsize=(3 * len(AGGREGATES), 0.5 + 0.5 * len(algos)))
+    for ax, m in zip(np.atleast_1d(axes), AGGREGATES):
+        for j, a in enumerate(algos):
+            p, lo, hi = agg[a][m]
+            ax.barh(j, hi - lo, left=lo, height=0.6, color=f"C{j}", alpha=0.6)
+            ax.vlines(p, j - 0.3, j + 0.3, color="k")
+        ax.set_yticks(range(len(algos)), algos if m == AGGREGATES[0] else [""] * len(algos))
+        ax.set_title(m)
+        ax.set_xlabel("normalized score")
+    _save(fig, out / "aggregates.png")
+    plt.close(fig)
+    return "aggregates.png"
+
+
+def plot_profiles(mats: dict, out: Path, reps: int, seed: int) -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rly, _ = _rliable()
+    hi = max(1.05, max(float(m.max()) for m in mats.values()))
+    taus = np.linspace(min(0.0, min(float(m.min()) for m in mats.values())), hi, 101)
+    np.random.seed(seed)
+    profiles, cis = rly.create_performance_profile(mats, taus, reps=reps)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for j, a in enumerate(sorted(mats)):
+        ax.plot(taus, profiles[a], color=f"C{j}", label=a)
+        ax.fill_between(taus, cis[a][0], cis[a][1], color=f"C{j}", alpha=0.2)
+    ax.set_xlabel("normalized score tau")
+    ax.set_ylabel("fraction of runs with score > tau")
+    ax.legend(fontsize=8)
+    _save(fig, out / "profiles.png")
+    plt.close(fig)
+    return "profiles.png"
+
+
+# ----------------------------------------------------------------------------- report
+def _fmt(v: list[float], digits: int = 1) -> str:
+    return f"{v[0]:.{digits}f} [{v[1]:.{digits}f}, {v[2]:.{digits}f}]"
+
+
+def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int = 0,
+           pick: str = "final", figures: bool = True, refs_path: Path = REFERENCES) -> dict:
+    """Write report.md, report.json and figures for the runs below ``dirs`` into ``out``
+    (default: the first directory). ``pick``: aggregate the final or the best evaluations."""
+    if reps <= 0:
+        raise ContrlError(f"reps must be positive, got {reps}")
+    if pick not in ("final", "best"):
+        raise ContrlError(f"pick must be final or best, got '{pick}'")
+    runs = find_runs(dirs)
+    refs = load_references(refs_path)
+    out_dir = Path(out or dirs[0])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    groups = group(runs)
+    table = per_task_table(groups, reps, seed, refs)
+    mats, envs, notes = score_matrices(groups, refs, pick)
+    unfinished = [str(r.path) for r in runs if r.steps[-1] < int(r.config.get("steps", 0))]
+    if unfinished:
+        notes.append(f"{len(unfinished)} run(s) have not reached their steps yet; their "
+                     f"\"final\" is their latest evaluation: {', '.join(unfinished)}")
+    agg = aggregates(mats, reps, seed) if mats else {}
+    prob = improvement(mats, reps, seed) if len(mats) > 1 else {}
+    curve_data = curves(groups, reps, seed)
+    figs = []
+    if figures:
+        figs += plot_curves(curve_data, refs, out_dir)
+        if mats:
+            figs += [plot_aggregates(agg, out_dir), plot_profiles(mats, out_dir, reps, seed)]
+    result = {"runs": len(runs), "dirs": list(dirs), "reps": reps, "seed": seed, "pick": pick,
+              "per_task": table, "aggregate_envs": envs, "aggregates": agg,
+              "probability_of_improvement": prob, "notes": notes, "figures": figs,
+              "curves": {f"{e}|{a}": {"steps": g.tolist(), "iqm": p.tolist(), "low": lo.tolist(),
+                                       "high": hi.tolist()}
+                         for (e, a), (g, p, lo, hi) in curve_data.items()}}
+    atomic_write_json(out_dir / "report.json", result)
+    atomic_write_bytes(out_dir / "report.md", markdown(result, refs).encode())
+    return result
+
+
+def markdown(result: dict, refs: dict) -> str:
+    lines = [f"# Report: {result['runs']} runs", "",
+             f"Runs from: {', '.join(result['dirs'])}. Intervals: 95% (stratified) bootstrap, "
+             f"{result['reps']} resamples (rliable), seed {result['seed']}.", "",
+             "## Per env and algorithm", "",
+             "| env | algo | seeds | steps | final return | best return | normalized final | "
+             "published |", "|---|---|---|---|---|---|---|---|"]
+    for r in result["per_task"]:
+        pub = "; ".join(f"{p['value']:g} ({p['source']}, {p['steps'] // 1000}k)"
+                        for p in r["published"]) or "-"
+        norm = "-" if r["normalized_final"] is None else f"{r['normalized_final']:.3f}"
+        lines.append(f"| {r['env']} | {r['algo']} | {len(r['seeds'])} | {r['steps']} | "
+                     f"{_fmt(r['final'])} | {_fmt(r['best'])} | {norm} | {pub} |")
+    lines += ["", "Final: the last evaluation of each run; best: its best evaluation (an "
+              "optimistic figure, as Tianshou's max-within-1M). Each is averaged over seeds.", ""]
+    if result["aggregates"]:
+        lines += [f"## Across envs ({', '.join(result['aggregate_envs'])}; {result['pick']} "
+                  "evaluations, normalized)", "",
+                  "| algo | " + " | ".join(AGGREGATES) + " |",
+                  "|---|" + "---|" * len(AGGREGATES)]
+        for a, vals in sorted(result["aggregates"].items()):
+            lines.append(f"| {a} | " + " | ".join(_fmt(vals[m], 3) for m in AGGREGATES) + " |")
+        lines += ["", "Normalization: (return - random) / (expert - random) with:", ""]
+        for env in result["aggregate_envs"]:
+            n = refs["normalize"][env]
+            lines.append(f"- {env}: random {n['random']:g} ({n['random_source']}), expert "
+                         f"{n['expert']:g} ({n['expert_source']})")
+        lines.append("")
+    if result["probability_of_improvement"]:
+        lines += ["## Probability of improvement P(X > Y)", "", "| X | Y | P(X > Y) |",
+                  "|---|---|---|"]
+        for k, v in sorted(result["probability_of_improvement"].items()):
+            x, y = k.split(" > ")
+            lines.append(f"| {x} | {y} | {_fmt(v, 3)} |")
+        lines.append("")
+    if result["notes"]:
+        lines += ["## Notes", ""] + [f"- {n}" for n in result["notes"]] + [""]
+    if result["figures"]:
+        lines += ["## Figures", ""] + [f"![{f}]({f})" for f in result["figures"]] + [""]
+    return "\n".join(lines)

@@ -1,0 +1,358 @@
+"""Many runs from one command: a grid of algorithms x envs x seeds x config values, each an
+ordinary run directory under one sweep directory.
+
+Rerunning the same sweep continues it: finished runs are skipped, interrupted ones resumed
+from their last checkpoint (``contrl train --resume``), missing ones started. Runs execute as
+separate processes, each pinned to its own share of the cores (``--cores-per-run``), or as
+Ray Tune trials on a Ray cluster (``contrl.sweep_ray``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from contrl import config as C
+from contrl.errors import ContrlError
+from contrl.registry import resolve_algo
+from contrl.run import Checkpoint, atomic_write_json
+from contrl.train import build_configs
+
+SWEEP_FILE = "sweep.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """One run of a sweep: what ``contrl train`` is given, and where its directory is."""
+
+    algo: str
+    env: str
+    seed: int
+    overrides: tuple[tuple[str, object], ...]
+    """Config values of this run (the fixed ones and its point of the grid), in --set order."""
+    name: str
+    """The run directory's name inside the sweep directory."""
+
+    @property
+    def options(self) -> dict:
+        return {**dict(self.overrides), "seed": self.seed}
+
+    def train_args(self, run_dir: Path, resume: bool) -> list[str]:
+        """``contrl train`` arguments that start (or continue) this run in ``run_dir``."""
+        if resume:
+            steps = dict(self.overrides).get("steps")
+            extra = [] if steps is None else ["--steps", str(steps)]
+            return ["train", self.algo, "--resume", str(run_dir), "--no-progress", *extra]
+        return ["train", self.algo, self.env, "--run-dir", str(run_dir), "--no-progress",
+                *option_flags(self.options)]
+
+
+def option_flags(options: dict) -> list[str]:
+    """Command-line flags for config values (bools as --x / --no-x, tuples as several)."""
+    out = []
+    for k, v in options.items():
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, bool):
+            out.append(flag if v else "--no-" + k.replace("_", "-"))
+        elif isinstance(v, (tuple, list)):
+            out += [flag, *map(str, v)]
+        elif v is not None:
+            out += [flag, str(v)]
+    return out
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-4`` -> 0..4, ``0,3,7`` -> those, ``2`` -> [2]; mixing is allowed (``0-2,9``)."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ContrlError(f"seed range '{part}' is empty (its end is below its start)")
+                seeds += range(lo, hi + 1)
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise ContrlError(f"cannot read seeds '{text}': give e.g. 0-4 or 0,1,5") from None
+    if any(s < 0 for s in seeds):
+        raise ContrlError(f"seeds must be >= 0, got {text}")
+    if len(set(seeds)) != len(seeds):
+        raise ContrlError(f"seeds '{text}' repeat a seed")
+    return seeds
+
+
+def _field_class(algo: str, name: str) -> type:
+    for cls in (C.RunConfig, resolve_algo(algo)[0]):
+        if name in {f.name for f in dataclasses.fields(cls)}:
+            return cls
+    raise C.ConfigError(f"--set {name}: unknown option for {algo} (see contrl train {algo} "
+                        "--help)")
+
+
+def _read_value(cls: type, name: str, text: str):
+    tp, is_tuple, optional = C.base_type(C.field_types(cls)[name])
+    if optional and text.lower() in ("none", "null"):
+        return None
+    if tp is bool and not is_tuple:
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise C.ConfigError(f"--set {name}: expected true or false, got '{text}'")
+        return text.lower() in ("true", "1", "yes")
+    return C.coerce(cls, name, text.split(":") if is_tuple else text)
+
+
+def parse_sets(algos: list[str], sets: list[str]) -> list[tuple[str, list[str]]]:
+    """``["lr=3e-4,1e-3", "hidden=64:64"]`` -> [("lr", ["3e-4", "1e-3"]), ...]: each --set
+    is a field and its values (one value: fixed for every run; several: an axis of the grid;
+    tuple items are joined by ':'). Checked against every algorithm of the sweep."""
+    out = []
+    for s in sets:
+        name, eq, values = s.partition("=")
+        name = name.strip().replace("-", "_")
+        if not eq or not name or not values:
+            raise C.ConfigError(f"--set '{s}': expected FIELD=VALUE[,VALUE...]")
+        if name in ("seed", "env", "run_dir"):
+            raise C.ConfigError(f"--set {name}: give seeds with --seeds and envs as the second "
+                                "argument")
+        texts = [v.strip() for v in values.split(",")]
+        for algo in algos:
+            cls = _field_class(algo, name)
+            for t in texts:
+                _read_value(cls, name, t)
+        out.append((name, texts))
+    return out
+
+
+def expand(algos: list[str], envs: list[str], seeds: list[int],
+           sets: list[tuple[str, list[str]]], use_preset: bool = True) -> list[Trial]:
+    """Every (algo, env, grid point, seed), each checked as ``contrl train`` would check it
+    (unknown algorithm, env or field, invalid value: ConfigError/ContrlError)."""
+    for a in algos:
+        resolve_algo(a)
+    axes = [(name, texts) for name, texts in sets if len(texts) > 1]
+    trials = []
+    for algo, env in itertools.product(algos, envs):
+        for point in itertools.product(*[texts for _, texts in axes]):
+            chosen = dict(zip([n for n, _ in axes], point))
+            values = [(name, _read_value(_field_class(algo, name), name,
+                                         chosen.get(name, texts[0])))
+                      for name, texts in sets]
+            label = "-".join(f"{n}{chosen[n].replace(':', 'x')}" for n, _ in axes)
+            for seed in seeds:
+                opts = {**dict(values), "seed": seed}
+                build_configs(algo, env, opts, use_preset)  # refuse a bad run before any starts
+                safe_env = env.replace(":", "_").replace("/", "_")
+                name = f"{algo}-{safe_env}" + (f"-{label}" if label else "") + f"-s{seed}"
+                trials.append(Trial(algo, env, seed, tuple(values), name))
+    names = [t.name for t in trials]
+    if len(set(names)) != len(names):
+        raise ContrlError("the sweep names two runs alike (an algorithm or env given twice?)")
+    return trials
+
+
+def spec_hash(spec: dict) -> str:
+    """Eight hex digits naming a sweep by what it runs (steps aside: a sweep may be extended)."""
+    key = {k: v for k, v in spec.items() if k != "steps"}
+    return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def target_steps(trial: Trial, use_preset: bool = True) -> int:
+    run_cfg, _ = build_configs(trial.algo, trial.env, trial.options, use_preset)
+    return run_cfg.steps
+
+
+def status(run_dir: Path, steps: int) -> str:
+    """'new' (nothing there), 'done' (its latest checkpoint is at ``steps``) or 'resume'."""
+    if not (run_dir / "config.json").is_file():
+        return "new"
+    latest = run_dir / "checkpoints" / "latest.ckpt"
+    if latest.is_file():
+        try:
+            if Checkpoint(latest).meta.get("step", 0) >= steps:
+                return "done"
+        except ContrlError:
+            pass  # unreadable: resume reports it
+    return "resume"
+
+
+def last_step(run_dir: Path) -> int:
+    """The step of progress.csv's last row (0 if none yet): cheap, from the file's tail."""
+    path = run_dir / "progress.csv"
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return 0
+    for line in reversed(lines):
+        first = line.split(",", 1)[0]
+        if first.isdigit():
+            return int(first)
+    return 0
+
+
+def prepare(sweep_dir: Path, spec: dict) -> None:
+    """Create the sweep directory, or check that an existing one holds this same sweep."""
+    path = sweep_dir / SWEEP_FILE
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if {k: v for k, v in saved.items() if k != "steps"} != \
+                {k: v for k, v in spec.items() if k != "steps"}:
+            raise ContrlError(f"{sweep_dir} holds another sweep ({path}); give a new --dir")
+    elif sweep_dir.exists() and not sweep_dir.is_dir():
+        raise ContrlError(f"--dir {sweep_dir} is not a directory")
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / "logs").mkdir(exist_ok=True)
+    atomic_write_json(path, spec)
+
+
+def core_slots(jobs: int, cores_per_run: int) -> list[list[int]]:
+    """The CPU set of each concurrent run: disjoint groups of ``cores_per_run`` cores (wrapping
+    round when more runs than core groups are asked for)."""
+    cores = sorted(os.sched_getaffinity(0))
+    groups = max(1, len(cores) // cores_per_run)
+    return [cores[(i % groups) * cores_per_run:(i % groups + 1) * cores_per_run] or cores
+            for i in range(jobs)]
+
+
+def child_env(sweep_dir: Path, cores: list[int]) -> dict:
+    env = dict(os.environ)
+    # one compilation cache for the whole sweep: the runs compile the same agents
+    env.setdefault("JAX_COMPILATION_CACHE_DIR", str(sweep_dir / ".jax_cache"))
+    env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+    env["JAX_PLATFORMS"] = env.get("JAX_PLATFORMS", "cpu")
+    env["CONTRL_CORES"] = ",".join(map(str, cores))
+    return env
+
+
+class LocalRunner:
+    """Runs trials as ``contrl train`` processes, ``jobs`` at once, each pinned to its cores,
+    with one Rich display for the whole sweep. Ctrl-C (or SIGTERM) is passed on to the runs,
+    which save a checkpoint; rerunning the sweep continues them."""
+
+    def __init__(self, sweep_dir: Path, jobs: int, cores_per_run: int, show: bool = True):
+        self.sweep_dir = sweep_dir
+        self.slots = core_slots(jobs, cores_per_run)
+        self.show = show
+        self.stop_signal: int | None = None
+
+    def _launch(self, trial: Trial, steps: int, cores: list[int]) -> subprocess.Popen:
+        run_dir = self.sweep_dir / trial.name
+        resume = status(run_dir, steps) == "resume"
+        args = [sys.executable, "-m", "contrl.cli", *trial.train_args(run_dir, resume)]
+        log = (self.sweep_dir / "logs" / f"{trial.name}.log").open("a")
+        log.write(f"$ {' '.join(args[1:])}  (cores {cores})\n")
+        log.flush()
+        return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                env=child_env(self.sweep_dir, cores), start_new_session=True)
+
+    def _signal(self, signum, frame):
+        if self.stop_signal is not None:
+            raise KeyboardInterrupt
+        self.stop_signal = signum
+        print("contrl sweep: stopping; the running runs save a checkpoint (signal again to "
+              "stop at once)", file=sys.stderr, flush=True)
+
+    def __call__(self, todo: list[tuple[Trial, int]]) -> dict[str, int]:
+        """Run ``(trial, steps)`` pairs; returns each trial's exit status by name."""
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+        old = {s: signal.signal(s, self._signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        bar = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                       disable=not self.show)
+        total = bar.add_task(f"sweep ({len(todo)} runs)",
+                             total=sum(s for _, s in todo),
+                             completed=sum(last_step(self.sweep_dir / t.name) for t, _ in todo))
+        pending = list(todo)
+        running: dict[int, tuple[Trial, int, subprocess.Popen, int]] = {}  # slot -> ...
+        codes: dict[str, int] = {}
+        told: set[int] = set()  # runs already passed the stop signal
+        try:
+            with bar:
+                while (pending and self.stop_signal is None) or running:
+                    for slot in range(len(self.slots)):
+                        if slot not in running and pending and self.stop_signal is None:
+                            trial, steps = pending.pop(0)
+                            proc = self._launch(trial, steps, self.slots[slot])
+                            task = bar.add_task(trial.name, total=steps,
+                                                completed=last_step(self.sweep_dir / trial.name))
+                            running[slot] = (trial, steps, proc, task)
+                    time.sleep(0.5)
+                    done_steps = 0
+                    for slot, (trial, steps, proc, task) in list(running.items()):
+                        if self.stop_signal is not None and proc.pid not in told:
+                            told.add(proc.pid)  # once: a second signal would stop it unsaved
+                            try:
+                                os.killpg(proc.pid, self.stop_signal)
+                            except ProcessLookupError:
+                                pass
+                        bar.update(task, completed=last_step(self.sweep_dir / trial.name))
+                        if proc.poll() is not None:
+                            codes[trial.name] = proc.returncode
+                            bar.remove_task(task)
+                            del running[slot]
+                    for t, s in todo:
+                        done_steps += (s if codes.get(t.name) == 0
+                                       else last_step(self.sweep_dir / t.name))
+                    bar.update(total, completed=done_steps)
+        except KeyboardInterrupt:  # second signal: stop the runs at once
+            for _, _, proc, _ in running.values():
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            raise
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+        return codes
+
+
+def sweep(algos: list[str], envs: list[str], seeds: str, sets: list[str], sweep_dir: str | None,
+          jobs: int | None = None, cores_per_run: int = 1, use_preset: bool = True,
+          ray: bool = False, show: bool = True, dry_run: bool = False) -> dict:
+    """Expand the grid, skip finished runs, run the rest; returns a summary (the sweep's
+    directory, the runs by state, and exit statuses)."""
+    if cores_per_run <= 0:
+        raise C.ConfigError(f"cores_per_run must be positive, got {cores_per_run}")
+    if jobs is not None and jobs <= 0:
+        raise C.ConfigError(f"jobs must be positive, got {jobs}")
+    seed_list = parse_seeds(seeds)
+    parsed = parse_sets(algos, sets)
+    trials = expand(algos, envs, seed_list, parsed, use_preset)
+    spec = {"algos": algos, "envs": envs, "seeds": seed_list,
+            "sets": [[n, v] for n, v in parsed if n != "steps"], "preset": use_preset,
+            "steps": dict(parsed).get("steps")}
+    root = Path(sweep_dir) if sweep_dir else Path("sweeps") / f"sweep-{spec_hash(spec)}"
+    steps = {t.name: target_steps(t, use_preset) for t in trials}
+    states = {t.name: status(root / t.name, steps[t.name]) for t in trials}
+    summary = {"dir": str(root), "runs": len(trials),
+               "done_before": sorted(n for n, s in states.items() if s == "done"),
+               "todo": [t.name for t in trials if states[t.name] != "done"]}
+    if dry_run:
+        return summary
+    prepare(root, spec)
+    todo = [(t, steps[t.name]) for t in trials if states[t.name] != "done"]
+    if ray or os.environ.get("RAY_ADDRESS"):
+        from contrl.sweep_ray import run_with_ray
+        codes = run_with_ray(root, todo, cores_per_run, jobs)
+    else:
+        n_cores = len(os.sched_getaffinity(0))
+        jobs = jobs or max(1, n_cores // cores_per_run)
+        runner = LocalRunner(root, jobs, cores_per_run, show)
+        codes = runner(todo)
+        if runner.stop_signal is not None:
+            summary["signal"] = runner.stop_signal
+    summary["failed"] = {n: c for n, c in codes.items() if c not in (0, 130, 143)}
+    summary["finished"] = sorted(n for n, c in codes.items() if c == 0)
+    return summary

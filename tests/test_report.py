@@ -1,0 +1,104 @@
+"""contrl report: numbers against hand computations on fixed runs, figures, bad input."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from contrl.errors import ContrlError
+from contrl.report import find_runs, group, normalize, load_references, report
+
+RANDOM, EXPERT = -1249.0, -157.0  # Pendulum-v1 in contrl/references.toml
+
+
+def _ret(score):  # the Pendulum return of a normalized score
+    return RANDOM + score * (EXPERT - RANDOM)
+
+
+def make_run(root, algo, seed, evals, steps=1000, **config):
+    d = root / f"{algo}-s{seed}"
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({
+        "algo": algo, "run": {"env": "Pendulum-v1", "seed": seed, "steps": steps, "progress": False},
+        "algo_config": {"lr": 3e-4, **config}}))
+    with (d / "progress.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", "time", "episode_return", "eval_return"])
+        for i, r in enumerate(evals):
+            w.writerow([(i + 1) * 100 - 50, 0.0, -1000.0, ""])  # a training row
+            w.writerow([(i + 1) * 100, 0.0, "", r])
+    return d
+
+
+@pytest.fixture
+def runs(tmp_path):
+    # sac's final normalized scores 0, 0.25, 0.5, 1.0; td3's all 0.5
+    for seed, score in enumerate([0.0, 0.25, 0.5, 1.0]):
+        make_run(tmp_path, "sac", seed, [_ret(0.1), _ret(score + 0.2) if score < 1 else _ret(1.0),
+                                         _ret(score)])
+        make_run(tmp_path, "td3", seed, [_ret(0.0), _ret(0.5), _ret(0.5)])
+    return tmp_path
+
+
+def test_report_numbers_equal_hand_computations(runs):
+    out = report([str(runs)], reps=100, seed=0, figures=False)
+    rows = {r["algo"]: r for r in out["per_task"]}
+    finals = [_ret(s) for s in (0.0, 0.25, 0.5, 1.0)]
+    assert rows["sac"]["final_per_seed"] == pytest.approx(finals)
+    assert rows["sac"]["final"][0] == pytest.approx(np.mean(finals))
+    best = [_ret(0.2), _ret(0.45), _ret(0.7), _ret(1.0)]  # each run's best evaluation
+    assert rows["sac"]["best"][0] == pytest.approx(np.mean(best))
+    lo, hi = rows["sac"]["final"][1:]
+    assert min(finals) <= lo <= np.mean(finals) <= hi <= max(finals)
+    assert rows["td3"]["final"] == pytest.approx([_ret(0.5)] * 3)  # no spread: a point interval
+    assert rows["sac"]["published"][0]["value"] == -157.0
+
+    agg = out["aggregates"]
+    # IQM of (0, .25, .5, 1): the middle two, 0.375; mean 0.4375; median (rliable's: the
+    # median over envs of each env's mean over runs; one env here) 0.4375;
+    # optimality gap: mean of max(1 - x, 0) = (1 + .75 + .5 + 0) / 4 = 0.5625
+    assert agg["sac"]["IQM"][0] == pytest.approx(0.375)
+    assert agg["sac"]["mean"][0] == pytest.approx(0.4375)
+    assert agg["sac"]["median"][0] == pytest.approx(0.4375)
+    assert agg["sac"]["optimality gap"][0] == pytest.approx(0.5625)
+    assert agg["td3"]["IQM"] == pytest.approx([0.5, 0.5, 0.5])
+    # P(sac > td3): pairs (x, 0.5) over sac's scores count 0, 0, 1/2 (a tie), 1 -> 0.375
+    assert out["probability_of_improvement"]["sac > td3"][0] == pytest.approx(0.375)
+    assert out["probability_of_improvement"]["td3 > sac"][0] == pytest.approx(0.625)
+    # the curve: IQM over seeds at each evaluation step
+    curve = out["curves"]["Pendulum-v1|sac"]
+    assert curve["steps"] == [100, 200, 300]
+    assert curve["iqm"][2] == pytest.approx(np.mean([_ret(0.25), _ret(0.5)]))  # middle two
+    assert curve["iqm"][0] == pytest.approx(_ret(0.1))
+    md = (runs / "report.md").read_text()
+    assert "| Pendulum-v1 | sac | 4 | 300 |" in md and "0.375" in md
+
+
+def test_settings_that_differ_are_reported_apart(tmp_path):
+    make_run(tmp_path / "a", "sac", 0, [-300.0], lr=1e-3)
+    make_run(tmp_path / "b", "sac", 0, [-200.0], lr=3e-4)
+    make_run(tmp_path / "b", "sac", 1, [-250.0], lr=3e-4)
+    groups = group(find_runs([str(tmp_path)]))
+    assert sorted(groups) == [("Pendulum-v1", "sac[lr=0.0003]"), ("Pendulum-v1", "sac[lr=0.001]")]
+    assert [r.seed for r in groups[("Pendulum-v1", "sac[lr=0.0003]")]] == [0, 1]
+
+
+def test_report_writes_figures(runs):
+    out = report([str(runs)], reps=100, out=str(runs / "rep"))
+    assert set(out["figures"]) == {"curves_Pendulum-v1.png", "aggregates.png", "profiles.png"}
+    for f in out["figures"]:
+        assert (runs / "rep" / f).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_normalization_table():
+    refs = load_references()
+    assert float(normalize(-157.0, "Pendulum-v1", refs)) == pytest.approx(1.0)
+    assert float(normalize(-1249.0, "Pendulum-v1", refs)) == pytest.approx(0.0)
+    assert normalize(1.0, "NoSuchEnv-v0", refs) is None
+
+
+def test_no_runs_is_an_error(tmp_path):
+    with pytest.raises(ContrlError, match="no evaluated runs"):
+        report([str(tmp_path)])
+    with pytest.raises(ContrlError, match="is not a directory"):
+        report([str(tmp_path / "missing")])

@@ -1,0 +1,174 @@
+"""contrl sweep: grid expansion, run states, and a real sweep interrupted, resumed, skipped."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from contrl import config as C
+from contrl.errors import ContrlError
+from contrl.run import save_checkpoint
+from contrl.sweep import (Trial, core_slots, expand, last_step, option_flags, parse_seeds,
+                          parse_sets, status, sweep)
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("0,3,7") == [0, 3, 7]
+    assert parse_seeds("0-1,9") == [0, 1, 9]
+    assert parse_seeds("2") == [2]
+    with pytest.raises(ContrlError, match="is empty"):
+        parse_seeds("5-2")
+    with pytest.raises(ContrlError, match="cannot read seeds"):
+        parse_seeds("a-b")
+    with pytest.raises(ContrlError, match="repeat"):
+        parse_seeds("1,1")
+
+
+def test_sets_are_typed_and_checked():
+    sets = parse_sets(["sac", "td3"], ["lr=3e-4,1e-3", "hidden=64:64", "tensorboard=false"])
+    assert sets == [("lr", ["3e-4", "1e-3"]), ("hidden", ["64:64"]), ("tensorboard", ["false"])]
+    with pytest.raises(C.ConfigError, match="--set bogus: unknown option for sac"):
+        parse_sets(["sac"], ["bogus=1"])
+    with pytest.raises(C.ConfigError, match="init_alpha"):  # a SAC field, unknown to TD3
+        parse_sets(["sac", "td3"], ["init_alpha=0.1"])
+    with pytest.raises(C.ConfigError, match="expected true or false"):
+        parse_sets(["sac"], ["tensorboard=maybe"])
+    with pytest.raises(C.ConfigError, match="expected FIELD=VALUE"):
+        parse_sets(["sac"], ["lr"])
+
+
+def test_expand_is_the_full_grid():
+    sets = parse_sets(["sac", "td3"], ["lr=3e-4,1e-3", "hidden=64:64"])
+    trials = expand(["sac", "td3"], ["Pendulum-v1"], [0, 1], sets)
+    assert len(trials) == 2 * 2 * 2
+    names = [t.name for t in trials]
+    assert names[:4] == ["sac-Pendulum-v1-lr3e-4-s0", "sac-Pendulum-v1-lr3e-4-s1",
+                         "sac-Pendulum-v1-lr1e-3-s0", "sac-Pendulum-v1-lr1e-3-s1"]
+    t = trials[2]
+    assert t.options == {"lr": 1e-3, "hidden": (64, 64), "seed": 0}
+    args = t.train_args("d", resume=False)
+    assert args[:5] == ["train", "sac", "Pendulum-v1", "--run-dir", "d"]
+    assert args[5:] == ["--no-progress", "--lr", "0.001", "--hidden", "64", "64", "--seed", "0"]
+    assert t.train_args("d", resume=True)[:4] == ["train", "sac", "--resume", "d"]
+    with pytest.raises(ContrlError, match="unknown environment"):
+        expand(["sac"], ["Pendulum-v9"], [0], [])
+    with pytest.raises(C.ConfigError, match="lr must be"):  # checked as contrl train would
+        expand(["sac"], ["Pendulum-v1"], [0], parse_sets(["sac"], ["lr=-1"]))
+
+
+def test_option_flags():
+    assert option_flags({"a_b": True, "c": False, "d": (1, 2), "e": None, "f": 3}) == \
+        ["--a-b", "--no-c", "--d", "1", "2", "--f", "3"]
+
+
+def test_status_of_a_run_dir(tmp_path):
+    run = tmp_path / "r"
+    assert status(run, 100) == "new"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    assert status(run, 100) == "resume"  # killed before its first checkpoint
+    save_checkpoint(run / "checkpoints" / "latest.ckpt", {"w": np.zeros(2)}, {"step": 60})
+    assert status(run, 100) == "resume"
+    assert status(run, 60) == "done"
+    (run / "progress.csv").write_text("step,time\n10,0.1\n60,0.5\n70,0")
+    assert last_step(run) == 70
+
+
+def test_core_slots_are_disjoint():
+    cores = sorted(os.sched_getaffinity(0))
+    slots = core_slots(len(cores), 1)
+    assert [s[0] for s in slots] == cores and all(len(s) == 1 for s in slots)
+
+
+# the suite's tiny SAC (tests/conftest.py), so that the shared compilation cache serves it
+TINY = ["--set", "learning_starts=200", "--set", "hidden=32:32", "--set", "batch_size=32",
+        "--set", "buffer_size=5000", "--set", "eval_every=2000", "--set", "eval_episodes=1", "--set", "checkpoint_every=500",
+        "--set", "log_every=100", "--set", "tensorboard=false", "--set", "update_every=4"]
+
+
+def test_sweep_interrupted_resumed_then_skipped(tmp_path, monkeypatch):
+    """Ctrl-C stops every run with a checkpoint (exit 130); the same command resumes them to
+    the end; once more, it finds them all finished and starts nothing."""
+    root = tmp_path / "sw"
+    argv = ["sac", "Pendulum-v1", "--seeds", "0-1", "--steps", "4000", "--dir", str(root),
+            "--jobs", "2", "--no-progress", *TINY]
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", jax.config.jax_compilation_cache_dir)
+    proc = subprocess.Popen([sys.executable, "-m", "contrl.cli", "sweep", *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs = [root / "sac-Pendulum-v1-s0", root / "sac-Pendulum-v1-s1"]
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(last_step(r) >= 300 for r in runs):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert "run the same command again" in out
+    steps = [last_step(r) for r in runs]
+    assert all(300 <= s < 4000 for s in steps), steps
+    assert all((r / "checkpoints" / "latest.ckpt").exists() for r in runs)
+
+    summary = sweep(["sac"], ["Pendulum-v1"], "0-1", [*_sets(), "steps=4000"], str(root),
+                    jobs=2, show=False)
+    assert summary["finished"] == ["sac-Pendulum-v1-s0", "sac-Pendulum-v1-s1"]
+    assert summary["failed"] == {}
+    for r in runs:
+        assert last_step(r) == 4000
+        log = (root / "logs" / f"{r.name}.log").read_text()
+        assert "--resume" in log and "step 4000" in log
+    again = sweep(["sac"], ["Pendulum-v1"], "0-1", [*_sets(), "steps=4000"], str(root),
+                  jobs=2, show=False)
+    assert again["done_before"] == ["sac-Pendulum-v1-s0", "sac-Pendulum-v1-s1"]
+    assert again["todo"] == [] and again["finished"] == []
+
+
+def _sets():
+    return [TINY[i + 1] for i in range(0, len(TINY), 2)]
+
+
+def test_a_sweep_dir_holds_one_sweep(tmp_path):
+    root = tmp_path / "sw"
+    sets = _sets()
+    root.mkdir()
+    (root / "sweep.json").write_text(json.dumps({"algos": ["td3"]}))
+    with pytest.raises(ContrlError, match="holds another sweep"):
+        sweep(["sac"], ["Pendulum-v1"], "0", sets, str(root), show=False)
+    plan = sweep(["sac"], ["Pendulum-v1"], "0-2", sets, str(tmp_path / "new"), dry_run=True)
+    assert plan["todo"] == [f"sac-Pendulum-v1-s{s}" for s in range(3)]
+    assert not (tmp_path / "new").exists()
+
+
+def test_ray_missing_or_unreachable(monkeypatch, tmp_path):
+    from contrl.sweep_ray import check_address, run_with_ray
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(ContrlError, match="--ray needs Ray"):
+        run_with_ray(tmp_path, [])
+    with pytest.raises(ContrlError, match="cannot reach the Ray cluster at RAY_ADDRESS=127.0.0.1:1"):
+        check_address("127.0.0.1:1")
+    with pytest.raises(ContrlError, match="is not host:port"):
+        check_address("nowhere")
+    check_address("auto")  # Ray finds the cluster itself
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("ray"),
+                    reason="Ray is an optional extra (pip install 'contrl[ray]')")
+def test_ray_local_mode_matches_the_local_sweep(tmp_path, monkeypatch):
+    """The same trials through Ray Tune (a local Ray instance) give the same runs, row for row
+    (timing columns aside), as the local runner."""
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", jax.config.jax_compilation_cache_dir)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    sets = [*_sets(), "steps=400"]
+    local = sweep(["sac"], ["Pendulum-v1"], "0-1", sets, str(tmp_path / "local"), show=False)
+    ray_ = sweep(["sac"], ["Pendulum-v1"], "0-1", sets, str(tmp_path / "ray"), ray=True)
+    assert local["finished"] == ray_["finished"] == ["sac-Pendulum-v1-s0", "sac-Pendulum-v1-s1"]
+    def rows(where, name):  # progress.csv without its time and steps/s columns
+        lines = (tmp_path / where / name / "progress.csv").read_text().splitlines()
+        return [(lambda c: [c[0]] + c[3:])(line.split(",")) for line in lines]
+
+    for name in local["finished"]:
+        assert rows("local", name) == rows("ray", name)
