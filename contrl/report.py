@@ -10,6 +10,7 @@ PNG figures.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import tomllib
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from contrl import config as C
 from contrl.errors import ContrlError
+from contrl.registry import REGISTRY
 from contrl.run import atomic_write_bytes, atomic_write_json, read_run_config
 
 REFERENCES = Path(__file__).parent / "references.toml"
@@ -66,7 +69,16 @@ def read_curve(run_dir: Path) -> RunCurve | None:
         return None
     return RunCurve(run_dir, saved["algo"], saved["run"]["env"], int(saved["run"]["seed"]),
                     np.asarray(steps), np.asarray(returns),
-                    {**saved["algo_config"], **saved["run"]})
+                    {**_defaults(saved["algo"]), **saved["algo_config"], **saved["run"]})
+
+
+def _defaults(algo: str) -> dict:
+    """Default values of the run's and the algorithm's fields: a run saved before a field
+    existed had its default (so it is not a different setting)."""
+    classes = [C.RunConfig] + ([REGISTRY[algo][0]] if algo in REGISTRY else [])
+    return {f.name: list(f.default) if isinstance(f.default, tuple) else f.default
+            for cls in classes for f in dataclasses.fields(cls)
+            if f.default is not dataclasses.MISSING}
 
 
 def find_runs(dirs: list[str]) -> list[RunCurve]:

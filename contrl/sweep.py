@@ -39,6 +39,8 @@ class Trial:
     """Config values of this run (the fixed ones and its point of the grid), in --set order."""
     name: str
     """The run directory's name inside the sweep directory."""
+    steps: int = 0
+    """Env steps the run trains for (its preset's or config's, or --steps)."""
 
     @property
     def options(self) -> dict:
@@ -46,10 +48,9 @@ class Trial:
 
     def train_args(self, run_dir: Path, resume: bool) -> list[str]:
         """``contrl train`` arguments that start (or continue) this run in ``run_dir``."""
-        if resume:
-            steps = dict(self.overrides).get("steps")
-            extra = [] if steps is None else ["--steps", str(steps)]
-            return ["train", self.algo, "--resume", str(run_dir), "--no-progress", *extra]
+        if resume:  # to the sweep's steps, which may have grown since the run started
+            return ["train", self.algo, "--resume", str(run_dir), "--no-progress",
+                    "--steps", str(self.steps)]
         return ["train", self.algo, self.env, "--run-dir", str(run_dir), "--no-progress",
                 *option_flags(self.options)]
 
@@ -148,10 +149,10 @@ def expand(algos: list[str], envs: list[str], seeds: list[int],
             label = "-".join(f"{n}{chosen[n].replace(':', 'x')}" for n, _ in axes)
             for seed in seeds:
                 opts = {**dict(values), "seed": seed}
-                build_configs(algo, env, opts, use_preset)  # refuse a bad run before any starts
+                run_cfg, _ = build_configs(algo, env, opts, use_preset)  # refuse a bad run now
                 safe_env = env.replace(":", "_").replace("/", "_")
                 name = f"{algo}-{safe_env}" + (f"-{label}" if label else "") + f"-s{seed}"
-                trials.append(Trial(algo, env, seed, tuple(values), name))
+                trials.append(Trial(algo, env, seed, tuple(values), name, run_cfg.steps))
     names = [t.name for t in trials]
     if len(set(names)) != len(names):
         raise ContrlError("the sweep names two runs alike (an algorithm or env given twice?)")
@@ -162,11 +163,6 @@ def spec_hash(spec: dict) -> str:
     """Eight hex digits naming a sweep by what it runs (steps aside: a sweep may be extended)."""
     key = {k: v for k, v in spec.items() if k != "steps"}
     return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def target_steps(trial: Trial, use_preset: bool = True) -> int:
-    run_cfg, _ = build_configs(trial.algo, trial.env, trial.options, use_preset)
-    return run_cfg.steps
 
 
 def status(run_dir: Path, steps: int) -> str:
@@ -245,9 +241,9 @@ class LocalRunner:
         self.show = show
         self.stop_signal: int | None = None
 
-    def _launch(self, trial: Trial, steps: int, cores: list[int]) -> subprocess.Popen:
+    def _launch(self, trial: Trial, cores: list[int]) -> subprocess.Popen:
         run_dir = self.sweep_dir / trial.name
-        resume = status(run_dir, steps) == "resume"
+        resume = status(run_dir, trial.steps) == "resume"
         args = [sys.executable, "-m", "contrl.cli", *trial.train_args(run_dir, resume)]
         log = (self.sweep_dir / "logs" / f"{trial.name}.log").open("a")
         log.write(f"$ {' '.join(args[1:])}  (cores {cores})\n")
@@ -262,8 +258,8 @@ class LocalRunner:
         print("contrl sweep: stopping; the running runs save a checkpoint (signal again to "
               "stop at once)", file=sys.stderr, flush=True)
 
-    def __call__(self, todo: list[tuple[Trial, int]]) -> dict[str, int]:
-        """Run ``(trial, steps)`` pairs; returns each trial's exit status by name."""
+    def __call__(self, todo: list[Trial]) -> dict[str, int]:
+        """Run the trials; returns each trial's exit status by name."""
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
         old = {s: signal.signal(s, self._signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -271,10 +267,10 @@ class LocalRunner:
                        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                        disable=not self.show)
         total = bar.add_task(f"sweep ({len(todo)} runs)",
-                             total=sum(s for _, s in todo),
-                             completed=sum(last_step(self.sweep_dir / t.name) for t, _ in todo))
+                             total=sum(t.steps for t in todo),
+                             completed=sum(last_step(self.sweep_dir / t.name) for t in todo))
         pending = list(todo)
-        running: dict[int, tuple[Trial, int, subprocess.Popen, int]] = {}  # slot -> ...
+        running: dict[int, tuple[Trial, subprocess.Popen, int]] = {}  # slot -> run, task
         codes: dict[str, int] = {}
         told: set[int] = set()  # runs already passed the stop signal
         try:
@@ -282,14 +278,14 @@ class LocalRunner:
                 while (pending and self.stop_signal is None) or running:
                     for slot in range(len(self.slots)):
                         if slot not in running and pending and self.stop_signal is None:
-                            trial, steps = pending.pop(0)
-                            proc = self._launch(trial, steps, self.slots[slot])
-                            task = bar.add_task(trial.name, total=steps,
+                            trial = pending.pop(0)
+                            proc = self._launch(trial, self.slots[slot])
+                            task = bar.add_task(trial.name, total=trial.steps,
                                                 completed=last_step(self.sweep_dir / trial.name))
-                            running[slot] = (trial, steps, proc, task)
+                            running[slot] = (trial, proc, task)
                     time.sleep(0.5)
                     done_steps = 0
-                    for slot, (trial, steps, proc, task) in list(running.items()):
+                    for slot, (trial, proc, task) in list(running.items()):
                         if self.stop_signal is not None and proc.pid not in told:
                             told.add(proc.pid)  # once: a second signal would stop it unsaved
                             try:
@@ -301,12 +297,12 @@ class LocalRunner:
                             codes[trial.name] = proc.returncode
                             bar.remove_task(task)
                             del running[slot]
-                    for t, s in todo:
-                        done_steps += (s if codes.get(t.name) == 0
+                    for t in todo:
+                        done_steps += (t.steps if codes.get(t.name) == 0
                                        else last_step(self.sweep_dir / t.name))
                     bar.update(total, completed=done_steps)
         except KeyboardInterrupt:  # second signal: stop the runs at once
-            for _, _, proc, _ in running.values():
+            for _, proc, _ in running.values():
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -334,15 +330,14 @@ def sweep(algos: list[str], envs: list[str], seeds: str, sets: list[str], sweep_
             "sets": [[n, v] for n, v in parsed if n != "steps"], "preset": use_preset,
             "steps": dict(parsed).get("steps")}
     root = Path(sweep_dir) if sweep_dir else Path("sweeps") / f"sweep-{spec_hash(spec)}"
-    steps = {t.name: target_steps(t, use_preset) for t in trials}
-    states = {t.name: status(root / t.name, steps[t.name]) for t in trials}
+    states = {t.name: status(root / t.name, t.steps) for t in trials}
     summary = {"dir": str(root), "runs": len(trials),
                "done_before": sorted(n for n, s in states.items() if s == "done"),
                "todo": [t.name for t in trials if states[t.name] != "done"]}
     if dry_run:
         return summary
     prepare(root, spec)
-    todo = [(t, steps[t.name]) for t in trials if states[t.name] != "done"]
+    todo = [t for t in trials if states[t.name] != "done"]
     if ray or os.environ.get("RAY_ADDRESS"):
         from contrl.sweep_ray import run_with_ray
         codes = run_with_ray(root, todo, cores_per_run, jobs)

@@ -7,6 +7,7 @@ Ray is an optional extra: ``pip install 'contrl[ray]'``.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -45,9 +46,9 @@ def run_trial(config: dict) -> dict:
     """One Tune trial: the trial's ``contrl train`` command, its output in the sweep's log."""
     spec = config["spec"]
     sweep_dir = Path(spec["sweep_dir"])
-    run_dir = sweep_dir / spec["name"]
-    trial = Trial(**spec["trial"])
-    resume = status(run_dir, spec["steps"]) == "resume"
+    trial = Trial(**{**spec["trial"], "overrides": tuple(map(tuple, spec["trial"]["overrides"]))})
+    run_dir = sweep_dir / trial.name
+    resume = status(run_dir, trial.steps) == "resume"
     args = [sys.executable, "-m", "contrl.cli", *trial.train_args(run_dir, resume)]
     env = child_env(sweep_dir, sorted(os.sched_getaffinity(0)))
     with (sweep_dir / "logs" / f"{trial.name}.log").open("a") as log:
@@ -57,9 +58,9 @@ def run_trial(config: dict) -> dict:
     return {"returncode": code}
 
 
-def run_with_ray(sweep_dir: Path, todo: list[tuple[Trial, int]], cores_per_run: int = 1,
+def run_with_ray(sweep_dir: Path, todo: list[Trial], cores_per_run: int = 1,
                  jobs: int | None = None) -> dict[str, int]:
-    """Run ``(trial, steps)`` pairs as Tune trials; each trial's exit status by name."""
+    """Run the trials as Tune trials; each trial's exit status by name."""
     ray, tune = _ray()
     address = os.environ.get("RAY_ADDRESS", "")
     check_address(address)
@@ -73,10 +74,7 @@ def run_with_ray(sweep_dir: Path, todo: list[tuple[Trial, int]], cores_per_run: 
     if not todo:
         return {}
     sweep_dir = Path(sweep_dir).resolve()
-    space = [{"sweep_dir": str(sweep_dir), "name": t.name, "steps": steps,
-              "trial": {"algo": t.algo, "env": t.env, "seed": t.seed, "overrides": t.overrides,
-                        "name": t.name}}
-             for t, steps in todo]
+    space = [{"sweep_dir": str(sweep_dir), "trial": dataclasses.asdict(t)} for t in todo]
     tuner = tune.Tuner(
         tune.with_resources(run_trial, {"cpu": cores_per_run}),
         param_space={"spec": tune.grid_search(space)},
@@ -87,6 +85,6 @@ def run_with_ray(sweep_dir: Path, todo: list[tuple[Trial, int]], cores_per_run: 
     results = tuner.fit()
     codes = {}
     for r in results:
-        name = r.config["spec"]["name"]
+        name = r.config["spec"]["trial"]["name"]
         codes[name] = int(r.metrics.get("returncode", 1)) if r.error is None else 1
     return codes
