@@ -25,6 +25,13 @@ def choose_gl_backend() -> str:
     return backend
 
 
+def check_renderable(env_id: str, **env_kwargs) -> None:
+    """Refuse, before training starts, a --video-every run whose env cannot be rendered."""
+    choose_gl_backend()
+    from contrl.envs import make_env
+    make_env(env_id, render_size=(16, 16), **env_kwargs).close()
+
+
 def frame_skip(env, fps: int) -> int:
     """Env steps between frames so that the video plays near real time at ``fps``."""
     dt = getattr(env.unwrapped, "dt", None)

@@ -189,6 +189,7 @@ CASES = [
     (["sweep", "sac", "Pendulum-v1", "--set", "lr=-1", "--dir", "{sweep_dir}"], "lr must be in"),
     (["sweep", "sac", "Pendulum-v1", "--jobs", "0", "--dir", "{sweep_dir}"], "jobs must be positive"),
     (["sweep", "sac", ",", "--dir", "{sweep_dir}"], "expected a comma-separated list"),
+    (["train", "sac", "Pendulum-v1", "--video-every", "100"], "Pendulum-v1 is not rendered by MuJoCo"),
     (["report", "{empty_dir}"], "no evaluated runs"),
     (["report", "/nonexistent/sweep"], "is not a directory"),
     (["video", "/nonexistent/run"], "not a contrl run directory"),

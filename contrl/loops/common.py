@@ -131,6 +131,9 @@ class Session:
             raise ContrlError("best_metric normalized_score needs a dataset with reference "
                               "scores (--dataset)")
         self.run_dir = run_dir
+        if run_cfg.video_every:
+            from contrl import video
+            video.check_renderable(run_cfg.env, **run_cfg.env_kwargs)
         self.step = state.get("step", 0)
         self.episodes = state.get("episodes", 0)
         best = state.get("best_eval")
