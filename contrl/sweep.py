@@ -23,7 +23,7 @@ from contrl import config as C
 from contrl.errors import ContrlError
 from contrl.registry import resolve_algo
 from contrl.run import Checkpoint, atomic_write_json
-from contrl.train import build_configs
+from contrl.resolve import build_configs
 
 SWEEP_FILE = "sweep.json"
 

@@ -1,13 +1,11 @@
 """Resolve an algorithm, build its configs (defaults < preset < overrides), and run it."""
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 
 from contrl import config as C
 from contrl.envs import resolve_env_id
-from contrl.envs.make import default_obs_keys, has_dict_observations
 from contrl.errors import ContrlError
 from contrl.loops.common import StopFlag
 from contrl.loops.dagger import DAggerLoop
@@ -15,6 +13,7 @@ from contrl.loops.offline import OfflineLoop
 from contrl.loops.offpolicy import OffPolicyLoop
 from contrl.loops.onpolicy import OnPolicyLoop
 from contrl.registry import resolve_algo
+from contrl.resolve import build_configs, split_overrides  # noqa: F401 (also this module's API)
 from contrl.run import (atomic_write_json, check_writable, new_run_dir, read_run_config,
                         remove_stale_temporaries)
 
@@ -29,38 +28,6 @@ LOOPS = {
 # fields that may change when a run is resumed (everything else must match the saved config)
 RESUME_OVERRIDABLE = {"steps", "progress", "tensorboard", "wandb", "eval_every",
                       "checkpoint_every", "log_every", "stop_at_return", "video_every"}
-
-
-def split_overrides(algo: str, overrides: dict) -> tuple[dict, dict]:
-    algo_cls = resolve_algo(algo)[0]
-    run_names = {f.name for f in dataclasses.fields(C.RunConfig)}
-    algo_names = {f.name for f in dataclasses.fields(algo_cls)}
-    run_over, algo_over = {}, {}
-    for k, v in overrides.items():
-        if k in run_names:
-            run_over[k] = v
-        elif k in algo_names:
-            algo_over[k] = v
-        else:
-            raise C.ConfigError(f"unknown option '{k}' for {algo}")
-    return run_over, algo_over
-
-
-def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = True):
-    """Defaults, then the preset for (algo, env) if any, then the explicit overrides."""
-    algo_cls = resolve_algo(algo)[0]
-    env_id = resolve_env_id(env_id)
-    preset = C.preset_for(algo, env_id) if use_preset else {}
-    run_pre, algo_pre = split_overrides(algo, preset)
-    run_over, algo_over = split_overrides(algo, overrides)
-    run_cfg = C.build(C.RunConfig, {**run_pre, **run_over, "env": env_id})
-    algo_cfg = C.build(algo_cls, {**algo_pre, **algo_over})
-    if not run_cfg.obs_keys and not env_id.startswith("dmc:") and has_dict_observations(env_id):
-        run_cfg.obs_keys = default_obs_keys(env_id)  # recorded in config.json
-    run_cfg.validate()
-    algo_cfg.validate()
-    algo_cfg.check_run(run_cfg)
-    return run_cfg, algo_cfg
 
 
 def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = None,

@@ -17,7 +17,7 @@ RANKS = {
     "contrl.policy": 1, "contrl.normalize": 1, "contrl.nets": 1, "contrl.envs": 1,
     "contrl.data": 1, "contrl.run": 1, "contrl.evaluate": 1, "contrl.video": 1,
     "contrl.agents": 2,
-    "contrl.registry": 3, "contrl.rundir": 4,
+    "contrl.registry": 3, "contrl.rundir": 4, "contrl.resolve": 4,
     "contrl.loops": 5,
     "contrl.train": 6,
     "contrl.sweep": 7, "contrl.sweep_ray": 7, "contrl.report": 7,

@@ -1,0 +1,42 @@
+"""A new run's configuration: defaults, then the preset for (algorithm, env), then the
+explicit values, checked together."""
+from __future__ import annotations
+
+import dataclasses
+
+from contrl import config as C
+from contrl.envs import resolve_env_id
+from contrl.envs.make import default_obs_keys, has_dict_observations
+from contrl.registry import resolve_algo
+
+
+def split_overrides(algo: str, overrides: dict) -> tuple[dict, dict]:
+    algo_cls = resolve_algo(algo)[0]
+    run_names = {f.name for f in dataclasses.fields(C.RunConfig)}
+    algo_names = {f.name for f in dataclasses.fields(algo_cls)}
+    run_over, algo_over = {}, {}
+    for k, v in overrides.items():
+        if k in run_names:
+            run_over[k] = v
+        elif k in algo_names:
+            algo_over[k] = v
+        else:
+            raise C.ConfigError(f"unknown option '{k}' for {algo}")
+    return run_over, algo_over
+
+
+def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = True):
+    """Defaults, then the preset for (algo, env) if any, then the explicit overrides."""
+    algo_cls = resolve_algo(algo)[0]
+    env_id = resolve_env_id(env_id)
+    preset = C.preset_for(algo, env_id) if use_preset else {}
+    run_pre, algo_pre = split_overrides(algo, preset)
+    run_over, algo_over = split_overrides(algo, overrides)
+    run_cfg = C.build(C.RunConfig, {**run_pre, **run_over, "env": env_id})
+    algo_cfg = C.build(algo_cls, {**algo_pre, **algo_over})
+    if not run_cfg.obs_keys and not env_id.startswith("dmc:") and has_dict_observations(env_id):
+        run_cfg.obs_keys = default_obs_keys(env_id)  # recorded in config.json
+    run_cfg.validate()
+    algo_cfg.validate()
+    algo_cfg.check_run(run_cfg)
+    return run_cfg, algo_cfg
