@@ -21,6 +21,7 @@ from pathlib import Path
 
 from contrl import config as C
 from contrl.errors import ContrlError
+from contrl.loops.common import StopFlag
 from contrl.registry import resolve_algo
 from contrl.run import Checkpoint, atomic_write_json
 from contrl.resolve import build_configs
@@ -159,10 +160,14 @@ def expand(algos: list[str], envs: list[str], seeds: list[int],
     return trials
 
 
+def grid_of(spec: dict) -> dict:
+    """What a sweep runs, its steps aside (a sweep may be extended to more steps)."""
+    return {k: v for k, v in spec.items() if k != "steps"}
+
+
 def spec_hash(spec: dict) -> str:
-    """Eight hex digits naming a sweep by what it runs (steps aside: a sweep may be extended)."""
-    key = {k: v for k, v in spec.items() if k != "steps"}
-    return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+    """Eight hex digits naming a sweep by what it runs."""
+    return hashlib.sha1(json.dumps(grid_of(spec), sort_keys=True).encode()).hexdigest()[:8]
 
 
 def status(run_dir: Path, steps: int) -> str:
@@ -201,8 +206,7 @@ def prepare(sweep_dir: Path, spec: dict) -> None:
     path = sweep_dir / SWEEP_FILE
     if path.is_file():
         saved = json.loads(path.read_text())
-        if {k: v for k, v in saved.items() if k != "steps"} != \
-                {k: v for k, v in spec.items() if k != "steps"}:
+        if grid_of(saved) != grid_of(spec):
             raise ContrlError(f"{sweep_dir} holds another sweep ({path}); give a new --dir")
     elif sweep_dir.exists() and not sweep_dir.is_dir():
         raise ContrlError(f"--dir {sweep_dir} is not a directory")
@@ -245,24 +249,16 @@ class LocalRunner:
         run_dir = self.sweep_dir / trial.name
         resume = status(run_dir, trial.steps) == "resume"
         args = [sys.executable, "-m", "contrl.cli", *trial.train_args(run_dir, resume)]
-        log = (self.sweep_dir / "logs" / f"{trial.name}.log").open("a")
-        log.write(f"$ {' '.join(args[1:])}  (cores {cores})\n")
-        log.flush()
-        return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                env=child_env(self.sweep_dir, cores), start_new_session=True)
-
-    def _signal(self, signum, frame):
-        if self.stop_signal is not None:
-            raise KeyboardInterrupt
-        self.stop_signal = signum
-        print("contrl sweep: stopping; the running runs save a checkpoint (signal again to "
-              "stop at once)", file=sys.stderr, flush=True)
+        with (self.sweep_dir / "logs" / f"{trial.name}.log").open("a") as log:
+            log.write(f"$ {' '.join(args[1:])}  (cores {cores})\n")
+            log.flush()  # the child writes after this line through its own descriptor
+            return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                    env=child_env(self.sweep_dir, cores), start_new_session=True)
 
     def __call__(self, todo: list[Trial]) -> dict[str, int]:
         """Run the trials; returns each trial's exit status by name."""
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
-        old = {s: signal.signal(s, self._signal) for s in (signal.SIGINT, signal.SIGTERM)}
         bar = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(),
                        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                        disable=not self.show)
@@ -274,10 +270,10 @@ class LocalRunner:
         codes: dict[str, int] = {}
         told: set[int] = set()  # runs already passed the stop signal
         try:
-            with bar:
-                while (pending and self.stop_signal is None) or running:
+            with StopFlag() as stop, bar:  # the first signal is passed on; a second kills
+                while (pending and not stop.raised) or running:
                     for slot in range(len(self.slots)):
-                        if slot not in running and pending and self.stop_signal is None:
+                        if slot not in running and pending and not stop.raised:
                             trial = pending.pop(0)
                             proc = self._launch(trial, self.slots[slot])
                             task = bar.add_task(trial.name, total=trial.steps,
@@ -286,10 +282,10 @@ class LocalRunner:
                     time.sleep(0.5)
                     done_steps = 0
                     for slot, (trial, proc, task) in list(running.items()):
-                        if self.stop_signal is not None and proc.pid not in told:
+                        if stop.raised and proc.pid not in told:
                             told.add(proc.pid)  # once: a second signal would stop it unsaved
                             try:
-                                os.killpg(proc.pid, self.stop_signal)
+                                os.killpg(proc.pid, stop.signum)
                             except ProcessLookupError:
                                 pass
                         bar.update(task, completed=last_step(self.sweep_dir / trial.name))
@@ -301,6 +297,7 @@ class LocalRunner:
                         done_steps += (t.steps if codes.get(t.name) == 0
                                        else last_step(self.sweep_dir / t.name))
                     bar.update(total, completed=done_steps)
+            self.stop_signal = stop.signum
         except KeyboardInterrupt:  # second signal: stop the runs at once
             for _, proc, _ in running.values():
                 try:
@@ -308,9 +305,6 @@ class LocalRunner:
                 except ProcessLookupError:
                     pass
             raise
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
         return codes
 
 
