@@ -139,3 +139,20 @@ def test_q_values_stay_within_the_return_bounds(pendulum_dataset, tmp_path, offl
     for r in rows:
         assert np.isfinite(float(r["critic_loss"]))
         assert low <= float(r["q_min"]) <= float(r["q_mean"]) <= float(r["q_max"]) <= high, r
+
+
+def test_policy_actions_are_n_draws_per_state_in_row_order():
+    """The actor runs once per state and N noises are drawn: rows b*N..b*N+N-1 hold state b's
+    samples, each with the log-probability of state b's distribution."""
+    from contrl.nets import tanh_gaussian_log_prob
+
+    cfg = CQLConfig(hidden=(8, 8), n_actions=3)
+    agent = CQL.create(cfg, 4, 2, seed=0)
+    obs = jnp.asarray(np.random.default_rng(0).normal(size=(5, 4)), jnp.float32)
+    actions, logp = agent._policy_actions(obs, jax.random.PRNGKey(1))
+    assert actions.shape == (15, 2) and logp.shape == (5, 3)
+    mean, log_std = agent.actor.apply_fn(agent.actor.params, obs)
+    expected = tanh_gaussian_log_prob(jnp.repeat(mean, 3, axis=0), jnp.repeat(log_std, 3, axis=0),
+                                      actions).reshape(5, 3)
+    np.testing.assert_allclose(logp, expected, rtol=1e-4, atol=1e-4)
+    assert float(jnp.std(actions[:3], axis=0).min()) > 0  # distinct draws for one state
