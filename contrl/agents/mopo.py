@@ -140,8 +140,6 @@ class MOPO(SAC):
     dynamics: Dynamics = None
     horizon: int = struct.field(pytree_node=False, default=5)
     penalty: float = struct.field(pytree_node=False, default=1.0)
-    gamma: float = struct.field(pytree_node=False, default=0.99)
-    n_model: int = struct.field(pytree_node=False, default=0)
     env_id: str = struct.field(pytree_node=False, default="")
 
     @classmethod
@@ -155,8 +153,7 @@ class MOPO(SAC):
         key, k_dyn = jax.random.split(fields["key"])
         return cls(**{**fields, "key": key}, stats=DataStats.identity(obs_dim),
                    dynamics=Dynamics.create(cfg.dynamics_spec(obs_dim, action_dim), k_dyn),
-                   horizon=cfg.horizon, penalty=cfg.penalty, gamma=cfg.gamma,
-                   n_model=cfg.batch_size - cfg.real_batch_size())
+                   horizon=cfg.horizon, penalty=cfg.penalty)
 
     def with_env(self, env_id: str) -> "MOPO":
         """The agent knowing which env's termination rule its rollouts follow."""
@@ -178,22 +175,24 @@ class MOPO(SAC):
         mean, log_std = self.actor.apply_fn(self.actor.params, self.stats.obs(obs))
         return tanh_gaussian_sample(mean, log_std, key)[0]
 
-    @partial(jax.jit, donate_argnums=(0, 1))
-    def model_update(self, buffer: ModelBuffer, start_obs, real: Batch):
-        """Rollouts of the current policy in the model from ``start_obs`` into ``buffer``,
-        then K SAC steps, one per leading slice of ``real`` (dataset transitions), each batch
-        completed with ``n_model`` transitions sampled from the buffer. Returns the agent,
-        the buffer and the metrics of the last step with the rollouts'."""
+    @partial(jax.jit, static_argnums=(4, 5), donate_argnums=(0, 1))
+    def model_update(self, buffer: ModelBuffer, start_obs, real: Batch, n_model: int,
+                     gamma: float):
+        """Rollouts of the current policy in the model from ``start_obs`` into ``buffer``
+        (discount ``gamma``), then K SAC steps, one per leading slice of ``real`` (dataset
+        transitions), each batch completed with ``n_model`` transitions sampled from the
+        buffer. Returns the agent, the buffer and the metrics of the last step with the
+        rollouts'. (Batch size and gamma come from the loop: configs differing only in
+        those share one agent build.)"""
         key, k_roll, k_sample = jax.random.split(self.key, 3)
         buffer, info = imagine(self._policy, self.dynamics, buffer, start_obs, k_roll,
-                               self.horizon, self.penalty, self.gamma,
-                               termination_fn(self.env_id))
+                               self.horizon, self.penalty, gamma, termination_fn(self.env_id))
         k = real.reward.shape[0]
         keys = jax.random.split(k_sample, k)
 
         def step(agent, inputs):
             real_b, key = inputs
-            model_b = buffer.sample(key, self.n_model)
+            model_b = buffer.sample(key, n_model)
             batch = Batch(*(jnp.concatenate([a, b], 0) for a, b in zip(real_b, model_b)))
             return agent._update_step(batch)
 

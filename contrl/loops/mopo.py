@@ -114,7 +114,8 @@ class MOPOLoop(OfflineLoop):
         k = min(cfg.rollout_every, self.run.cfg.steps - self.run.step)  # steps asked, done
         start = data.observations[self.rng.integers(0, len(data), cfg.rollout_batch_size)]
         real = data.sample(self.rng, cfg.real_batch_size(), cfg.gamma, k)
-        self.agent, self.buffer, metrics = self.agent.model_update(self.buffer, start, real)
+        self.agent, self.buffer, metrics = self.agent.model_update(
+            self.buffer, start, real, cfg.batch_size - cfg.real_batch_size(), cfg.gamma)
         prev = self.run.step
         self.run.step += k
         self.after(prev, metrics)
