@@ -392,3 +392,43 @@ class SequenceHead(nn.Module):
                            in_axes=None, out_axes=0, axis_size=self.n)
         return ensemble(self.hidden, self.out_dim, self.layer_norm,
                         weight_init=self.weight_init)(x)
+
+
+# --------------------------------------------------------------------------- dynamics models
+class GaussianMLP(nn.Module):
+    """A swish MLP whose output is a diagonal Gaussian: (mean, log variance), the log variance kept
+    softly inside learned bounds [min_logvar, max_logvar] (PETS/MBPO):
+
+        logvar = max - softplus(max - raw);  logvar = min + softplus(logvar - min).
+    """
+
+    hidden: Sequence[int]
+    out_dim: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        for width in self.hidden:  # swish hidden units, as in PETS/MBPO/MOPO
+            x = nn.swish(nn.Dense(width)(x))
+        mean, raw = jnp.split(nn.Dense(2 * self.out_dim)(x), 2, axis=-1)
+        max_logvar = self.param("max_logvar", nn.initializers.constant(0.5), (self.out_dim,))
+        min_logvar = self.param("min_logvar", nn.initializers.constant(-10.0), (self.out_dim,))
+        logvar = max_logvar - nn.softplus(max_logvar - raw)
+        return mean, min_logvar + nn.softplus(logvar - min_logvar)
+
+
+class GaussianEnsemble(nn.Module):
+    """``n`` independent ``GaussianMLP``s in one vmapped call, like the critic ensemble.
+    Input (B, d) (every model sees the same rows) or (n, B, d) (each its own, ``per_model``);
+    returns mean and log variance of shape (n, B, out_dim)."""
+
+    hidden: Sequence[int]
+    out_dim: int
+    n: int = 7
+    per_model: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        ensemble = nn.vmap(GaussianMLP, variable_axes={"params": 0},
+                           split_rngs={"params": True}, in_axes=0 if self.per_model else None,
+                           out_axes=0, axis_size=self.n)
+        return ensemble(self.hidden, self.out_dim)(x)

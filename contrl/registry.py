@@ -9,6 +9,7 @@ from contrl.agents.cql import CQL, CQLConfig
 from contrl.agents.dagger import DAggerConfig
 from contrl.agents.ddpg import DDPG, DDPGConfig
 from contrl.agents.iql import IQL, IQLConfig
+from contrl.agents.mopo import MOPO, MOPOConfig
 from contrl.agents.ppo import PPO, PPOConfig
 from contrl.agents.recurrent import RDPG, RSAC, RTD3, RDPGConfig, RSACConfig, RTD3Config
 from contrl.agents.sac import SAC, SACConfig
@@ -32,6 +33,7 @@ REGISTRY = {
     "iql": (IQLConfig, IQL, "offline"),
     "cql": (CQLConfig, CQL, "offline"),
     "td3bc": (TD3BCConfig, TD3BC, "offline"),
+    "mopo": (MOPOConfig, MOPO, "mopo"),
 }
 
 

@@ -9,6 +9,7 @@ from contrl.envs import resolve_env_id
 from contrl.errors import ContrlError
 from contrl.loops.common import StopFlag
 from contrl.loops.dagger import DAggerLoop
+from contrl.loops.mopo import MOPOLoop
 from contrl.loops.offline import OfflineLoop
 from contrl.loops.offpolicy import OffPolicyLoop
 from contrl.loops.onpolicy import OnPolicyLoop
@@ -22,6 +23,7 @@ LOOPS = {
     "offpolicy": OffPolicyLoop,
     "onpolicy": OnPolicyLoop,
     "offline": OfflineLoop,
+    "mopo": MOPOLoop,
     "dagger": DAggerLoop,
 }
 

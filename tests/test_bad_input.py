@@ -138,6 +138,18 @@ CASES = [
      "recurrent agents train on windows of their own replay"),
     (["train", "sac", "Pendulum-v1", "--utd-ratio", "0.3"], "must be a whole number"),
     (["train", "dagger", "Pendulum-v1"], "dagger needs --expert"),
+    # model-based offline RL
+    (["train", "mopo", "Pendulum-v1", "--elites", "8"], "elites (8) must be at most ensemble_size (7)"),
+    (["train", "mopo", "Pendulum-v1", "--real-ratio", "1.5"], "real_ratio must be in [0.0, 1.0]"),
+    (["train", "mopo", "Pendulum-v1", "--horizon", "0"], "horizon must be positive"),
+    (["train", "mopo", "Pendulum-v1", "--rollout-batch-size", "100", "--model-buffer-size", "10"],
+     "model_buffer_size (10) must hold at least one step"),
+    (["train", "mopo", "Pendulum-v1", "--dataset", "d-v0", "--dynamics", "/nonexistent/run"],
+     "no trained dynamics model at /nonexistent/run"),
+    (["train", "mopo", "Pendulum-v1", "--dataset", "d-v0", "--online-steps", "10"],
+     "mopo has no online phase"),
+    (["train", "mopo", "Hopper-v5", "--dataset", "d-v0", "--frame-stack", "2"],
+     "termination rule for Hopper-v5 reads its plain observations"),
     (["train", "sac", "Pendulum-v1", "--runs-dir", "{file}"], "not a directory"),
     # train: datasets
     (["train", "iql", "Pendulum-v1"], "needs --dataset"),

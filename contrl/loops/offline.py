@@ -26,7 +26,7 @@ class OfflineLoop(Loop):
         self.dataset = load_dataset(algo_cfg.dataset, run_cfg.env, run_cfg.obs_keys,
                                     algo_cfg.dataset_action_units).head(
             algo_cfg.dataset_size)
-        pool, self.agent, _, state = start(run_cfg, algo_cfg, agent_cls, run_dir, resume)
+        pool, self.agent, self.ckpt, state = start(run_cfg, algo_cfg, agent_cls, run_dir, resume)
         pool.close()  # offline: the env is only evaluated
         self.dataset.check_env(run_cfg.env, pool.obs_dim, pool.action_dim)
         self.rng = np.random.default_rng(run_cfg.seed)

@@ -1,0 +1,200 @@
+"""MOPO (Yu et al. 2020): model-based offline policy optimization.
+
+A Gaussian dynamics ensemble is fitted to the dataset (``contrl.agents.dynamics``); then SAC
+learns from batches mixing ``real_ratio`` dataset transitions with transitions imagined by
+the model: every ``rollout_every`` gradient steps, ``rollout_batch_size`` rollouts of
+``horizon`` steps of the current policy start from dataset states, their rewards penalized,
+
+    r~(s, a) = r^(s, a) - lambda * max_i || Sigma_i(s, a) ||,
+
+and go into a model replay buffer on the device. One compiled call does the rollouts and
+the ``rollout_every`` SAC steps (sampling the model buffer inside it).
+"""
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from contrl.agents.base import compiled_create, scan_updates
+from contrl.agents.dynamics import (Dynamics, DynamicsSpec, TrainSpec, imagine,
+                                    saved_model_meta, spec_difference)
+from contrl.agents.offline import DataStats, OfflineConfig, fit_stats
+from contrl.agents.sac import SAC, SACConfig, sac_fields
+from contrl.config import ConfigError
+from contrl.data.batch import Batch
+from contrl.data.model_buffer import ModelBuffer
+from contrl.envs.termination import termination_fn
+from contrl.nets import tanh_gaussian_sample
+
+
+@dataclasses.dataclass
+class MOPOConfig(OfflineConfig, SACConfig):
+    """MOPO hyperparameters (defaults: the paper's, with SAC's; the rollout horizon and the
+    penalty per task are in presets/mopo.toml)."""
+
+    normalize_obs: bool = False
+    """Standardize the policy's and critics' observations with the dataset's statistics
+    (MOPO's SAC reads raw observations; the dynamics model always normalizes its own)."""
+    horizon: int = 5
+    """Steps of each model rollout (h)."""
+    penalty: float = 1.0
+    """Weight lambda of the uncertainty penalty on model rewards."""
+    real_ratio: float = 0.05
+    """Share of every SAC batch drawn from the dataset (the rest from the model buffer)."""
+    rollout_batch_size: int = 50_000
+    """Rollouts started from dataset states at every rollout."""
+    rollout_every: int = 1000
+    """Gradient steps between rollouts, also the gradient steps of one compiled call
+    (mopo's steps_per_call: the field inherited from the offline agents is not used)."""
+    model_buffer_size: int = 1_250_000
+    """Model transitions kept (oldest dropped first); the paper keeps 5 rollouts' worth."""
+    ensemble_size: int = 7
+    """Dynamics models in the ensemble."""
+    elites: int = 5
+    """Models with the lowest validation error that generate rollouts."""
+    dynamics_hidden: tuple[int, ...] = (200, 200, 200, 200)
+    """Hidden layer widths of each dynamics model (swish units)."""
+    dynamics_lr: float = 1e-3
+    """Adam learning rate of the dynamics models."""
+    dynamics_weight_decay: float = 5e-5
+    """Decoupled weight decay of the dynamics models (AdamW)."""
+    dynamics_batch_size: int = 256
+    """Transitions per dynamics gradient step (per model)."""
+    dynamics_epochs: int = 1000
+    """Most passes over the training rows (early stopping usually ends training before)."""
+    dynamics_patience: int = 5
+    """Stop once no model's validation error has improved by more than 1% for this many
+    epochs; each model keeps its parameters of its best epoch."""
+    dynamics_holdout: int = 5000
+    """Dataset transitions held out to validate the dynamics models (at most a fifth of
+    the dataset)."""
+    dynamics: str = ""
+    """Reuse the dynamics ensemble a previous mopo run trained (its run directory or its
+    dynamics/model.ckpt) instead of training one; it must come from the same dataset and
+    have the same shape."""
+
+    LOOP_FIELDS = OfflineConfig.LOOP_FIELDS + (
+        "real_ratio", "rollout_batch_size", "rollout_every", "model_buffer_size",
+        "dynamics_lr", "dynamics_weight_decay", "dynamics_batch_size", "dynamics_epochs",
+        "dynamics_patience", "dynamics_holdout", "dynamics")
+
+    def validate(self) -> None:
+        super().validate()
+        self._positive("horizon", "rollout_batch_size", "rollout_every", "model_buffer_size",
+                       "ensemble_size", "elites", "dynamics_lr", "dynamics_batch_size",
+                       "dynamics_epochs", "dynamics_patience", "dynamics_holdout")
+        self._nonneg("penalty", "dynamics_weight_decay")
+        self._in_range("real_ratio", 0.0, 1.0)
+        self._in_range("dynamics_lr", 0.0, 1.0, low_open=True)
+        if self.elites > self.ensemble_size:
+            raise ConfigError(f"elites ({self.elites}) must be at most ensemble_size "
+                              f"({self.ensemble_size})")
+        if not self.dynamics_hidden or min(self.dynamics_hidden) <= 0:
+            raise ConfigError(f"dynamics_hidden must be positive layer widths, got "
+                              f"{self.dynamics_hidden}")
+        if self.model_buffer_size < self.rollout_batch_size:
+            raise ConfigError(f"model_buffer_size ({self.model_buffer_size}) must hold at "
+                              f"least one step of rollout_batch_size ({self.rollout_batch_size})")
+
+    def check_run(self, run) -> None:
+        super().check_run(run)
+        if self.online_steps:
+            raise ConfigError("mopo has no online phase (online_steps must be 0)")
+        if self.dynamics:  # the shape now; the dataset once it is loaded
+            diff = spec_difference(saved_model_meta(self.dynamics)["spec"], {
+                "hidden": list(self.dynamics_hidden), "n_models": self.ensemble_size,
+                "n_elites": self.elites})
+            if diff:
+                raise ConfigError(f"--dynamics {self.dynamics} has another shape: {diff}")
+        if termination_fn(run.env) is not None and (run.frame_stack > 1 or run.prev_action
+                                                    or run.prev_reward or run.action_repeat > 1):
+            raise ConfigError(f"mopo's termination rule for {run.env} reads its plain "
+                              "observations: no frame_stack, prev_action, prev_reward or "
+                              "action_repeat")
+
+    def dynamics_spec(self, obs_dim: int, action_dim: int) -> DynamicsSpec:
+        return DynamicsSpec(obs_dim, action_dim, tuple(self.dynamics_hidden),
+                            self.ensemble_size, self.elites)
+
+    def train_spec(self) -> TrainSpec:
+        return TrainSpec(self.dynamics_batch_size, self.dynamics_lr, self.dynamics_weight_decay,
+                         self.dynamics_epochs, self.dynamics_patience)
+
+    def real_batch_size(self) -> int:
+        """Dataset transitions in every SAC batch."""
+        return round(self.real_ratio * self.batch_size)
+
+
+class MOPO(SAC):
+    """SAC with dataset statistics, a dynamics ensemble (``dynamics``, fitted by the loop
+    before the first update) and ``model_update``."""
+
+    METRICS = SAC.METRICS + ("model_reward", "model_penalty", "rollout_length",
+                             "model_buffer_size")
+
+    stats: DataStats = None
+    dynamics: Dynamics = None
+    horizon: int = struct.field(pytree_node=False, default=5)
+    penalty: float = struct.field(pytree_node=False, default=1.0)
+    env_id: str = struct.field(pytree_node=False, default="")
+
+    @classmethod
+    def create(cls, cfg: MOPOConfig, obs_dim: int, action_dim: int, seed: int,
+               num_envs: int = 1) -> "MOPO":
+        return compiled_create(cls._build, cfg, obs_dim, action_dim, seed)
+
+    @classmethod
+    def _build(cls, cfg: MOPOConfig, obs_dim: int, action_dim: int, seed) -> "MOPO":
+        fields = sac_fields(cfg, obs_dim, action_dim, seed, cfg.lr)
+        key, k_dyn = jax.random.split(fields["key"])
+        return cls(**{**fields, "key": key}, stats=DataStats.identity(obs_dim),
+                   dynamics=Dynamics.create(cfg.dynamics_spec(obs_dim, action_dim), k_dyn),
+                   horizon=cfg.horizon, penalty=cfg.penalty)
+
+    def with_env(self, env_id: str) -> "MOPO":
+        """The agent knowing which env's termination rule its rollouts follow."""
+        return self.replace(env_id=env_id)
+
+    def fit_dataset(self, dataset, cfg: MOPOConfig) -> "MOPO":
+        return fit_stats(self, dataset, cfg)
+
+    def eval_actions(self, obs, carry=()):
+        return super().eval_actions(self.stats.obs(obs), carry)
+
+    def sample_actions(self, obs, carry=()):
+        return super().sample_actions(self.stats.obs(obs), carry)
+
+    def _update_step(self, batch: Batch):
+        return super()._update_step(self.stats.batch(batch))
+
+    def _policy(self, obs, key):
+        mean, log_std = self.actor.apply_fn(self.actor.params, self.stats.obs(obs))
+        return tanh_gaussian_sample(mean, log_std, key)[0]
+
+    @partial(jax.jit, static_argnums=(4, 5), donate_argnums=(0, 1))
+    def model_update(self, buffer: ModelBuffer, start_obs, real: Batch, n_model: int,
+                     gamma: float):
+        """Rollouts of the current policy in the model from ``start_obs`` into ``buffer``
+        (discount ``gamma``), then K SAC steps, one per leading slice of ``real`` (dataset
+        transitions), each batch completed with ``n_model`` transitions sampled from the
+        buffer. Returns the agent, the buffer and the metrics of the last step with the
+        rollouts'. (Batch size and gamma come from the loop: configs differing only in
+        those share one agent build.)"""
+        key, k_roll, k_sample = jax.random.split(self.key, 3)
+        buffer, info = imagine(self._policy, self.dynamics, buffer, start_obs, k_roll,
+                               self.horizon, self.penalty, gamma, termination_fn(self.env_id))
+        k = real.reward.shape[0]
+        keys = jax.random.split(k_sample, k)
+
+        def step(agent, inputs):
+            real_b, key = inputs
+            model_b = buffer.sample(key, n_model)
+            batch = Batch(*(jnp.concatenate([a, b], 0) for a, b in zip(real_b, model_b)))
+            return agent._update_step(batch)
+
+        agent, metrics = scan_updates(step, self.replace(key=key), (real, keys))
+        return agent, buffer, {**metrics, **info, "model_buffer_size": buffer.size}
