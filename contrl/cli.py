@@ -32,7 +32,7 @@ def _add_config_args(parser: argparse.ArgumentParser, cls: type, title: str, ski
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from contrl.loops.seeds import VMAPPABLE
+    from contrl.loops.vmap_seeds import VMAPPABLE
     from contrl.registry import REGISTRY
 
     parser = argparse.ArgumentParser(prog="contrl", description="Continuous-control RL on MuJoCo.")
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--vmap-seeds", action=argparse.BooleanOptionalAction, default=None,
                     help="train each (algorithm, env, setting)'s seeds in one process as one "
                          "vmapped agent (sac, td3, ddpg; locally, not through Ray); default: "
-                         "on where possible, as measured faster here "
+                         "off, one process per seed, as fast or faster on a CPU "
                          "(benchmarks/results/vmap_seeds)")
     sw.add_argument("--dry-run", action="store_true", help="print the runs and their state only")
     sw.add_argument("--no-progress", action="store_true", help="no progress display")

@@ -22,17 +22,18 @@ from pathlib import Path
 from contrl import config as C
 from contrl.errors import ContrlError
 from contrl.loops.common import StopFlag
-from contrl.loops.seeds import check_vmappable
+from contrl.loops.vmap_seeds import check_vmappable
 from contrl.registry import resolve_algo
 from contrl.run import Checkpoint, atomic_write_json
 from contrl.resolve import build_configs, parse_seeds
 
 SWEEP_FILE = "sweep.json"
 
-VMAP_SEEDS_DEFAULT = True
+VMAP_SEEDS_DEFAULT = False
 """Whether a local sweep trains each cell's seeds in one process as one vmapped agent unless
-told (--vmap-seeds / --no-vmap-seeds): set from benchmarks/vmap_seeds.py's measurement
-(benchmarks/results/vmap_seeds/README.md)."""
+told (--vmap-seeds / --no-vmap-seeds). Off: on a 2-core CPU, N seeds vmapped were not faster than
+N pinned processes and used no less CPU time per env step
+(benchmarks/vmap_seeds.py, benchmarks/results/vmap_seeds/README.md)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ from contrl.loops.dagger import DAggerLoop
 from contrl.loops.offline import OfflineLoop
 from contrl.loops.offpolicy import OffPolicyLoop
 from contrl.loops.onpolicy import OnPolicyLoop
-from contrl.loops.seeds import SeedGroup, check_vmappable
+from contrl.loops.vmap_seeds import SeedGroup, check_vmappable
 from contrl.registry import resolve_algo
 from contrl.resolve import build_configs, split_overrides  # noqa: F401 (also this module's API)
 from contrl.run import (atomic_write_json, check_writable, new_run_dir, read_run_config,
@@ -124,7 +124,7 @@ def train_seeds(algo: str, env_id: str | None, overrides: dict, seeds: list[int]
                 resume: list[str] | None = None, use_preset: bool = True,
                 run_dir: str | None = None) -> dict:
     """Train several seeds of one off-policy config in this process as one vmapped agent
-    (``contrl.loops.seeds``): new runs of ``seeds``, or the saved runs ``resume`` continued
+    (``contrl.loops.vmap_seeds``): new runs of ``seeds``, or the saved runs ``resume`` continued
     together. Each seed has its own ordinary run directory: ``run_dir``, with ``{seed}`` in
     it standing for the seed (default: one ``<runs_dir>/<algo>-<env>-s<seed>-<time>`` each)."""
     _, agent_cls, _ = resolve_algo(algo)
