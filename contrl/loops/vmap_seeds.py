@@ -40,9 +40,10 @@ def check_vmappable(algo: str, run_cfg, algo_cfg) -> None:
                           "stop early: drop stop_at_return or train them as separate runs")
 
 
-def stack(trees: list):
-    """Pytrees of one structure as one, their leaves stacked on a new leading axis."""
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *trees)
+def stack(trees: list, xp=jnp):
+    """Pytrees of one structure as one, their leaves stacked on a new leading axis (by
+    ``xp.stack``: on the device with jax.numpy, in host memory with numpy)."""
+    return jax.tree_util.tree_map(lambda *xs: xp.stack(xs), *trees)
 
 
 def member(tree, i: int):
@@ -132,7 +133,7 @@ class SeedGroup(Loop):
             m.close()
 
     def _carry(self):
-        return jax.tree_util.tree_map(lambda *xs: np.stack(xs), *[m.carry for m in self.members])
+        return stack([m.carry for m in self.members], np)
 
     def _set_carry(self, carry) -> None:
         for i, m in enumerate(self.members):
@@ -152,7 +153,7 @@ class SeedGroup(Loop):
         prevs = [m.collect(a) for m, a in zip(ms, actions)]
         metrics = None
         if ms[0].update_due():
-            batches = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *[m.sample() for m in ms])
+            batches = stack([m.sample() for m in ms], np)
             self.agent, metrics = _update(self.agent, batches)
             metrics = jax.device_get(metrics)
         for i, (m, prev) in enumerate(zip(ms, prevs)):
