@@ -163,8 +163,8 @@ def main() -> None:
               "pinned one core each, round-robin over the cores; `vmapped`: one process, all "
               "cores; `vmapped-1core`: one process, one core.", "",
               "CPU time per env step (ms, all seeds' processes and threads together, while every "
-              "seed was in its timed window; it does not depend on how the shared cores were "
-              "divided among the workers):", "",
+              "seed was in its timed window; it depends much less than steps/s on how the shared "
+              "cores were divided among the workers):", "",
               "| seeds | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
     for n in args.seeds:
         cells = []
