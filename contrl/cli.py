@@ -32,6 +32,7 @@ def _add_config_args(parser: argparse.ArgumentParser, cls: type, title: str, ski
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from contrl.loops.vmap_seeds import VMAPPABLE
     from contrl.registry import REGISTRY
 
     parser = argparse.ArgumentParser(prog="contrl", description="Continuous-control RL on MuJoCo.")
@@ -43,7 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         p = algos.add_parser(name, help=(cfg_cls.__doc__ or "").strip().splitlines()[0],
                              description=f"Train {name}. Defaults < preset for the env < flags.")
         p.add_argument("env", nargs="?", help="environment id, e.g. HalfCheetah-v5")
-        p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
+        p.add_argument("--resume", metavar="RUN_DIR", nargs="+", help="continue the run in "
+                       "RUN_DIR exactly (several: continue them together as with --seeds)")
+        p.add_argument("--seeds", metavar="SEEDS", help="train these seeds (0-3, 0,5) in "
+                       "this one process as one vmapped agent, each in its own run directory "
+                       f"(with --run-dir, {{seed}} in it stands for the seed; "
+                       f"{', '.join(VMAPPABLE)})")
         p.add_argument("--no-preset", action="store_true", help="ignore the per-env preset")
         p.add_argument("--run-dir", metavar="DIR", help="create the run in exactly this "
                        "(new or empty) directory instead of under --runs-dir")
@@ -105,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--no-preset", action="store_true", help="ignore the per-env presets")
     sw.add_argument("--ray", action="store_true", help="run the trials through Ray Tune on the "
                     "cluster at RAY_ADDRESS (or a local Ray instance); also when RAY_ADDRESS is set")
+    sw.add_argument("--vmap-seeds", action=argparse.BooleanOptionalAction, default=None,
+                    help="train each (algorithm, env, setting)'s seeds in one process as one "
+                         "vmapped agent (sac, td3, ddpg; locally, not through Ray); default: "
+                         "off, one process per seed, as fast or faster on a CPU "
+                         "(benchmarks/results/vmap_seeds)")
     sw.add_argument("--dry-run", action="store_true", help="print the runs and their state only")
     sw.add_argument("--no-progress", action="store_true", help="no progress display")
 
@@ -135,19 +146,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
-    from contrl.train import train
+    from contrl.resolve import parse_seeds
+    from contrl.train import train, train_seeds
 
+    seeds = getattr(args, "seeds", None)
     overrides = {k: v for k, v in vars(args).items()
-                 if k not in ("command", "algo", "env", "resume", "no_preset", "run_dir")}
+                 if k not in ("command", "algo", "env", "resume", "no_preset", "run_dir", "seeds")}
     if args.run_dir and args.resume:
         raise ContrlError("--run-dir names a new run; --resume continues an existing one")
-    out = train(args.algo, args.env, overrides, resume=args.resume, use_preset=not args.no_preset,
-                run_dir=args.run_dir)
-    ev = out.get("eval")
-    msg = f"run: {out['run_dir']}  step {out['step']}"
-    if ev:
-        msg += f"  eval return {ev['mean_return']:.1f} +/- {ev['std_return']:.1f}"
-    print(msg)
+    if seeds is not None or (args.resume and len(args.resume) > 1):
+        out = train_seeds(args.algo, args.env, overrides,
+                          None if seeds is None else parse_seeds(seeds),
+                          args.resume, not args.no_preset, args.run_dir)
+    else:
+        out = train(args.algo, args.env, overrides, resume=args.resume and args.resume[0],
+                    use_preset=not args.no_preset, run_dir=args.run_dir)
+    for run in out.get("runs", [out]):
+        ev = run.get("eval")
+        msg = f"run: {run['run_dir']}  step {run['step']}"
+        if ev:
+            msg += f"  eval return {ev['mean_return']:.1f} +/- {ev['std_return']:.1f}"
+        print(msg)
     signum = out.get("signal") or (out.get("online") or {}).get("signal")
     return 128 + signum if signum else 0  # interrupted (saved): 130 for SIGINT, 143 for SIGTERM
 
@@ -232,7 +251,7 @@ def cmd_sweep(args) -> int:
     sets = list(args.set) + ([f"steps={args.steps}"] if args.steps is not None else [])
     out = sweep(_split(args.algos), _split(args.envs), args.seeds, sets, args.dir, args.jobs,
                 args.cores_per_run, not args.no_preset, args.ray, not args.no_progress,
-                args.dry_run)
+                args.dry_run, args.vmap_seeds)
     if args.dry_run:
         print(f"sweep {out['dir']}: {out['runs']} runs, {len(out['done_before'])} finished")
         for name in out["todo"]:
@@ -241,7 +260,7 @@ def cmd_sweep(args) -> int:
     print(f"sweep {out['dir']}: {len(out['done_before'])} already finished, "
           f"{len(out['finished'])} finished now, {len(out['failed'])} failed")
     for name, code in out["failed"].items():
-        print(f"  failed (exit {code}): {name}; see {out['dir']}/logs/{name}.log")
+        print(f"  failed (exit {code}): {name}; see {out['logs'][name]}")
     if out.get("signal"):
         print("interrupted; run the same command again to continue the sweep")
         return 128 + out["signal"]

@@ -7,6 +7,7 @@ import dataclasses
 from contrl import config as C
 from contrl.envs import resolve_env_id
 from contrl.envs.make import default_obs_keys, has_dict_observations
+from contrl.errors import ContrlError
 from contrl.registry import resolve_algo
 
 
@@ -40,3 +41,25 @@ def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = Tr
     algo_cfg.validate()
     algo_cfg.check_run(run_cfg)
     return run_cfg, algo_cfg
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-4`` -> 0..4, ``0,3,7`` -> those, ``2`` -> [2]; mixing is allowed (``0-2,9``)."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ContrlError(f"seed range '{part}' is empty (its end is below its start)")
+                seeds += range(lo, hi + 1)
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise ContrlError(f"cannot read seeds '{text}': give e.g. 0-4 or 0,1,5") from None
+    if any(s < 0 for s in seeds):
+        raise ContrlError(f"seeds must be >= 0, got {text}")
+    if len(set(seeds)) != len(seeds):
+        raise ContrlError(f"seeds '{text}' repeat a seed")
+    return seeds

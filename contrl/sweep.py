@@ -22,11 +22,18 @@ from pathlib import Path
 from contrl import config as C
 from contrl.errors import ContrlError
 from contrl.loops.common import StopFlag
+from contrl.loops.vmap_seeds import check_vmappable
 from contrl.registry import resolve_algo
 from contrl.run import Checkpoint, atomic_write_json
-from contrl.resolve import build_configs
+from contrl.resolve import build_configs, parse_seeds
 
 SWEEP_FILE = "sweep.json"
+
+VMAP_SEEDS_DEFAULT = False
+"""Whether a local sweep trains each cell's seeds in one process as one vmapped agent unless
+told (--vmap-seeds / --no-vmap-seeds). Off: on a 2-core CPU, N seeds vmapped were not faster than
+N pinned processes and used no less CPU time per env step
+(benchmarks/vmap_seeds.py, benchmarks/results/vmap_seeds/README.md)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +53,11 @@ class Trial:
     @property
     def options(self) -> dict:
         return {**dict(self.overrides), "seed": self.seed}
+
+    @property
+    def cell(self) -> str:
+        """The name of its (algo, env, grid point): the run directory's name without the seed."""
+        return self.name.removesuffix(f"-s{self.seed}")
 
     def train_args(self, run_dir: Path, resume: bool) -> list[str]:
         """``contrl train`` arguments that start (or continue) this run in ``run_dir``."""
@@ -70,26 +82,47 @@ def option_flags(options: dict) -> list[str]:
     return out
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``0-4`` -> 0..4, ``0,3,7`` -> those, ``2`` -> [2]; mixing is allowed (``0-2,9``)."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            if "-" in part:
-                lo, hi = (int(x) for x in part.split("-", 1))
-                if hi < lo:
-                    raise ContrlError(f"seed range '{part}' is empty (its end is below its start)")
-                seeds += range(lo, hi + 1)
-            else:
-                seeds.append(int(part))
-        except ValueError:
-            raise ContrlError(f"cannot read seeds '{text}': give e.g. 0-4 or 0,1,5") from None
-    if any(s < 0 for s in seeds):
-        raise ContrlError(f"seeds must be >= 0, got {text}")
-    if len(set(seeds)) != len(seeds):
-        raise ContrlError(f"seeds '{text}' repeat a seed")
-    return seeds
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """What one process runs: one trial, or seeds of one cell trained together as one vmapped
+    agent (``contrl train --seeds``, or ``--resume`` with their run directories)."""
+
+    trials: tuple[Trial, ...]
+    resume: bool
+    """Whether the trials continue saved runs (all at the same step) or start new ones."""
+
+    @property
+    def name(self) -> str:
+        """The name of its log: the run's, or the cell's with the seeds."""
+        if len(self.trials) == 1:
+            return self.trials[0].name
+        return f"{self.trials[0].cell}-s" + "_".join(str(t.seed) for t in self.trials)
+
+    def train_args(self, sweep_dir: Path) -> list[str]:
+        """The ``contrl train`` arguments of this job."""
+        first = self.trials[0]
+        if len(self.trials) == 1:
+            return first.train_args(sweep_dir / first.name, self.resume)
+        if self.resume:
+            return ["train", first.algo, "--resume", *(str(sweep_dir / t.name) for t in self.trials),
+                    "--no-progress", "--steps", str(first.steps)]
+        return ["train", first.algo, first.env, "--seeds", ",".join(str(t.seed) for t in self.trials),
+                "--run-dir", str(sweep_dir / f"{first.cell}-s{{seed}}"), "--no-progress",
+                *option_flags(dict(first.overrides))]
+
+
+def plan_jobs(sweep_dir: Path, todo: list[Trial], together: set[str]) -> list[Job]:
+    """One job per trial, except that the trials of a cell named in ``together`` that start
+    from the same point (new, or resumed from the same step) form one vmapped job."""
+    groups: dict[tuple, list[Trial]] = {}
+    for t in todo:
+        run_dir = sweep_dir / t.name
+        resume = status(run_dir, t.steps) == "resume"
+        key = ((t.cell, resume, saved_step(run_dir) if resume else 0) if t.cell in together
+               else (t.name,))
+        groups.setdefault(key, []).append(t)
+    return [Job(tuple(ts), status(sweep_dir / ts[0].name, ts[0].steps) == "resume")
+            for ts in groups.values()]
 
 
 def _field_class(algo: str, name: str) -> type:
@@ -170,18 +203,23 @@ def spec_hash(spec: dict) -> str:
     return hashlib.sha1(json.dumps(grid_of(spec), sort_keys=True).encode()).hexdigest()[:8]
 
 
+def saved_step(run_dir: Path) -> int:
+    """The step of a run's latest checkpoint (0 if it has none, or an unreadable one: resume
+    reports that)."""
+    latest = run_dir / "checkpoints" / "latest.ckpt"
+    if latest.is_file():
+        try:
+            return Checkpoint(latest).meta.get("step", 0)
+        except ContrlError:
+            pass
+    return 0
+
+
 def status(run_dir: Path, steps: int) -> str:
     """'new' (nothing there), 'done' (its latest checkpoint is at ``steps``) or 'resume'."""
     if not (run_dir / "config.json").is_file():
         return "new"
-    latest = run_dir / "checkpoints" / "latest.ckpt"
-    if latest.is_file():
-        try:
-            if Checkpoint(latest).meta.get("step", 0) >= steps:
-                return "done"
-        except ContrlError:
-            pass  # unreadable: resume reports it
-    return "resume"
+    return "done" if saved_step(run_dir) >= steps else "resume"
 
 
 def last_step(run_dir: Path) -> int:
@@ -245,28 +283,30 @@ class LocalRunner:
         self.show = show
         self.stop_signal: int | None = None
 
-    def _launch(self, trial: Trial, cores: list[int]) -> subprocess.Popen:
-        run_dir = self.sweep_dir / trial.name
-        resume = status(run_dir, trial.steps) == "resume"
-        args = [sys.executable, "-m", "contrl.cli", *trial.train_args(run_dir, resume)]
-        with (self.sweep_dir / "logs" / f"{trial.name}.log").open("a") as log:
+    def _launch(self, job: Job, cores: list[int]) -> subprocess.Popen:
+        args = [sys.executable, "-m", "contrl.cli", *job.train_args(self.sweep_dir)]
+        with (self.sweep_dir / "logs" / f"{job.name}.log").open("a") as log:
             log.write(f"$ {' '.join(args[1:])}  (cores {cores})\n")
             log.flush()  # the child writes after this line through its own descriptor
             return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                     env=child_env(self.sweep_dir, cores), start_new_session=True)
 
-    def __call__(self, todo: list[Trial]) -> dict[str, int]:
-        """Run the trials; returns each trial's exit status by name."""
+    def _done_steps(self, job: Job) -> int:
+        return sum(last_step(self.sweep_dir / t.name) for t in job.trials)
+
+    def __call__(self, todo: list[Job]) -> dict[str, int]:
+        """Run the jobs; returns each trial's exit status (its job's) by name."""
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
         bar = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(),
                        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                        disable=not self.show)
-        total = bar.add_task(f"sweep ({len(todo)} runs)",
-                             total=sum(t.steps for t in todo),
-                             completed=sum(last_step(self.sweep_dir / t.name) for t in todo))
+        runs = sum(len(j.trials) for j in todo)
+        total = bar.add_task(f"sweep ({runs} runs)",
+                             total=sum(t.steps for j in todo for t in j.trials),
+                             completed=sum(self._done_steps(j) for j in todo))
         pending = list(todo)
-        running: dict[int, tuple[Trial, subprocess.Popen, int]] = {}  # slot -> run, task
+        running: dict[int, tuple[Job, subprocess.Popen, int]] = {}  # slot -> job, task
         codes: dict[str, int] = {}
         told: set[int] = set()  # runs already passed the stop signal
         try:
@@ -274,26 +314,26 @@ class LocalRunner:
                 while (pending and not stop.raised) or running:
                     for slot in range(len(self.slots)):
                         if slot not in running and pending and not stop.raised:
-                            trial = pending.pop(0)
-                            proc = self._launch(trial, self.slots[slot])
-                            task = bar.add_task(trial.name, total=trial.steps,
-                                                completed=last_step(self.sweep_dir / trial.name))
-                            running[slot] = (trial, proc, task)
+                            job = pending.pop(0)
+                            proc = self._launch(job, self.slots[slot])
+                            task = bar.add_task(job.name, total=sum(t.steps for t in job.trials),
+                                                completed=self._done_steps(job))
+                            running[slot] = (job, proc, task)
                     time.sleep(0.5)
                     done_steps = 0
-                    for slot, (trial, proc, task) in list(running.items()):
+                    for slot, (job, proc, task) in list(running.items()):
                         if stop.raised and proc.pid not in told:
                             told.add(proc.pid)  # once: a second signal would stop it unsaved
                             try:
                                 os.killpg(proc.pid, stop.signum)
                             except ProcessLookupError:
                                 pass
-                        bar.update(task, completed=last_step(self.sweep_dir / trial.name))
+                        bar.update(task, completed=self._done_steps(job))
                         if proc.poll() is not None:
-                            codes[trial.name] = proc.returncode
+                            codes.update((t.name, proc.returncode) for t in job.trials)
                             bar.remove_task(task)
                             del running[slot]
-                    for t in todo:
+                    for t in (t for j in todo for t in j.trials):
                         done_steps += (t.steps if codes.get(t.name) == 0
                                        else last_step(self.sweep_dir / t.name))
                     bar.update(total, completed=done_steps)
@@ -308,11 +348,37 @@ class LocalRunner:
         return codes
 
 
+def vmapped_cells(trials: list[Trial], vmap_seeds: bool | None, use_preset: bool) -> set[str]:
+    """The cells whose seeds train together (vmapped): with ``vmap_seeds`` every cell of two
+    or more seeds (an algorithm or config that cannot be vmapped is refused); by default
+    (None) those of them that can be, as VMAP_SEEDS_DEFAULT says; with False none."""
+    if vmap_seeds is False or (vmap_seeds is None and not VMAP_SEEDS_DEFAULT):
+        return set()
+    cells: dict[str, list[Trial]] = {}
+    for t in trials:
+        cells.setdefault(t.cell, []).append(t)
+    together = set()
+    for cell, ts in cells.items():
+        if len(ts) < 2:
+            continue
+        run_cfg, algo_cfg = build_configs(ts[0].algo, ts[0].env, ts[0].options, use_preset)
+        try:
+            check_vmappable(ts[0].algo, run_cfg, algo_cfg)
+        except C.ConfigError:
+            if vmap_seeds:
+                raise
+            continue
+        together.add(cell)
+    return together
+
+
 def sweep(algos: list[str], envs: list[str], seeds: str, sets: list[str], sweep_dir: str | None,
           jobs: int | None = None, cores_per_run: int = 1, use_preset: bool = True,
-          ray: bool = False, show: bool = True, dry_run: bool = False) -> dict:
+          ray: bool = False, show: bool = True, dry_run: bool = False,
+          vmap_seeds: bool | None = None) -> dict:
     """Expand the grid, skip finished runs, run the rest; returns a summary (the sweep's
-    directory, the runs by state, and exit statuses)."""
+    directory, the runs by state, their logs, and exit statuses). ``vmap_seeds``: train each
+    cell's seeds in one process as one vmapped agent (None: VMAP_SEEDS_DEFAULT; locally only)."""
     if cores_per_run <= 0:
         raise C.ConfigError(f"cores_per_run must be positive, got {cores_per_run}")
     if jobs is not None and jobs <= 0:
@@ -320,6 +386,11 @@ def sweep(algos: list[str], envs: list[str], seeds: str, sets: list[str], sweep_
     seed_list = parse_seeds(seeds)
     parsed = parse_sets(algos, sets)
     trials = expand(algos, envs, seed_list, parsed, use_preset)
+    use_ray = ray or bool(os.environ.get("RAY_ADDRESS"))
+    if use_ray and vmap_seeds:
+        raise ContrlError("--vmap-seeds trains seeds together in local processes; through Ray "
+                          "every seed is its own trial (drop --vmap-seeds)")
+    together = set() if use_ray else vmapped_cells(trials, vmap_seeds, use_preset)
     spec = {"algos": algos, "envs": envs, "seeds": seed_list,
             "sets": [[n, v] for n, v in parsed if n != "steps"], "preset": use_preset,
             "steps": dict(parsed).get("steps")}
@@ -332,14 +403,18 @@ def sweep(algos: list[str], envs: list[str], seeds: str, sets: list[str], sweep_
         return summary
     prepare(root, spec)
     todo = [t for t in trials if states[t.name] != "done"]
-    if ray or os.environ.get("RAY_ADDRESS"):
+    if use_ray:
         from contrl.sweep_ray import run_with_ray
         codes = run_with_ray(root, todo, cores_per_run, jobs)
+        summary["logs"] = {t.name: str(root / "logs" / f"{t.name}.log") for t in todo}
     else:
         n_cores = len(os.sched_getaffinity(0))
         jobs = jobs or max(1, n_cores // cores_per_run)
         runner = LocalRunner(root, jobs, cores_per_run, show)
-        codes = runner(todo)
+        planned = plan_jobs(root, todo, together)
+        summary["logs"] = {t.name: str(root / "logs" / f"{j.name}.log")
+                           for j in planned for t in j.trials}
+        codes = runner(planned)
         if runner.stop_signal is not None:
             summary["signal"] = runner.stop_signal
     summary["failed"] = {n: c for n, c in codes.items() if c not in (0, 130, 143)}

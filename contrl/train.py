@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Callable
 
 from contrl import config as C
 from contrl.envs import resolve_env_id
 from contrl.errors import ContrlError
-from contrl.loops.common import StopFlag
+from contrl.loops.common import Loop, StopFlag
 from contrl.loops.dagger import DAggerLoop
 from contrl.loops.mopo import MOPOLoop
 from contrl.loops.offline import OfflineLoop
 from contrl.loops.offpolicy import OffPolicyLoop
 from contrl.loops.onpolicy import OnPolicyLoop
+from contrl.loops.vmap_seeds import SeedGroup, check_vmappable
 from contrl.registry import resolve_algo
 from contrl.resolve import build_configs, split_overrides  # noqa: F401 (also this module's API)
 from contrl.run import (atomic_write_json, check_writable, new_run_dir, read_run_config,
@@ -32,6 +34,74 @@ RESUME_OVERRIDABLE = {"steps", "progress", "tensorboard", "wandb", "eval_every",
                       "checkpoint_every", "log_every", "stop_at_return", "video_every"}
 
 
+def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Path):
+    """The configs of the saved run in ``run_dir`` to continue it, with the ``overrides``
+    allowed on resume (RESUME_OVERRIDABLE) applied; anything else changed is refused."""
+    saved = read_run_config(run_dir)
+    if saved["algo"] != algo:
+        raise ContrlError(f"{run_dir} is a {saved['algo']} run, not {algo}")
+    if env_id is not None and resolve_env_id(env_id) != saved["run"]["env"]:
+        raise ContrlError(f"{run_dir} trains {saved['run']['env']}, not {env_id}")
+    blocker = resolve_algo(algo)[0].resume_blocker(saved["algo_config"])
+    if blocker:
+        raise ContrlError(f"{run_dir}: {blocker}")
+    run_over, algo_over = split_overrides(algo, overrides)
+
+    def norm(v):
+        return list(v) if isinstance(v, tuple) else v
+
+    saved_values = {**saved["algo_config"], **saved["run"]}
+    changed = [k for k, v in {**run_over, **algo_over}.items()
+               if k not in RESUME_OVERRIDABLE and norm(saved_values.get(k)) != norm(v)]
+    if changed:
+        raise C.ConfigError(f"cannot change {', '.join(sorted(changed))} when resuming")
+    run_cfg = C.build(C.RunConfig, {**saved["run"], **run_over})
+    algo_cfg = C.build(resolve_algo(algo)[0], saved["algo_config"])
+    run_cfg.validate()
+    algo_cfg.validate()
+    algo_cfg.check_run(run_cfg)
+    remove_stale_temporaries(run_dir)
+    return run_cfg, algo_cfg
+
+
+def open_run_dir(run_cfg, algo: str, run_dir: str | None) -> tuple[Path, Path | None]:
+    """A new run's directory (``run_dir``, new or empty, or a fresh one under runs_dir) and
+    the directory this created (None if it existed), for removal if the start fails."""
+    if run_dir is None:
+        created = new_run_dir(run_cfg.runs_dir, algo, run_cfg.env, run_cfg.seed)
+        return created, created
+    path = Path(run_dir)
+    if path.exists() and any(path.iterdir()):
+        raise ContrlError(f"{path} already exists and is not empty")
+    created = None if path.exists() else path
+    (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+    return path, created
+
+
+def remove_dirs(paths: list[Path]) -> None:
+    """Remove the directories a failed start created."""
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def launch(algo: str, runs: list, algo_cfg, created: list[Path], make_loop: Callable[[], Loop]):
+    """Write each run's config.json (``runs``: (RunConfig, run directory) pairs), set the loop
+    up with ``make_loop()`` and run it. Signals are watched from the start, so a stop during
+    set-up ends in a resumable checkpoint; a failed (or aborted) start removes ``created``."""
+    with StopFlag() as stop:
+        try:
+            for run_cfg, run_dir in runs:
+                check_writable(run_dir / "checkpoints")
+                atomic_write_json(run_dir / "config.json", {
+                    "algo": algo, "run": C.to_dict(run_cfg), "algo_config": C.to_dict(algo_cfg),
+                })
+            loop = make_loop()
+        except BaseException:
+            remove_dirs(created)
+            raise
+        return loop(stop)
+
+
 def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = None,
           use_preset: bool = True, run_dir: str | None = None) -> dict:
     """Train ``algo`` on ``env_id``; ``resume`` continues a saved run; ``run_dir`` names the
@@ -39,55 +109,68 @@ def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = N
     _, agent_cls, kind = resolve_algo(algo)
     if resume:
         run_dir = Path(resume)
-        saved = read_run_config(run_dir)
-        if saved["algo"] != algo:
-            raise ContrlError(f"{run_dir} is a {saved['algo']} run, not {algo}")
-        if env_id is not None and resolve_env_id(env_id) != saved["run"]["env"]:
-            raise ContrlError(f"{run_dir} trains {saved['run']['env']}, not {env_id}")
-        blocker = resolve_algo(algo)[0].resume_blocker(saved["algo_config"])
-        if blocker:
-            raise ContrlError(f"{run_dir}: {blocker}")
-        run_over, algo_over = split_overrides(algo, overrides)
-
-        def norm(v):
-            return list(v) if isinstance(v, tuple) else v
-
-        saved_values = {**saved["algo_config"], **saved["run"]}
-        changed = [k for k, v in {**run_over, **algo_over}.items()
-                   if k not in RESUME_OVERRIDABLE and norm(saved_values.get(k)) != norm(v)]
-        if changed:
-            raise C.ConfigError(f"cannot change {', '.join(sorted(changed))} when resuming")
-        run_cfg = C.build(C.RunConfig, {**saved["run"], **run_over})
-        algo_cfg = C.build(resolve_algo(algo)[0], saved["algo_config"])
-        run_cfg.validate()
-        algo_cfg.validate()
-        algo_cfg.check_run(run_cfg)
-        remove_stale_temporaries(run_dir)
-        created = None
+        run_cfg, algo_cfg = resumed_configs(algo, env_id, overrides, run_dir)
+        created = []
     else:
         if env_id is None:
             raise ContrlError("an environment id is required (e.g. HalfCheetah-v5)")
         run_cfg, algo_cfg = build_configs(algo, env_id, overrides, use_preset)
-        if run_dir is None:
-            run_dir = created = new_run_dir(run_cfg.runs_dir, algo, run_cfg.env, run_cfg.seed)
-        else:
-            run_dir = Path(run_dir)
-            if run_dir.exists() and any(run_dir.iterdir()):
-                raise ContrlError(f"{run_dir} already exists and is not empty")
-            created = None if run_dir.exists() else run_dir
-            (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    # signals are watched from here on: a stop during set-up ends in a resumable checkpoint
-    with StopFlag() as stop:
-        try:
-            check_writable(run_dir / "checkpoints")
-            atomic_write_json(run_dir / "config.json", {
-                "algo": algo, "run": C.to_dict(run_cfg), "algo_config": C.to_dict(algo_cfg),
-            })
-            loop = LOOPS[kind](run_cfg, algo_cfg, agent_cls, run_dir, resume=bool(resume),
-                               algo=algo)
-        except BaseException:  # a failed (or aborted) start of a new run leaves nothing behind
-            if created is not None:
-                shutil.rmtree(created, ignore_errors=True)
-            raise
-        return loop(stop)
+        run_dir, made = open_run_dir(run_cfg, algo, run_dir)
+        created = [made] if made else []
+    return launch(algo, [(run_cfg, run_dir)], algo_cfg, created,
+                  lambda: LOOPS[kind](run_cfg, algo_cfg, agent_cls, run_dir,
+                                      resume=bool(resume), algo=algo))
 
+
+def train_seeds(algo: str, env_id: str | None, overrides: dict, seeds: list[int] | None = None,
+                resume: list[str] | None = None, use_preset: bool = True,
+                run_dir: str | None = None) -> dict:
+    """Train several seeds of one off-policy config in this process as one vmapped agent
+    (``contrl.loops.vmap_seeds``): new runs of ``seeds``, or the saved runs ``resume`` continued
+    together. Each seed has its own ordinary run directory: ``run_dir``, with ``{seed}`` in
+    it standing for the seed (default: one ``<runs_dir>/<algo>-<env>-s<seed>-<time>`` each)."""
+    _, agent_cls, _ = resolve_algo(algo)
+    if resume:
+        if seeds:
+            raise ContrlError("--seeds names new runs; --resume continues existing ones")
+        if len(set(resume)) != len(resume):
+            raise ContrlError("--resume names a run twice")
+        configs = [resumed_configs(algo, env_id, overrides, Path(r)) for r in resume]
+    else:
+        if env_id is None:
+            raise ContrlError("an environment id is required (e.g. HalfCheetah-v5)")
+        if "seed" in overrides:
+            raise C.ConfigError("give the seeds with --seeds alone, not --seed too")
+        if run_dir is not None and len(seeds) > 1 and "{seed}" not in run_dir:
+            raise C.ConfigError("--run-dir for several seeds must hold {seed}, e.g. "
+                                "runs/sac-s{seed}")
+        configs = [build_configs(algo, env_id, {**overrides, "seed": s}, use_preset)
+                   for s in seeds]
+    run_cfg, algo_cfg = configs[0]
+    check_vmappable(algo, run_cfg, algo_cfg)
+    first = C.to_dict(run_cfg)
+    for other_run, other_algo in configs[1:]:
+        differ = sorted(k for k, v in C.to_dict(other_run).items()
+                        if k not in ("seed", "runs_dir") and first[k] != v)
+        differ += sorted(k for k, v in C.to_dict(other_algo).items()
+                         if C.to_dict(algo_cfg)[k] != v)
+        if differ:
+            raise C.ConfigError(f"runs trained together must differ in their seed alone; "
+                                f"these differ in {', '.join(differ)}")
+    created: list[Path] = []
+    if resume:
+        dirs = [Path(r) for r in resume]
+    else:
+        try:
+            dirs = []
+            for (cfg, _), seed in zip(configs, seeds):
+                path, made = open_run_dir(cfg, algo, None if run_dir is None
+                                          else run_dir.replace("{seed}", str(seed)))
+                dirs.append(path)
+                created += [made] if made else []
+        except BaseException:
+            remove_dirs(created)
+            raise
+    runs = [(cfg, d) for (cfg, _), d in zip(configs, dirs)]
+    return launch(algo, runs, algo_cfg, created,
+                  lambda: SeedGroup(runs, algo_cfg, agent_cls, resume=bool(resume), algo=algo))

@@ -83,6 +83,13 @@ def files(tmp_path):
             (d / "ds" / "data").mkdir(parents=True)
             (d / "ds" / "data" / "metadata.json").write_text("{broken")
             return str(d / "ds")
+        if name in ("run_lr_a", "run_lr_b"):  # valid runs that differ in more than the seed
+            run = d / name
+            (run / "checkpoints").mkdir(parents=True, exist_ok=True)  # named twice by a case
+            (run / "config.json").write_text(json.dumps({
+                "algo": "sac", "run": {"env": "Pendulum-v1", "seed": int(name == "run_lr_b")},
+                "algo_config": {"lr": 1e-3 if name == "run_lr_a" else 3e-4}}))
+            return str(run)
         if name in ("run_missing_keys", "run_bad_json", "run_wrong_types"):
             run = d / name
             (run / "checkpoints").mkdir(parents=True)
@@ -175,6 +182,21 @@ CASES = [
     (["train", "sac", "--resume", "{run_missing_keys}"], "not a contrl run configuration"),
     (["train", "sac", "--resume", "{run_bad_json}"], "is not valid JSON"),
     (["train", "sac", "--resume", "{run_wrong_types}"], "seed: cannot read 'zero' as int"),
+    # seeds trained together (vmapped)
+    (["train", "ppo", "Pendulum-v1", "--seeds", "0-1"], "must be sac, td3, ddpg runs, not ppo"),
+    (["train", "rsac", "Pendulum-v1", "--seeds", "0-1"], "must be sac, td3, ddpg runs, not rsac"),
+    (["train", "sac", "Pendulum-v1", "--seeds", "0-1", "--seed", "2"], "with --seeds alone"),
+    (["train", "sac", "Pendulum-v1", "--seeds", "1-0"], "seed range '1-0' is empty"),
+    (["train", "sac", "Pendulum-v1", "--seeds", "0-1", "--run-dir", "{sweep_dir}"], "must hold {seed}"),
+    (["train", "sac", "Pendulum-v1", "--seeds", "0-1", "--stop-at-return", "0"], "cannot stop early"),
+    (["train", "sac", "Pendulum-v1", "--seeds", "0-1", "--dataset", "{nan_h5}", "--offline-ratio",
+      "0.5"], "cannot use offline_ratio"),
+    (["train", "sac", "--resume", "{run_lr_a}", "{run_lr_b}"], "differ in lr"),
+    (["train", "sac", "--resume", "{run_lr_a}", "{run_lr_a}"], "names a run twice"),
+    (["sweep", "rsac", "Pendulum-v1", "--seeds", "0-1", "--vmap-seeds", "--dir", "{sweep_dir}"],
+     "not rsac"),
+    (["sweep", "sac", "Pendulum-v1", "--seeds", "0-1", "--vmap-seeds", "--ray", "--dir",
+      "{sweep_dir}"], "through Ray every seed is its own trial"),
     # eval
     (["eval", "/nonexistent/run"], "not a contrl run directory"),
     (["eval", "{run_missing_keys}"], "not a contrl run configuration"),

@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import numpy as np
@@ -183,13 +183,14 @@ class Session:
             raise ContrlError(f"best_metric {metric}: {self.cfg.env} does not report it")
         return (result[metric], result["mean_return"])
 
-    def advance(self, prev: int, agent) -> None:
+    def advance(self, prev: int, agent: Callable[[], Agent]) -> None:
         """After the step counter moved from ``prev`` to ``self.step``: log a row when one is
-        due, and evaluate ``agent`` (keeping the best policy) when that is due."""
+        due, and evaluate the agent ``agent()`` returns (keeping the best policy) when that is
+        due (``agent`` is called only then: a vmapped group slices its member's agent out)."""
         step, cfg = self.step, self.cfg
         do_eval = crossed(prev, step, cfg.eval_every) or step >= cfg.steps
         if crossed(prev, step, cfg.video_every):
-            self.record_video(agent)
+            self.record_video(agent())
         if not (do_eval or crossed(prev, step, cfg.log_every)):
             return
         row = {"step": step, "time": self.clock(), "steps_per_sec": self.rate(step),
@@ -202,6 +203,7 @@ class Session:
                 row["episode_success"] = float(np.mean(outcomes))
             self._recent = []
         if do_eval:
+            agent = agent()
             result = evaluate(agent, cfg.env, cfg.eval_episodes, cfg.seed, **cfg.env_kwargs)
             result["step"] = step
             self.result, self.last_eval = result, result["mean_return"]
@@ -230,9 +232,11 @@ class Session:
         video.write_video(clip["frames"], out / f"step-{self.step}.mp4", clip["fps"])
         self.logger.log_image("video", video.frame_strip(clip["frames"]), self.step)
 
-    def after_steps(self, prev: int, agent, metrics: dict | None, checkpoint) -> None:
+    def after_steps(self, prev: int, agent: Callable[[], Agent], metrics: dict | None,
+                    checkpoint: Callable[[], None]) -> None:
         """Once the step counter has moved from ``prev``: check the update's metrics (if there
-        was an update), log/evaluate when due, and call ``checkpoint()`` when one is due."""
+        was an update), log/evaluate ``agent()`` when due, and call ``checkpoint()`` when one
+        is due."""
         if metrics is not None:
             self.metrics = check_finite(metrics, self.step, self.run_dir)
         self.advance(prev, agent)
@@ -271,15 +275,26 @@ class Loop:
     def close(self) -> None:
         """Release what the loop holds (envs)."""
 
+    def current_agent(self) -> Agent:
+        """The agent as it is now (what evaluations and checkpoints save)."""
+        return self.agent
+
     def checkpoint(self) -> None:
         arrays, state = self.checkpoint_parts()
-        save_checkpoint(self.run_dir / "checkpoints" / "latest.ckpt", self.agent,
+        save_checkpoint(self.run_dir / "checkpoints" / "latest.ckpt", self.current_agent(),
                         {"step": self.run.step, "kind": "full"}, arrays,
                         {**self.run.state(), **state})
 
     def after(self, prev: int, metrics: dict | None) -> None:
         """End of an iteration: metrics, logging, evaluation, periodic checkpoint."""
-        self.run.after_steps(prev, self.agent, metrics, self.checkpoint)
+        self.run.after_steps(prev, self.current_agent, metrics, self.checkpoint)
+
+    def resume_command(self) -> str:
+        """How to continue this run once interrupted."""
+        run = self.run_dir
+        if not (run / "config.json").exists() and (run.parent / "config.json").exists():
+            run = run.parent  # an online phase lives inside its offline run
+        return f"contrl train {self.algo} --resume {run}"
 
     def __call__(self, stop: StopFlag | None = None) -> dict:
         """Iterate until the budget is spent or a stop signal arrives (then save a checkpoint
@@ -296,11 +311,8 @@ class Loop:
                 self.iteration()
             if stop.raised:
                 self.checkpoint()
-                run = self.run_dir
-                if not (run / "config.json").exists() and (run.parent / "config.json").exists():
-                    run = run.parent  # an online phase lives inside its offline run
                 print(f"interrupted at step {self.run.step}; checkpoint saved. Resume with "
-                      f"`contrl train {self.algo} --resume {run}`")
+                      f"`{self.resume_command()}`")
         finally:
             self.run.close()
             self.close()

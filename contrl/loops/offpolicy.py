@@ -67,26 +67,44 @@ class OffPolicyLoop(Loop):
         extra = self.offline.sample(self.data_rng, self.n_offline, cfg.gamma, self.k_updates)
         return type(batches)(*(np.concatenate([a, b], axis=1) for a, b in zip(batches, extra)))
 
-    def iteration(self) -> None:
-        cfg, pool, run = self.cfg, self.pool, self.run
-        if run.step < cfg.learning_starts and cfg.random_warmup:
-            actions = self.rng.uniform(-1.0, 1.0, (self.n_envs, pool.action_dim)).astype(np.float32)
-            if self.stateful:  # the policy's state follows the episode it did not act in
-                _, self.carry = self.agent.eval_actions(pool.obs, self.carry)
-        else:
-            actions, self.carry, self.agent = self.agent.sample_actions(pool.obs, self.carry)
-            actions = np.asarray(actions)
+    def exploring(self) -> bool:
+        """Whether this step's actions are uniform warm-up actions, not the agent's."""
+        return self.run.step < self.cfg.learning_starts and self.cfg.random_warmup
+
+    def random_actions(self) -> np.ndarray:
+        return self.rng.uniform(-1.0, 1.0, (self.n_envs, self.pool.action_dim)).astype(np.float32)
+
+    def collect(self, actions: np.ndarray) -> int:
+        """Step the envs with ``actions``, store the transitions, reset the carry of the envs
+        whose episode ended and move the step counter; returns the step before."""
+        pool, run = self.pool, self.run
         next_obs, reward, terminated, truncated = pool.step(actions)
         self.buffer.add(pool.obs, actions, reward, terminated, truncated, next_obs)
         done = terminated | truncated
         finished = pool.advance(next_obs, done)
-        if finished:
-            self.carry = reset_carry(self.agent, self.carry, done)
+        if finished and self.stateful:
+            self.carry = reset_carry(self.current_agent(), self.carry, done)
         run.finished(finished)
         prev = run.step
         run.step += self.n_envs
+        return prev
+
+    def update_due(self) -> bool:
+        """Whether an update call follows the step just collected."""
+        step, cfg = self.run.step, self.cfg
+        return step >= cfg.learning_starts and (step // self.n_envs) % cfg.update_every == 0
+
+    def iteration(self) -> None:
+        if self.exploring():
+            actions = self.random_actions()
+            if self.stateful:  # the policy's state follows the episode it did not act in
+                _, self.carry = self.agent.eval_actions(self.pool.obs, self.carry)
+        else:
+            actions, self.carry, self.agent = self.agent.sample_actions(self.pool.obs, self.carry)
+            actions = np.asarray(actions)
+        prev = self.collect(actions)
         metrics = None
-        if run.step >= cfg.learning_starts and (run.step // self.n_envs) % cfg.update_every == 0:
+        if self.update_due():
             self.agent, metrics = self.agent.update(self.sample())
         self.after(prev, metrics)
 
