@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import sys
+from pathlib import Path
 
 from contrl import config as C
 from contrl.errors import ContrlError
@@ -52,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="evaluate a saved run deterministically")
     ev.add_argument("run_dir")
-    ev.add_argument("--episodes", type=int, default=10)
+    ev.add_argument("--episodes", type=int, default=None,
+                    help="episodes (default: 100 on mazes, 10 otherwise)")
     ev.add_argument("--checkpoint", choices=("best", "latest"), default="best")
     ev.add_argument("--seed", type=int, default=None, help="evaluation seed (default: the run's)")
 
@@ -153,17 +155,24 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from contrl.envs.make import default_eval_episodes
     from contrl.evaluate import evaluate
-    from contrl.run import atomic_write_json
+    from contrl.maze_picture import draw_trace
+    from contrl.run import atomic_write_bytes, atomic_write_json
     from contrl.rundir import load_agent
 
-    if args.episodes <= 0:
+    if args.episodes is not None and args.episodes <= 0:
         raise C.ConfigError(f"episodes must be positive, got {args.episodes}")
     agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)
     seed = run_cfg.seed if args.seed is None else args.seed
-    result = evaluate(agent, run_cfg.env, args.episodes, seed, **run_cfg.env_kwargs)
+    episodes = default_eval_episodes(run_cfg.env) if args.episodes is None else args.episodes
+    result = evaluate(agent, run_cfg.env, episodes, seed, trace=True, **run_cfg.env_kwargs)
     result.update(checkpoint=args.checkpoint, step=meta.get("step"))
+    trace = result.pop("trace", None)
     atomic_write_json(os.path.join(args.run_dir, f"eval-{args.checkpoint}.json"), result)
+    if trace is not None:
+        picture = draw_trace(trace, f"{run_cfg.env} {args.checkpoint} (step {meta.get('step')})")
+        atomic_write_bytes(Path(args.run_dir) / f"eval-{args.checkpoint}.png", picture.png)
     print(json.dumps({k: v for k, v in result.items() if k != "returns"}))
     return 0
 
@@ -249,8 +258,6 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_video(args) -> int:
-    from pathlib import Path
-
     from contrl import video
     from contrl.evaluate import EVAL_SEED_OFFSET
     from contrl.rundir import load_agent

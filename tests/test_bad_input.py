@@ -120,6 +120,8 @@ CASES = [
     (["train", "sac", "AntMaze_UMaze-v5", "--obs-keys", "observation", "goal"],
      "observation keys goal not among its keys"),
     (["train", "sac", "AntMaze_Tiny-v5"], "unknown environment"),
+    (["train", "sac", "AntGoal-v1"], "closest: AntGoal-v0"),
+    (["train", "sac", "AntMaze_UMaze-v5", "--eval-episodes", "0"], "eval_episodes must be positive"),
     (["train", "td3", "Hopper-v5", "--noise-type", "pink"], "noise_type must be"),
     (["train", "ppo", "Hopper-v5", "--minibatches", "5000"], "cannot be split into 5000"),
     (["train", "a2c", "Hopper-v5", "--gae-lambda", "2"], "gae_lambda must be in"),
