@@ -84,6 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write these datasets one after the other (e.g. medium then expert) "
                          "as --name; no run needed")
 
+    md = sub.add_parser("make-dataset", help="make a D4RL-style AntMaze dataset with a goal "
+                        "reacher", description="Drive the ant of a maze with a policy trained on "
+                        "AntGoal-v0 towards a waypoint planner's next cell, with action noise, "
+                        "and write a Minari dataset. Rerun the same command to continue an "
+                        "interrupted collection.")
+    md.add_argument("name", help="antmaze-umaze-v0, antmaze-umaze-diverse-v0, "
+                    "antmaze-medium-play-v0, antmaze-medium-diverse-v0, antmaze-large-play-v0 "
+                    "or antmaze-large-diverse-v0")
+    md.add_argument("--reacher", required=True, metavar="RUN",
+                    help="run directory of a policy trained on AntGoal-v0")
+    md.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    md.add_argument("--steps", type=int, default=1_000_000, help="transitions to collect")
+    md.add_argument("--episode-steps", type=int, default=1000, help="steps per episode")
+    md.add_argument("--noise", type=float, default=0.2,
+                    help="std of Gaussian noise added to the reacher's actions")
+    md.add_argument("--seed", type=int, default=0)
+    md.add_argument("--num-envs", type=int, default=8, help="episodes stepped in lockstep")
+
     sub.add_parser("datasets", help="local datasets with their sizes and average returns")
 
     sw = sub.add_parser("sweep", help="a grid of runs: algorithms x envs x seeds x values",
@@ -223,6 +241,23 @@ def cmd_collect(args) -> int:
     return 0
 
 
+def cmd_make_dataset(args) -> int:
+    from contrl.loops.common import StopFlag
+    from contrl.rundir import make_maze_dataset_from_run
+
+    with StopFlag() as stop:
+        out = make_maze_dataset_from_run(
+            args.name, args.reacher, args.checkpoint, stop=lambda: stop.raised, steps=args.steps,
+            noise=args.noise, episode_steps=args.episode_steps, seed=args.seed,
+            num_envs=args.num_envs)
+    print(json.dumps(out))
+    if out.get("interrupted"):
+        print(f"interrupted after {out['episodes_done']} episodes; run the same command again "
+              "to continue", file=sys.stderr)
+        return 128 + (stop.signum or 2)
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from contrl.data.datasets import list_datasets, minari_root
 
@@ -324,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"train": cmd_train, "eval": cmd_eval, "list": cmd_list, "collect": cmd_collect,
-                "datasets": cmd_datasets, "sweep": cmd_sweep,
+                "make-dataset": cmd_make_dataset, "datasets": cmd_datasets, "sweep": cmd_sweep,
                 "report": cmd_report, "video": cmd_video}[args.command](args)
     except (ContrlError, C.ConfigError) as e:
         print(f"contrl: error: {e}", file=sys.stderr)

@@ -83,6 +83,11 @@ def files(tmp_path):
             (d / "ds" / "data").mkdir(parents=True)
             (d / "ds" / "data" / "metadata.json").write_text("{broken")
             return str(d / "ds")
+        if name == "run_pendulum":  # a valid configuration of a run on another env
+            (d / name).mkdir()
+            (d / name / "config.json").write_text(json.dumps(
+                {"algo": "sac", "run": {"env": "Pendulum-v1"}, "algo_config": {}}))
+            return str(d / name)
         if name in ("run_missing_keys", "run_bad_json", "run_wrong_types"):
             run = d / name
             (run / "checkpoints").mkdir(parents=True)
@@ -182,6 +187,9 @@ CASES = [
     (["collect", "--from-buffer", "--name", "p-v0"], "needs the run directory"),
     (["collect", "{run_missing_keys}", "--name", "p-v0"], "not a contrl run configuration"),
     (["collect", "--concat", "nothere-v0", "--name", "p-v0"], "no dataset 'nothere-v0'"),
+    (["make-dataset", "antmaze-tiny-v0", "--reacher", "{run_pendulum}"], "unknown maze dataset 'antmaze-tiny-v0'"),
+    (["make-dataset", "antmaze-umaze-v0", "--reacher", "{run_pendulum}"], "is not a goal reacher"),
+    (["make-dataset", "antmaze-umaze-v0", "--reacher", "/nonexistent/run"], "not a contrl run directory"),
     # sweep, report, video
     (["sweep", "sacc", "Pendulum-v1", "--dir", "{sweep_dir}"], "unknown algorithm 'sacc'"),
     (["sweep", "sac", "Pendulum-v9", "--dir", "{sweep_dir}"], "unknown environment 'Pendulum-v9'"),
