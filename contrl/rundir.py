@@ -97,8 +97,7 @@ def make_maze_dataset_from_run(name: str, run_dir: str | Path, which: str = "bes
     agent, _, _, meta = load_agent(run_dir, which)
     source = {"run": str(Path(run_dir).resolve()), "checkpoint": which,
               "checkpoint_step": meta.get("step")}
-    evaluation = Path(run_dir) / "eval.json"
-    if evaluation.exists():
-        import json
-        source["reacher_reach_rate"] = json.loads(evaluation.read_text()).get("success_rate")
+    rank = meta.get("best_metric")  # a best checkpoint's (success rate, return)
+    if run_cfg.best_metric in ("auto", "success_rate") and rank and len(rank) == 2:
+        source["reacher_reach_rate"] = rank[0]  # of the evaluation that made it the best
     return make_maze_dataset(name, agent, source, stop=stop, **options)
