@@ -33,9 +33,10 @@ def draw_trace(trace: MazeTrace, title: str = "") -> Picture:
     for r, c in zip(*np.nonzero(geo.walls)):
         x, y = geo.cell_to_xy(r, c) - geo.scaling / 2
         ax.add_patch(Rectangle((x, y), geo.scaling, geo.scaling, color="0.55", lw=0))
+    alpha = min(0.7, max(0.15, 10 / max(1, len(trace.paths))))  # 100 paths stay readable
     for path, goal, ok in zip(trace.paths, trace.goals, trace.successes):
         colour = SUCCESS_COLOUR if ok else FAILURE_COLOUR
-        ax.plot(path[:, 0], path[:, 1], color=colour, lw=0.8, alpha=0.6)
+        ax.plot(path[:, 0], path[:, 1], color=colour, lw=0.8, alpha=alpha)
         ax.plot(*path[0], "o", color=colour, ms=4, mec="k", mew=0.4)
         ax.plot(*goal, "*", color=colour, ms=9, mec="k", mew=0.4)
     x0, x1, y0, y1 = geo.extent()
