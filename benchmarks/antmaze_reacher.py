@@ -65,6 +65,27 @@ def drive(run: Path, maze: str, episodes: int, out: Path) -> dict:
     return result
 
 
+def collect_speed(run: Path, name: str, steps: int) -> dict:
+    """Time ``contrl make-dataset``'s collection of ``steps`` transitions of ``name`` with the
+    reacher (8 episodes in lockstep), in a temporary Minari directory."""
+    import tempfile
+    import time
+
+    from contrl.rundir import make_maze_dataset_from_run
+
+    previous = os.environ.get("MINARI_DATASETS_PATH")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["MINARI_DATASETS_PATH"] = tmp
+        t0 = time.perf_counter()
+        out = make_maze_dataset_from_run(name, run, "best", steps=steps, num_envs=8)
+        seconds = time.perf_counter() - t0
+    if previous is None:
+        os.environ.pop("MINARI_DATASETS_PATH")
+    else:
+        os.environ["MINARI_DATASETS_PATH"] = previous
+    return {**out, "seconds": seconds, "steps_per_sec": steps / seconds}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=100_000)
@@ -72,6 +93,9 @@ def main() -> None:
     p.add_argument("--run-dir", default=None, help="default runs/antmaze/sac-AntGoal-v0-s<seed>")
     p.add_argument("--maze", default="AntMaze_UMaze-v5")
     p.add_argument("--maze-episodes", type=int, default=10)
+    p.add_argument("--collect", default="antmaze-medium-play-v0",
+                   help="dataset whose collection is timed with the reacher")
+    p.add_argument("--collect-steps", type=int, default=8000)
     p.add_argument("--out", default="benchmarks/results/antmaze")
     a = p.parse_args()
     out = Path(a.out)
@@ -85,12 +109,15 @@ def main() -> None:
     picture = curve(run, out)
     log(f"driving {a.maze} with the reacher")
     maze = drive(run, a.maze, a.maze_episodes, out)
+    log(f"timing the collection of {a.collect_steps} steps of {a.collect}")
+    speed = collect_speed(run, a.collect, a.collect_steps)
     rows = [(s, r) for s, r in zip(*column(run, "eval_success_rate"))]
     _, returns = column(run, "eval_return")
     last = read_eval(run)
     lines = report_header("AntGoal-v0 goal reacher: a short SAC trial", "antmaze_reacher.py",
                           minutes=True)
-    lines += [f"Training: {before} before, {after} after (a shared 2-core machine: wall "
+    lines += [f"This command: {before} when it started, {after} when its training part "
+              "ended (skipped when the run had reached --steps; a shared 2-core machine: wall "
               "times are those of a loaded machine).", "",
               f"![curve]({picture})", "",
               "| env steps | reach rate (50 eval episodes) | eval return |", "|---|---|---|"]
@@ -101,7 +128,12 @@ def main() -> None:
               f"Driving {a.maze} (best checkpoint + waypoint planner, {a.maze_episodes} "
               f"episodes): success rate {maze.get('success_rate')}, interval "
               f"{maze.get('success_interval')}, mean steps to the goal "
-              f"{maze.get('mean_steps_to_goal')}.", "", f"![maze]({maze['picture']})", ""]
+              f"{maze.get('mean_steps_to_goal')}.", "", f"![maze]({maze['picture']})", "",
+              f"Collecting {a.collect_steps} steps of {a.collect} with this reacher "
+              f"(`contrl make-dataset`, 8 episodes in lockstep, noise 0.2): "
+              f"{speed['seconds']:.0f} s, {speed['steps_per_sec']:.0f} steps/s (so 1M steps: "
+              f"about {1e6 / speed['steps_per_sec'] / 3600:.1f} h here), "
+              f"{speed['goals_reached']} goals reached.", ""]
     atomic_write_text(out / "reacher.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -29,7 +29,7 @@ def draw_trace(trace: MazeTrace, title: str = "") -> Picture:
 
     geo = trace.geometry
     rows, cols = geo.shape
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * cols, 0.7 * rows + 0.6))
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.7 * cols), 0.7 * rows + 1.0))
     for r, c in zip(*np.nonzero(geo.walls)):
         x, y = geo.cell_to_xy(r, c) - geo.scaling / 2
         ax.add_patch(Rectangle((x, y), geo.scaling, geo.scaling, color="0.55", lw=0))
@@ -46,12 +46,12 @@ def draw_trace(trace: MazeTrace, title: str = "") -> Picture:
     ax.set_xticks([])
     ax.set_yticks([])
     n_ok = int(np.sum(trace.successes))
-    ax.set_title(f"{title}  {n_ok}/{len(trace.paths)} reached the goal".strip(), fontsize=9)
+    ax.set_title(f"{title}\n{n_ok}/{len(trace.paths)} reached the goal".strip(), fontsize=9)
     ax.legend(handles=[Line2D([], [], color=SUCCESS_COLOUR, label="success"),
                        Line2D([], [], color=FAILURE_COLOUR, label="failure"),
                        Line2D([], [], ls="", marker="o", color="k", label="start"),
                        Line2D([], [], ls="", marker="*", color="k", label="goal")],
-              fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+              fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, frameon=False)
     fig.tight_layout()
     fig.canvas.draw()
     rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
