@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import sys
+from pathlib import Path
 
 from contrl import config as C
 from contrl.errors import ContrlError
@@ -58,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="evaluate a saved run deterministically")
     ev.add_argument("run_dir")
-    ev.add_argument("--episodes", type=int, default=10)
+    ev.add_argument("--episodes", type=int, default=None,
+                    help="episodes (default: 100 on mazes, 10 otherwise)")
     ev.add_argument("--checkpoint", choices=("best", "latest"), default="best")
     ev.add_argument("--seed", type=int, default=None, help="evaluation seed (default: the run's)")
 
@@ -87,6 +89,24 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--concat", nargs="+", default=None, metavar="ID",
                     help="write these datasets one after the other (e.g. medium then expert) "
                          "as --name; no run needed")
+
+    md = sub.add_parser("make-dataset", help="make a D4RL-style AntMaze dataset with a goal "
+                        "reacher", description="Drive the ant of a maze with a policy trained on "
+                        "AntGoal-v0 towards a waypoint planner's next cell, with action noise, "
+                        "and write a Minari dataset. Rerun the same command to continue an "
+                        "interrupted collection.")
+    md.add_argument("name", help="antmaze-umaze-v0, antmaze-umaze-diverse-v0, "
+                    "antmaze-medium-play-v0, antmaze-medium-diverse-v0, antmaze-large-play-v0 "
+                    "or antmaze-large-diverse-v0")
+    md.add_argument("--reacher", required=True, metavar="RUN",
+                    help="run directory of a policy trained on AntGoal-v0")
+    md.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    md.add_argument("--steps", type=int, default=1_000_000, help="transitions to collect")
+    md.add_argument("--episode-steps", type=int, default=1000, help="steps per episode")
+    md.add_argument("--noise", type=float, default=0.2,
+                    help="std of Gaussian noise added to the reacher's actions")
+    md.add_argument("--seed", type=int, default=0)
+    md.add_argument("--num-envs", type=int, default=8, help="episodes stepped in lockstep")
 
     sub.add_parser("datasets", help="local datasets with their sizes and average returns")
 
@@ -172,17 +192,24 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from contrl.envs.make import default_eval_episodes
     from contrl.evaluate import evaluate
-    from contrl.run import atomic_write_json
+    from contrl.maze_picture import draw_trace
+    from contrl.run import atomic_write_bytes, atomic_write_json
     from contrl.rundir import load_agent
 
-    if args.episodes <= 0:
+    if args.episodes is not None and args.episodes <= 0:
         raise C.ConfigError(f"episodes must be positive, got {args.episodes}")
     agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)
     seed = run_cfg.seed if args.seed is None else args.seed
-    result = evaluate(agent, run_cfg.env, args.episodes, seed, **run_cfg.env_kwargs)
+    episodes = default_eval_episodes(run_cfg.env) if args.episodes is None else args.episodes
+    result = evaluate(agent, run_cfg.env, episodes, seed, trace=True, **run_cfg.env_kwargs)
     result.update(checkpoint=args.checkpoint, step=meta.get("step"))
+    trace = result.pop("trace", None)
     atomic_write_json(os.path.join(args.run_dir, f"eval-{args.checkpoint}.json"), result)
+    if trace is not None:
+        picture = draw_trace(trace, f"{run_cfg.env} {args.checkpoint} (step {meta.get('step')})")
+        atomic_write_bytes(Path(args.run_dir) / f"eval-{args.checkpoint}.png", picture.png)
     print(json.dumps({k: v for k, v in result.items() if k != "returns"}))
     return 0
 
@@ -233,6 +260,23 @@ def cmd_collect(args) -> int:
     return 0
 
 
+def cmd_make_dataset(args) -> int:
+    from contrl.loops.common import StopFlag
+    from contrl.rundir import make_maze_dataset_from_run
+
+    with StopFlag() as stop:
+        out = make_maze_dataset_from_run(
+            args.name, args.reacher, args.checkpoint, stop=lambda: stop.raised, steps=args.steps,
+            noise=args.noise, episode_steps=args.episode_steps, seed=args.seed,
+            num_envs=args.num_envs)
+    print(json.dumps(out))
+    if out.get("interrupted"):
+        print(f"interrupted after {out['episodes_done']} episodes; run the same command again "
+              "to continue", file=sys.stderr)
+        return 128 + (stop.signum or 2)
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from contrl.data.datasets import list_datasets, minari_root
 
@@ -268,8 +312,6 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_video(args) -> int:
-    from pathlib import Path
-
     from contrl import video
     from contrl.evaluate import EVAL_SEED_OFFSET
     from contrl.rundir import load_agent
@@ -336,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"train": cmd_train, "eval": cmd_eval, "list": cmd_list, "collect": cmd_collect,
-                "datasets": cmd_datasets, "sweep": cmd_sweep,
+                "make-dataset": cmd_make_dataset, "datasets": cmd_datasets, "sweep": cmd_sweep,
                 "report": cmd_report, "video": cmd_video}[args.command](args)
     except (ContrlError, C.ConfigError) as e:
         print(f"contrl: error: {e}", file=sys.stderr)

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from contrl.envs import EnvPool
+from contrl.envs.make import info_success
+from contrl.envs.maze import MazeGeometry, agent_xy, goal_xy, is_maze
 from contrl.policy import Policy
 
 EVAL_SEED_OFFSET = 100_000
@@ -21,19 +24,36 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, **env_kwargs) -> dict:
+class MazeTrace(NamedTuple):
+    """Where a maze evaluation's episodes went: each one's x-y path (start included), goal
+    and outcome, with the maze's walls; for the picture (``contrl.maze_picture``)."""
+
+    geometry: MazeGeometry
+    paths: list[np.ndarray]  # per episode, (length + 1, 2)
+    goals: np.ndarray  # (episodes, 2)
+    successes: np.ndarray  # (episodes,) bool
+
+
+def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, trace: bool = False,
+             **env_kwargs) -> dict:
     """Run ``episodes`` episodes in lockstep (one env each, so the policy is called once per
     step for all of them), carrying the policy's state through each episode. Episode ``i`` is
     seeded ``seed + EVAL_SEED_OFFSET + i``, so every evaluation of a run sees the same start
     states. When the env reports success, the result has ``success_rate`` (an episode
-    succeeds if it reached the goal at any step) with its 95% interval. ``env_kwargs``: how
-    the env is made (``contrl.envs.make_env``'s keyword arguments, as in training)."""
+    succeeds if it reached the goal at any step) with its 95% interval, and the steps each
+    successful episode took to first reach its goal (``steps_to_goal``, None for a failure;
+    ``mean_steps_to_goal`` over the successes). ``trace`` on a maze: the result's ``trace``
+    is a ``MazeTrace`` (the agent's x-y at every step; not JSON, pop it before writing).
+    ``env_kwargs``: how the env is made (``contrl.envs.make_env``'s keyword arguments, as in
+    training)."""
     pool = EnvPool(env_id, episodes, seed + EVAL_SEED_OFFSET, **env_kwargs)
     obs = pool.obs.copy()
     carry = policy.initial_carry(episodes)
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, np.int64)
+    first_success = np.full(episodes, -1, np.int64)
     active = np.ones(episodes, bool)
+    paths = [[agent_xy(e)] for e in pool.envs] if trace and is_maze(env_id) else None
     while active.any():
         actions, carry = policy.eval_actions(obs, carry)
         actions = np.asarray(actions)
@@ -42,9 +62,12 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, **env_kwargs
             obs[i] = o
             returns[i] += r
             lengths[i] += 1
+            if paths is not None:
+                paths[i].append(agent_xy(pool.envs[i]))
+            if first_success[i] < 0 and info_success(info):
+                first_success[i] = lengths[i]
             pool.record_success(i, info)
             active[i] = not (term or trunc)
-    pool.close()
     success = pool.episode_success
     result = {
         "mean_return": float(returns.mean()),
@@ -57,4 +80,12 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, **env_kwargs
         result["success_rate"] = float(success.mean())
         result["success_interval"] = list(wilson_interval(int(success.sum()), episodes))
         result["successes"] = [bool(s) for s in success]
+        reached = first_success[first_success >= 0]
+        result["mean_steps_to_goal"] = float(reached.mean()) if reached.size else None
+        result["steps_to_goal"] = [int(n) if n >= 0 else None for n in first_success]
+    if paths is not None:
+        result["trace"] = MazeTrace(MazeGeometry.of_env(pool.envs[0]),
+                                    [np.array(p) for p in paths],
+                                    np.array([goal_xy(e) for e in pool.envs]), success.copy())
+    pool.close()
     return result

@@ -6,7 +6,7 @@ import dataclasses
 
 from contrl import config as C
 from contrl.envs import resolve_env_id
-from contrl.envs.make import default_obs_keys, has_dict_observations
+from contrl.envs.make import default_eval_episodes, default_obs_keys, has_dict_observations
 from contrl.errors import ContrlError
 from contrl.registry import resolve_algo
 
@@ -37,6 +37,8 @@ def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = Tr
     algo_cfg = C.build(algo_cls, {**algo_pre, **algo_over})
     if not run_cfg.obs_keys and not env_id.startswith("dmc:") and has_dict_observations(env_id):
         run_cfg.obs_keys = default_obs_keys(env_id)  # recorded in config.json
+    if run_cfg.eval_episodes is None:
+        run_cfg.eval_episodes = default_eval_episodes(env_id)  # recorded in config.json
     run_cfg.validate()
     algo_cfg.validate()
     algo_cfg.check_run(run_cfg)

@@ -78,3 +78,26 @@ def export_run_buffer(run_dir: str | Path, name: str, which: str = "latest",
               "policy": f"replay buffer of contrl {Path(run_dir).name} ({which} checkpoint)"}
     return export_buffer(arrays, algo_cfg.buffer_size, run_cfg.num_envs,
                          run_cfg.env, name, source, ref_from)
+
+
+def make_maze_dataset_from_run(name: str, run_dir: str | Path, which: str = "best",
+                               stop=None, **options) -> dict:
+    """``contrl make-dataset``: the AntMaze dataset ``name`` driven by the goal reacher of a
+    run trained on AntGoal-v0 (its ``which`` checkpoint); ``options``: ``make_maze_dataset``'s
+    (steps, noise, episode_steps, seed, num_envs)."""
+    from contrl.data.antmaze import dataset_spec, make_maze_dataset
+    from contrl.envs.antgoal import ENV_ID
+
+    dataset_spec(name)
+    run_cfg, _ = run_configs(run_dir)
+    if run_cfg.env != ENV_ID or run_cfg.frame_stack != 1 or run_cfg.prev_action \
+            or run_cfg.prev_reward or run_cfg.action_repeat != 1:
+        raise ContrlError(f"{run_dir} is not a goal reacher: the reacher must be trained on "
+                          f"{ENV_ID} with plain observations (it was trained on {run_cfg.env})")
+    agent, _, _, meta = load_agent(run_dir, which)
+    source = {"run": str(Path(run_dir).resolve()), "checkpoint": which,
+              "checkpoint_step": meta.get("step")}
+    rank = meta.get("best_metric")  # a best checkpoint's (success rate, return)
+    if run_cfg.best_metric in ("auto", "success_rate") and rank and len(rank) == 2:
+        source["reacher_reach_rate"] = rank[0]  # of the evaluation that made it the best
+    return make_maze_dataset(name, agent, source, stop=stop, **options)

@@ -90,6 +90,11 @@ def files(tmp_path):
                 "algo": "sac", "run": {"env": "Pendulum-v1", "seed": int(name == "run_lr_b")},
                 "algo_config": {"lr": 1e-3 if name == "run_lr_a" else 3e-4}}))
             return str(run)
+        if name == "run_pendulum":  # a valid configuration of a run on another env
+            (d / name).mkdir()
+            (d / name / "config.json").write_text(json.dumps(
+                {"algo": "sac", "run": {"env": "Pendulum-v1"}, "algo_config": {}}))
+            return str(d / name)
         if name in ("run_missing_keys", "run_bad_json", "run_wrong_types"):
             run = d / name
             (run / "checkpoints").mkdir(parents=True)
@@ -127,6 +132,8 @@ CASES = [
     (["train", "sac", "AntMaze_UMaze-v5", "--obs-keys", "observation", "goal"],
      "observation keys goal not among its keys"),
     (["train", "sac", "AntMaze_Tiny-v5"], "unknown environment"),
+    (["train", "sac", "AntGoal-v1"], "closest: AntGoal-v0"),
+    (["train", "sac", "AntMaze_UMaze-v5", "--eval-episodes", "0"], "eval_episodes must be positive"),
     (["train", "td3", "Hopper-v5", "--noise-type", "pink"], "noise_type must be"),
     (["train", "ppo", "Hopper-v5", "--minibatches", "5000"], "cannot be split into 5000"),
     (["train", "a2c", "Hopper-v5", "--gae-lambda", "2"], "gae_lambda must be in"),
@@ -214,6 +221,9 @@ CASES = [
     (["collect", "--from-buffer", "--name", "p-v0"], "needs the run directory"),
     (["collect", "{run_missing_keys}", "--name", "p-v0"], "not a contrl run configuration"),
     (["collect", "--concat", "nothere-v0", "--name", "p-v0"], "no dataset 'nothere-v0'"),
+    (["make-dataset", "antmaze-tiny-v0", "--reacher", "{run_pendulum}"], "unknown maze dataset 'antmaze-tiny-v0'"),
+    (["make-dataset", "antmaze-umaze-v0", "--reacher", "{run_pendulum}"], "is not a goal reacher"),
+    (["make-dataset", "antmaze-umaze-v0", "--reacher", "/nonexistent/run"], "not a contrl run directory"),
     # sweep, report, video
     (["sweep", "sacc", "Pendulum-v1", "--dir", "{sweep_dir}"], "unknown algorithm 'sacc'"),
     (["sweep", "sac", "Pendulum-v9", "--dir", "{sweep_dir}"], "unknown environment 'Pendulum-v9'"),

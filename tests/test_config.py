@@ -23,6 +23,15 @@ def test_precedence_defaults_preset_overrides():
     assert algo.learning_starts == 10_000
 
 
+def test_evaluation_episodes_default_by_env():
+    """Mazes report a success rate, which needs 100 episodes; other envs 10; a flag wins."""
+    assert build_configs("sac", "AntMaze_UMaze-v5", {})[0].eval_episodes == 100
+    assert build_configs("td3", "PointMaze_Medium-v3", {})[0].eval_episodes == 100
+    assert build_configs("sac", "Hopper-v5", {})[0].eval_episodes == 10
+    assert build_configs("sac", "AntMaze_UMaze-v5", {"eval_episodes": 7})[0].eval_episodes == 7
+    assert build_configs("sac", "AntGoal-v0", {})[0].eval_episodes == 50  # its preset
+
+
 @pytest.mark.parametrize("over, msg", [
     ({"lr": -1.0}, "lr must be in"),
     ({"batch_size": 512, "buffer_size": 100}, "larger than buffer_size"),

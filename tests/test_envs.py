@@ -88,7 +88,7 @@ def test_dict_observations_flatten_in_the_named_order():
     env = make_env("AntMaze_UMaze-v5", obs_keys=("desired_goal", "observation"))
     obs, _ = env.reset(seed=0)
     goal = env.unwrapped.goal
-    assert obs.shape == (107,) and obs.dtype == np.float32
+    assert obs.shape == (29,) and obs.dtype == np.float32  # the ant: 27 numbers (no contact forces)
     np.testing.assert_allclose(obs[:2], goal, rtol=1e-6)  # desired_goal first, as named
     assert default_obs_keys("AntMaze_UMaze-v5") == ("observation", "achieved_goal", "desired_goal")
     assert default_obs_keys("PointMaze_UMaze-v3") == ("observation", "desired_goal")

@@ -1,8 +1,13 @@
 """Evaluation: deterministic episodes, the policy's carry, success rates with intervals."""
+import numpy as np
 import pytest
 
+from contrl.envs import make_env
+from contrl.envs.maze import MazeGeometry
+from contrl.envs.maze_planner import WaypointPlanner
 from contrl.evaluate import evaluate, wilson_interval
-from contrl.policy import RandomPolicy
+from contrl.maze_picture import draw_trace
+from contrl.policy import RandomPolicy, Stateless
 
 
 def test_wilson_interval_by_hand():
@@ -24,3 +29,31 @@ def test_maze_evaluation_reports_success_rate():
     assert result["success_rate"] in (0.0, 0.5, 1.0)
     assert len(result["successes"]) == 2 and len(result["success_interval"]) == 2
     assert result["mean_length"] == 700  # a continuing task: episodes end by the time limit
+
+
+class Steer(Stateless):
+    """Point-mass control towards the waypoint planner's next waypoint (PointMaze's
+    observation: x, y, vx, vy, then the goal)."""
+
+    def __init__(self, planner):
+        self.planner = planner
+
+    def eval_actions(self, obs, carry):
+        wp = np.stack([self.planner.next_waypoint(o[:2], o[4:6]) for o in obs])
+        return np.clip(10.0 * (wp - obs[:, :2]) - obs[:, 2:4], -1.0, 1.0), carry
+
+
+def test_maze_evaluation_counts_steps_to_the_goal_and_traces_paths():
+    geometry = MazeGeometry.of_env(make_env("PointMaze_UMaze-v3"))
+    result = evaluate(Steer(WaypointPlanner(geometry)), "PointMaze_UMaze-v3", 2, seed=0, trace=True)
+    assert result["success_rate"] == 1.0
+    # a sparse reward of 1 per step at the goal, where the point stays: return = 300 - n + 1
+    assert [300 - r + 1 for r in result["returns"]] == result["steps_to_goal"]
+    assert result["mean_steps_to_goal"] == pytest.approx(np.mean(result["steps_to_goal"]))
+    trace = result["trace"]
+    assert [p.shape for p in trace.paths] == [(301, 2)] * 2 and trace.successes.all()
+    for path, goal in zip(trace.paths, trace.goals):
+        assert np.linalg.norm(path[-1] - goal) <= 0.45 < np.linalg.norm(path[0] - goal)
+    picture = draw_trace(trace, "test")
+    assert picture.png.startswith(b"\x89PNG") and picture.rgb.ndim == 3
+    assert "trace" not in evaluate(RandomPolicy(1, 0), "Pendulum-v1", 1, seed=0, trace=True)

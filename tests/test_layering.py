@@ -16,6 +16,7 @@ RANKS = {
     "contrl.errors": 0, "contrl.config": 0, "contrl.serialize": 0,
     "contrl.policy": 1, "contrl.normalize": 1, "contrl.nets": 1, "contrl.envs": 1,
     "contrl.data": 1, "contrl.run": 1, "contrl.evaluate": 1, "contrl.video": 1,
+    "contrl.maze_picture": 1,
     "contrl.agents": 2,
     "contrl.registry": 3, "contrl.rundir": 4, "contrl.resolve": 4,
     "contrl.loops": 5,

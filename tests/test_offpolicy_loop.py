@@ -1,5 +1,6 @@
 """The shared online loop: exact resume, determinism, interruption and NaN handling."""
 import csv
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -257,6 +258,8 @@ def test_maze_run_resumes_mid_episode_with_its_goal_and_reports_success(tmp_path
     np.testing.assert_array_equal(goal_a, goal_b)
     np.testing.assert_array_equal(ca.state()["pool"]["obs"], cb.state()["pool"]["obs"])
     assert 0.0 <= a["eval"]["success_rate"] <= 1.0 and len(a["eval"]["success_interval"]) == 2
+    assert "mean_steps_to_goal" in a["eval"] and "trace" not in a["eval"]
+    assert (Path(a["run_dir"]) / "eval.png").read_bytes().startswith(b"\x89PNG")
     with open(f"{a['run_dir']}/progress.csv") as f:
         assert "eval_success_rate" in next(csv.reader(f))
 

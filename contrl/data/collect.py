@@ -69,7 +69,7 @@ def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: flo
     made the data, its average episode return, and the reference scores for normalization:
     the random policy's average return (min) and the agent's deterministic return (max), or
     with ``ref_from`` those of another dataset (e.g. a medium dataset takes the expert's)."""
-    _check_new(name)
+    check_new(name)
     if steps <= 0:
         raise ContrlError(f"steps must be positive, got {steps}")
     if noise < 0:
@@ -98,7 +98,7 @@ def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: flo
     return _write(name, episodes, env_id, meta, ref_min, ref_max)
 
 
-def _check_new(name: str) -> None:
+def check_new(name: str) -> None:
     check_name(name)
     if (minari_root() / name).exists():
         raise ContrlError(f"dataset {name} already exists ({minari_root() / name})")
@@ -126,7 +126,7 @@ def export_buffer(arrays: dict, capacity: int, num_envs: int, env_id: str, name:
     """Write a replay buffer saved in a checkpoint (its ``buffer/`` arrays; the run's buffer
     capacity and env count) as the dataset ``name``: D4RL's "replay" datasets, everything the
     run had collected, its warm-up included. ``source`` describes the run for the metadata."""
-    _check_new(name)
+    check_new(name)
     if not arrays:
         raise ContrlError("the checkpoint holds no replay buffer (only full checkpoints of "
                           "off-policy runs do)")
@@ -143,7 +143,7 @@ def export_buffer(arrays: dict, capacity: int, num_envs: int, env_id: str, name:
 def concat(sources: list[str], name: str) -> dict:
     """The datasets ``sources``, one after the other, as the dataset ``name`` (e.g.
     medium-expert); reference scores are the first source's."""
-    _check_new(name)
+    check_new(name)
     parts = [load_dataset(s) for s in sources]
     envs = {p.env_id for p in parts}
     if len(envs) != 1:

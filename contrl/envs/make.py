@@ -11,7 +11,9 @@ from typing import NamedTuple
 import gymnasium as gym
 import numpy as np
 
+from contrl.envs import antgoal
 from contrl.envs.dmc import PREFIX, DMCEnv, dmc_ids
+from contrl.envs.maze import MAZE_EVAL_EPISODES, is_maze
 from contrl.envs.pomdp import (FIRST_TARGET, VARIANTS, FirstStepOnly, FrameStack, KeepIndices,
                                PreviousActionReward, dmc_variant, pomdp_ids)
 from contrl.envs.state import get_env_state, set_env_state
@@ -38,15 +40,17 @@ def _register_robotics() -> bool:
     return True
 
 
-def _is_maze(env_id: str) -> bool:
-    return env_id.startswith(("AntMaze_", "PointMaze_"))
+def default_eval_episodes(env_id: str) -> int:
+    """Evaluation episodes unless the config says: 100 on mazes (a success rate), else 10."""
+    return MAZE_EVAL_EPISODES if is_maze(env_id) else 10
 
 
 def known_env_ids(dmc: bool = True) -> list[str]:
     """Gymnasium MuJoCo tasks (v4, v5), gymnasium-robotics' AntMaze and PointMaze tasks (their
-    newest version), the continuous classic-control tasks and, with ``dmc``, the DeepMind
-    Control Suite tasks as ``dmc:<domain>-<task>``."""
+    newest version), contrl's own tasks (``AntGoal-v0``), the continuous classic-control tasks
+    and, with ``dmc``, the DeepMind Control Suite tasks as ``dmc:<domain>-<task>``."""
     _register_robotics()
+    antgoal.register()
     ids = [
         k for k, spec in gym.registry.items()
         if isinstance(spec.entry_point, str) and "gymnasium.envs.mujoco" in spec.entry_point
@@ -54,11 +58,11 @@ def known_env_ids(dmc: bool = True) -> list[str]:
     ]
     newest: dict[str, tuple[int, str]] = {}
     for k in gym.registry:
-        if _is_maze(k):
+        if is_maze(k):
             name, _, version = k.rpartition("-v")
             newest[name] = max(newest.get(name, (-1, "")), (int(version), k))
     mazes = sorted(k for _, k in newest.values())
-    return (sorted(ids) + mazes + list(_CLASSIC) + pomdp_ids()
+    return (sorted(ids) + mazes + [antgoal.ENV_ID] + list(_CLASSIC) + pomdp_ids()
             + (dmc_ids() if dmc else []))
 
 
@@ -79,7 +83,7 @@ def resolve_env_id(env_id: str) -> str:
     base, kind = dmc_variant(env_id)
     if env_id.startswith(PREFIX) and kind and base in known:  # dmc:<domain>-<task>-P / -V
         return env_id
-    if env_id in gym.registry and not env_id.startswith(PREFIX) and not _is_maze(env_id):
+    if env_id in gym.registry and not env_id.startswith(PREFIX) and not is_maze(env_id):
         return env_id  # any other registered Gymnasium id; its action space is checked on make
     close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.5)
     hint = f"; closest: {', '.join(close)}" if close else "; see `contrl list`"
@@ -158,9 +162,12 @@ def _make_base(env_id: str, render_size: tuple[int, int] | None = None) -> gym.E
     elif env_id in FIRST_TARGET:
         env_id, hidden = FIRST_TARGET[env_id]
         wrap = lambda e: FirstStepOnly(e, hidden)  # noqa: E731
+    elif env_id.startswith("AntMaze_"):
+        # The ant's 27 numbers as D4RL's AntMaze gave them: no contact forces (78 more).
+        kwargs["include_cfrc_ext_in_observation"] = False
     if render_size is not None:
         entry = str(gym.spec(env_id).entry_point)
-        if "mujoco" not in entry and "gymnasium_robotics" not in entry:
+        if "mujoco" not in entry and "gymnasium_robotics" not in entry and "antgoal" not in entry:
             raise ContrlError(f"{env_id} is not rendered by MuJoCo; videos cover Gymnasium "
                               "MuJoCo, dm_control and maze envs")
         kwargs.update(render_mode="rgb_array", height=render_size[0], width=render_size[1])

@@ -25,7 +25,8 @@ from contrl.envs.make import Episode
 from contrl.errors import ContrlError, NonFiniteLossError
 from contrl.evaluate import EVAL_SEED_OFFSET, evaluate
 from contrl.policy import Carry, restore_carry
-from contrl.run import Checkpoint, Logger, Progress, RateMeter, atomic_write_json, save_checkpoint
+from contrl.run import (Checkpoint, Logger, Progress, RateMeter, atomic_write_bytes,
+                        atomic_write_json, save_checkpoint)
 
 
 class StopFlag:
@@ -204,8 +205,10 @@ class Session:
             self._recent = []
         if do_eval:
             agent = agent()
-            result = evaluate(agent, cfg.env, cfg.eval_episodes, cfg.seed, **cfg.env_kwargs)
+            result = evaluate(agent, cfg.env, cfg.eval_episodes, cfg.seed, trace=True,
+                              **cfg.env_kwargs)
             result["step"] = step
+            trace = result.pop("trace", None)
             self.result, self.last_eval = result, result["mean_return"]
             row.update(eval_return=self.last_eval, eval_std=result["std_return"],
                        eval_success_rate=result.get("success_rate"))
@@ -219,8 +222,17 @@ class Session:
                                 {"step": step, "kind": "policy", "eval": self.last_eval,
                                  "best_metric": list(rank)})
             atomic_write_json(self.run_dir / "eval.json", result)
+            if trace is not None:
+                self.draw_trace(trace)
         self.logger.log(row)
         self.progress.update(step, row["steps_per_sec"], self.last_eval)
+
+    def draw_trace(self, trace) -> None:
+        """A maze evaluation's paths to eval.png (beside eval.json) and TensorBoard."""
+        from contrl.maze_picture import draw_trace
+        picture = draw_trace(trace, f"{self.cfg.env} step {self.step}")
+        atomic_write_bytes(self.run_dir / "eval.png", picture.png)
+        self.logger.log_image("eval/paths", picture.rgb, self.step)
 
     def record_video(self, agent) -> None:
         """One deterministic episode to videos/step-<N>.mp4, its frames to TensorBoard."""

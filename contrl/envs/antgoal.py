@@ -1,0 +1,142 @@
+"""``AntGoal-v0``: an ant on an open floor that must reach a goal a few metres away, the goal
+given relative to its body; the skill D4RL's AntMaze data were collected with, and the glue
+that lets such a policy drive the ant through a maze towards waypoints.
+
+Observation (29 numbers): the ant's 27 (torso height, orientation quaternion, 8 joint angles,
+14 velocities: Gymnasium's Ant-v5 without x-y and without contact forces, exactly the
+``observation`` key of contrl's AntMaze envs), then the goal's offset from the torso in the
+ant's heading frame (forward, left; metres), so the policy does not depend on where on the
+floor it stands or which way it faces.
+
+Reward per step (dt = 0.05 s): ``progress + healthy - ctrl``, where progress is the speed
+towards the goal, (d_before - d_after) / dt, healthy is 1 while the torso's height is in
+[0.2, 1.0] (else the episode terminates, as in Ant-v5) and ctrl = 0.5 |a|^2 (Ant-v5's control
+cost). Progress rewards reaching the goal without a bonus to tune; the healthy term keeps the
+ant upright. A goal is reached within ``SUCCESS_DISTANCE`` of the torso's x-y (as in the
+mazes); the step's info then says ``success`` and a new goal is drawn from where the ant
+stands, so one 500-step episode can reach several (``goals_reached`` in the info) and the
+ant learns to move on rather than to stop. Goals lie ``GOAL_DISTANCE`` metres away in a
+uniformly random direction.
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.envs.mujoco.ant_v5 import AntEnv
+from gymnasium.spaces import Box
+
+from contrl.envs.maze_planner import WaypointPlanner
+from contrl.errors import ContrlError
+
+ENV_ID = "AntGoal-v0"
+EPISODE_STEPS = 500
+SUCCESS_DISTANCE = 0.45
+GOAL_DISTANCE = (1.0, 5.0)
+ANT_OBS_DIM = 27
+
+
+def register() -> None:
+    """Make ``AntGoal-v0`` a Gymnasium id (500-step episodes)."""
+    if ENV_ID not in gym.registry:
+        gym.register(ENV_ID, entry_point=f"{__name__}:AntGoalEnv",
+                     max_episode_steps=EPISODE_STEPS)
+
+
+def heading(quat: np.ndarray) -> np.ndarray:
+    """Yaw angle(s) of unit quaternion(s) (w, x, y, z) (last axis), about the vertical axis."""
+    w, x, y, z = np.moveaxis(np.asarray(quat, np.float64), -1, 0)
+    return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def relative_goal(ant_obs: np.ndarray, xy: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """The goal's offset from the ant in its heading frame (forward, left), for rows of the
+    ant's 27-number observation (its quaternion is at indices 1-4), x-y and goal."""
+    yaw = heading(np.asarray(ant_obs)[..., 1:5])
+    d = np.asarray(goal, np.float64) - np.asarray(xy, np.float64)
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], -1)
+
+
+def reacher_inputs(ant_obs: np.ndarray, xy: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """What the goal-reaching policy sees: the ant's 27 numbers and the relative goal."""
+    return np.concatenate([np.asarray(ant_obs, np.float32),
+                           relative_goal(ant_obs, xy, goal).astype(np.float32)], -1)
+
+
+class AntGoalEnv(AntEnv):
+    """Gymnasium's Ant (v5 model and physics) with goals; see the module docstring."""
+
+    def __init__(self, **kwargs):
+        self.goal = np.zeros(2)
+        self.goals_reached = 0
+        super().__init__(include_cfrc_ext_in_observation=False, **kwargs)
+        self.observation_space = Box(-np.inf, np.inf, (ANT_OBS_DIM + 2,), np.float64)
+
+    def _new_goal(self) -> None:
+        r = self.np_random.uniform(*GOAL_DISTANCE)
+        angle = self.np_random.uniform(-np.pi, np.pi)
+        self.goal = self.data.qpos[:2] + r * np.array([np.cos(angle), np.sin(angle)])
+
+    def _distance(self) -> float:
+        return float(np.linalg.norm(self.goal - self.data.qpos[:2]))
+
+    def _get_obs(self):
+        ant = super()._get_obs()  # qpos[2:], qvel
+        return np.concatenate([ant, relative_goal(ant, self.data.qpos[:2], self.goal)])
+
+    def reset_model(self):
+        super().reset_model()
+        self.goals_reached = 0
+        self._new_goal()
+        return self._get_obs()
+
+    def step(self, action):
+        before = self._distance()
+        self.do_simulation(action, self.frame_skip)
+        after = self._distance()
+        progress = (before - after) / self.dt
+        ctrl = self.control_cost(action)
+        reward = progress + self.healthy_reward - ctrl
+        terminated = (not self.is_healthy) and self._terminate_when_unhealthy
+        success = after <= SUCCESS_DISTANCE
+        if success:
+            self.goals_reached += 1
+            self._new_goal()
+        info = {"success": success, "goals_reached": self.goals_reached, "distance": after,
+                "reward_progress": progress, "reward_ctrl": -ctrl}
+        return self._get_obs(), reward, terminated, False, info
+
+
+MAZE_OBS_KEYS = ("observation", "achieved_goal", "desired_goal")
+
+
+def split_maze_obs(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ant's 27 numbers, x-y, goal) of rows of an AntMaze observation flattened in the order
+    ``MAZE_OBS_KEYS`` (contrl's default for AntMaze)."""
+    obs = np.asarray(obs)
+    if obs.shape[-1] != ANT_OBS_DIM + 4:
+        raise ContrlError(f"an AntMaze observation in the order {', '.join(MAZE_OBS_KEYS)} has "
+                          f"{ANT_OBS_DIM + 4} numbers; got {obs.shape[-1]}")
+    return obs[..., :ANT_OBS_DIM], obs[..., ANT_OBS_DIM:ANT_OBS_DIM + 2], obs[..., -2:]
+
+
+class MazeDriver:
+    """A goal-reaching policy (trained on ``AntGoal-v0``) driving an AntMaze ant: at every step
+    the planner's next waypoint towards the maze's goal becomes the policy's goal. A policy
+    (``contrl.policy.Policy``) on the maze's flat observations; the reacher's carry passes
+    through."""
+
+    def __init__(self, reacher, planner: WaypointPlanner):
+        self.reacher = reacher
+        self.planner = planner
+
+    def initial_carry(self, num_envs: int):
+        return self.reacher.initial_carry(num_envs)
+
+    def waypoints(self, obs: np.ndarray) -> np.ndarray:
+        _, xy, goal = split_maze_obs(obs)
+        return np.stack([self.planner.next_waypoint(p, g) for p, g in zip(xy, goal)])
+
+    def eval_actions(self, obs, carry):
+        ant, xy, _ = split_maze_obs(obs)
+        return self.reacher.eval_actions(reacher_inputs(ant, xy, self.waypoints(obs)), carry)

@@ -1,0 +1,78 @@
+"""A waypoint planner over a maze's cells, as D4RL drove its AntMaze data collection: the
+shortest path from the agent's cell to the goal's cell over free cells (4-connected, found by
+breadth-first search from the goal), and as the next waypoint the centre of the next cell on
+that path, or the goal itself once the agent is in the goal's cell."""
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from contrl.envs.maze import MazeGeometry
+
+_MOVES = ((-1, 0), (1, 0), (0, -1), (0, 1))
+
+
+def cell_distances(geometry: MazeGeometry, goal_cell: tuple[int, int]) -> np.ndarray:
+    """Steps from every cell to ``goal_cell`` over free cells (-1: a wall or unreachable)."""
+    dist = np.full(geometry.shape, -1, np.int64)
+    if not geometry.is_free(*goal_cell):
+        raise ValueError(f"goal cell {goal_cell} is not a free cell of the maze")
+    dist[goal_cell] = 0
+    queue = deque([goal_cell])
+    while queue:
+        r, c = queue.popleft()
+        for dr, dc in _MOVES:
+            n = (r + dr, c + dc)
+            if geometry.is_free(*n) and dist[n] < 0:
+                dist[n] = dist[r, c] + 1
+                queue.append(n)
+    return dist
+
+
+class WaypointPlanner:
+    """Next waypoints towards goals in one maze; distance maps are kept per goal cell."""
+
+    def __init__(self, geometry: MazeGeometry):
+        self.geometry = geometry
+        self._dist: dict[tuple[int, int], np.ndarray] = {}
+
+    def distances(self, goal_cell: tuple[int, int]) -> np.ndarray:
+        if goal_cell not in self._dist:
+            self._dist[goal_cell] = cell_distances(self.geometry, goal_cell)
+        return self._dist[goal_cell]
+
+    def _nearest_reachable(self, cell: tuple[int, int], dist: np.ndarray) -> tuple[int, int]:
+        """``cell`` if the goal can be reached from it, else the reachable cell whose centre is
+        nearest (the agent may sit across a wall boundary by a few centimetres)."""
+        if self.geometry.is_free(*cell) and dist[cell] >= 0:
+            return cell
+        rows, cols = np.nonzero(dist >= 0)
+        d2 = (rows - cell[0]) ** 2 + (cols - cell[1]) ** 2
+        i = int(np.argmin(d2))
+        return int(rows[i]), int(cols[i])
+
+    def path(self, xy, goal_xy) -> list[tuple[int, int]]:
+        """The cells from the agent's cell to the goal's cell, both included."""
+        goal_cell = self.geometry.xy_to_cell(goal_xy)
+        dist = self.distances(goal_cell)
+        cell = self._nearest_reachable(self.geometry.xy_to_cell(xy), dist)
+        cells = [cell]
+        while dist[cell] > 0:
+            r, c = cell
+            cell = min(((r + dr, c + dc) for dr, dc in _MOVES
+                        if self.geometry.is_free(r + dr, c + dc) and dist[r + dr, c + dc] >= 0),
+                       key=lambda n: dist[n])
+            cells.append(cell)
+        return cells
+
+    def next_waypoint(self, xy, goal_xy) -> np.ndarray:
+        """Where the agent at ``xy`` should head next to reach ``goal_xy``: the next cell's
+        centre on the shortest path, or ``goal_xy`` once it is in the goal's cell (from outside
+        the free cells: the nearest free cell's centre)."""
+        cells = self.path(xy, goal_xy)
+        if cells[0] != self.geometry.xy_to_cell(xy):
+            return self.geometry.cell_to_xy(*cells[0])
+        if len(cells) == 1:
+            return np.asarray(goal_xy, np.float64)
+        return self.geometry.cell_to_xy(*cells[1])

@@ -1,0 +1,81 @@
+"""AntGoal-v0: the goal relative to the ant's heading, the reward's terms, goals renewed on
+success; the glue that drives a maze's ant towards the planner's waypoints."""
+import numpy as np
+import pytest
+
+from contrl.envs import get_env_state, make_env, set_env_state
+from contrl.envs.antgoal import (SUCCESS_DISTANCE, MazeDriver, heading, reacher_inputs,
+                                 relative_goal, split_maze_obs)
+from contrl.envs.maze import MazeGeometry
+from contrl.envs.maze_planner import WaypointPlanner
+from contrl.errors import ContrlError
+from contrl.policy import Stateless
+from test_maze import U_MAZE
+
+
+def quat_yaw(yaw):  # a rotation by yaw about z as (w, x, y, z)
+    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+
+
+def test_relative_goal_by_hand():
+    assert heading(quat_yaw(0.3)) == pytest.approx(0.3)
+    ant = np.zeros(27)
+    ant[1:5] = quat_yaw(np.pi / 2)  # facing +y
+    # a goal 2 m along +x from (1, 1) lies 2 m to the ant's right: (forward 0, left -2)
+    np.testing.assert_allclose(relative_goal(ant, [1.0, 1.0], [3.0, 1.0]), [0.0, -2.0], atol=1e-12)
+    ant[1:5] = quat_yaw(np.pi)  # facing -x: a goal at -x is straight ahead
+    np.testing.assert_allclose(relative_goal(ant, [0.0, 0.0], [-1.5, 0.0]), [1.5, 0.0], atol=1e-12)
+    assert reacher_inputs(ant, [0.0, 0.0], [-1.5, 0.0]).shape == (29,)
+
+
+def test_env_observation_reward_and_goal_renewal():
+    env = make_env("AntGoal-v0")
+    obs, _ = env.reset(seed=0)
+    base = env.unwrapped
+    assert obs.shape == (29,) and env.spec.max_episode_steps == 500
+    np.testing.assert_allclose(obs[27:], relative_goal(obs[:27], base.data.qpos[:2], base.goal),
+                               rtol=1e-5, atol=1e-6)
+    assert 1.0 <= np.linalg.norm(base.goal - base.data.qpos[:2]) <= 5.0
+    d0 = np.linalg.norm(base.goal - base.data.qpos[:2])
+    action = np.full(8, 0.5, np.float32)
+    _, reward, *_, info = env.step(action)
+    progress = (d0 - info["distance"]) / base.dt
+    assert reward == pytest.approx(progress + 1.0 - 0.5 * 8 * 0.25)  # healthy, 0.5 |a|^2
+    # a goal within the success distance is reached, and a new one drawn
+    saved = get_env_state(env)
+    base.goal = base.data.qpos[:2] + [SUCCESS_DISTANCE / 2, 0.0]
+    old_goal = base.goal.copy()
+    *_, info = env.step(action)
+    assert info["success"] and info["goals_reached"] == 1 and not np.allclose(base.goal, old_goal)
+    set_env_state(env, saved)  # the goal is part of the exact state
+    assert base.goals_reached == 0
+
+
+def test_maze_ant_sees_the_same_27_numbers():
+    maze = make_env("AntMaze_UMaze-v5")
+    obs, _ = maze.reset(seed=0)
+    ant, xy, goal = split_maze_obs(obs)
+    inner = maze.unwrapped.ant_env
+    np.testing.assert_allclose(ant, np.concatenate([inner.data.qpos[2:], inner.data.qvel]), rtol=1e-6)
+    np.testing.assert_allclose(xy, inner.data.qpos[:2], rtol=1e-6)
+    with pytest.raises(ContrlError, match="has 31 numbers; got 105"):
+        split_maze_obs(np.zeros((1, 105)))
+
+
+class Echo(Stateless):
+    """A reacher whose action is its relative-goal input (padded to 8 numbers)."""
+
+    def eval_actions(self, obs, carry):
+        return np.pad(obs[:, 27:], ((0, 0), (0, 6))), carry
+
+
+def test_driver_gives_the_reacher_the_next_waypoint():
+    driver = MazeDriver(Echo(), WaypointPlanner(MazeGeometry.from_map(U_MAZE, 4)))
+    obs = np.zeros((2, 31), np.float32)
+    obs[:, 1] = 1.0  # facing +x
+    obs[0, 27:] = [-4.0, 4.0, -4.0, -4.0]  # top left, goal bottom left: next cell to the right
+    obs[1, 27:] = [-4.0, -4.5, -4.0, -4.0]  # in the goal's cell: the goal itself
+    np.testing.assert_allclose(driver.waypoints(obs), [[0.0, 4.0], [-4.0, -4.0]])
+    actions, carry = driver.eval_actions(obs, driver.initial_carry(2))
+    np.testing.assert_allclose(actions[:, :2], [[4.0, 0.0], [0.0, 0.5]], atol=1e-6)  # ahead; left
+    assert carry == ()
