@@ -141,6 +141,14 @@ class OffPolicyConfig(AlgoConfig):
         draw windows of steps instead; ``episode_limit``: the env's time limit, if any)."""
         return buffer.sample(n, self.gamma, k, self.n_step)
 
+    def dataset_batches(self, dataset, rng, n: int, k: int, episode_limit: int | None):
+        """``k`` batches of ``n`` dataset samples to join the replayed ones (offline_ratio),
+        drawn with ``rng``; the same kind of sample as ``replay_batches``."""
+        return dataset.sample(rng, n, self.gamma, k)
+
+    def check_dataset(self, dataset) -> None:
+        """Refuse a dataset (offline_ratio) these agents cannot learn from."""
+
     def updates_per_call(self, num_envs: int) -> int:
         """Gradient steps per update call: utd_ratio * update_every * num_envs."""
         k = self.utd_ratio * self.update_every * num_envs

@@ -70,21 +70,24 @@ class RecurrentFields:
             raise ConfigError(f"recurrent agents use one-step targets: n_step must be 1, got "
                               f"{self.n_step}")
 
-    def check_run(self, run) -> None:
-        super().check_run(run)
-        if self.dataset or self.offline_ratio:
-            raise ConfigError("--dataset: recurrent agents train on windows of their own "
-                              "replay; dataset transitions carry no episode boundaries to cut "
-                              "windows from")
+    def check_dataset(self, dataset) -> None:
+        dataset.require_episodes("recurrent agents cut their training windows from episodes")
 
-    def replay_batches(self, buffer, n: int, k: int, episode_limit: int | None):
-        """``k`` batches of ``n`` training windows from the replay buffer."""
+    def _windows(self, episode_limit: int | None) -> tuple[int, int, bool]:
+        """(trained steps, burn-in steps, whole episodes) of every training window."""
         if self.seq_len == -1:
             if not episode_limit:
                 raise ConfigError("seq_len -1 (whole episodes) needs an env with a time limit")
-            return buffer.sample_windows(n, self.gamma, k, episode_limit, 0, whole_episodes=True)
-        return buffer.sample_windows(n, self.gamma, k, self.seq_len - self.burn_in,
-                                     self.burn_in)
+            return episode_limit, 0, True
+        return self.seq_len - self.burn_in, self.burn_in, False
+
+    def replay_batches(self, buffer, n: int, k: int, episode_limit: int | None):
+        """``k`` batches of ``n`` training windows from the replay buffer."""
+        return buffer.sample_windows(n, self.gamma, k, *self._windows(episode_limit))
+
+    def dataset_batches(self, dataset, rng, n: int, k: int, episode_limit: int | None):
+        """``k`` batches of ``n`` training windows from the dataset's episodes."""
+        return dataset.sample_windows(rng, n, self.gamma, k, *self._windows(episode_limit))
 
 
 _RECURRENT_LOOP = ("seq_len", "burn_in")  # how windows are drawn; the networks do not change

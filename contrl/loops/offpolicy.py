@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from contrl.data import ReplayBuffer
+from contrl.data.batch import concat
 from contrl.loops.common import Loop, Session, saved_carry, start
 from contrl.policy import carry_arrays, reset_carry
 
@@ -40,9 +41,12 @@ class OffPolicyLoop(Loop):
         self.offline, self.n_offline = None, round(algo_cfg.offline_ratio * algo_cfg.batch_size)
         self.data_rng = np.random.default_rng(seed + 2)
         if self.n_offline > 0:  # symmetric sampling: part of every batch from the dataset
-            from contrl.data.datasets import load_dataset
-            self.offline = load_dataset(algo_cfg.dataset, run_cfg.env, run_cfg.obs_keys,
-                                        algo_cfg.dataset_action_units)
+            from contrl.data.datasets import load_dataset, with_run_inputs
+            data = load_dataset(algo_cfg.dataset, run_cfg.env, run_cfg.obs_keys,
+                                algo_cfg.dataset_action_units)
+            algo_cfg.check_dataset(data)
+            self.offline = with_run_inputs(data, self.pool.obs_dim, run_cfg.prev_action,
+                                           run_cfg.prev_reward, run_cfg.frame_stack)
             self.offline.check_env(run_cfg.env, self.pool.obs_dim, self.pool.action_dim)
             if state is not None:
                 self.data_rng.bit_generator.state = state["data_rng"]
@@ -64,8 +68,9 @@ class OffPolicyLoop(Loop):
                                      self.k_updates, self.pool.episode_limit)
         if self.offline is None:
             return batches
-        extra = self.offline.sample(self.data_rng, self.n_offline, cfg.gamma, self.k_updates)
-        return type(batches)(*(np.concatenate([a, b], axis=1) for a, b in zip(batches, extra)))
+        extra = cfg.dataset_batches(self.offline, self.data_rng, self.n_offline, self.k_updates,
+                                    self.pool.episode_limit)
+        return concat([batches, extra])
 
     def iteration(self) -> None:
         cfg, pool, run = self.cfg, self.pool, self.run
