@@ -106,8 +106,8 @@ class OffPolicyConfig(AlgoConfig):
     """Offline data (Minari id, directory or HDF5 file) used by offline_ratio (and by SAC's
     imitation seeding)."""
     offline_ratio: float = 0.0
-    """Share of every batch drawn from dataset, the rest from the replay buffer (symmetric
-    sampling as in RLPD: 0.5)."""
+    """Share of every batch (of transitions, or of windows for the recurrent agents) drawn
+    from dataset, the rest from the replay buffer (symmetric sampling as in RLPD: 0.5)."""
     dataset_action_units: str = "env"
     """Units of the actions in an HDF5 dataset without an action_units attribute: env (the
     env's own bounds, as D4RL stored them) or scaled (already in [-1, 1]). Minari datasets are

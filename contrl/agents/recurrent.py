@@ -6,7 +6,8 @@ sequence in front of the MLP heads, one core for the actor and one for the criti
 Target networks include their cores.
 
 Training uses windows of ``seq_len`` consecutive steps of one episode (``contrl.data``'s
-``sample_windows``), time-major; the state starts at zero at the window's start, the first
+``sample_windows``: of the replay buffer and, with ``offline_ratio``, of a dataset's episodes,
+joined along the batch axis), time-major; the state starts at zero at the window's start, the first
 ``burn_in`` steps only warm it, padding past the episode's end is masked out of every loss,
 and one compiled call does K window-batch updates like the other agents. Acting carries the
 core's state per env (the policy's carry), reset at each episode's end by the loops.
