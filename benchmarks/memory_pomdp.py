@@ -26,6 +26,7 @@ SETTINGS = {
     "rsac": ("rsac", {}, False),
     "rtd3": ("rtd3", {}, False),
     "rdpg": ("rdpg", {}, False),
+    "rsac_data": ("rsac", {"offline_ratio": 0.5}, False),  # half of every batch: --dataset
     "sac": ("sac", {}, False),
     "sac_stack4": ("sac", {"frame_stack": 4}, False),
     "sac_full": ("sac", {}, True),
@@ -57,6 +58,8 @@ def run_grid(a) -> None:
         for env in a.envs:
             for label in a.settings:
                 algo, over, full = SETTINGS[label]
+                if "offline_ratio" in over:
+                    over = {**over, "dataset": a.dataset}
                 train_or_resume(algo, base_env(env) if full else env,
                                 {"seed": seed, "eval_every": a.eval_every, **over},
                                 run_dir_for(a.runs_dir, label, env, seed), a.steps, a.progress)
@@ -151,12 +154,16 @@ def main():
                    help="where the report goes (default: <runs-dir>/report, outside git)")
     p.add_argument("--final-episodes", type=int, default=50,
                    help="episodes of the final evaluation of each run's last policy")
+    p.add_argument("--dataset", default="", help="dataset of the *_data settings (Minari id, "
+                   "directory or HDF5 file; benchmarks/pendulum_p_dataset.py makes one)")
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     a = p.parse_args()
     unknown = [s for s in a.settings if s not in SETTINGS]
     if unknown:
         p.error(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
+    if not a.dataset and any("offline_ratio" in SETTINGS[s][1] for s in a.settings):
+        p.error("the *_data settings need --dataset")
     a.out = a.out or a.runs_dir / "report"
     if not a.report_only:
         run_grid(a)

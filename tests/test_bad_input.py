@@ -73,6 +73,10 @@ def files(tmp_path):
             obs = np.zeros((8, 3), np.float32)
             obs[5, 1] = np.inf
             return _h5(d / "i.hdf5", observations=obs)
+        if name == "h5":
+            return _h5(d / "ok.hdf5")
+        if name == "no_ends_h5":  # neither terminals nor timeouts: one seeming episode
+            return _h5(d / "b.hdf5", timeouts=np.zeros(8, bool))
         if name == "missing_h5":
             return _h5(d / "m.hdf5", timeouts=None)
         if name == "torque_h5":  # Pendulum's torques reach 2: outside a declared [-1, 1]
@@ -148,8 +152,10 @@ CASES = [
     (["train", "sac", "Pendulum-V-v1", "--frame-stack", "0"], "frame_stack must be positive"),
     (["train", "rsac", "Pendulum-Q-v1"], "unknown environment 'Pendulum-Q-v1'"),
     (["train", "rsac", "dmc:cartpole-swingup-X"], "unknown environment"),
-    (["train", "rdpg", "Pendulum-V-v1", "--dataset", "{nan_h5}", "--offline-ratio", "0.5"],
-     "recurrent agents train on windows of their own replay"),
+    (["train", "rdpg", "Pendulum-v1", "--dataset", "{no_ends_h5}", "--offline-ratio", "0.5"],
+     "has no episode boundaries (no terminal and no timeout in any row): recurrent agents"),
+    (["train", "rsac", "Pendulum-v1", "--dataset", "{h5}", "--offline-ratio", "0.5",
+      "--prev-action", "--frame-stack", "2"], "a run with frame_stack 2 needs data collected"),
     (["train", "sac", "Pendulum-v1", "--utd-ratio", "0.3"], "must be a whole number"),
     (["train", "dagger", "Pendulum-v1"], "dagger needs --expert"),
     # model-based offline RL

@@ -88,7 +88,8 @@ def test_reads_d4rl_hdf5(tmp_path):
     # no next_observations: next = following row; the timeout row (5) has no next obs: dropped
     assert len(ds) == 5
     np.testing.assert_array_equal(ds.next_observations[0], [2, 3])
-    assert ds.terminals.tolist() == [False, False, True, False, False] and not ds.timeouts.any()
+    assert ds.terminals.tolist() == [False, False, True, False, False]
+    assert ds.timeouts.tolist() == [False] * 4 + [True]  # row 5 (timeout) dropped: 4 ends it
     np.testing.assert_array_equal(ds.episode_returns, [3.0, 3.0])
     nxt = np.arange(12, dtype=np.float32).reshape(6, 2) + 100
     ds = load_dataset(_h5(tmp_path / "e.hdf5", next_observations=nxt))
@@ -232,3 +233,140 @@ def test_hdf5_action_units_are_declared_not_guessed(tmp_path):
     with pytest.raises(DatasetError, match="outside the range of Pendulum-v1's own units"):
         load_dataset(_h5(tmp_path / "x.hdf5", observations=np.zeros((6, 3), np.float32),
                          actions=np.full((6, 1), 3.0, np.float32)), "Pendulum-v1")
+
+
+# ------------------------------------------------------------------ windows (recurrent agents)
+def _episodes_dataset():
+    """Three hand-made episodes, observations numbered by episode: A (10, 11, 12) ends in a
+    termination (final observation 13), B (20, 21) in a timeout (final 22), C (30 .. 33) is
+    cut by the end of the data (final 34). Rewards 1, 2, 3; each action is obs / 100."""
+    from contrl.data.datasets import Dataset
+    obs = np.array([10, 11, 12, 20, 21, 30, 31, 32, 33], np.float32)[:, None]
+    term = np.zeros(9, bool)
+    term[2] = True
+    timeout = np.zeros(9, bool)
+    timeout[4] = True
+    ends = term | timeout
+    ends[-1] = True
+    rew = np.array([1, 1, 1, 2, 2, 3, 3, 3, 3], np.float32)
+    return Dataset(obs, obs / 100, rew, term, timeout, obs + 1, np.array([3.0, 4.0]), ends,
+                   name="hand")
+
+
+EPISODE = {10: 3, 20: 2, 30: 4}  # first observation -> steps
+
+
+def _episode_of(o):
+    return 10 * int(o // 10)
+
+
+def test_dataset_windows_stay_inside_episodes_with_terminal_and_timeout_discounts():
+    ds = _episodes_dataset()
+    b = ds.sample_windows(np.random.default_rng(0), 64, 0.9, 2, length=3)
+    assert b.obs.shape == (2, 4, 64, 1) and b.mask.shape == (2, 3, 64)
+    for kk in range(2):
+        obs, mask, disc, rew = b.obs[kk, ..., 0], b.mask[kk], b.discount[kk], b.reward[kk]
+        for j in range(64):
+            first, n = obs[0, j], int(mask[:, j].sum())
+            ep = _episode_of(first)
+            assert n == min(3, EPISODE[ep] - (first - ep))
+            assert mask[:n, j].all() and not mask[n:, j].any()
+            # o_0 .. o_n in order, o_n the real final observation after the episode's last step
+            np.testing.assert_array_equal(obs[:n + 1, j], first + np.arange(n + 1))
+            np.testing.assert_allclose(b.action[kk, :n, j, 0], (first + np.arange(n)) / 100,
+                                       rtol=1e-6)
+            assert np.all(rew[:n, j] == {10: 1, 20: 2, 30: 3}[ep]) and np.all(rew[n:, j] == 0)
+            last = first + n - 1
+            # a termination (row 12) stops the bootstrap; a timeout (21) and a cut (33) keep it
+            expect = np.where(first + np.arange(n) == 12, 0.0, 0.9)
+            np.testing.assert_allclose(disc[:n, j], expect, rtol=1e-6)
+            assert last <= ep + EPISODE[ep] - 1
+    assert not b.stop.any()  # no burn-in, no detached state
+
+
+def test_dataset_windows_burn_in_and_whole_episodes():
+    ds = _episodes_dataset()
+    b = ds.sample_windows(np.random.default_rng(1), 64, 0.9, 1, length=2, burn_in=2)
+    seen = set()
+    for j in range(64):
+        obs, mask = b.obs[0, :, j, 0], b.mask[0, :, j]
+        back = int(np.flatnonzero(mask)[0])
+        s = obs[back]  # the first trained step
+        ep = _episode_of(s)
+        assert back == min(2, s - ep)  # burn-in from the same episode only, as much as it has
+        assert obs[0] == s - back and _episode_of(obs[0]) == ep
+        assert not mask[:back].any()
+        assert b.stop[0, back, j] == (back > 0) and b.stop[0, :, j].sum() == (back > 0)
+        seen.add(back)
+    assert seen == {0, 1, 2}
+    w = ds.sample_windows(np.random.default_rng(2), 32, 0.9, 1, length=5, whole_episodes=True)
+    starts = w.obs[0, 0, :, 0]
+    assert set(starts) == {10.0, 20.0, 30.0}
+    for j, first in enumerate(starts):
+        assert w.mask[0, :, j].sum() == EPISODE[int(first)]
+
+
+def test_dataset_windows_join_replay_windows_along_the_batch_axis():
+    from contrl.data import ReplayBuffer
+    from contrl.data.batch import concat
+    buf = ReplayBuffer(50, 1, 1)
+    for t in range(6):
+        buf.add(np.array([[50.0 + t]]), np.array([[0.0]]), np.array([1.0]), np.array([False]),
+                np.array([t == 5]), np.array([[51.0 + t]]))
+    online = buf.sample_windows(3, 0.9, 2, length=4, burn_in=1)
+    data = _episodes_dataset().sample_windows(np.random.default_rng(0), 5, 0.9, 2, 4, 1)
+    both = concat([online, data])
+    for a, b, c in zip(online, data, both):
+        assert a.shape[:2] == b.shape[:2] and a.shape[3:] == b.shape[3:]
+        assert c.shape == a.shape[:2] + (8,) + a.shape[3:]
+        np.testing.assert_array_equal(c[:, :, 3:], b)
+
+
+def test_previous_action_and_reward_inputs_equal_the_env_wrappers():
+    """Dataset observations with the previous action and reward appended equal what
+    PreviousActionReward gives the policy, across an episode boundary."""
+    from contrl.data.datasets import Dataset
+    from contrl.envs.pomdp import PreviousActionReward
+    env = PreviousActionReward(gym.make("Pendulum-v1", max_episode_steps=3), True, True)
+    rng = np.random.default_rng(0)
+    rows = {k: [] for k in ("obs", "act", "rew", "term", "trunc", "next")}
+    seen, seen_next = [], []
+    for ep in range(2):
+        o, _ = env.reset(seed=ep)
+        done = False
+        while not done:
+            a = rng.uniform(-1, 1, 1).astype(np.float32)
+            nxt, r, term, trunc, _ = env.step(a)
+            for k, v in zip(rows, (o[:3], a, r, term, trunc, nxt[:3])):
+                rows[k].append(v)
+            seen.append(o)
+            seen_next.append(nxt)
+            o, done = nxt, term or trunc
+    term, trunc = np.array(rows["term"]), np.array(rows["trunc"])
+    ds = Dataset(np.array(rows["obs"]), np.array(rows["act"]), np.array(rows["rew"], np.float32),
+                 term, trunc, np.array(rows["next"]), np.zeros(2), term | trunc)
+    ext = ds.with_previous(action=True, reward=True)
+    np.testing.assert_allclose(ext.observations, np.array(seen), rtol=1e-6)
+    np.testing.assert_allclose(ext.next_observations, np.array(seen_next), rtol=1e-6)
+    assert np.all(ext.observations[3, 3:] == 0)  # the second episode's first step
+    only_action = ds.with_previous(action=True, reward=False)
+    np.testing.assert_allclose(only_action.observations, np.array(seen)[:, :4], rtol=1e-6)
+
+
+def test_data_without_episode_boundaries_is_refused_where_episodes_are_needed(tmp_path):
+    from contrl.data.datasets import with_run_inputs
+    ds = load_dataset(_h5(tmp_path / "n.hdf5", terminals=np.zeros(6, bool),
+                          timeouts=np.zeros(6, bool)))
+    with pytest.raises(DatasetError, match="has no episode boundaries .*: x"):
+        ds.require_episodes("x")
+    with pytest.raises(DatasetError, match="no episode boundaries"):
+        with_run_inputs(ds, 3, True, False, 1)
+    # a file whose only boundary is a final timeout has episodes (the timeout row is dropped
+    # for want of its next observation; the row before it keeps the episode's cut)
+    one = load_dataset(_h5(tmp_path / "o.hdf5", terminals=np.zeros(6, bool)))
+    one.require_episodes("x")
+    assert one.timeouts.tolist() == [False] * 4 + [True]
+    assert with_run_inputs(one, 2, True, False, 1) is one  # already the run's width
+    assert with_run_inputs(one, 3, True, False, 1).obs_dim == 3  # the previous action added
+    with pytest.raises(DatasetError, match="frame_stack 2 needs data collected"):
+        with_run_inputs(one, 6, True, False, 2)

@@ -148,3 +148,43 @@ def test_recurrent_sac_learns_pendulum_without_velocities(tmp_path):
         lr=1e-3, prev_action=True, runs_dir=str(tmp_path), progress=False, tensorboard=False),
         use_preset=False)
     assert out["eval"]["mean_return"] > -800
+
+
+def test_rsac_mixes_dataset_windows_into_its_batches(tmp_path, monkeypatch):
+    """--dataset with --offline-ratio: every update's windows are half replay, half dataset
+    windows (batch axis 2) of consecutive steps of one episode. The data and the run stack 2
+    frames, and the networks are those of the rsac resume test (tests/test_offpolicy_loop.py),
+    so the compiled update is shared."""
+    from conftest import tiny_configs
+    from test_offpolicy_loop import RECURRENT
+
+    from contrl.data.collect import rollout_episodes
+    from contrl.data.datasets import load_dataset, write_minari
+    from contrl.loops.offpolicy import train_offpolicy
+    from contrl.policy import RandomPolicy
+    from contrl.run import new_run_dir
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    write_minari("pendulum-stack-v0", rollout_episodes(RandomPolicy(1, 0), "Pendulum-v1", 400, 0,
+                                                       env_kwargs={"frame_stack": 2}),
+                 "Pendulum-v1", {})
+    seen = []
+
+    class Spy(RSAC):
+        def update(self, batches):
+            seen.append(jax.tree_util.tree_map(np.asarray, batches))
+            return RSAC.update(self, batches)
+
+    run_cfg, cfg = tiny_configs(tmp_path, "rsac", **RECURRENT, frame_stack=2, steps=200,
+                                learning_starts=100, dataset="pendulum-stack-v0",
+                                offline_ratio=0.5, eval_every=200, eval_episodes=1)
+    out = train_offpolicy(run_cfg, cfg, Spy, new_run_dir(str(tmp_path / "r"), "rsac",
+                                                        run_cfg.env, 0))
+    assert out["eval"]["episodes"] == 1 and np.isfinite(out["eval"]["mean_return"])
+    data = {tuple(o) for o in load_dataset("pendulum-stack-v0").observations}
+    assert len(seen) == 26  # updates at steps 100, 104, .., 200
+    for b in seen:
+        assert b.obs.shape == (4, 9, 8, 6) and b.mask.shape == (4, 8, 8)  # k=4, W=8, 4+4
+        obs, mask = b.obs[:, :, 4:], b.mask[:, :, 4:]
+        assert all(tuple(o) in data for o in obs[:, 0].reshape(-1, 6))
+        counted = mask > 0  # o_{t+1}'s older frame is o_t's newer one: the same episode
+        np.testing.assert_array_equal(obs[:, 1:, :, :3][counted], obs[:, :-1, :, 3:][counted])

@@ -106,8 +106,8 @@ class OffPolicyConfig(AlgoConfig):
     """Offline data (Minari id, directory or HDF5 file) used by offline_ratio (and by SAC's
     imitation seeding)."""
     offline_ratio: float = 0.0
-    """Share of every batch drawn from dataset, the rest from the replay buffer (symmetric
-    sampling as in RLPD: 0.5)."""
+    """Share of every batch (of transitions, or of windows for the recurrent agents) drawn
+    from dataset, the rest from the replay buffer (symmetric sampling as in RLPD: 0.5)."""
     dataset_action_units: str = "env"
     """Units of the actions in an HDF5 dataset without an action_units attribute: env (the
     env's own bounds, as D4RL stored them) or scaled (already in [-1, 1]). Minari datasets are
@@ -140,6 +140,14 @@ class OffPolicyConfig(AlgoConfig):
         """``k`` batches of ``n`` replayed samples for one update call (recurrent agents
         draw windows of steps instead; ``episode_limit``: the env's time limit, if any)."""
         return buffer.sample(n, self.gamma, k, self.n_step)
+
+    def dataset_batches(self, dataset, rng, n: int, k: int, episode_limit: int | None):
+        """``k`` batches of ``n`` dataset samples to join the replayed ones (offline_ratio),
+        drawn with ``rng``; the same kind of sample as ``replay_batches``."""
+        return dataset.sample(rng, n, self.gamma, k)
+
+    def check_dataset(self, dataset) -> None:
+        """Refuse a dataset (offline_ratio) these agents cannot learn from."""
 
     def updates_per_call(self, num_envs: int) -> int:
         """Gradient steps per update call: utd_ratio * update_every * num_envs."""

@@ -6,7 +6,8 @@ sequence in front of the MLP heads, one core for the actor and one for the criti
 Target networks include their cores.
 
 Training uses windows of ``seq_len`` consecutive steps of one episode (``contrl.data``'s
-``sample_windows``), time-major; the state starts at zero at the window's start, the first
+``sample_windows``: of the replay buffer and, with ``offline_ratio``, of a dataset's episodes,
+joined along the batch axis), time-major; the state starts at zero at the window's start, the first
 ``burn_in`` steps only warm it, padding past the episode's end is masked out of every loss,
 and one compiled call does K window-batch updates like the other agents. Acting carries the
 core's state per env (the policy's carry), reset at each episode's end by the loops.
@@ -70,21 +71,24 @@ class RecurrentFields:
             raise ConfigError(f"recurrent agents use one-step targets: n_step must be 1, got "
                               f"{self.n_step}")
 
-    def check_run(self, run) -> None:
-        super().check_run(run)
-        if self.dataset or self.offline_ratio:
-            raise ConfigError("--dataset: recurrent agents train on windows of their own "
-                              "replay; dataset transitions carry no episode boundaries to cut "
-                              "windows from")
+    def check_dataset(self, dataset) -> None:
+        dataset.require_episodes("recurrent agents cut their training windows from episodes")
 
-    def replay_batches(self, buffer, n: int, k: int, episode_limit: int | None):
-        """``k`` batches of ``n`` training windows from the replay buffer."""
+    def _windows(self, episode_limit: int | None) -> tuple[int, int, bool]:
+        """(trained steps, burn-in steps, whole episodes) of every training window."""
         if self.seq_len == -1:
             if not episode_limit:
                 raise ConfigError("seq_len -1 (whole episodes) needs an env with a time limit")
-            return buffer.sample_windows(n, self.gamma, k, episode_limit, 0, whole_episodes=True)
-        return buffer.sample_windows(n, self.gamma, k, self.seq_len - self.burn_in,
-                                     self.burn_in)
+            return episode_limit, 0, True
+        return self.seq_len - self.burn_in, self.burn_in, False
+
+    def replay_batches(self, buffer, n: int, k: int, episode_limit: int | None):
+        """``k`` batches of ``n`` training windows from the replay buffer."""
+        return buffer.sample_windows(n, self.gamma, k, *self._windows(episode_limit))
+
+    def dataset_batches(self, dataset, rng, n: int, k: int, episode_limit: int | None):
+        """``k`` batches of ``n`` training windows from the dataset's episodes."""
+        return dataset.sample_windows(rng, n, self.gamma, k, *self._windows(episode_limit))
 
 
 _RECURRENT_LOOP = ("seq_len", "burn_in")  # how windows are drawn; the networks do not change

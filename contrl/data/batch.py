@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
+import numpy as np
 
 
 class Batch(NamedTuple):
@@ -38,3 +39,10 @@ class SequenceBatch(NamedTuple):
     discount: jax.Array
     mask: jax.Array
     stop: jax.Array
+
+
+def concat(parts):
+    """Batches of one kind (K-stacked, as an update takes them) joined along their batch axis:
+    axis 1 of transitions (K, B, ...), axis 2 of windows (K, T, n, ...)."""
+    axis = 2 if isinstance(parts[0], SequenceBatch) else 1
+    return type(parts[0])(*(np.concatenate(xs, axis=axis) for xs in zip(*parts)))

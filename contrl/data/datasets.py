@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from contrl.data.batch import Batch
+from contrl.data.batch import Batch, SequenceBatch
+from contrl.data.windows import leading_run, sequence_batch
 from contrl.errors import ContrlError
 
 D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
@@ -92,6 +93,64 @@ class Dataset:
                      reward=self.rewards[i].reshape(shape),
                      discount=(gamma * ~self.terminals[i]).astype(np.float32).reshape(shape),
                      next_obs=self.next_observations[i].reshape(*shape, -1))
+
+    def sample_windows(self, rng: np.random.Generator, n: int, gamma: float, k: int,
+                       length: int, burn_in: int = 0,
+                       whole_episodes: bool = False) -> SequenceBatch:
+        """``k`` batches of ``n`` windows of ``burn_in + length`` steps, each inside one
+        episode, laid out as ``ReplayBuffer.sample_windows`` lays out its own.
+
+        A window's first trained step is drawn uniformly among the rows (with
+        ``whole_episodes``: among episode starts); up to ``burn_in`` earlier rows of its
+        episode warm the recurrent state. The observation after an episode's last step is that
+        row's real next observation; steps past it are padding, masked out."""
+        N, W = k * n, burn_in + length
+        ends = self.episode_ends.copy()
+        ends[-1] = True  # the data end an episode
+        if whole_episodes:
+            starts = np.flatnonzero(np.r_[True, ends[:-1]])
+            s = starts[rng.integers(0, starts.size, N)]
+        else:
+            s = rng.integers(0, len(self), N)
+        back = np.zeros(N, np.int64)
+        if burn_in:
+            before = s[:, None] - np.arange(1, burn_in + 1)  # same episode: no end in between
+            back = leading_run((before >= 0) & ~ends[np.maximum(before, 0)])
+        rows = np.minimum((s - back)[:, None] + np.arange(W + 1), len(self) - 1)
+        inside = np.cumprod(np.c_[np.ones(N, bool), ~ends[rows[:, :W - 1]]], axis=1).astype(bool)
+        # o_t: row t's observation inside the episode, else the previous row's next one (the
+        # real final observation right after the episode's last step, padding after that)
+        after = np.c_[~inside, np.ones(N, bool)]
+        prev = np.c_[rows[:, :1], rows[:, :-1]]
+        obs = np.where(after[..., None], self.next_observations[prev], self.observations[rows])
+        steps = rows[:, :W]
+        return sequence_batch(obs, self.actions[steps], self.rewards[steps],
+                              self.terminals[steps], inside, back, gamma, k, n)
+
+    def require_episodes(self, why: str) -> None:
+        """Refuse data whose episode boundaries are unknown (no terminal and no timeout in any
+        row, so all of it would seem one episode); ``why`` says what needs them."""
+        if not (self.terminals | self.timeouts).any() and not self.episode_ends[:-1].any():
+            raise DatasetError(f"dataset {self.name} has no episode boundaries (no terminal "
+                               f"and no timeout in any row): {why}")
+
+    def with_previous(self, action: bool, reward: bool) -> "Dataset":
+        """The observations with the previous action and/or reward appended, as the env's
+        ``prev_action`` / ``prev_reward`` wrapper appends them (zeros on an episode's first
+        step, actions clipped to [-1, 1]), built from each row's episode."""
+        self.require_episodes("the previous action or reward of an episode's first step is "
+                              "zero, so its start must be known")
+        first = np.r_[True, self.episode_ends[:-1]]
+        now, nxt = [self.observations], [self.next_observations]
+        if action:
+            a = np.clip(self.actions, -1.0, 1.0)
+            now.append(np.where(first[:, None], 0.0, np.roll(a, 1, axis=0)))
+            nxt.append(a)
+        if reward:
+            now.append(np.where(first, 0.0, np.roll(self.rewards, 1))[:, None])
+            nxt.append(self.rewards[:, None])
+        cat = lambda parts: np.concatenate(parts, axis=1).astype(np.float32)  # noqa: E731
+        return dataclasses.replace(self, observations=cat(now), next_observations=cat(nxt))
 
     def normalized_score(self, episode_return: float) -> float | None:
         """100 * (return - random) / (expert - random), when the references are known."""
@@ -419,8 +478,10 @@ def _load_d4rl(path: Path, env_id: str | None, obs_keys: tuple[str, ...] = (),
         if idx.size == 0:
             raise DatasetError(f"{path}: no complete transition (a row needs the next row's "
                                "observation, or next_observations in the file)")
+        cut = np.zeros(n, bool)
+        cut[:-1] = timeouts[1:]  # the row before a dropped timeout row: its episode's last
         obs, actions, rewards, terms, nxt = obs[idx], actions[idx], rewards[idx], terms[idx], nxt[idx]
-        timeouts, ends = np.zeros(len(idx), bool), ends[idx]
+        timeouts, ends = cut[idx], ends[idx]
     else:
         nxt = np.asarray(next_obs, np.float32).reshape(n, -1)
         ep_returns = _episode_returns(rewards, terms | timeouts)
@@ -444,6 +505,26 @@ def _load_d4rl(path: Path, env_id: str | None, obs_keys: tuple[str, ...] = (),
     return Dataset(obs, actions, rewards, terms, timeouts, nxt, ep_returns, ends, name=path.name,
                    env_id=env_id or attrs.get("env_id"),
                    ref_min_score=attrs.get("ref_min_score"), ref_max_score=attrs.get("ref_max_score"))
+
+
+def with_run_inputs(ds: Dataset, obs_dim: int, prev_action: bool, prev_reward: bool,
+                    frame_stack: int) -> Dataset:
+    """The dataset with the observations a run's policy sees (``obs_dim`` wide): as they are
+    when they already have that width (data collected with the same env options); with the
+    previous action and/or reward appended from the episodes when they are the plain
+    observations of a run that appends them. Plain observations for a frame-stacked run are
+    refused; any other width is left for ``Dataset.check_env`` to name."""
+    extra = prev_action * ds.action_dim + prev_reward
+    plain = obs_dim // frame_stack - extra
+    if ds.obs_dim == obs_dim:
+        return ds
+    if frame_stack > 1 and ds.obs_dim in (plain, plain + extra):
+        raise DatasetError(f"dataset {ds.name} holds single observations; a run with "
+                           f"frame_stack {frame_stack} needs data collected with the same "
+                           "frame_stack")
+    if extra and ds.obs_dim == plain:
+        return ds.with_previous(prev_action, prev_reward)
+    return ds
 
 
 def dataset_metadata(name: str) -> dict:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from contrl.data.batch import Batch, SequenceBatch
+from contrl.data.windows import leading_run, sequence_batch
 
 
 class ReplayBuffer:
@@ -132,30 +133,16 @@ class ReplayBuffer:
             e, s = self.sample_indices(N)
         back = np.zeros(N, np.int64)  # burn-in steps available before s in its episode
         if burn_in:
-            before = self.valid[e[:, None], (s[:, None] - np.arange(1, burn_in + 1)) % self.rows]
-            back = np.cumprod(before, axis=1).sum(axis=1)
+            back = leading_run(
+                self.valid[e[:, None], (s[:, None] - np.arange(1, burn_in + 1)) % self.rows])
         W = burn_in + length
         rows = (s - back)[:, None] + np.arange(W + 1)
         rows %= self.rows
-        ee = e[:, None]
-        steps = np.arange(W)
-        inside = np.cumprod(self.valid[ee, rows[:, :W]], axis=1).astype(bool)
-        mask = inside & (steps >= back[:, None])
-        stop = np.zeros((N, W + 1), bool)
-        stop[np.arange(N), back] = back > 0
-
-        def tm(a):  # (N, T, ...) -> (k, T, n, ...)
-            a = a.reshape(k, n, *a.shape[1:])
-            return np.swapaxes(a, 1, 2)
-
-        return SequenceBatch(
-            obs=tm(self.obs[ee, rows]),
-            action=tm(self.action[ee, rows[:, :W]]),
-            reward=tm(np.where(inside, self.reward[ee, rows[:, :W]], 0.0).astype(np.float32)),
-            discount=tm((gamma * ~self.terminated[ee, rows[:, :W]]).astype(np.float32)),
-            mask=tm(mask.astype(np.float32)),
-            stop=tm(stop),
-        )
+        ee, steps = e[:, None], rows[:, :W]
+        inside = np.cumprod(self.valid[ee, steps], axis=1).astype(bool)
+        return sequence_batch(self.obs[ee, rows], self.action[ee, steps],
+                              self.reward[ee, steps], self.terminated[ee, steps], inside, back,
+                              gamma, k, n)
 
     # ------------------------------------------------------------------ save / load
     _ARRAYS = ("obs", "action", "reward", "terminated", "valid")

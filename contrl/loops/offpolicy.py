@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from contrl.data import ReplayBuffer
+from contrl.data.batch import concat
 from contrl.loops.common import Loop, Session, saved_carry, start
 from contrl.policy import carry_arrays, reset_carry
 
@@ -25,8 +26,21 @@ class OffPolicyLoop(Loop):
         super().__init__(run_dir, algo)
         seed, n_envs = run_cfg.seed, run_cfg.num_envs
         fresh = agent is None
+        self.offline, self.n_offline = None, round(algo_cfg.offline_ratio * algo_cfg.batch_size)
+        if self.n_offline > 0:  # symmetric sampling: part of every batch from the dataset
+            from contrl.data.datasets import load_dataset, with_run_inputs
+            data = load_dataset(algo_cfg.dataset, run_cfg.env, run_cfg.obs_keys,
+                                algo_cfg.dataset_action_units)
+            algo_cfg.check_dataset(data)  # before anything is built
         self.pool, self.agent, ckpt, state = start(run_cfg, algo_cfg, agent_cls, run_dir,
                                                    resume, agent)
+        self.data_rng = np.random.default_rng(seed + 2)
+        if self.n_offline > 0:
+            self.offline = with_run_inputs(data, self.pool.obs_dim, run_cfg.prev_action,
+                                           run_cfg.prev_reward, run_cfg.frame_stack)
+            self.offline.check_env(run_cfg.env, self.pool.obs_dim, self.pool.action_dim)
+            if state is not None:
+                self.data_rng.bit_generator.state = state["data_rng"]
         self.cfg, self.n_envs = algo_cfg, n_envs
         self.buffer = ReplayBuffer(algo_cfg.buffer_size, self.pool.obs_dim, self.pool.action_dim,
                                    n_envs, seed)
@@ -37,15 +51,6 @@ class OffPolicyLoop(Loop):
             self.rng.bit_generator.state = state["loop_rng"]
         elif fresh:  # e.g. imitation seeding, once, before the first step
             self.agent = self.agent.pretrain(algo_cfg, run_cfg.env, seed)
-        self.offline, self.n_offline = None, round(algo_cfg.offline_ratio * algo_cfg.batch_size)
-        self.data_rng = np.random.default_rng(seed + 2)
-        if self.n_offline > 0:  # symmetric sampling: part of every batch from the dataset
-            from contrl.data.datasets import load_dataset
-            self.offline = load_dataset(algo_cfg.dataset, run_cfg.env, run_cfg.obs_keys,
-                                        algo_cfg.dataset_action_units)
-            self.offline.check_env(run_cfg.env, self.pool.obs_dim, self.pool.action_dim)
-            if state is not None:
-                self.data_rng.bit_generator.state = state["data_rng"]
         scored = self.offline is not None and self.offline.ref_max_score is not None
         self.run = Session(run_cfg, algo_cfg, ("normalized_score",) * scored + agent_cls.METRICS,
                            run_dir, state, score=self.offline.normalized_score if scored else None)
@@ -64,8 +69,9 @@ class OffPolicyLoop(Loop):
                                      self.k_updates, self.pool.episode_limit)
         if self.offline is None:
             return batches
-        extra = self.offline.sample(self.data_rng, self.n_offline, cfg.gamma, self.k_updates)
-        return type(batches)(*(np.concatenate([a, b], axis=1) for a, b in zip(batches, extra)))
+        extra = cfg.dataset_batches(self.offline, self.data_rng, self.n_offline, self.k_updates,
+                                    self.pool.episode_limit)
+        return concat([batches, extra])
 
     def exploring(self) -> bool:
         """Whether this step's actions are uniform warm-up actions, not the agent's."""
