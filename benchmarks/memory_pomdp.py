@@ -27,6 +27,13 @@ SETTINGS = {
     "rtd3": ("rtd3", {}, False),
     "rdpg": ("rdpg", {}, False),
     "rsac_data": ("rsac", {"offline_ratio": 0.5}, False),  # half of every batch: --dataset
+    "rsac_burn16": ("rsac", {"burn_in": 16}, False),
+    "rtd3_burn16": ("rtd3", {"burn_in": 16}, False),
+    "rsac_g98": ("rsac", {"burn_in": 16, "gamma": 0.98}, False),
+    "rtd3_g98": ("rtd3", {"burn_in": 16, "gamma": 0.98}, False),
+    "rsac_g98_whole": ("rsac", {"gamma": 0.98}, False),
+    "rtd3_g98_whole": ("rtd3", {"gamma": 0.98}, False),
+    "sac_full_g90": ("sac", {"gamma": 0.9}, True),
     "sac": ("sac", {}, False),
     "sac_stack4": ("sac", {"frame_stack": 4}, False),
     "sac_full": ("sac", {}, True),

@@ -84,8 +84,7 @@ def train_contrl(algo: str, ds, updates: int, warmup: int, seed: int, chunk: int
                   f"{(done - sizes[0]) / elapsed:.1f} updates/s", flush=True)
     jax.block_until_ready(agent)
     seconds = time.perf_counter() - t0
-    act = jax.jit(lambda a, o: a.eval_actions(o))
-    return {"agent": agent, "policy": lambda o: np.asarray(act(agent, o)),
+    return {"agent": agent, "policy": agent,
             "timed_updates": updates - sizes[0], "seconds": seconds, "sample_s": sample_s,
             "compile_s": compile_s}
 
@@ -178,6 +177,19 @@ def d3rlpy_algo(algo: str, ds, updates: int, cfg):
     raise ValueError(algo)
 
 
+class D3rlpyPolicy:
+    """A d3rlpy model as a contrl policy (no carried state) for ``contrl.evaluate``."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def initial_carry(self, num_envs: int):
+        return ()
+
+    def eval_actions(self, obs, carry=()):
+        return self.model.predict(np.asarray(obs, np.float32)), carry
+
+
 def train_d3rlpy(algo: str, ds, updates: int, warmup: int, seed: int, threads: int,
                  log_every: int) -> dict:
     import d3rlpy
@@ -202,7 +214,7 @@ def train_d3rlpy(algo: str, ds, updates: int, warmup: int, seed: int, threads: i
             print(f"  d3rlpy {algo}: {i + 1}/{updates} updates, "
                   f"{(i + 1 - warmup) / (time.perf_counter() - t0):.1f} updates/s", flush=True)
     seconds = time.perf_counter() - t0
-    return {"agent": model, "policy": lambda o: model.predict(np.asarray(o, np.float32)),
+    return {"agent": model, "policy": D3rlpyPolicy(model),
             "timed_updates": updates - warmup, "seconds": seconds, "sample_s": sample_s,
             "compile_s": 0.0}
 

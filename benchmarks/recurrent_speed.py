@@ -42,6 +42,24 @@ def windows(rng, k: int):
 
 
 # ------------------------------------------------------------------------------- contrl
+def autodiff_gru(xs, ws, b_n, h0, stop):
+    """The GRU loop differentiated by JAX (what contrl.nets.gru_scan did before its
+    hand-written backward pass), for ``--gru-autodiff``."""
+    import jax
+    import jax.numpy as jnp
+
+    def step(h, x):
+        (x_r, x_z, x_n), s = x
+        h = jnp.where(s[:, None], jax.lax.stop_gradient(h), h)
+        r = jax.nn.sigmoid(x_r + h @ ws[0])
+        z = jax.nn.sigmoid(x_z + h @ ws[1])
+        n = jnp.tanh(x_n + r * (h @ ws[2] + b_n))
+        h = n + z * (h - n)
+        return h, h
+    h_T, out = jax.lax.scan(step, h0, (xs, stop))
+    return out, h_T
+
+
 def contrl_runner(updates: int, k: int):
     import jax
 
@@ -188,13 +206,20 @@ def main() -> None:
     p.add_argument("--runs", default="rsac:Pendulum-V-v1,rtd3:Pendulum-V-v1",
                    help="algo:env pairs whose whole-run env steps/s are measured ('' for none)")
     p.add_argument("--run-steps", type=int, default=4000)
+    p.add_argument("--gru-autodiff", action="store_true",
+                   help="contrl's GRU differentiated by JAX instead of its hand-written backward "
+                        "pass (to measure what that pass gains)")
     a = p.parse_args()
+    if a.gru_autodiff:
+        import contrl.nets
+        contrl.nets.gru_scan = autodiff_gru
     runners = {"contrl": contrl_runner(a.updates, a.k), "pytorch": torch_runner(a.updates, a.k)}
     res = run_interleaved(list(runners), a.repeats, lambda lib: runners[lib]())
     import torch
     lines = report_header("Recurrent SAC updates per second", "recurrent_speed.py", level=3,
                           minutes=True,
-                          settings=f"{B} windows x {T} steps, GRU {H} (actor and critics), "
+                          settings=f"{B} windows x {T} steps, GRU {H} (actor and critics"
+                                   f"{'; contrl: autodiff GRU' if a.gru_autodiff else ''}), "
                                    f"2x{HID} heads, obs {OBS}, action {ACT}; torch "
                                    f"{torch.__version__} with {torch.get_num_threads()} threads")
     lines += ["| implementation | updates/s (each repeat) | median |", "|---|---|---|"]
