@@ -314,6 +314,7 @@ def cmd_sweep(args) -> int:
 def cmd_video(args) -> int:
     from contrl import video
     from contrl.evaluate import EVAL_SEED_OFFSET
+    from contrl.run import read_run_config
     from contrl.rundir import load_agent
 
     for name in ("episodes", "fps"):
@@ -324,6 +325,7 @@ def cmd_video(args) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "videos" / f"{args.checkpoint}.mp4"
     if out.suffix not in (".mp4", ".gif"):
         raise C.ConfigError(f"--out must end in .mp4 or .gif, got {out}")
+    read_run_config(args.run_dir)  # a missing run is named before any GL question
     video.choose_gl_backend()
     agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)
     seed = (run_cfg.seed + EVAL_SEED_OFFSET) if args.seed is None else args.seed

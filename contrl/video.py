@@ -6,6 +6,7 @@ where a GPU is present; ``MUJOCO_GL`` set by the user wins. Each frame is checke
 """
 from __future__ import annotations
 
+import ctypes.util
 import os
 from pathlib import Path
 
@@ -19,7 +20,13 @@ def choose_gl_backend() -> str:
     EGL with an NVIDIA device, else OSMesa. Must run before the first GL context."""
     backend = os.environ.get("MUJOCO_GL")
     if not backend:
-        backend = "egl" if os.path.exists("/dev/nvidia0") else "osmesa"
+        if os.path.exists("/dev/nvidia0"):
+            backend = "egl"
+        elif ctypes.util.find_library("OSMesa") is not None:
+            backend = "osmesa"
+        else:  # choosing osmesa anyway would break every later dm_control import
+            raise ContrlError("no off-screen OpenGL to render videos with: install OSMesa "
+                              "(Debian/Ubuntu: apt install libosmesa6) or set MUJOCO_GL")
         os.environ["MUJOCO_GL"] = backend
     os.environ.setdefault("PYOPENGL_PLATFORM", backend)
     return backend
@@ -27,8 +34,11 @@ def choose_gl_backend() -> str:
 
 def check_renderable(env_id: str, **env_kwargs) -> None:
     """Refuse, before training starts, a --video-every run whose env cannot be rendered."""
-    choose_gl_backend()
     from contrl.envs import make_env
+    from contrl.envs.dmc import PREFIX
+    if not env_id.startswith(PREFIX):  # whether MuJoCo renders it is known without GL
+        make_env(env_id, render_size=(16, 16), **env_kwargs).close()
+    choose_gl_backend()
     make_env(env_id, render_size=(16, 16), **env_kwargs).close()
 
 

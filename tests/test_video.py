@@ -60,3 +60,16 @@ def test_video_of_a_non_mujoco_env_is_refused():
     from contrl.errors import ContrlError
     with pytest.raises(ContrlError, match="not rendered by MuJoCo"):
         make_env("Pendulum-v1", render_size=(64, 64))
+
+
+def test_no_off_screen_gl_is_one_error_and_leaves_mujoco_gl_unset(monkeypatch):
+    """Without EGL or OSMesa, choosing a backend is refused in one line; setting MUJOCO_GL
+    to osmesa anyway made every later dm_control import in the process fail."""
+    from contrl.errors import ContrlError
+
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    monkeypatch.setattr(video.os.path, "exists", lambda path: False)
+    monkeypatch.setattr(video.ctypes.util, "find_library", lambda name: None)
+    with pytest.raises(ContrlError, match="no off-screen OpenGL"):
+        video.choose_gl_backend()
+    assert "MUJOCO_GL" not in os.environ
