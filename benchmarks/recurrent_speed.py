@@ -42,24 +42,6 @@ def windows(rng, k: int):
 
 
 # ------------------------------------------------------------------------------- contrl
-def autodiff_gru(xs, ws, b_n, h0, stop):
-    """The GRU loop differentiated by JAX (what contrl.nets.gru_scan did before its
-    hand-written backward pass), for ``--gru-autodiff``."""
-    import jax
-    import jax.numpy as jnp
-
-    def step(h, x):
-        (x_r, x_z, x_n), s = x
-        h = jnp.where(s[:, None], jax.lax.stop_gradient(h), h)
-        r = jax.nn.sigmoid(x_r + h @ ws[0])
-        z = jax.nn.sigmoid(x_z + h @ ws[1])
-        n = jnp.tanh(x_n + r * (h @ ws[2] + b_n))
-        h = n + z * (h - n)
-        return h, h
-    h_T, out = jax.lax.scan(step, h0, (xs, stop))
-    return out, h_T
-
-
 def contrl_runner(updates: int, k: int):
     import jax
 
@@ -212,7 +194,7 @@ def main() -> None:
     a = p.parse_args()
     if a.gru_autodiff:
         import contrl.nets
-        contrl.nets.gru_scan = autodiff_gru
+        contrl.nets.gru_scan = contrl.nets.gru_loop  # JAX differentiates the loop
     runners = {"contrl": contrl_runner(a.updates, a.k), "pytorch": torch_runner(a.updates, a.k)}
     res = run_interleaved(list(runners), a.repeats, lambda lib: runners[lib]())
     import torch

@@ -23,7 +23,7 @@ from flax import struct
 from flax.training.train_state import TrainState
 
 from contrl.agents.base import make_state
-from contrl.agents.offline import DataStats, OfflineConfig, fit_stats
+from contrl.agents.offline import DataNormalized, DataStats, OfflineConfig
 from contrl.agents.sac import SAC, sac_fields, soft_td_target
 from contrl.data.batch import Batch
 from contrl.nets import tanh_gaussian_log_prob, tanh_gaussian_mode, tanh_gaussian_sample
@@ -102,7 +102,7 @@ def cql_bc_loss(logp_pi, logp_data, alpha):
     return jnp.mean(alpha * logp_pi) - jnp.mean(logp_data)
 
 
-class CQL(SAC):
+class CQL(DataNormalized, SAC):
     """SAC with the conservative critic penalty and dataset statistics (``stats``)."""
 
     METRICS = ("critic_loss", "cql_penalty", "q_mean", "q_min", "q_max", "q_rand", "actor_loss",
@@ -132,16 +132,6 @@ class CQL(SAC):
             lagrange_gap=cfg.lagrange_gap, bc_steps=cfg.bc_steps,
             deterministic_backup=cfg.deterministic_backup, penalty_clip_min=cfg.penalty_clip_min,
         )
-
-    def fit_dataset(self, dataset, cfg: CQLConfig) -> "CQL":
-        return fit_stats(self, dataset, cfg)
-
-    # ----------------------------------------------------------------- acting
-    def sample_actions(self, obs, carry=()):
-        return super().sample_actions(self.stats.obs(obs), carry)
-
-    def eval_actions(self, obs, carry=()):
-        return super().eval_actions(self.stats.obs(obs), carry)
 
     # --------------------------------------------------------------- learning
     def cql_weight(self, params=None):
@@ -220,6 +210,3 @@ class CQL(SAC):
         alpha_prime = (self.log_alpha_prime.apply_gradients(grads=grads[1]) if self.lagrange
                        else self.log_alpha_prime)
         return self.replace(critic=critic, log_alpha_prime=alpha_prime), info
-
-    def _update_step(self, batch: Batch):
-        return super()._update_step(self.stats.batch(batch))

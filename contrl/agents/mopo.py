@@ -22,7 +22,7 @@ from flax import struct
 from contrl.agents.base import compiled_create, scan_updates
 from contrl.agents.dynamics import (Dynamics, DynamicsSpec, TrainSpec, imagine,
                                     saved_model_meta, spec_difference)
-from contrl.agents.offline import DataStats, OfflineConfig, fit_stats
+from contrl.agents.offline import DataNormalized, DataStats, OfflineConfig
 from contrl.agents.sac import SAC, SACConfig, sac_fields
 from contrl.config import ConfigError
 from contrl.data.batch import Batch
@@ -129,7 +129,7 @@ class MOPOConfig(OfflineConfig, SACConfig):
         return round(self.real_ratio * self.batch_size)
 
 
-class MOPO(SAC):
+class MOPO(DataNormalized, SAC):
     """SAC with dataset statistics, a dynamics ensemble (``dynamics``, fitted by the loop
     before the first update) and ``model_update``."""
 
@@ -158,18 +158,6 @@ class MOPO(SAC):
     def with_env(self, env_id: str) -> "MOPO":
         """The agent knowing which env's termination rule its rollouts follow."""
         return self.replace(env_id=env_id)
-
-    def fit_dataset(self, dataset, cfg: MOPOConfig) -> "MOPO":
-        return fit_stats(self, dataset, cfg)
-
-    def eval_actions(self, obs, carry=()):
-        return super().eval_actions(self.stats.obs(obs), carry)
-
-    def sample_actions(self, obs, carry=()):
-        return super().sample_actions(self.stats.obs(obs), carry)
-
-    def _update_step(self, batch: Batch):
-        return super()._update_step(self.stats.batch(batch))
 
     def _policy(self, obs, key):
         mean, log_std = self.actor.apply_fn(self.actor.params, self.stats.obs(obs))

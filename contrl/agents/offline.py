@@ -112,3 +112,21 @@ class DataStats(struct.PyTreeNode):
 def fit_stats(agent, dataset, cfg: OfflineConfig):
     """``agent`` with ``stats`` fitted on ``dataset`` as ``cfg`` says."""
     return agent.replace(stats=DataStats.fit(dataset, cfg.normalize_obs, cfg.reward_normalization))
+
+
+class DataNormalized:
+    """Mixed in before an online agent class (``class CQL(DataNormalized, SAC)``) whose
+    pytree has a ``stats`` field: the statistics are fitted on the dataset, and observations
+    (and rewards) go through them when the agent acts and learns."""
+
+    def fit_dataset(self, dataset, cfg: OfflineConfig):
+        return fit_stats(self, dataset, cfg)
+
+    def eval_actions(self, obs, carry=()):
+        return super().eval_actions(self.stats.obs(obs), carry)
+
+    def sample_actions(self, obs, carry=()):
+        return super().sample_actions(self.stats.obs(obs), carry)
+
+    def _update_step(self, batch: Batch):
+        return super()._update_step(self.stats.batch(batch))

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from contrl.agents.offline import DataStats, OfflineConfig, fit_stats
+from contrl.agents.offline import DataNormalized, DataStats, OfflineConfig
 from contrl.agents.td3 import TD3, TD3Config
 from contrl.data.batch import Batch
 
@@ -39,7 +39,7 @@ def td3bc_actor_loss(q, pi, action, alpha: float):
     return -lam * jnp.mean(q) + jnp.mean((pi - action) ** 2)
 
 
-class TD3BC(TD3):
+class TD3BC(DataNormalized, TD3):
     """TD3 with the BC-regularized actor and dataset statistics (``stats``)."""
 
     stats: DataStats = None
@@ -51,17 +51,6 @@ class TD3BC(TD3):
         agent = super().create(cfg, obs_dim, action_dim, seed)
         return agent.replace(stats=DataStats.identity(obs_dim), alpha=cfg.alpha)
 
-    def fit_dataset(self, dataset, cfg: TD3BCConfig) -> "TD3BC":
-        return fit_stats(self, dataset, cfg)
-
     def actor_objective(self, q, pi, batch: Batch):
         return td3bc_actor_loss(q, pi, batch.action, self.alpha)
 
-    def eval_actions(self, obs, carry=()):
-        return super().eval_actions(self.stats.obs(obs), carry)
-
-    def sample_actions(self, obs, carry=()):
-        return super().sample_actions(self.stats.obs(obs), carry)
-
-    def _update_step(self, batch: Batch):
-        return super()._update_step(self.stats.batch(batch))
