@@ -7,7 +7,6 @@ from typing import NamedTuple
 import numpy as np
 
 from contrl.envs import EnvPool
-from contrl.envs.make import info_success
 from contrl.envs.maze import MazeGeometry, agent_xy, goal_xy, is_maze
 from contrl.policy import Policy
 
@@ -64,9 +63,8 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, trace: bool 
             lengths[i] += 1
             if paths is not None:
                 paths[i].append(agent_xy(pool.envs[i]))
-            if first_success[i] < 0 and info_success(info):
+            if pool.record_success(i, info) and first_success[i] < 0:
                 first_success[i] = lengths[i]
-            pool.record_success(i, info)
             active[i] = not (term or trunc)
     success = pool.episode_success
     result = {

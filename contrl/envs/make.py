@@ -293,12 +293,15 @@ class EnvPool:
         self.episode_length += 1
         return next_obs, reward, terminated, truncated
 
-    def record_success(self, i: int, info: dict) -> None:
-        """Note what env ``i``'s step info says about reaching the goal."""
+    def record_success(self, i: int, info: dict) -> bool:
+        """Note what env ``i``'s step info says about reaching the goal; returns whether this
+        step reached it."""
         success = info_success(info)
-        if success is not None:
-            self.reports_success = True
-            self.episode_success[i] |= success
+        if success is None:
+            return False
+        self.reports_success = True
+        self.episode_success[i] |= success
+        return bool(success)
 
     def advance(self, next_obs: np.ndarray, done: np.ndarray) -> list[Episode]:
         """Make ``next_obs`` current, resetting finished envs; returns their episodes."""
