@@ -1,9 +1,9 @@
-"""The goal reacher for AntMaze data: SAC on AntGoal-v0 (trained, resumed, or skipped when
+"""The goal reacher for AntMaze data: SAC on AntGoal-v1 (trained, resumed, or skipped when
 done), its reach-rate curve, and the reacher driving the ant of a maze through the waypoint
 planner (evaluation episodes with the maze picture).
 
     python benchmarks/antmaze_reacher.py --steps 100000 --out benchmarks/results/antmaze \\
-        [--run-dir runs/antmaze/sac-AntGoal-v0-s0] [--maze AntMaze_UMaze-v5 --maze-episodes 10]
+        [--run-dir runs/antmaze/sac-AntGoal-v1-s0] [--maze AntMaze_UMaze-v5 --maze-episodes 10]
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def curve(run: Path, out: Path) -> str:
     ax2.set_xlabel("environment steps")
     ax2.legend(fontsize=7)
     ax2.grid(alpha=0.3)
-    fig.suptitle("SAC on AntGoal-v0")
+    fig.suptitle("SAC on AntGoal-v1")
     fig.tight_layout()
     fig.savefig(out / "reacher_curve.png", dpi=110)
     plt.close(fig)
@@ -90,7 +90,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--run-dir", default=None, help="default runs/antmaze/sac-AntGoal-v0-s<seed>")
+    p.add_argument("--run-dir", default=None, help="default runs/antmaze/sac-AntGoal-v1-s<seed>")
     p.add_argument("--maze", default="AntMaze_UMaze-v5")
     p.add_argument("--maze-episodes", type=int, default=10)
     p.add_argument("--collect", default="antmaze-medium-play-v0",
@@ -100,10 +100,10 @@ def main() -> None:
     a = p.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    run = Path(a.run_dir or f"runs/antmaze/sac-AntGoal-v0-s{a.seed}")
+    run = Path(a.run_dir or f"runs/antmaze/sac-AntGoal-v1-s{a.seed}")
     run.parent.mkdir(parents=True, exist_ok=True)
     before = load()
-    train_or_resume("sac", "AntGoal-v0", {"seed": a.seed, "tensorboard": False}, run, a.steps)
+    train_or_resume("sac", "AntGoal-v1", {"seed": a.seed, "tensorboard": False}, run, a.steps)
     after = load()
     keep_evidence(run, out)
     picture = curve(run, out)
@@ -114,7 +114,7 @@ def main() -> None:
     rows = [(s, r) for s, r in zip(*column(run, "eval_success_rate"))]
     _, returns = column(run, "eval_return")
     last = read_eval(run)
-    lines = report_header("AntGoal-v0 goal reacher: a short SAC trial", "antmaze_reacher.py",
+    lines = report_header("AntGoal-v1 goal reacher: a short SAC trial", "antmaze_reacher.py",
                           minutes=True)
     lines += [f"This command: {before} when it started, {after} when its training part "
               "ended (skipped when the run had reached --steps; a shared 2-core machine: wall "

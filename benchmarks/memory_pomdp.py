@@ -33,9 +33,22 @@ SETTINGS = {
     "rtd3_g98": ("rtd3", {"burn_in": 16, "gamma": 0.98}, False),
     "rsac_g98_whole": ("rsac", {"gamma": 0.98}, False),
     "rtd3_g98_whole": ("rtd3", {"gamma": 0.98}, False),
+    "rsac_rew": ("rsac", {"prev_reward": True}, False),  # previous reward as an input too
+    "rtd3_rew": ("rtd3", {"prev_reward": True}, False),
+    "rsac_rew_g98": ("rsac", {"prev_reward": True, "gamma": 0.98}, False),
+    # Locomotion at a quarter of a gradient step per env step for every setting alike (what
+    # lets 300k-step runs of all four fit this 2-core machine): rsac with a GRU of 64, 16
+    # windows of 32 steps (8 of them burn-in) and the previous action, as pomdp-baselines.
+    "rsac_loco": ("rsac", {"utd_ratio": 0.25, "rnn_hidden": 64, "seq_len": 32, "burn_in": 8,
+                           "batch_size": 16, "prev_action": True}, False),
+    "sac_u4": ("sac", {"utd_ratio": 0.25}, False),
+    "sac_stack4_u4": ("sac", {"utd_ratio": 0.25, "frame_stack": 4}, False),
+    "sac_full_u4": ("sac", {"utd_ratio": 0.25}, True),
     "sac_full_g90": ("sac", {"gamma": 0.9}, True),
     "sac": ("sac", {}, False),
     "sac_stack4": ("sac", {"frame_stack": 4}, False),
+    "sac_rew": ("sac", {"prev_reward": True}, False),
+    "sac_stack4_rew": ("sac", {"frame_stack": 4, "prev_reward": True}, False),
     "sac_full": ("sac", {}, True),
 }
 # Published figures (../shared/reference/ANCHORS.md): env -> {label: value}.

@@ -1,4 +1,4 @@
-"""AntGoal-v0: the goal relative to the ant's heading, the reward's terms, goals renewed on
+"""AntGoal-v1: the goal relative to the ant's heading, the reward's terms, goals renewed on
 success; the glue that drives a maze's ant towards the planner's waypoints."""
 import numpy as np
 import pytest
@@ -29,7 +29,7 @@ def test_relative_goal_by_hand():
 
 
 def test_env_observation_reward_and_goal_renewal():
-    env = make_env("AntGoal-v0")
+    env = make_env("AntGoal-v1")
     obs, _ = env.reset(seed=0)
     base = env.unwrapped
     assert obs.shape == (29,) and env.spec.max_episode_steps == 500
@@ -40,7 +40,7 @@ def test_env_observation_reward_and_goal_renewal():
     action = np.full(8, 0.5, np.float32)
     _, reward, *_, info = env.step(action)
     progress = (d0 - info["distance"]) / base.dt
-    assert reward == pytest.approx(progress + 1.0 - 0.5 * 8 * 0.25)  # healthy, 0.5 |a|^2
+    assert reward == pytest.approx(10 * progress + 1.0 - 0.5 * 8 * 0.25)  # healthy, 0.5 |a|^2
     # a goal within the success distance is reached, and a new one drawn
     saved = get_env_state(env)
     base.goal = base.data.qpos[:2] + [SUCCESS_DISTANCE / 2, 0.0]

@@ -83,6 +83,11 @@ def files(tmp_path):
             return _h5(d / "q.hdf5", actions=np.full((8, 1), 1.8, np.float32))
         if name == "wrong_dim_h5":
             return _h5(d / "w.hdf5", observations=np.zeros((8, 5), np.float32))
+        if name == "dense_h5":  # Pendulum-like rewards, not a goal's 0/1
+            return _h5(d / "r.hdf5", rewards=-np.arange(8, dtype=np.float32))
+        if name == "maze_29_h5":  # D4RL's antmaze layout (qpos and qvel, no goal): not contrl's
+            return _h5(d / "m29.hdf5", observations=np.zeros((8, 29), np.float32),
+                       actions=np.zeros((8, 8), np.float32))
         if name == "bad_minari":
             (d / "ds" / "data").mkdir(parents=True)
             (d / "ds" / "data" / "metadata.json").write_text("{broken")
@@ -136,7 +141,7 @@ CASES = [
     (["train", "sac", "AntMaze_UMaze-v5", "--obs-keys", "observation", "goal"],
      "observation keys goal not among its keys"),
     (["train", "sac", "AntMaze_Tiny-v5"], "unknown environment"),
-    (["train", "sac", "AntGoal-v1"], "closest: AntGoal-v0"),
+    (["train", "sac", "AntGoal-v2"], "closest: AntGoal-v1"),
     (["train", "sac", "AntMaze_UMaze-v5", "--eval-episodes", "0"], "eval_episodes must be positive"),
     (["train", "td3", "Hopper-v5", "--noise-type", "pink"], "noise_type must be"),
     (["train", "ppo", "Hopper-v5", "--minibatches", "5000"], "cannot be split into 5000"),
@@ -188,6 +193,11 @@ CASES = [
     (["train", "iql", "Pendulum-v1", "--dataset", "{nan_h5}", "--dataset-action-units", "raw"],
      "dataset_action_units must be env or scaled"),
     (["train", "iql", "Pendulum-v1", "--dataset", "{wrong_dim_h5}"], "5-dim observations; Pendulum-v1 has 3"),
+    (["train", "iql", "AntMaze_UMaze-v5", "--dataset", "{maze_29_h5}"],
+     "29-dim observations; AntMaze_UMaze-v5 has 31 (observation, achieved_goal, desired_goal, flattened"),
+    (["train", "iql", "AntMaze_UMaze-v5", "--dataset", "{h5}"], "1-dim actions; AntMaze_UMaze-v5 has 8"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "{dense_h5}", "--reward-normalization",
+      "antmaze"], "reward_normalization=antmaze is for sparse goal datasets"),
     (["train", "iql", "Pendulum-v1", "--dataset", "{bad_minari}"], "metadata.json is not valid JSON"),
     (["train", "sac", "Pendulum-v1", "--dataset", "{nan_h5}", "--offline-ratio", "0.5"], "non-finite value"),
     # resume

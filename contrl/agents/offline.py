@@ -77,6 +77,15 @@ def reward_transform(episode_returns: np.ndarray, kind: str) -> tuple[float, flo
     return 1.0, 0.0
 
 
+def check_sparse_rewards(rewards: np.ndarray, name: str) -> None:
+    """The antmaze transform (r - 1) assumes a sparse goal reward: 1 at the goal, else 0."""
+    odd = rewards[(rewards != 0) & (rewards != 1)]
+    if len(odd):
+        raise ConfigError(f"reward_normalization=antmaze is for sparse goal datasets (rewards 0 "
+                          f"or 1); {name} has rewards from {float(rewards.min()):g} to "
+                          f"{float(rewards.max()):g}: pick --reward-normalization returns or none")
+
+
 class DataStats(struct.PyTreeNode):
     """Observation mean/std and reward scale/bias, fitted on the dataset and kept in the agent
     (hence in every checkpoint) so that evaluation and online data see the same transform."""
@@ -98,6 +107,8 @@ class DataStats(struct.PyTreeNode):
             stats = stats.replace(
                 obs_mean=jnp.asarray(dataset.observations.mean(0), jnp.float32),
                 obs_std=jnp.asarray(np.maximum(dataset.observations.std(0), 1e-3), jnp.float32))
+        if reward_normalization == "antmaze":
+            check_sparse_rewards(dataset.rewards, dataset.name)
         scale, bias = reward_transform(dataset.episode_returns, reward_normalization)
         return stats.replace(reward_scale=jnp.float32(scale), reward_bias=jnp.float32(bias))
 

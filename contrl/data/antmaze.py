@@ -1,4 +1,4 @@
-"""D4RL-style AntMaze datasets made by contrl: a goal-reaching ant (trained on ``AntGoal-v0``)
+"""D4RL-style AntMaze datasets made by contrl: a goal-reaching ant (trained on ``AntGoal-v1``)
 driven through a maze by the waypoint planner, with Gaussian action noise.
 
 How (as D4RL made its antmaze datasets, with what differs said):

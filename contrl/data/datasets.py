@@ -79,7 +79,7 @@ class Dataset:
         """Refuse a dataset whose shapes do not fit the environment."""
         if self.obs_dim != obs_dim:
             raise DatasetError(f"dataset {self.name} has {self.obs_dim}-dim observations; "
-                               f"{env_id} has {obs_dim}")
+                               f"{env_id} has {obs_dim}{_layout(env_id)}")
         if self.action_dim != action_dim:
             raise DatasetError(f"dataset {self.name} has {self.action_dim}-dim actions; "
                                f"{env_id} has {action_dim}")
@@ -183,6 +183,14 @@ class Dataset:
             running = self.rewards[i] + gamma * running
             out[i] = running
         return out.astype(np.float32)
+
+
+def _layout(env_id: str) -> str:
+    """How a goal env's dict observation is flattened, for the shape-mismatch message."""
+    if env_id.startswith(("AntMaze_", "PointMaze_")):
+        from contrl.envs.antgoal import MAZE_OBS_KEYS
+        return f" ({', '.join(MAZE_OBS_KEYS)}, flattened in that order)"
+    return ""
 
 
 def check_action_range(actions: np.ndarray, low, high, where: str, declared: str,

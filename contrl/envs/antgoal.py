@@ -1,4 +1,4 @@
-"""``AntGoal-v0``: an ant on an open floor that must reach a goal a few metres away, the goal
+"""``AntGoal-v1``: an ant on an open floor that must reach a goal a few metres away, the goal
 given relative to its body; the skill D4RL's AntMaze data were collected with, and the glue
 that lets such a policy drive the ant through a maze towards waypoints.
 
@@ -8,11 +8,14 @@ Observation (29 numbers): the ant's 27 (torso height, orientation quaternion, 8 
 ant's heading frame (forward, left; metres), so the policy does not depend on where on the
 floor it stands or which way it faces.
 
-Reward per step (dt = 0.05 s): ``progress + healthy - ctrl``, where progress is the speed
+Reward per step (dt = 0.05 s): ``10 * progress + healthy - ctrl``, where progress is the speed
 towards the goal, (d_before - d_after) / dt, healthy is 1 while the torso's height is in
 [0.2, 1.0] (else the episode terminates, as in Ant-v5) and ctrl = 0.5 |a|^2 (Ant-v5's control
 cost). Progress rewards reaching the goal without a bonus to tune; the healthy term keeps the
-ant upright. A goal is reached within ``SUCCESS_DISTANCE`` of the torso's x-y (as in the
+ant upright. The factor 10 on progress (``PROGRESS_SCALE``; Minari's goal-reaching ant for its
+AntMaze data scaled its goal-ward velocity the same way) is what v1 changed: with progress
+unscaled (v0), standing still and collecting the healthy reward beat walking, and a 200k-step
+SAC run learned only to stand (benchmarks/results/antmaze/reacher.md). A goal is reached within ``SUCCESS_DISTANCE`` of the torso's x-y (as in the
 mazes); the step's info then says ``success`` and a new goal is drawn from where the ant
 stands, so one 500-step episode can reach several (``goals_reached`` in the info) and the
 ant learns to move on rather than to stop. Goals lie ``GOAL_DISTANCE`` metres away in a
@@ -28,15 +31,16 @@ from gymnasium.spaces import Box
 from contrl.envs.maze_planner import WaypointPlanner
 from contrl.errors import ContrlError
 
-ENV_ID = "AntGoal-v0"
+ENV_ID = "AntGoal-v1"
 EPISODE_STEPS = 500
 SUCCESS_DISTANCE = 0.45
 GOAL_DISTANCE = (1.0, 5.0)
 ANT_OBS_DIM = 27
+PROGRESS_SCALE = 10.0
 
 
 def register() -> None:
-    """Make ``AntGoal-v0`` a Gymnasium id (500-step episodes)."""
+    """Make ``AntGoal-v1`` a Gymnasium id (500-step episodes)."""
     if ENV_ID not in gym.registry:
         gym.register(ENV_ID, entry_point=f"{__name__}:AntGoalEnv",
                      max_episode_steps=EPISODE_STEPS)
@@ -96,7 +100,7 @@ class AntGoalEnv(AntEnv):
         after = self._distance()
         progress = (before - after) / self.dt
         ctrl = self.control_cost(action)
-        reward = progress + self.healthy_reward - ctrl
+        reward = PROGRESS_SCALE * progress + self.healthy_reward - ctrl
         terminated = (not self.is_healthy) and self._terminate_when_unhealthy
         success = after <= SUCCESS_DISTANCE
         if success:
@@ -121,7 +125,7 @@ def split_maze_obs(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class MazeDriver:
-    """A goal-reaching policy (trained on ``AntGoal-v0``) driving an AntMaze ant: at every step
+    """A goal-reaching policy (trained on ``AntGoal-v1``) driving an AntMaze ant: at every step
     the planner's next waypoint towards the maze's goal becomes the policy's goal. A policy
     (``contrl.policy.Policy``) on the maze's flat observations; the reacher's carry passes
     through."""
