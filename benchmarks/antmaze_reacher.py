@@ -1,9 +1,9 @@
-"""The goal reacher for AntMaze data: SAC on AntGoal-v1 (trained, resumed, or skipped when
+"""The goal reacher for AntMaze data: SAC on AntGoal-v2 (or --env AntGoal-v1) (trained, resumed, or skipped when
 done), its reach-rate curve, and the reacher driving the ant of a maze through the waypoint
 planner (evaluation episodes with the maze picture).
 
     python benchmarks/antmaze_reacher.py --steps 100000 --out benchmarks/results/antmaze \\
-        [--run-dir runs/antmaze/sac-AntGoal-v1-s0] [--maze AntMaze_UMaze-v5 --maze-episodes 10]
+        [--run-dir runs/antmaze/sac-AntGoal-v2-s0] [--maze AntMaze_UMaze-v5 --maze-episodes 10]
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def load() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def curve(run: Path, out: Path) -> str:
+def curve(run: Path, out: Path, env: str) -> str:
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     steps, rate = column(run, "eval_success_rate")
@@ -37,7 +37,7 @@ def curve(run: Path, out: Path) -> str:
     ax2.set_xlabel("environment steps")
     ax2.legend(fontsize=7)
     ax2.grid(alpha=0.3)
-    fig.suptitle("SAC on AntGoal-v1")
+    fig.suptitle(f"SAC on {env}")
     fig.tight_layout()
     fig.savefig(out / "reacher_curve.png", dpi=110)
     plt.close(fig)
@@ -90,7 +90,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--run-dir", default=None, help="default runs/antmaze/sac-AntGoal-v1-s<seed>")
+    p.add_argument("--run-dir", default=None, help="default runs/antmaze/sac-<env>-s<seed>")
+    p.add_argument("--env", default="AntGoal-v2", choices=("AntGoal-v1", "AntGoal-v2"))
     p.add_argument("--maze", default="AntMaze_UMaze-v5")
     p.add_argument("--maze-episodes", type=int, default=10)
     p.add_argument("--collect", default="antmaze-medium-play-v0",
@@ -100,13 +101,13 @@ def main() -> None:
     a = p.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    run = Path(a.run_dir or f"runs/antmaze/sac-AntGoal-v1-s{a.seed}")
+    run = Path(a.run_dir or f"runs/antmaze/sac-{a.env}-s{a.seed}")
     run.parent.mkdir(parents=True, exist_ok=True)
     before = load()
-    train_or_resume("sac", "AntGoal-v1", {"seed": a.seed, "tensorboard": False}, run, a.steps)
+    train_or_resume("sac", a.env, {"seed": a.seed, "tensorboard": False}, run, a.steps)
     after = load()
     keep_evidence(run, out)
-    picture = curve(run, out)
+    picture = curve(run, out, a.env)
     log(f"driving {a.maze} with the reacher")
     maze = drive(run, a.maze, a.maze_episodes, out)
     log(f"timing the collection of {a.collect_steps} steps of {a.collect}")
@@ -114,7 +115,7 @@ def main() -> None:
     rows = [(s, r) for s, r in zip(*column(run, "eval_success_rate"))]
     _, returns = column(run, "eval_return")
     last = read_eval(run)
-    lines = report_header("AntGoal-v1 goal reacher: a short SAC trial", "antmaze_reacher.py",
+    lines = report_header(f"{a.env} goal reacher: SAC", "antmaze_reacher.py",
                           minutes=True)
     lines += [f"This command: {before} when it started, {after} when its training part "
               "ended (skipped when the run had reached --steps; a shared 2-core machine: wall "

@@ -168,7 +168,7 @@ def train_or_resume(algo: str, env: str, overrides: dict, run_dir: Path, steps: 
 def keep_evidence(run: Path, out: Path) -> None:
     """Copy a run's log, config and last evaluation to <out>/runs/<run name>."""
     keep = Path(out) / "runs" / Path(run).name
-    for name in ("progress.csv", "config.json", "eval.json"):
+    for name in ("progress.csv", "config.json", "eval.json", "final_eval.json"):
         if (Path(run) / name).exists():
             copy_file(Path(run) / name, keep / name)
 

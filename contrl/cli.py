@@ -92,14 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     md = sub.add_parser("make-dataset", help="make a D4RL-style AntMaze dataset with a goal "
                         "reacher", description="Drive the ant of a maze with a policy trained on "
-                        "AntGoal-v1 towards a waypoint planner's next cell, with action noise, "
+                        "AntGoal-v2 towards a waypoint planner's next door, with action noise, "
                         "and write a Minari dataset. Rerun the same command to continue an "
                         "interrupted collection.")
     md.add_argument("name", help="antmaze-umaze-v0, antmaze-umaze-diverse-v0, "
                     "antmaze-medium-play-v0, antmaze-medium-diverse-v0, antmaze-large-play-v0 "
                     "or antmaze-large-diverse-v0")
     md.add_argument("--reacher", required=True, metavar="RUN",
-                    help="run directory of a policy trained on AntGoal-v1")
+                    help="run directory of a policy trained on AntGoal-v2 (or -v1)")
     md.add_argument("--checkpoint", choices=("best", "latest"), default="best")
     md.add_argument("--steps", type=int, default=1_000_000, help="transitions to collect")
     md.add_argument("--episode-steps", type=int, default=1000, help="steps per episode")

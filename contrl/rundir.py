@@ -83,14 +83,14 @@ def export_run_buffer(run_dir: str | Path, name: str, which: str = "latest",
 def make_maze_dataset_from_run(name: str, run_dir: str | Path, which: str = "best",
                                stop=None, **options) -> dict:
     """``contrl make-dataset``: the AntMaze dataset ``name`` driven by the goal reacher of a
-    run trained on AntGoal-v1 (its ``which`` checkpoint); ``options``: ``make_maze_dataset``'s
+    run trained on AntGoal-v2 or -v1 (its ``which`` checkpoint); ``options``: ``make_maze_dataset``'s
     (steps, noise, episode_steps, seed, num_envs)."""
     from contrl.data.antmaze import dataset_spec, make_maze_dataset
-    from contrl.envs.antgoal import ENV_ID
+    from contrl.envs.antgoal import ENV_ID, ENV_IDS
 
     dataset_spec(name)
     run_cfg, _ = run_configs(run_dir)
-    if run_cfg.env != ENV_ID or run_cfg.frame_stack != 1 or run_cfg.prev_action \
+    if run_cfg.env not in ENV_IDS or run_cfg.frame_stack != 1 or run_cfg.prev_action \
             or run_cfg.prev_reward or run_cfg.action_repeat != 1:
         raise ContrlError(f"{run_dir} is not a goal reacher: the reacher must be trained on "
                           f"{ENV_ID} with plain observations (it was trained on {run_cfg.env})")

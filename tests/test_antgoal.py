@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from contrl.envs import get_env_state, make_env, set_env_state
-from contrl.envs.antgoal import (SUCCESS_DISTANCE, MazeDriver, heading, reacher_inputs,
+from contrl.envs.antgoal import (SUCCESS_DISTANCE, MazeDriver, heading, reacher_inputs, upright,
                                  relative_goal, split_maze_obs)
 from contrl.envs.maze import MazeGeometry
 from contrl.envs.maze_planner import WaypointPlanner
@@ -73,9 +73,25 @@ def test_driver_gives_the_reacher_the_next_waypoint():
     driver = MazeDriver(Echo(), WaypointPlanner(MazeGeometry.from_map(U_MAZE, 4)))
     obs = np.zeros((2, 31), np.float32)
     obs[:, 1] = 1.0  # facing +x
-    obs[0, 27:] = [-4.0, 4.0, -4.0, -4.0]  # top left, goal bottom left: next cell to the right
+    obs[0, 27:] = [-4.0, 4.0, -4.0, -4.0]  # top left, goal bottom left: the door to the right
     obs[1, 27:] = [-4.0, -4.5, -4.0, -4.0]  # in the goal's cell: the goal itself
-    np.testing.assert_allclose(driver.waypoints(obs), [[0.0, 4.0], [-4.0, -4.0]])
+    np.testing.assert_allclose(driver.waypoints(obs), [[-2.0, 4.0], [-4.0, -4.0]])
     actions, carry = driver.eval_actions(obs, driver.initial_carry(2))
-    np.testing.assert_allclose(actions[:, :2], [[4.0, 0.0], [0.0, 0.5]], atol=1e-6)  # ahead; left
+    np.testing.assert_allclose(actions[:, :2], [[2.0, 0.0], [0.0, 0.5]], atol=1e-6)  # ahead; left
     assert carry == ()
+
+
+def test_v2_ends_the_episode_when_the_ant_turns_over():
+    """An ant on its back (torso at 0.3 m, inside Ant-v5's healthy heights) ends a v2 episode
+    and is still healthy in v1."""
+    assert upright(quat_yaw(2.0)) and not upright(np.array([0.0, 1.0, 0.0, 0.0]))
+    assert upright(np.array([np.cos(0.7), np.sin(0.7), 0.0, 0.0]))  # tilted 80 degrees: up
+    for env_id, ends in (("AntGoal-v1", False), ("AntGoal-v2", True)):
+        env = make_env(env_id)
+        env.reset(seed=0)
+        base = env.unwrapped
+        qpos = base.data.qpos.copy()
+        qpos[2], qpos[3:7] = 0.3, [0.0, 1.0, 0.0, 0.0]  # rolled onto its back
+        base.set_state(qpos, np.zeros_like(base.data.qvel))
+        _, reward, terminated, _, _ = env.step(np.zeros(8, np.float32))
+        assert terminated == ends, env_id

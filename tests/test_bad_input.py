@@ -141,7 +141,7 @@ CASES = [
     (["train", "sac", "AntMaze_UMaze-v5", "--obs-keys", "observation", "goal"],
      "observation keys goal not among its keys"),
     (["train", "sac", "AntMaze_Tiny-v5"], "unknown environment"),
-    (["train", "sac", "AntGoal-v2"], "closest: AntGoal-v1"),
+    (["train", "sac", "AntGoal-v3"], "closest: AntGoal-v2, AntGoal-v1"),
     (["train", "sac", "AntMaze_UMaze-v5", "--eval-episodes", "0"], "eval_episodes must be positive"),
     (["train", "td3", "Hopper-v5", "--noise-type", "pink"], "noise_type must be"),
     (["train", "ppo", "Hopper-v5", "--minibatches", "5000"], "cannot be split into 5000"),

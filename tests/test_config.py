@@ -29,7 +29,7 @@ def test_evaluation_episodes_default_by_env():
     assert build_configs("td3", "PointMaze_Medium-v3", {})[0].eval_episodes == 100
     assert build_configs("sac", "Hopper-v5", {})[0].eval_episodes == 10
     assert build_configs("sac", "AntMaze_UMaze-v5", {"eval_episodes": 7})[0].eval_episodes == 7
-    assert build_configs("sac", "AntGoal-v1", {})[0].eval_episodes == 50  # its preset
+    assert build_configs("sac", "AntGoal-v2", {})[0].eval_episodes == 50  # its preset
 
 
 @pytest.mark.parametrize("over, msg", [

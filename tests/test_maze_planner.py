@@ -1,4 +1,4 @@
-"""The waypoint planner: shortest paths over a maze's free cells, the next cell's centre."""
+"""The waypoint planner: shortest paths over a maze's free cells, the next door beyond the lookahead."""
 import numpy as np
 import pytest
 
@@ -19,10 +19,16 @@ def test_distances_follow_the_u_not_the_wall():
 
 def test_path_and_next_waypoint_on_the_u_maze():
     planner = WaypointPlanner(MazeGeometry.from_map(U_MAZE, 4))
+    assert planner.lookahead == 1.0  # a quarter of a 4 m cell
     start, goal = np.array([-4.5, 3.2]), np.array([-3.8, -4.3])
     assert planner.path(start, goal) == [(1, 1), (1, 2), (1, 3), (2, 3), (3, 3), (3, 2), (3, 1)]
-    np.testing.assert_allclose(planner.next_waypoint(start, goal), [0.0, 4.0])  # cell (1, 2)
-    np.testing.assert_allclose(planner.next_waypoint([4.0, 1.0], goal), [4.0, -4.0])  # (2,3)->(3,3)
+    # cell centres: (1, 1) (-4, 4), (1, 2) (0, 4), (2, 3) (4, 0), (3, 3) (4, -4), (3, 2) (0, -4)
+    np.testing.assert_allclose(planner.next_waypoint(start, goal), [-2.0, 4.0])  # door (1,1)|(1,2)
+    np.testing.assert_allclose(planner.next_waypoint([4.0, 1.0], goal), [4.0, -2.0])  # (2,3)|(3,3)
+    # within the lookahead (0.5 m) of that door: the next one, (3,3)|(3,2)
+    np.testing.assert_allclose(planner.next_waypoint([4.0, -1.5], goal), [2.0, -4.0])
+    # the last door (3,2)|(3,1) at (-2, -4) is 0.5 m away: the goal
+    np.testing.assert_allclose(planner.next_waypoint([-1.5, -4.0], goal), goal)
     np.testing.assert_allclose(planner.next_waypoint([-5.0, -3.0], goal), goal)  # goal's cell
     # a few centimetres inside a wall (x = -6.05 is in column 0): back to the nearest free cell
     np.testing.assert_allclose(planner.next_waypoint([-6.05, -4.0], goal), [-4.0, -4.0])

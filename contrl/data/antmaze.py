@@ -1,4 +1,4 @@
-"""D4RL-style AntMaze datasets made by contrl: a goal-reaching ant (trained on ``AntGoal-v1``)
+"""D4RL-style AntMaze datasets made by contrl: a goal-reaching ant (trained on ``AntGoal-v2``)
 driven through a maze by the waypoint planner, with Gaussian action noise.
 
 How (as D4RL made its antmaze datasets, with what differs said):
@@ -12,7 +12,13 @@ How (as D4RL made its antmaze datasets, with what differs said):
 - the reward is the env's own: 1 at a step that ends within 0.45 m of the goal, else 0;
 - when the goal is reached a fresh one is drawn (from the same set, in another cell) at once,
   so the ant never idles at its goal (an offline learner would otherwise see long stretches
-  of standing still with reward 1); the observation that follows already holds the new goal;
+  of standing still with reward 1, Minari issue 296);
+- the step that reaches a goal ends a stored episode with a termination: its next
+  observation is the real one, still holding the reached goal, and the next stored episode
+  starts from the same state with the new goal. So every transition's goal is the goal of
+  its reward, and a value learner does not bootstrap from one goal's task into the next's
+  (D4RL marked the steps at its goal as terminals too). A stored episode thus ends in a
+  termination (goal reached) or in the 1000-step timeout;
 - the policy is the reacher's deterministic action towards the planner's next waypoint plus
   N(0, ``noise``^2) noise, clipped to [-1, 1].
 
@@ -53,7 +59,7 @@ class MazeDataset(NamedTuple):
 
 
 DATASETS = {
-    "antmaze-umaze-v0": MazeDataset("AntMaze_UMaze-v5", "fixed", (3, 1), (1, 1)),
+    "antmaze-umaze-v0": MazeDataset("AntMaze_UMaze_Fixed-v5", "fixed", (3, 1), (1, 1)),
     "antmaze-umaze-diverse-v0": MazeDataset("AntMaze_UMaze-v5", "diverse"),
     "antmaze-medium-play-v0": MazeDataset("AntMaze_Medium_Diverse_GR-v5", "play"),
     "antmaze-medium-diverse-v0": MazeDataset("AntMaze_Medium_Diverse_GR-v5", "diverse"),
@@ -86,8 +92,18 @@ def _draw(rng: np.random.Generator, cells: list, avoid=None) -> tuple[int, int]:
     return tuple(int(v) for v in options[rng.integers(len(options))])
 
 
+def _segment(obs: list, actions: list, rewards: list, terminated: bool) -> dict:
+    n = len(rewards)
+    return {"observations": np.asarray(obs, np.float32),
+            "actions": np.asarray(actions, np.float32),
+            "rewards": np.asarray(rewards, np.float32),
+            "terminations": np.arange(1, n + 1) == n if terminated else np.zeros(n, bool),
+            "truncations": np.zeros(n, bool) if terminated else np.arange(1, n + 1) == n}
+
+
 class _Episode:
-    """One episode being collected: its env, random generator and arrays so far."""
+    """One collection episode: its env, random generator, the stored episodes it has closed
+    (one per goal reached) and the arrays of the open one."""
 
     def __init__(self, env, index: int, seed: int, starts: list, goals: list):
         self.env, self.goals = env, goals
@@ -96,15 +112,17 @@ class _Episode:
         goal = _draw(self.rng, goals, avoid=start)
         obs, _ = env.reset(seed=int(self.rng.integers(2**31)),
                            options={"reset_cell": np.array(start), "goal_cell": np.array(goal)})
-        self.obs = [obs]
-        self.actions, self.rewards = [], []
+        self.closed: list[dict] = []
+        self.obs, self.actions, self.rewards = [obs], [], []
         self.goal_cell = goal
 
     def step(self, action: np.ndarray) -> None:
         obs, reward, _, _, _ = self.env.step(action)
         self.actions.append(action)
         self.rewards.append(float(reward))
-        if reward > 0:  # reached: a fresh goal in another cell, seen from the next step on
+        self.obs.append(obs)
+        if reward > 0:  # reached: close the stored episode, go on towards a fresh goal
+            self.closed.append(_segment(self.obs, self.actions, self.rewards, terminated=True))
             maze = self.env.unwrapped
             self.goal_cell = _draw(self.rng, self.goals, avoid=self.goal_cell)
             maze.goal = maze.add_xy_position_noise(maze.maze.cell_rowcol_to_xy(
@@ -112,15 +130,12 @@ class _Episode:
             maze.update_target_site_pos()
             obs = obs.copy()
             obs[-2:] = maze.goal
-        self.obs.append(obs)
+            self.obs, self.actions, self.rewards = [obs], [], []
 
-    def arrays(self) -> dict:
-        n = len(self.rewards)
-        return {"observations": np.asarray(self.obs, np.float32),
-                "actions": np.asarray(self.actions, np.float32),
-                "rewards": np.asarray(self.rewards, np.float32),
-                "terminations": np.zeros(n, bool),
-                "truncations": np.arange(1, n + 1) == n}
+    def arrays(self) -> list[dict]:
+        """The stored episodes: one per goal reached, then the rest up to the timeout."""
+        rest = [_segment(self.obs, self.actions, self.rewards, terminated=False)]
+        return self.closed + (rest if self.rewards else [])
 
 
 def collect_chunk(driver: MazeDriver, spec: MazeDataset, first: int, count: int,
@@ -139,7 +154,7 @@ def collect_chunk(driver: MazeDriver, spec: MazeDataset, first: int, count: int,
             ep.step(a.astype(np.float32))
     for e in envs:
         e.close()
-    return [ep.arrays() for ep in episodes]
+    return [stored for ep in episodes for stored in ep.arrays()]
 
 
 def _save_part(path: Path, episodes: list[dict]) -> None:
@@ -209,9 +224,10 @@ def _metadata(settings: dict, episodes: list[dict], starts: list, goals: list) -
             "policy": f"goal reacher {settings.get('run', '')} + waypoint planner + "
                       f"N(0, {settings['noise']}^2) noise",
             "description": (
-                f"{settings['cells']} starts and goals; {settings['episode_steps']}-step episodes "
-                "ending in a timeout (no terminations); reward 1 within "
-                f"{SUCCESS_DISTANCE} m of the goal, where a fresh goal is drawn at once"),
+                f"{settings['cells']} starts and goals; {settings['episode_steps']}-step "
+                f"collection episodes; reward 1 within {SUCCESS_DISTANCE} m of the goal, where "
+                "the stored episode terminates and the next starts towards a fresh goal; the "
+                "last one of each collection episode ends in a timeout"),
             "start_cells": [list(c) for c in starts], "goal_cells": [list(c) for c in goals],
             "goals_reached": reached,
             "average_return": float(np.mean([ep["rewards"].sum() for ep in episodes]))}

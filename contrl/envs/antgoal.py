@@ -1,5 +1,5 @@
-"""``AntGoal-v1``: an ant on an open floor that must reach a goal a few metres away, the goal
-given relative to its body; the skill D4RL's AntMaze data were collected with, and the glue
+"""``AntGoal-v2`` (and ``-v1``): an ant on an open floor that must reach a goal a few metres
+away, the goal given relative to its body; the skill D4RL's AntMaze data were collected with, and the glue
 that lets such a policy drive the ant through a maze towards waypoints.
 
 Observation (29 numbers): the ant's 27 (torso height, orientation quaternion, 8 joint angles,
@@ -15,7 +15,11 @@ cost). Progress rewards reaching the goal without a bonus to tune; the healthy t
 ant upright. The factor 10 on progress (``PROGRESS_SCALE``; Minari's goal-reaching ant for its
 AntMaze data scaled its goal-ward velocity the same way) is what v1 changed: with progress
 unscaled (v0), standing still and collecting the healthy reward beat walking, and a 200k-step
-SAC run learned only to stand (benchmarks/results/antmaze/reacher.md). A goal is reached within ``SUCCESS_DISTANCE`` of the torso's x-y (as in the
+SAC run learned only to stand (benchmarks/results/antmaze/reacher.md). v2 also ends the
+episode when the ant turns over (its torso's up axis below the horizon): Ant-v5's height test
+alone lets an ant on its back (torso at about 0.27 m) go on, so v1's reacher never learned
+that turning over costs anything, and driven through a maze with action noise it lay on its
+back in 40% of the steps of the datasets it made (benchmarks/results/antmaze/README.md). A goal is reached within ``SUCCESS_DISTANCE`` of the torso's x-y (as in the
 mazes); the step's info then says ``success`` and a new goal is drawn from where the ant
 stands, so one 500-step episode can reach several (``goals_reached`` in the info) and the
 ant learns to move on rather than to stop. Goals lie ``GOAL_DISTANCE`` metres away in a
@@ -31,7 +35,8 @@ from gymnasium.spaces import Box
 from contrl.envs.maze_planner import WaypointPlanner
 from contrl.errors import ContrlError
 
-ENV_ID = "AntGoal-v1"
+ENV_ID = "AntGoal-v2"  # the reacher to train; v1 kept so that reachers trained on it still load
+ENV_IDS = ("AntGoal-v1", "AntGoal-v2")
 EPISODE_STEPS = 500
 SUCCESS_DISTANCE = 0.45
 GOAL_DISTANCE = (1.0, 5.0)
@@ -40,10 +45,20 @@ PROGRESS_SCALE = 10.0
 
 
 def register() -> None:
-    """Make ``AntGoal-v1`` a Gymnasium id (500-step episodes)."""
-    if ENV_ID not in gym.registry:
-        gym.register(ENV_ID, entry_point=f"{__name__}:AntGoalEnv",
-                     max_episode_steps=EPISODE_STEPS)
+    """Make ``AntGoal-v1`` and ``AntGoal-v2`` Gymnasium ids (500-step episodes); v2 also ends
+    an episode when the ant turns over."""
+    for env_id in ENV_IDS:
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point=f"{__name__}:AntGoalEnv",
+                         max_episode_steps=EPISODE_STEPS,
+                         kwargs={"end_when_turned_over": env_id != "AntGoal-v1"})
+
+
+def upright(quat: np.ndarray) -> np.ndarray:
+    """Whether the torso's up axis points above the horizon, for unit quaternion(s) (w, x, y,
+    z) (last axis): its world z component, 1 - 2 (x^2 + y^2), is positive."""
+    _, x, y, _ = np.moveaxis(np.asarray(quat, np.float64), -1, 0)
+    return 1.0 - 2.0 * (x * x + y * y) > 0.0
 
 
 def heading(quat: np.ndarray) -> np.ndarray:
@@ -70,11 +85,21 @@ def reacher_inputs(ant_obs: np.ndarray, xy: np.ndarray, goal: np.ndarray) -> np.
 class AntGoalEnv(AntEnv):
     """Gymnasium's Ant (v5 model and physics) with goals; see the module docstring."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, end_when_turned_over: bool = True, **kwargs):
         self.goal = np.zeros(2)
         self.goals_reached = 0
+        self.end_when_turned_over = end_when_turned_over
         super().__init__(include_cfrc_ext_in_observation=False, **kwargs)
         self.observation_space = Box(-np.inf, np.inf, (ANT_OBS_DIM + 2,), np.float64)
+
+    @property
+    def is_healthy(self) -> bool:
+        """Ant-v5's test (torso height within [0.2, 1.0] m), and in v2 upright: an ant on
+        its back has its torso at about 0.27 m, healthy by height alone."""
+        healthy = super().is_healthy
+        if self.end_when_turned_over:
+            healthy = healthy and bool(upright(self.data.qpos[3:7]))
+        return healthy
 
     def _new_goal(self) -> None:
         r = self.np_random.uniform(*GOAL_DISTANCE)
@@ -125,7 +150,7 @@ def split_maze_obs(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class MazeDriver:
-    """A goal-reaching policy (trained on ``AntGoal-v1``) driving an AntMaze ant: at every step
+    """A goal-reaching policy (trained on ``AntGoal-v2``) driving an AntMaze ant: at every step
     the planner's next waypoint towards the maze's goal becomes the policy's goal. A policy
     (``contrl.policy.Policy``) on the maze's flat observations; the reacher's carry passes
     through."""

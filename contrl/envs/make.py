@@ -23,6 +23,11 @@ from contrl.errors import ContrlError, UnknownIdError
 _CLASSIC = ("Pendulum-v1", "MountainCarContinuous-v0")
 # Info keys through which an env reports that an episode reached its goal.
 SUCCESS_KEYS = ("is_success", "success")
+# D4RL's antmaze-umaze task: the U maze with one start ('r', bottom left) and one goal ('g', top
+# left) instead of gymnasium-robotics' random free cells for both (AntMaze_UMaze-v5).
+UMAZE_FIXED = "AntMaze_UMaze_Fixed-v5"
+UMAZE_FIXED_MAP = [[1, 1, 1, 1, 1], [1, "g", 0, 0, 1], [1, 1, 1, 0, 1], [1, "r", 0, 0, 1],
+                   [1, 1, 1, 1, 1]]
 
 
 @lru_cache(maxsize=None)
@@ -37,6 +42,11 @@ def _register_robotics() -> bool:
             gym.register_envs(gymnasium_robotics)
     except ImportError:  # pragma: no cover - gymnasium-robotics is a dependency
         return False
+    if UMAZE_FIXED not in gym.registry:
+        umaze = gym.spec("AntMaze_UMaze-v5")
+        gym.register(UMAZE_FIXED, entry_point=umaze.entry_point,
+                     max_episode_steps=umaze.max_episode_steps,
+                     kwargs={**umaze.kwargs, "maze_map": UMAZE_FIXED_MAP})
     return True
 
 
@@ -47,7 +57,7 @@ def default_eval_episodes(env_id: str) -> int:
 
 def known_env_ids(dmc: bool = True) -> list[str]:
     """Gymnasium MuJoCo tasks (v4, v5), gymnasium-robotics' AntMaze and PointMaze tasks (their
-    newest version), contrl's own tasks (``AntGoal-v1``), the continuous classic-control tasks
+    newest version), contrl's own tasks (``AntGoal-v1``, ``-v2``), the continuous classic-control tasks
     and, with ``dmc``, the DeepMind Control Suite tasks as ``dmc:<domain>-<task>``."""
     _register_robotics()
     antgoal.register()
@@ -62,7 +72,7 @@ def known_env_ids(dmc: bool = True) -> list[str]:
             name, _, version = k.rpartition("-v")
             newest[name] = max(newest.get(name, (-1, "")), (int(version), k))
     mazes = sorted(k for _, k in newest.values())
-    return (sorted(ids) + mazes + [antgoal.ENV_ID] + list(_CLASSIC) + pomdp_ids()
+    return (sorted(ids) + mazes + list(antgoal.ENV_IDS) + list(_CLASSIC) + pomdp_ids()
             + (dmc_ids() if dmc else []))
 
 

@@ -1,7 +1,18 @@
-"""A waypoint planner over a maze's cells, as D4RL drove its AntMaze data collection: the
-shortest path from the agent's cell to the goal's cell over free cells (4-connected, found by
-breadth-first search from the goal), and as the next waypoint the centre of the next cell on
-that path, or the goal itself once the agent is in the goal's cell."""
+"""A waypoint planner over a maze's cells, for driving an agent through a maze as D4RL drove its
+AntMaze data collection: the shortest path from the agent's cell to the goal's cell over free
+cells (4-connected, found by breadth-first search from the goal), and as the next waypoint the
+first of the path's *doors* (the midpoint of the edge between two consecutive cells), then the
+goal, that is more than ``lookahead`` away (a quarter of a cell: 1 m in AntMaze's 4 m cells).
+
+Why doors rather than the next cell's centre (D4RL's choice, contrl's first one): a cell is a
+convex free square, so a straight line from inside a cell to a point on its edge never touches
+a wall; aiming at the next cell's centre from where the agent crosses into a cell cuts across
+that cell's corner when the path turns there. Driving the AntGoal-v1 reacher (40 episodes each,
+2026-12-03), next-cell centres flipped the ant on wall corners and reached the goal in 38% of
+the fixed U maze's episodes and 35% of the medium maze's; doors reached 80% and 60%, with
+the lookahead at 1 m (0.6 m: 78% and 60%; 2 m: 22% and 28%, cutting corners again).
+The lookahead keeps the target from coming closer than the reacher's goals ever were (1-5 m).
+"""
 from __future__ import annotations
 
 from collections import deque
@@ -30,11 +41,15 @@ def cell_distances(geometry: MazeGeometry, goal_cell: tuple[int, int]) -> np.nda
     return dist
 
 
+LOOKAHEAD_CELLS = 0.25  # the lookahead in cells; see the module docstring
+
+
 class WaypointPlanner:
     """Next waypoints towards goals in one maze; distance maps are kept per goal cell."""
 
-    def __init__(self, geometry: MazeGeometry):
+    def __init__(self, geometry: MazeGeometry, lookahead: float | None = None):
         self.geometry = geometry
+        self.lookahead = LOOKAHEAD_CELLS * geometry.scaling if lookahead is None else lookahead
         self._dist: dict[tuple[int, int], np.ndarray] = {}
 
     def distances(self, goal_cell: tuple[int, int]) -> np.ndarray:
@@ -67,12 +82,18 @@ class WaypointPlanner:
         return cells
 
     def next_waypoint(self, xy, goal_xy) -> np.ndarray:
-        """Where the agent at ``xy`` should head next to reach ``goal_xy``: the next cell's
-        centre on the shortest path, or ``goal_xy`` once it is in the goal's cell (from outside
-        the free cells: the nearest free cell's centre)."""
+        """Where the agent at ``xy`` should head next to reach ``goal_xy``: the first door on
+        the shortest path (the midpoint between two consecutive cells' centres), or else the
+        goal, that lies more than ``lookahead`` away; the goal when all are nearer. From
+        outside the free cells: the nearest free cell's centre."""
         cells = self.path(xy, goal_xy)
         if cells[0] != self.geometry.xy_to_cell(xy):
             return self.geometry.cell_to_xy(*cells[0])
-        if len(cells) == 1:
-            return np.asarray(goal_xy, np.float64)
-        return self.geometry.cell_to_xy(*cells[1])
+        xy = np.asarray(xy, np.float64)
+        centres = [self.geometry.cell_to_xy(*c) for c in cells]
+        targets = [(a + b) / 2.0 for a, b in zip(centres, centres[1:])]
+        targets.append(np.asarray(goal_xy, np.float64))
+        for target in targets:
+            if np.linalg.norm(target - xy) > self.lookahead:
+                return target
+        return targets[-1]

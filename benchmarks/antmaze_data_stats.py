@@ -1,0 +1,75 @@
+"""What a contrl AntMaze dataset holds: transitions, goals reached (terminations), collection
+episodes (timeouts), how many collection episodes reached at least one goal, how long the ant
+spent low (torso under 0.3 m: fallen or flipped), and where it went (an x-y coverage map).
+
+    python benchmarks/antmaze_data_stats.py antmaze-medium-play-v0 [...] \\
+        --out benchmarks/results/antmaze/datasets
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from common import atomic_write_text, pyplot
+
+LOW_TORSO = 0.3  # metres; the ant stands at about 0.55-0.75
+
+
+def stats(name: str) -> dict:
+    from contrl.data.datasets import dataset_metadata, load_dataset
+    ds = load_dataset(name)
+    meta = dataset_metadata(name).get("contrl", {})
+    # collection episodes end at timeouts; each holds the goals reached before its timeout
+    ends = np.flatnonzero(ds.timeouts)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    reached = np.array([int(ds.terminals[a:b + 1].sum()) for a, b in zip(starts, ends)])
+    low = ds.observations[:, 0] < LOW_TORSO
+    return {"name": name, "env_id": ds.env_id, "transitions": int(len(ds.rewards)),
+            "goals_reached": int(ds.terminals.sum()), "reward_sum": float(ds.rewards.sum()),
+            "collection_episodes": int(len(ends)),
+            "episodes_reaching_a_goal": float((reached > 0).mean()) if len(ends) else 0.0,
+            "goals_per_episode": float(reached.mean()) if len(ends) else 0.0,
+            "low_torso_fraction": float(low.mean()),
+            "noise": meta.get("noise"), "cells": meta.get("cells"), "source": meta.get("run")}
+
+
+def coverage(names: list[str], out: Path) -> str:
+    from contrl.data.datasets import load_dataset
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        xy = load_dataset(name).observations[:, 27:29]
+        ax.hist2d(xy[:, 0], xy[:, 1], bins=60, cmap="viridis", cmin=1)
+        ax.set_aspect("equal")
+        ax.set_title(name, fontsize=9)
+    fig.suptitle("where the ant was (x-y of every transition)")
+    fig.tight_layout()
+    fig.savefig(out / "coverage.png", dpi=100)
+    plt.close(fig)
+    return "coverage.png"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("names", nargs="+")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/antmaze/datasets"))
+    a = p.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    rows = [stats(n) for n in a.names]
+    picture = coverage(a.names, a.out)
+    lines = ["| dataset | env | transitions | goals reached | collection episodes | reaching a "
+             f"goal | goals per episode | torso < {LOW_TORSO} m |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['env_id']} | {r['transitions']:,} | {r['goals_reached']} | "
+              f"{r['collection_episodes']} | {r['episodes_reaching_a_goal']:.2f} | "
+              f"{r['goals_per_episode']:.2f} | {r['low_torso_fraction']:.3f} |" for r in rows]
+    lines += ["", f"![coverage]({picture})", ""]
+    atomic_write_text(a.out / "stats.md", "\n".join(lines) + "\n")
+    atomic_write_text(a.out / "stats.json", json.dumps(rows, indent=1) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
