@@ -1,5 +1,5 @@
 """What a contrl AntMaze dataset holds: transitions, goals reached (terminations), collection
-episodes (timeouts), how many collection episodes reached at least one goal, how long the ant
+episodes, how many collection episodes reached at least one goal, how long the ant
 spent low (torso under 0.3 m: fallen or flipped), and where it went (an x-y coverage map).
 
     python benchmarks/antmaze_data_stats.py antmaze-medium-play-v0 [...] \\
@@ -22,10 +22,11 @@ def stats(name: str) -> dict:
     from contrl.data.datasets import dataset_metadata, load_dataset
     ds = load_dataset(name)
     meta = dataset_metadata(name).get("contrl", {})
-    # collection episodes end at timeouts; each holds the goals reached before its timeout
-    ends = np.flatnonzero(ds.timeouts)
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    reached = np.array([int(ds.terminals[a:b + 1].sum()) for a, b in zip(starts, ends)])
+    # collection episodes are the consecutive blocks of episode_steps rows (a block usually
+    # ends in a timeout; in a termination when its last step reached a goal)
+    length = int(meta.get("episode_steps", 1000))
+    reached = ds.terminals[:len(ds.terminals) // length * length].reshape(-1, length).sum(1)
+    ends = reached
     low = ds.observations[:, 0] < LOW_TORSO
     return {"name": name, "env_id": ds.env_id, "transitions": int(len(ds.rewards)),
             "goals_reached": int(ds.terminals.sum()), "reward_sum": float(ds.rewards.sum()),
