@@ -26,13 +26,12 @@ def stats(name: str) -> dict:
     # ends in a timeout; in a termination when its last step reached a goal)
     length = int(meta.get("episode_steps", 1000))
     reached = ds.terminals[:len(ds.terminals) // length * length].reshape(-1, length).sum(1)
-    ends = reached
     low = ds.observations[:, 0] < LOW_TORSO
     return {"name": name, "env_id": ds.env_id, "transitions": int(len(ds.rewards)),
             "goals_reached": int(ds.terminals.sum()), "reward_sum": float(ds.rewards.sum()),
-            "collection_episodes": int(len(ends)),
-            "episodes_reaching_a_goal": float((reached > 0).mean()) if len(ends) else 0.0,
-            "goals_per_episode": float(reached.mean()) if len(ends) else 0.0,
+            "collection_episodes": int(len(reached)),
+            "episodes_reaching_a_goal": float((reached > 0).mean()) if len(reached) else 0.0,
+            "goals_per_episode": float(reached.mean()) if len(reached) else 0.0,
             "low_torso_fraction": float(low.mean()),
             "noise": meta.get("noise"), "cells": meta.get("cells"), "source": meta.get("run")}
 
@@ -62,7 +61,8 @@ def main() -> None:
     rows = [stats(n) for n in a.names]
     picture = coverage(a.names, a.out)
     lines = ["| dataset | env | transitions | goals reached | collection episodes | reaching a "
-             f"goal | goals per episode | torso < {LOW_TORSO} m |", "|---|---|---|---|---|---|---|---|"]
+             f"goal | goals per episode | torso < {LOW_TORSO} m |",
+             "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['name']} | {r['env_id']} | {r['transitions']:,} | {r['goals_reached']} | "
               f"{r['collection_episodes']} | {r['episodes_reaching_a_goal']:.2f} | "
               f"{r['goals_per_episode']:.2f} | {r['low_torso_fraction']:.3f} |" for r in rows]

@@ -1,6 +1,6 @@
-"""The goal reacher for AntMaze data: SAC on AntGoal-v2 (or --env AntGoal-v1) (trained, resumed, or skipped when
-done), its reach-rate curve, and the reacher driving the ant of a maze through the waypoint
-planner (evaluation episodes with the maze picture).
+"""The goal reacher for AntMaze data: SAC on AntGoal-v2 (or --env AntGoal-v1) (trained,
+resumed, or skipped when done), its reach-rate curve, and the reacher driving the ant of a
+maze through the waypoint planner (evaluation episodes with the maze picture).
 
     python benchmarks/antmaze_reacher.py --steps 100000 --out benchmarks/results/antmaze \\
         [--run-dir runs/antmaze/sac-AntGoal-v2-s0] [--maze AntMaze_UMaze-v5 --maze-episodes 10]

@@ -1,4 +1,5 @@
-"""The waypoint planner: shortest paths over a maze's free cells, the next door beyond the lookahead."""
+"""The waypoint planner: shortest paths over a maze's free cells, the next door beyond the
+lookahead."""
 import numpy as np
 import pytest
 

@@ -186,10 +186,11 @@ class Dataset:
 
 
 def _layout(env_id: str) -> str:
-    """How a goal env's dict observation is flattened, for the shape-mismatch message."""
-    if env_id.startswith(("AntMaze_", "PointMaze_")):
-        from contrl.envs.antgoal import MAZE_OBS_KEYS
-        return f" ({', '.join(MAZE_OBS_KEYS)}, flattened in that order)"
+    """How a maze's dict observation is flattened by default, for the shape-mismatch message."""
+    from contrl.envs.make import default_obs_keys
+    from contrl.envs.maze import is_maze
+    if is_maze(env_id):
+        return f" ({', '.join(default_obs_keys(env_id))}, flattened in that order)"
     return ""
 
 

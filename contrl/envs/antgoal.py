@@ -1,6 +1,6 @@
 """``AntGoal-v2`` (and ``-v1``): an ant on an open floor that must reach a goal a few metres
-away, the goal given relative to its body; the skill D4RL's AntMaze data were collected with, and the glue
-that lets such a policy drive the ant through a maze towards waypoints.
+away, the goal given relative to its body; the skill D4RL's AntMaze data were collected with,
+and the glue that lets such a policy drive the ant through a maze towards waypoints.
 
 Observation (29 numbers): the ant's 27 (torso height, orientation quaternion, 8 joint angles,
 14 velocities: Gymnasium's Ant-v5 without x-y and without contact forces, exactly the
@@ -19,10 +19,11 @@ SAC run learned only to stand (benchmarks/results/antmaze/reacher.md). v2 also e
 episode when the ant turns over (its torso's up axis below the horizon): Ant-v5's height test
 alone lets an ant on its back (torso at about 0.27 m) go on, so v1's reacher never learned
 that turning over costs anything, and driven through a maze with action noise it lay on its
-back in 40% of the steps of the datasets it made (benchmarks/results/antmaze/README.md). A goal is reached within ``SUCCESS_DISTANCE`` of the torso's x-y (as in the
-mazes); the step's info then says ``success`` and a new goal is drawn from where the ant
-stands, so one 500-step episode can reach several (``goals_reached`` in the info) and the
-ant learns to move on rather than to stop. Goals lie ``GOAL_DISTANCE`` metres away in a
+back in 40% of the steps of the datasets it made (benchmarks/results/antmaze/README.md).
+A goal is reached within ``SUCCESS_DISTANCE`` of the torso's x-y (as in the mazes); the
+step's info then says ``success`` and a new goal is drawn from where the ant stands, so one
+500-step episode can reach several (``goals_reached`` in the info) and the ant learns to move
+on rather than to stop. Goals lie ``GOAL_DISTANCE`` metres away in a
 uniformly random direction.
 """
 from __future__ import annotations

@@ -57,8 +57,9 @@ def default_eval_episodes(env_id: str) -> int:
 
 def known_env_ids(dmc: bool = True) -> list[str]:
     """Gymnasium MuJoCo tasks (v4, v5), gymnasium-robotics' AntMaze and PointMaze tasks (their
-    newest version), contrl's own tasks (``AntGoal-v1``, ``-v2``), the continuous classic-control tasks
-    and, with ``dmc``, the DeepMind Control Suite tasks as ``dmc:<domain>-<task>``."""
+    newest version, and ``AntMaze_UMaze_Fixed-v5``), contrl's own tasks (``AntGoal-v1``, ``-v2``),
+    the continuous classic-control tasks and, with ``dmc``, the DeepMind Control Suite tasks as
+    ``dmc:<domain>-<task>``."""
     _register_robotics()
     antgoal.register()
     ids = [

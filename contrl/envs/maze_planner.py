@@ -90,10 +90,8 @@ class WaypointPlanner:
         if cells[0] != self.geometry.xy_to_cell(xy):
             return self.geometry.cell_to_xy(*cells[0])
         xy = np.asarray(xy, np.float64)
-        centres = [self.geometry.cell_to_xy(*c) for c in cells]
-        targets = [(a + b) / 2.0 for a, b in zip(centres, centres[1:])]
-        targets.append(np.asarray(goal_xy, np.float64))
-        for target in targets:
-            if np.linalg.norm(target - xy) > self.lookahead:
-                return target
-        return targets[-1]
+        for a, b in zip(cells, cells[1:]):
+            door = (self.geometry.cell_to_xy(*a) + self.geometry.cell_to_xy(*b)) / 2.0
+            if np.linalg.norm(door - xy) > self.lookahead:
+                return door
+        return np.asarray(goal_xy, np.float64)
