@@ -25,14 +25,19 @@ def stats(name: str) -> dict:
     # collection episodes are the consecutive blocks of episode_steps rows (a block usually
     # ends in a timeout; in a termination when its last step reached a goal)
     length = int(meta.get("episode_steps", 1000))
+    # (rewarded steps in a single-task dataset: steps ending within 0.45 m of the eval goal)
     reached = ds.terminals[:len(ds.terminals) // length * length].reshape(-1, length).sum(1)
     low = ds.observations[:, 0] < LOW_TORSO
+    ends = np.zeros(len(ds.timeouts), bool)
+    ends[length - 1::length] = True  # a collection episode's last row
+    restarts = int((ds.timeouts & ~ends).sum())  # stored episodes ended by turning over
     return {"name": name, "env_id": ds.env_id, "transitions": int(len(ds.rewards)),
             "goals_reached": int(ds.terminals.sum()), "reward_sum": float(ds.rewards.sum()),
             "collection_episodes": int(len(reached)),
             "episodes_reaching_a_goal": float((reached > 0).mean()) if len(reached) else 0.0,
             "goals_per_episode": float(reached.mean()) if len(reached) else 0.0,
-            "low_torso_fraction": float(low.mean()),
+            "low_torso_fraction": float(low.mean()), "turned_over_restarts": restarts,
+            "target_cell": meta.get("target_cell"),
             "noise": meta.get("noise"), "cells": meta.get("cells"), "source": meta.get("run")}
 
 
@@ -61,11 +66,12 @@ def main() -> None:
     rows = [stats(n) for n in a.names]
     picture = coverage(a.names, a.out)
     lines = ["| dataset | env | transitions | goals reached | collection episodes | reaching a "
-             f"goal | goals per episode | torso < {LOW_TORSO} m |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"goal | goals per episode | torso < {LOW_TORSO} m | turned-over restarts |",
+             "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['name']} | {r['env_id']} | {r['transitions']:,} | {r['goals_reached']} | "
               f"{r['collection_episodes']} | {r['episodes_reaching_a_goal']:.2f} | "
-              f"{r['goals_per_episode']:.2f} | {r['low_torso_fraction']:.3f} |" for r in rows]
+              f"{r['goals_per_episode']:.2f} | {r['low_torso_fraction']:.3f} | "
+              f"{r['turned_over_restarts']} |" for r in rows]
     lines += ["", f"![coverage]({picture})", ""]
     atomic_write_text(a.out / "stats.md", "\n".join(lines) + "\n")
     atomic_write_text(a.out / "stats.json", json.dumps(rows, indent=1) + "\n")

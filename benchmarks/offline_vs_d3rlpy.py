@@ -34,14 +34,15 @@ LIBS = ("contrl", "d3rlpy")
 
 
 # --------------------------------------------------------------------------------- contrl
-def contrl_config(algo: str, updates: int):
-    from contrl.registry import REGISTRY
+def contrl_config(algo: str, updates: int, env_id: str, preset: bool = False,
+                  dataset: str = "benchmark"):
+    """contrl's config for ``algo`` as ``contrl train`` builds it for ``updates`` steps: the
+    defaults, or with ``preset`` also contrl's preset for ``env_id`` (e.g. IQL's AntMaze
+    setting: expectile 0.9, beta 10, r - 1). Returns (run config, algo config)."""
+    from contrl.resolve import build_configs
 
-    cfg = REGISTRY[algo][0]()
-    if algo == "iql":
-        cfg.actor_decay_steps = updates  # what contrl.train's check_run fills in
-    cfg.validate()
-    return cfg
+    return build_configs(algo, env_id, {"steps": updates, "dataset": dataset},
+                         use_preset=preset)
 
 
 def chunk_sizes(updates: int, warmup: int, chunk: int) -> list[int]:
@@ -52,13 +53,13 @@ def chunk_sizes(updates: int, warmup: int, chunk: int) -> list[int]:
 
 
 def train_contrl(algo: str, ds, updates: int, warmup: int, seed: int, chunk: int,
-                 log_every: int) -> dict:
+                 log_every: int, env_id: str, preset: bool) -> dict:
     import jax
 
     from contrl.registry import REGISTRY
 
     agent_cls = REGISTRY[algo][1]
-    cfg = contrl_config(algo, updates)
+    cfg = contrl_config(algo, updates, env_id, preset)[1]
     agent = agent_cls.create(cfg, ds.obs_dim, ds.action_dim, seed).fit_dataset(ds, cfg)
     rng = np.random.default_rng(seed)
     sizes = chunk_sizes(updates, warmup, chunk or cfg.steps_per_call)
@@ -133,7 +134,8 @@ def d3rlpy_algo(algo: str, ds, updates: int, cfg):
     from d3rlpy.models.encoders import VectorEncoderFactory
     from d3rlpy.optimizers import AdamFactory
     from d3rlpy.optimizers.lr_schedulers import CosineAnnealingLRFactory
-    from d3rlpy.preprocessing import MultiplyRewardScaler, StandardObservationScaler
+    from d3rlpy.preprocessing import (ConstantShiftRewardScaler, MultiplyRewardScaler,
+                                      StandardObservationScaler)
 
     from contrl.agents.offline import reward_transform
 
@@ -145,10 +147,12 @@ def d3rlpy_algo(algo: str, ds, updates: int, cfg):
             mean=ds.observations.mean(0).astype(np.float64),
             std=np.maximum(ds.observations.std(0), 1e-3).astype(np.float64), eps=0.0)
     scale, bias = reward_transform(ds.episode_returns, cfg.reward_normalization)
-    if bias != 0.0:
+    if bias != 0.0 and scale != 1.0:
         raise SystemExit(f"reward_normalization={cfg.reward_normalization} has no d3rlpy "
                          "counterpart here")
-    if scale != 1.0:
+    if bias != 0.0:  # antmaze: r - 1
+        common["reward_scaler"] = ConstantShiftRewardScaler(shift=float(bias))
+    elif scale != 1.0:
         common["reward_scaler"] = MultiplyRewardScaler(multiplier=float(scale))
     if algo == "iql":
         actor_optim = AdamFactory(lr_scheduler_factory=CosineAnnealingLRFactory(
@@ -191,13 +195,13 @@ class D3rlpyPolicy:
 
 
 def train_d3rlpy(algo: str, ds, updates: int, warmup: int, seed: int, threads: int,
-                 log_every: int) -> dict:
+                 log_every: int, env_id: str, preset: bool) -> dict:
     import d3rlpy
     import torch
 
     torch.set_num_threads(threads)
     d3rlpy.seed(seed)
-    cfg = contrl_config(algo, updates)
+    cfg = contrl_config(algo, updates, env_id, preset)[1]
     dataset = to_mdp_dataset(ds)
     model = d3rlpy_algo(algo, ds, updates, cfg).create(device="cpu:0")
     model.build_with_dataset(dataset)
@@ -236,8 +240,9 @@ def fmt(x, spec: str = ".1f") -> str:
 
 def table(rows: list[dict]) -> list[str]:
     lines = ["| algo | library | updates/s | timed updates | sampling share | load (1 min) | "
-             "final return (mean +- std) | normalized score | contrl / d3rlpy updates/s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "final return (mean +- std) | normalized score | success rate | "
+             "contrl / d3rlpy updates/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     rate = {(r["algo"], r["lib"]): r["updates_per_s"] for r in rows}
     for r in rows:
         other = rate.get((r["algo"], "d3rlpy"))
@@ -246,7 +251,8 @@ def table(rows: list[dict]) -> list[str]:
             f"| {r['algo']} | {r['lib']} | {r['updates_per_s']:.1f} | {r['timed_updates']} "
             f"| {100 * r['sample_share']:.0f}% | {r['load_start']:.1f} -> {r['load_end']:.1f} "
             f"| {r['mean_return']:.1f} +- {r['std_return']:.1f} "
-            f"| {fmt(r['normalized_score'])} | {fmt(ratio, '.2f') + 'x' if ratio else '-'} |")
+            f"| {fmt(r['normalized_score'])} | {fmt(r.get('success_rate'), '.2f')} "
+            f"| {fmt(ratio, '.2f') + 'x' if ratio else '-'} |")
     return lines
 
 
@@ -267,6 +273,8 @@ def main():
                    help="contrl updates per compiled call (0: the config's steps_per_call)")
     p.add_argument("--log-every", type=int, default=None,
                    help="progress line every N updates (default: a tenth of --updates; 0: off)")
+    p.add_argument("--preset", action="store_true",
+                   help="contrl's preset for --env (both libraries), e.g. IQL's AntMaze setting")
     p.add_argument("--out", default=None, help="append a Markdown record here (atomically)")
     a = p.parse_args()
     algos, libs = a.algos, a.libs
@@ -282,11 +290,13 @@ def main():
         a.log_every = max(1, a.updates // 10)
 
     from contrl.data.datasets import load_dataset
-    from contrl.envs.make import raw_action_space, raw_observation_space
+    from contrl.envs import make_env
     from contrl.evaluate import evaluate
 
     ds = load_dataset(a.dataset, a.env)
-    ds.check_env(a.env, raw_observation_space(a.env).shape[0], raw_action_space(a.env).shape[0])
+    probe = make_env(a.env, **contrl_config(algos[0], a.updates, a.env, a.preset)[0].env_kwargs)
+    ds.check_env(a.env, probe.observation_space.shape[0], probe.action_space.shape[0])
+    probe.close()
     print(f"dataset {ds.name}: {len(ds)} transitions, {len(ds.episode_returns)} complete episodes; "
           f"env {a.env}", flush=True)
     previous = ""
@@ -311,13 +321,15 @@ def main():
         def run_one(lib: str) -> float:
             t0, load_start = time.perf_counter(), os.getloadavg()[0]
             if lib == "contrl":
-                res = train_contrl(algo, ds, a.updates, a.warmup, a.seed, a.chunk, a.log_every)
+                res = train_contrl(algo, ds, a.updates, a.warmup, a.seed, a.chunk, a.log_every,
+                                   a.env, a.preset)
             else:
                 res = train_d3rlpy(algo, ds, a.updates, a.warmup, a.seed, a.torch_threads,
-                                   a.log_every)
+                                   a.log_every, a.env, a.preset)
             rate = res["timed_updates"] / res["seconds"]
             load_end = os.getloadavg()[0]  # before evaluation
-            ev = evaluate(res["policy"], a.env, a.eval_episodes, a.seed)
+            ev = evaluate(res["policy"], a.env, a.eval_episodes, a.seed,
+                          **contrl_config(algo, a.updates, a.env, a.preset)[0].env_kwargs)
             score = ds.normalized_score(ev["mean_return"])
             rows.append({"algo": algo, "lib": lib, "updates_per_s": rate,
                          "timed_updates": res["timed_updates"],
@@ -325,6 +337,7 @@ def main():
                          "compile_s": res["compile_s"], "load_start": load_start,
                          "load_end": load_end, "mean_return": ev["mean_return"],
                          "std_return": ev["std_return"], "normalized_score": score,
+                         "success_rate": ev.get("success_rate"),
                          "wall_s": time.perf_counter() - t0})
             print(f"{algo} {lib}: {rate:.1f} updates/s, return {ev['mean_return']:.1f} "
                   f"+- {ev['std_return']:.1f}, normalized {fmt(score)} "

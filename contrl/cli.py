@@ -96,8 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "and write a Minari dataset. Rerun the same command to continue an "
                         "interrupted collection.")
     md.add_argument("name", help="antmaze-umaze-v0, antmaze-umaze-diverse-v0, "
-                    "antmaze-medium-play-v0, antmaze-medium-diverse-v0, antmaze-large-play-v0 "
-                    "or antmaze-large-diverse-v0")
+                    "antmaze-medium-play-v0, antmaze-medium-diverse-v0, antmaze-large-play-v0, "
+                    "antmaze-large-diverse-v0 (single-task, as D4RL's) or the goal-conditioned "
+                    "antmaze-umaze-multigoal-v0, antmaze-medium-play-multigoal-v0, "
+                    "antmaze-medium-diverse-multigoal-v0")
     md.add_argument("--reacher", required=True, metavar="RUN",
                     help="run directory of a policy trained on AntGoal-v2 (or -v1)")
     md.add_argument("--checkpoint", choices=("best", "latest"), default="best")
@@ -107,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="std of Gaussian noise added to the reacher's actions")
     md.add_argument("--seed", type=int, default=0)
     md.add_argument("--num-envs", type=int, default=8, help="episodes stepped in lockstep")
+    md.add_argument("--keep-turned-over", action="store_true",
+                    help="keep collecting with an ant on its back (by default it starts afresh)")
 
     sub.add_parser("datasets", help="local datasets with their sizes and average returns")
 
@@ -268,7 +272,7 @@ def cmd_make_dataset(args) -> int:
         out = make_maze_dataset_from_run(
             args.name, args.reacher, args.checkpoint, stop=lambda: stop.raised, steps=args.steps,
             noise=args.noise, episode_steps=args.episode_steps, seed=args.seed,
-            num_envs=args.num_envs)
+            num_envs=args.num_envs, restart_turned_over=not args.keep_turned_over)
     print(json.dumps(out))
     if out.get("interrupted"):
         print(f"interrupted after {out['episodes_done']} episodes; run the same command again "

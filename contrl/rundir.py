@@ -84,7 +84,8 @@ def make_maze_dataset_from_run(name: str, run_dir: str | Path, which: str = "bes
                                stop=None, **options) -> dict:
     """``contrl make-dataset``: the AntMaze dataset ``name`` driven by the goal reacher of a
     run trained on AntGoal-v2 or -v1 (its ``which`` checkpoint); ``options``:
-    ``make_maze_dataset``'s (steps, noise, episode_steps, seed, num_envs)."""
+    ``make_maze_dataset``'s (steps, noise, episode_steps, seed, num_envs,
+    restart_turned_over)."""
     from contrl.data.antmaze import dataset_spec, make_maze_dataset
     from contrl.envs.antgoal import ENV_ID, ENV_IDS
 

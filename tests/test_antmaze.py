@@ -3,10 +3,11 @@ fresh goal once one is reached, the flat layout with its metadata, resuming a co
 import numpy as np
 import pytest
 
-from contrl.data.antmaze import DATASETS, _Episode, cell_sets, make_maze_dataset
+from contrl.data.antmaze import (DATASETS, TURNED_OVER_STEPS, _Episode, cell_sets,
+                                 make_maze_dataset)
 from contrl.data.datasets import dataset_metadata, load_dataset
 from contrl.envs import known_env_ids, make_env
-from contrl.envs.antgoal import MAZE_OBS_KEYS
+from contrl.envs.antgoal import MAZE_OBS_KEYS, upright
 from contrl.policy import Stateless
 
 
@@ -25,7 +26,7 @@ def minari(tmp_path, monkeypatch):
 
 
 def test_a_reached_goal_is_replaced_at_once():
-    spec = DATASETS["antmaze-umaze-v0"]
+    spec = DATASETS["antmaze-umaze-multigoal-v0"]
     env = make_env(spec.env_id, obs_keys=MAZE_OBS_KEYS)
     ep = _Episode(env, 0, 0, *cell_sets(spec, env.unwrapped.maze.maze_map))
     maze = env.unwrapped
@@ -80,20 +81,83 @@ def test_dataset_layout_rewards_timeouts_and_exact_resume(minari, tmp_path, monk
 
 def test_play_and_diverse_cells():
     medium = make_env("AntMaze_Medium_Diverse_GR-v5").unwrapped.maze.maze_map
-    starts, goals = cell_sets(DATASETS["antmaze-medium-play-v0"], medium)
+    starts, goals = cell_sets(DATASETS["antmaze-medium-play-multigoal-v0"], medium)
     assert starts == goals == [(1, 1), (2, 6), (5, 1), (6, 5)]  # the map's hand-picked cells
+    # the single-task dataset: the same cells (read from the Diverse_GR map, the _Fixed map
+    # has none marked) and D4RL's goal cell
+    fixed = make_env("AntMaze_Medium_Fixed-v5").unwrapped.maze.maze_map
+    starts, goals = cell_sets(DATASETS["antmaze-medium-play-v0"], fixed)
+    assert starts == goals == [(1, 1), (2, 6), (5, 1), (6, 5), (6, 6)]
     starts, goals = cell_sets(DATASETS["antmaze-medium-diverse-v0"], medium)
     assert len(starts) == len(goals) == sum(v != 1 for row in medium for v in row)
 
 
-def test_fixed_umaze_has_d4rls_start_and_goal():
-    """AntMaze_UMaze_Fixed-v5 (what antmaze-umaze-v0 is evaluated on) always starts bottom
-    left and aims top left; gymnasium-robotics' AntMaze_UMaze-v5 draws both at random."""
-    env = make_env("AntMaze_UMaze_Fixed-v5")
+@pytest.mark.parametrize("env_id, start, goal, steps", [
+    ("AntMaze_UMaze_Fixed-v5", [3, 1], [1, 1], 700),
+    ("AntMaze_Medium_Fixed-v5", [1, 1], [6, 6], 1000),
+    ("AntMaze_Large_Fixed-v5", [1, 1], [7, 9], 1000)])
+def test_fixed_mazes_have_d4rls_start_and_goal(env_id, start, goal, steps):
+    """The _Fixed mazes (what the D4RL-named datasets are evaluated on) always start and aim
+    at D4RL's cells; gymnasium-robotics' AntMaze_UMaze-v5 etc. draw both at random."""
+    env = make_env(env_id)
     maze = env.unwrapped.maze
-    for seed in range(4):
+    for seed in range(3):
         obs, _ = env.reset(seed=seed)
-        assert maze.cell_xy_to_rowcol(obs[27:29]).tolist() == [3, 1]
-        assert maze.cell_xy_to_rowcol(obs[29:31]).tolist() == [1, 1]
-    assert env.spec.max_episode_steps == 700
-    assert "AntMaze_UMaze_Fixed-v5" in known_env_ids(dmc=False)
+        assert maze.cell_xy_to_rowcol(obs[27:29]).tolist() == start
+        assert maze.cell_xy_to_rowcol(obs[29:31]).tolist() == goal
+    assert env.spec.max_episode_steps == steps
+    assert env_id in known_env_ids(dmc=False)
+
+
+def test_single_task_data_reward_the_evaluation_goal():
+    """antmaze-umaze-v0 as D4RL's: whichever cell the ant is sent to, every stored observation
+    holds one evaluation goal in the target cell (drawn as the eval env draws it) and the
+    reward is for reaching that goal; sent to the target cell, the ant aims at that point."""
+    spec = DATASETS["antmaze-umaze-v0"]
+    env = make_env(spec.env_id, obs_keys=MAZE_OBS_KEYS)
+    ep = _Episode(env, 0, 0, *cell_sets(spec, env.unwrapped.maze.maze_map), target=spec.target)
+    maze = env.unwrapped
+    assert maze.maze.cell_xy_to_rowcol(ep.eval_goal).tolist() == [1, 1]
+    np.testing.assert_allclose(maze.goal, ep.eval_goal)  # first sent to the goal cell itself
+    maze.goal = maze.data.qpos[:2].copy()  # as if the ant stood at the goal it was sent to
+    ep.step(np.zeros(8, np.float32))
+    assert maze.maze.cell_xy_to_rowcol(maze.goal).tolist() == [3, 1]  # sent back to the start
+    np.testing.assert_allclose(ep.drive_obs[-2:], maze.goal)  # what the driver sees
+    ep.eval_goal = maze.data.qpos[:2].copy()  # now the ant stands at the evaluation goal
+    ep.step(np.zeros(8, np.float32))
+    (reached,) = ep.arrays()[:1]
+    assert reached["rewards"].tolist() == [0.0, 1.0]  # sent-to goal reached: no reward
+    assert reached["terminations"].tolist() == [False, True]
+    goals = np.concatenate([e["observations"][:, -2:] for e in ep.arrays()])
+    assert maze.maze.cell_xy_to_rowcol(goals[0]).tolist() == [1, 1]
+    assert len(np.unique(goals[:2], axis=0)) == 1  # one goal until the ant starts afresh
+
+
+def test_an_ant_on_its_back_starts_afresh():
+    spec = DATASETS["antmaze-medium-play-v0"]
+    env = make_env(spec.env_id, obs_keys=MAZE_OBS_KEYS)
+    ep = _Episode(env, 0, 0, *cell_sets(spec, env.unwrapped.maze.maze_map), target=spec.target,
+                  restart_turned_over=True)
+    ep.step(np.zeros(8, np.float32))
+    data = env.unwrapped.data
+    data.qpos[3:7] = [0.0, 1.0, 0.0, 0.0]  # half a turn about x: on its back
+    first_goal = ep.eval_goal.copy()
+    for _ in range(TURNED_OVER_STEPS):  # kept on its back a while: those states are data too
+        ep.step(np.zeros(8, np.float32))
+        assert ep.restarts == 0
+    ep.step(np.zeros(8, np.float32))
+    assert ep.restarts == 1
+    (turned,) = ep.closed
+    assert len(turned["rewards"]) == TURNED_OVER_STEPS + 2
+    assert turned["truncations"][-1] and turned["truncations"].sum() == 1
+    assert not turned["terminations"].any()
+    assert not upright(turned["observations"][2:, 1:5]).any()  # (w, x, y, z) after the height
+    assert len(ep.obs) == 1 and not ep.actions  # a fresh stored episode, from a new start
+    assert not np.allclose(ep.eval_goal, first_goal)  # and a fresh evaluation goal
+    assert env.unwrapped.maze.cell_xy_to_rowcol(ep.eval_goal).tolist() == [6, 6]
+    # without the option the ant goes on as it is
+    ep = _Episode(env, 1, 0, *cell_sets(spec, env.unwrapped.maze.maze_map), target=spec.target)
+    data.qpos[3:7] = [0.0, 1.0, 0.0, 0.0]
+    for _ in range(TURNED_OVER_STEPS + 1):
+        ep.step(np.zeros(8, np.float32))
+    assert ep.restarts == 0 and not ep.closed

@@ -3,22 +3,30 @@ driven through a maze by the waypoint planner, with Gaussian action noise.
 
 How (as D4RL made its antmaze datasets, with what differs said):
 
-- every episode lasts ``episode_steps`` (1000) steps and ends with a truncation (a timeout);
-  the maze never terminates an episode, so every termination is False;
-- the start and the first goal are drawn per episode: ``fixed`` (umaze) always the same two
-  cells; ``play``: cells of a hand-picked set, here gymnasium-robotics' own goal/reset cells
-  of the ``Diverse_GR`` maps (marked ``c``); ``diverse``: any free cells; positions get the
-  env's own noise within the cell;
-- the reward is the env's own: 1 at a step that ends within 0.45 m of the goal, else 0;
-- when the goal is reached a fresh one is drawn (from the same set, in another cell) at once,
-  so the ant never idles at its goal (an offline learner would otherwise see long stretches
-  of standing still with reward 1, Minari issue 296);
-- the step that reaches a goal ends a stored episode with a termination: its next
-  observation is the real one, still holding the reached goal, and the next stored episode
-  starts from the same state with the new goal. So every transition's goal is the goal of
-  its reward, and a value learner does not bootstrap from one goal's task into the next's
-  (D4RL marked the steps at its goal as terminals too). A stored episode thus ends in a
-  termination (goal reached) or in the 1000-step timeout;
+- every collection episode lasts ``episode_steps`` (1000) steps; its last stored episode ends
+  with a truncation (a timeout);
+- the ant is sent to goals drawn from a set of cells: ``fixed`` (umaze) back and forth
+  between D4RL's start and goal cells; ``play``: a hand-picked set, here gymnasium-robotics'
+  own goal/reset cells of the ``Diverse_GR`` maps (marked ``c``) and the evaluation goal's
+  cell; ``diverse``: any free cell. Starts come from the same set; positions get the env's own
+  noise within the cell;
+- when the ant reaches the goal it was sent to, a fresh one is drawn (in another cell) at once,
+  so the ant never idles at a goal (an offline learner would otherwise see long stretches of
+  standing still with reward 1, Minari issue 296);
+- rewards, as D4RL's: single-task datasets (the D4RL names) reward every transition for the
+  evaluation task's goal (the ``_Fixed`` maze's goal cell; one point per start, drawn as the
+  eval env draws it and stored as the observation's goal), whichever goal the ant was sent
+  to; ``-multigoal`` datasets reward each transition for the goal the ant was sent to
+  (goal-conditioned). Either way 1 at a step ending within 0.45 m of the goal, else 0;
+- a rewarded step ends its stored episode with a termination (the real next observation) and
+  the next stored episode starts from the same state, so a value learner does not bootstrap
+  through a reached goal (D4RL marked the steps at its goal as terminals too);
+- an ant that turns over (on its back it can never walk again) is kept on its back for
+  ``TURNED_OVER_STEPS`` (50) steps, then its stored episode ends with a truncation and it
+  starts afresh from a new start within the same collection episode (D4RL kept such
+  stretches whole; with contrl's reacher a quarter of the steps were an ant on its back). Cut
+  at the turn itself, the data held an ant on its back only as a last next observation, far
+  outside the data (the orientation's spread was then tiny), and IQL's values diverged;
 - the policy is the reacher's deterministic action towards the planner's next waypoint plus
   N(0, ``noise``^2) noise, clipped to [-1, 1].
 
@@ -41,7 +49,7 @@ import numpy as np
 from contrl.data.collect import check_new
 from contrl.data.datasets import load_dataset, minari_root, write_minari
 from contrl.envs import make_env
-from contrl.envs.antgoal import MAZE_OBS_KEYS, MazeDriver
+from contrl.envs.antgoal import MAZE_OBS_KEYS, MazeDriver, upright
 from contrl.envs.maze import MazeGeometry
 from contrl.envs.maze_planner import WaypointPlanner
 from contrl.errors import ContrlError
@@ -49,22 +57,35 @@ from contrl.policy import Policy
 from contrl.run import atomic_write, atomic_write_json
 
 SUCCESS_DISTANCE = 0.45  # gymnasium-robotics' AntMaze success test
+# steps kept after the ant turns over, before it starts afresh: the states of an ant on its back
+# must be in the data (as observations, not only as the last next observation, whose value a
+# learner would then only extrapolate: IQL's values diverged on data cut at the turn)
+TURNED_OVER_STEPS = 50
 
 
 class MazeDataset(NamedTuple):
-    env_id: str  # the env the data are collected in and evaluated on
-    cells: str  # fixed | play | diverse
-    start: tuple[int, int] | None = None  # fixed: the start and goal cells
-    goal: tuple[int, int] | None = None
+    env_id: str  # the env the data are evaluated on
+    cells: str  # fixed | play | diverse: where collection starts and goals are drawn
+    start: tuple[int, int] | None = None  # fixed: the start cell
+    goal: tuple[int, int] | None = None  # fixed: the other cell the ant is sent to and back
+    target: tuple[int, int] | None = None  # D4RL-style: rewards for the eval goal (see above)
 
 
+# The D4RL names are single-task: evaluated on the ``_Fixed`` mazes (D4RL's start and goal
+# cells), every transition rewarded for that goal. ``-multigoal`` ones are goal-conditioned:
+# each transition is rewarded for the goal the ant was sent to (contrl's first datasets).
 DATASETS = {
-    "antmaze-umaze-v0": MazeDataset("AntMaze_UMaze_Fixed-v5", "fixed", (3, 1), (1, 1)),
-    "antmaze-umaze-diverse-v0": MazeDataset("AntMaze_UMaze-v5", "diverse"),
-    "antmaze-medium-play-v0": MazeDataset("AntMaze_Medium_Diverse_GR-v5", "play"),
-    "antmaze-medium-diverse-v0": MazeDataset("AntMaze_Medium_Diverse_GR-v5", "diverse"),
-    "antmaze-large-play-v0": MazeDataset("AntMaze_Large_Diverse_GR-v5", "play"),
-    "antmaze-large-diverse-v0": MazeDataset("AntMaze_Large_Diverse_GR-v5", "diverse"),
+    "antmaze-umaze-v0": MazeDataset("AntMaze_UMaze_Fixed-v5", "fixed", (3, 1), (1, 1), (1, 1)),
+    "antmaze-umaze-diverse-v0": MazeDataset("AntMaze_UMaze_Fixed-v5", "diverse", target=(1, 1)),
+    "antmaze-medium-play-v0": MazeDataset("AntMaze_Medium_Fixed-v5", "play", target=(6, 6)),
+    "antmaze-medium-diverse-v0": MazeDataset("AntMaze_Medium_Fixed-v5", "diverse",
+                                             target=(6, 6)),
+    "antmaze-large-play-v0": MazeDataset("AntMaze_Large_Fixed-v5", "play", target=(7, 9)),
+    "antmaze-large-diverse-v0": MazeDataset("AntMaze_Large_Fixed-v5", "diverse", target=(7, 9)),
+    "antmaze-umaze-multigoal-v0": MazeDataset("AntMaze_UMaze_Fixed-v5", "fixed", (3, 1), (1, 1)),
+    "antmaze-medium-play-multigoal-v0": MazeDataset("AntMaze_Medium_Diverse_GR-v5", "play"),
+    "antmaze-medium-diverse-multigoal-v0": MazeDataset("AntMaze_Medium_Diverse_GR-v5",
+                                                       "diverse"),
 }
 
 
@@ -76,15 +97,25 @@ def dataset_spec(name: str) -> MazeDataset:
 
 
 def cell_sets(spec: MazeDataset, maze_map) -> tuple[list, list]:
-    """(start cells, goal cells) a dataset draws from; a first goal is never the start's
-    cell, a fresh goal never the reached one's (so ``fixed`` goes back and forth)."""
+    """(start cells, goal cells) a collection draws from; a first goal is never the start's
+    cell, a fresh goal never the reached one's (so ``fixed`` goes back and forth). ``play``:
+    the map's marked cells (``c`` in gymnasium-robotics' ``Diverse_GR`` maps) and the target."""
     if spec.cells == "fixed":
         return [spec.start], [spec.goal, spec.start]
     free = [(r, c) for r, row in enumerate(maze_map) for c, v in enumerate(row) if v != 1]
     if spec.cells == "diverse":
         return free, free
-    picked = [(r, c) for r, c in free if maze_map[r][c] in ("c", "g", "r")]
+    picked = [(r, c) for r, c in free
+              if maze_map[r][c] in ("c", "g", "r") or (r, c) == spec.target]
+    if not any(maze_map[r][c] == "c" for r, c in free):  # a _Fixed map: take Diverse_GR's
+        marked = _diverse_gr_map(len(maze_map))
+        picked = [(r, c) for r, c in free if marked[r][c] == "c" or (r, c) == spec.target]
     return picked, picked
+
+
+def _diverse_gr_map(rows: int) -> list:
+    from gymnasium_robotics.envs.maze import maps
+    return {8: maps.MEDIUM_MAZE_DIVERSE_GR, 9: maps.LARGE_MAZE_DIVERSE_GR}[rows]
 
 
 def _draw(rng: np.random.Generator, cells: list, avoid=None) -> tuple[int, int]:
@@ -101,52 +132,109 @@ def _segment(obs: list, actions: list, rewards: list, terminated: bool) -> dict:
             "truncations": np.zeros(n, bool) if terminated else np.arange(1, n + 1) == n}
 
 
+def _turned_over(env) -> bool:
+    return not bool(upright(env.unwrapped.data.qpos[3:7]))
+
+
 class _Episode:
     """One collection episode: its env, random generator, the stored episodes it has closed
-    (one per goal reached) and the arrays of the open one."""
+    and the arrays of the open one.
 
-    def __init__(self, env, index: int, seed: int, starts: list, goals: list):
-        self.env, self.goals = env, goals
+    The ant is sent to a goal point (the env's ``goal``); reaching it draws a fresh one at once.
+    Without a target, a stored transition's goal and reward are that point's; with one
+    (``spec.target``), each (re)start draws an evaluation goal in the target cell as the eval
+    env does, stores it as every observation's goal and rewards reaching it (the ant is sent
+    exactly there whenever its goal cell is the target). A reward of 1 ends the stored episode
+    with a termination; the next starts from the same state. ``restart_turned_over``: an ant
+    on its back for ``TURNED_OVER_STEPS`` steps ends its stored episode with a truncation and
+    starts afresh (new start and goal) within the same collection episode."""
+
+    def __init__(self, env, index: int, seed: int, starts: list, goals: list,
+                 target: tuple[int, int] | None = None, restart_turned_over: bool = False):
+        self.env, self.starts, self.goals, self.target = env, starts, goals, target
+        self.restart_turned_over = restart_turned_over
         self.rng = np.random.default_rng([seed, index])
-        start = _draw(self.rng, starts)
-        goal = _draw(self.rng, goals, avoid=start)
-        obs, _ = env.reset(seed=int(self.rng.integers(2**31)),
-                           options={"reset_cell": np.array(start), "goal_cell": np.array(goal)})
         self.closed: list[dict] = []
-        self.obs, self.actions, self.rewards = [obs], [], []
-        self.goal_cell = goal
+        self.restarts = 0
+        self._begin()
+
+    def _point(self, cell) -> np.ndarray:
+        maze = self.env.unwrapped
+        return maze.add_xy_position_noise(maze.maze.cell_rowcol_to_xy(np.array(cell)))
+
+    def _send(self, obs: np.ndarray, cell) -> np.ndarray:
+        """Send the ant to a point of ``cell``; ``obs`` with that goal (the driver's view)."""
+        maze = self.env.unwrapped
+        self.goal_cell = cell
+        maze.goal = self.eval_goal.copy() if cell == self.target else self._point(cell)
+        maze.update_target_site_pos()
+        obs = obs.copy()
+        obs[-2:] = maze.goal
+        return obs
+
+    def _stored(self, obs: np.ndarray) -> np.ndarray:
+        if self.target is None:
+            return obs
+        obs = obs.copy()
+        obs[-2:] = self.eval_goal
+        return obs
+
+    def _begin(self) -> None:
+        start = _draw(self.rng, self.starts)
+        goal = _draw(self.rng, self.goals, avoid=start)
+        obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)),
+                                options={"reset_cell": np.array(start),
+                                         "goal_cell": np.array(goal)})
+        if self.target is not None:
+            self.eval_goal = self._point(self.target)
+        self.drive_obs = self._send(obs, goal)
+        self.obs, self.actions, self.rewards = [self._stored(self.drive_obs)], [], []
+        self.turned_over_for = 0  # steps since the ant turned over
+
+    def _close(self, terminated: bool) -> None:
+        if self.rewards:
+            self.closed.append(_segment(self.obs, self.actions, self.rewards, terminated))
 
     def step(self, action: np.ndarray) -> None:
-        obs, reward, _, _, _ = self.env.step(action)
+        obs, sent_reached, _, _, _ = self.env.step(action)
+        if self.target is None:
+            reward = float(sent_reached)
+        else:
+            reward = float(np.linalg.norm(obs[-4:-2] - self.eval_goal) <= SUCCESS_DISTANCE)
         self.actions.append(action)
-        self.rewards.append(float(reward))
-        self.obs.append(obs)
-        if reward > 0:  # reached: close the stored episode, go on towards a fresh goal
-            self.closed.append(_segment(self.obs, self.actions, self.rewards, terminated=True))
-            maze = self.env.unwrapped
-            self.goal_cell = _draw(self.rng, self.goals, avoid=self.goal_cell)
-            maze.goal = maze.add_xy_position_noise(maze.maze.cell_rowcol_to_xy(
-                np.array(self.goal_cell)))
-            maze.update_target_site_pos()
-            obs = obs.copy()
-            obs[-2:] = maze.goal
-            self.obs, self.actions, self.rewards = [obs], [], []
+        self.rewards.append(reward)
+        self.obs.append(self._stored(obs))
+        if sent_reached > 0:  # go on towards a fresh goal at once: no idling at the goal
+            obs = self._send(obs, _draw(self.rng, self.goals, avoid=self.goal_cell))
+        self.drive_obs = obs
+        if reward > 0:
+            self._close(terminated=True)
+            self.obs, self.actions, self.rewards = [self._stored(obs)], [], []
+        if self.restart_turned_over:
+            if self.turned_over_for or _turned_over(self.env):
+                self.turned_over_for += 1
+            if self.turned_over_for > TURNED_OVER_STEPS:
+                self._close(terminated=False)
+                self.restarts += 1
+                self._begin()
 
     def arrays(self) -> list[dict]:
-        """The stored episodes: one per goal reached, then the rest up to the timeout."""
+        """The stored episodes: closed ones, then the open one up to the timeout."""
         rest = [_segment(self.obs, self.actions, self.rewards, terminated=False)]
         return self.closed + (rest if self.rewards else [])
 
 
 def collect_chunk(driver: MazeDriver, spec: MazeDataset, first: int, count: int,
-                  episode_steps: int, noise: float, seed: int) -> list[dict]:
+                  episode_steps: int, noise: float, seed: int,
+                  restart_turned_over: bool = True) -> list[dict]:
     """Episodes ``first`` .. ``first + count - 1``, stepped in lockstep."""
     envs = [make_env(spec.env_id, obs_keys=MAZE_OBS_KEYS) for _ in range(count)]
     starts, goals = cell_sets(spec, envs[0].unwrapped.maze.maze_map)
-    episodes = [_Episode(e, first + i, seed, starts, goals) for i, e in enumerate(envs)]
+    episodes = [_Episode(e, first + i, seed, starts, goals, spec.target, restart_turned_over)
+                for i, e in enumerate(envs)]
     carry = driver.initial_carry(count)
     for _ in range(episode_steps):
-        obs = np.stack([ep.obs[-1] for ep in episodes])
+        obs = np.stack([ep.drive_obs for ep in episodes])
         actions, carry = driver.eval_actions(obs, carry)
         actions = np.asarray(actions, np.float64)
         for ep, a in zip(episodes, actions):
@@ -171,9 +259,10 @@ def _load_part(path: Path) -> list[dict]:
 
 def make_maze_dataset(name: str, reacher: Policy, source: dict, steps: int = 1_000_000,
                       noise: float = 0.2, episode_steps: int = 1000, seed: int = 0,
-                      num_envs: int = 8, stop=None) -> dict:
+                      num_envs: int = 8, restart_turned_over: bool = True, stop=None) -> dict:
     """Write the AntMaze dataset ``name`` (one of ``DATASETS``) with the goal-reaching policy
     ``reacher`` (``source``: where it came from, for the metadata); see the module docstring.
+    ``restart_turned_over``: an ant on its back starts afresh (see ``_Episode``).
     ``stop()``, if given, is asked after every chunk; a true answer returns early (resume by
     calling again)."""
     spec = dataset_spec(name)
@@ -187,7 +276,9 @@ def make_maze_dataset(name: str, reacher: Policy, source: dict, steps: int = 1_0
         raise ContrlError(f"num_envs must be positive, got {num_envs}")
     settings = {"dataset": name, "env_id": spec.env_id, "cells": spec.cells, "steps": steps,
                 "episode_steps": episode_steps, "noise": noise, "seed": seed,
-                "num_envs": num_envs, **source}
+                "num_envs": num_envs, "restart_turned_over": restart_turned_over,
+                "turned_over_steps": TURNED_OVER_STEPS if restart_turned_over else None,
+                "target_cell": list(spec.target) if spec.target else None, **source}
     parts = minari_root() / f".{name}.parts"
     parts.mkdir(parents=True, exist_ok=True)
     saved = parts / "settings.json"
@@ -205,7 +296,8 @@ def make_maze_dataset(name: str, reacher: Policy, source: dict, steps: int = 1_0
         if part.exists():
             continue
         count = min(num_envs, n_episodes - first)
-        _save_part(part, collect_chunk(driver, spec, first, count, episode_steps, noise, seed))
+        _save_part(part, collect_chunk(driver, spec, first, count, episode_steps, noise, seed,
+                                       restart_turned_over))
         if stop is not None and stop():
             return {"name": name, "interrupted": True, "episodes_done": first + count}
     episodes = [ep for first in range(0, n_episodes, num_envs)
@@ -224,10 +316,20 @@ def _metadata(settings: dict, episodes: list[dict], starts: list, goals: list) -
             "policy": f"goal reacher {settings.get('run', '')} + waypoint planner + "
                       f"N(0, {settings['noise']}^2) noise",
             "description": (
-                f"{settings['cells']} starts and goals; {settings['episode_steps']}-step "
-                f"collection episodes; reward 1 within {SUCCESS_DISTANCE} m of the goal, where "
-                "the stored episode terminates and the next starts towards a fresh goal; the "
-                "last one of each collection episode ends in a timeout"),
+                f"{settings['cells']} starts and goals the ant is sent to; "
+                f"{settings['episode_steps']}-step collection episodes; "
+                + (f"every transition rewarded for the evaluation goal of cell "
+                   f"{settings['target_cell']} (one point per start, drawn as the eval env "
+                   "draws it, stored as the observation's goal)"
+                   if settings.get("target_cell") else
+                   "each transition rewarded for the goal the ant is sent to")
+                + f": reward 1 within {SUCCESS_DISTANCE} m, where the stored episode "
+                "terminates and the next starts from the same state; a reached goal is "
+                "replaced at once; "
+                + (f"an ant on its back for {TURNED_OVER_STEPS} steps ends its stored episode "
+                   "(truncation) and starts afresh; " if settings.get("restart_turned_over")
+                   else "")
+                + "the last stored episode of each collection episode ends in a timeout"),
             "start_cells": [list(c) for c in starts], "goal_cells": [list(c) for c in goals],
             "goals_reached": reached,
             "average_return": float(np.mean([ep["rewards"].sum() for ep in episodes]))}

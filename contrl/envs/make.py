@@ -26,8 +26,22 @@ SUCCESS_KEYS = ("is_success", "success")
 # D4RL's antmaze-umaze task: the U maze with one start ('r', bottom left) and one goal ('g', top
 # left) instead of gymnasium-robotics' random free cells for both (AntMaze_UMaze-v5).
 UMAZE_FIXED = "AntMaze_UMaze_Fixed-v5"
-UMAZE_FIXED_MAP = [[1, 1, 1, 1, 1], [1, "g", 0, 0, 1], [1, 1, 1, 0, 1], [1, "r", 0, 0, 1],
-                   [1, 1, 1, 1, 1]]
+
+
+def _fixed_map(base: list, start: tuple[int, int], goal: tuple[int, int]) -> list:
+    """``base`` with every cell's mark cleared and 'r' at ``start``, 'g' at ``goal``."""
+    rows = [[1 if v == 1 else 0 for v in row] for row in base]
+    rows[start[0]][start[1]], rows[goal[0]][goal[1]] = "r", "g"
+    return rows
+
+
+# D4RL's evaluation tasks: one start cell, one goal cell (the goal point still gets the env's
+# noise within its cell), D4RL's episode lengths. id: (gymnasium-robotics id, start, goal, steps)
+FIXED_MAZES = {
+    UMAZE_FIXED: ("AntMaze_UMaze-v5", (3, 1), (1, 1), 700),
+    "AntMaze_Medium_Fixed-v5": ("AntMaze_Medium-v5", (1, 1), (6, 6), 1000),
+    "AntMaze_Large_Fixed-v5": ("AntMaze_Large-v5", (1, 1), (7, 9), 1000),
+}
 
 
 @lru_cache(maxsize=None)
@@ -42,11 +56,12 @@ def _register_robotics() -> bool:
             gym.register_envs(gymnasium_robotics)
     except ImportError:  # pragma: no cover - gymnasium-robotics is a dependency
         return False
-    if UMAZE_FIXED not in gym.registry:
-        umaze = gym.spec("AntMaze_UMaze-v5")
-        gym.register(UMAZE_FIXED, entry_point=umaze.entry_point,
-                     max_episode_steps=umaze.max_episode_steps,
-                     kwargs={**umaze.kwargs, "maze_map": UMAZE_FIXED_MAP})
+    for env_id, (base_id, start, goal, steps) in FIXED_MAZES.items():
+        if env_id not in gym.registry:
+            base = gym.spec(base_id)
+            gym.register(env_id, entry_point=base.entry_point, max_episode_steps=steps,
+                         kwargs={**base.kwargs,
+                                 "maze_map": _fixed_map(base.kwargs["maze_map"], start, goal)})
     return True
 
 
@@ -57,8 +72,8 @@ def default_eval_episodes(env_id: str) -> int:
 
 def known_env_ids(dmc: bool = True) -> list[str]:
     """Gymnasium MuJoCo tasks (v4, v5), gymnasium-robotics' AntMaze and PointMaze tasks (their
-    newest version, and ``AntMaze_UMaze_Fixed-v5``), contrl's own tasks (``AntGoal-v1``, ``-v2``),
-    the continuous classic-control tasks and, with ``dmc``, the DeepMind Control Suite tasks as
+    newest version, and the ``_Fixed-v5`` mazes of ``FIXED_MAZES``), contrl's own tasks
+    (``AntGoal-v1``, ``-v2``), the continuous classic-control tasks and, with ``dmc``, the DeepMind Control Suite tasks as
     ``dmc:<domain>-<task>``."""
     _register_robotics()
     antgoal.register()
