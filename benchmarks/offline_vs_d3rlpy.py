@@ -294,7 +294,8 @@ def main():
     from contrl.evaluate import evaluate
 
     ds = load_dataset(a.dataset, a.env)
-    probe = make_env(a.env, **contrl_config(algos[0], a.updates, a.env, a.preset)[0].env_kwargs)
+    env_kwargs = contrl_config(algos[0], a.updates, a.env, a.preset)[0].env_kwargs
+    probe = make_env(a.env, **env_kwargs)
     ds.check_env(a.env, probe.observation_space.shape[0], probe.action_space.shape[0])
     probe.close()
     print(f"dataset {ds.name}: {len(ds)} transitions, {len(ds.episode_returns)} complete episodes; "
@@ -328,8 +329,7 @@ def main():
                                    a.log_every, a.env, a.preset)
             rate = res["timed_updates"] / res["seconds"]
             load_end = os.getloadavg()[0]  # before evaluation
-            ev = evaluate(res["policy"], a.env, a.eval_episodes, a.seed,
-                          **contrl_config(algo, a.updates, a.env, a.preset)[0].env_kwargs)
+            ev = evaluate(res["policy"], a.env, a.eval_episodes, a.seed, **env_kwargs)
             score = ds.normalized_score(ev["mean_return"])
             rows.append({"algo": algo, "lib": lib, "updates_per_s": rate,
                          "timed_updates": res["timed_updates"],

@@ -50,6 +50,7 @@ from contrl.data.collect import check_new
 from contrl.data.datasets import load_dataset, minari_root, write_minari
 from contrl.envs import make_env
 from contrl.envs.antgoal import MAZE_OBS_KEYS, MazeDriver, upright
+from contrl.envs.make import FIXED_MAZES
 from contrl.envs.maze import MazeGeometry
 from contrl.envs.maze_planner import WaypointPlanner
 from contrl.errors import ContrlError
@@ -66,26 +67,39 @@ TURNED_OVER_STEPS = 50
 class MazeDataset(NamedTuple):
     env_id: str  # the env the data are evaluated on
     cells: str  # fixed | play | diverse: where collection starts and goals are drawn
-    start: tuple[int, int] | None = None  # fixed: the start cell
-    goal: tuple[int, int] | None = None  # fixed: the other cell the ant is sent to and back
-    target: tuple[int, int] | None = None  # D4RL-style: rewards for the eval goal (see above)
+    single_task: bool = True  # rewards for the eval goal (the _Fixed maze's goal cell)
+
+    @property
+    def start(self) -> tuple[int, int]:
+        """``fixed``: the start cell, the _Fixed maze's."""
+        return FIXED_MAZES[self.env_id][1]
+
+    @property
+    def goal(self) -> tuple[int, int]:
+        """``fixed``: the other cell the ant is sent to and back, the _Fixed maze's goal."""
+        return FIXED_MAZES[self.env_id][2]
+
+    @property
+    def target(self) -> tuple[int, int] | None:
+        """The cell of the goal every transition is rewarded for (None: goal-conditioned)."""
+        return self.goal if self.single_task else None
 
 
 # The D4RL names are single-task: evaluated on the ``_Fixed`` mazes (D4RL's start and goal
 # cells), every transition rewarded for that goal. ``-multigoal`` ones are goal-conditioned:
 # each transition is rewarded for the goal the ant was sent to (contrl's first datasets).
 DATASETS = {
-    "antmaze-umaze-v0": MazeDataset("AntMaze_UMaze_Fixed-v5", "fixed", (3, 1), (1, 1), (1, 1)),
-    "antmaze-umaze-diverse-v0": MazeDataset("AntMaze_UMaze_Fixed-v5", "diverse", target=(1, 1)),
-    "antmaze-medium-play-v0": MazeDataset("AntMaze_Medium_Fixed-v5", "play", target=(6, 6)),
-    "antmaze-medium-diverse-v0": MazeDataset("AntMaze_Medium_Fixed-v5", "diverse",
-                                             target=(6, 6)),
-    "antmaze-large-play-v0": MazeDataset("AntMaze_Large_Fixed-v5", "play", target=(7, 9)),
-    "antmaze-large-diverse-v0": MazeDataset("AntMaze_Large_Fixed-v5", "diverse", target=(7, 9)),
-    "antmaze-umaze-multigoal-v0": MazeDataset("AntMaze_UMaze_Fixed-v5", "fixed", (3, 1), (1, 1)),
-    "antmaze-medium-play-multigoal-v0": MazeDataset("AntMaze_Medium_Diverse_GR-v5", "play"),
+    "antmaze-umaze-v0": MazeDataset("AntMaze_UMaze_Fixed-v5", "fixed"),
+    "antmaze-umaze-diverse-v0": MazeDataset("AntMaze_UMaze_Fixed-v5", "diverse"),
+    "antmaze-medium-play-v0": MazeDataset("AntMaze_Medium_Fixed-v5", "play"),
+    "antmaze-medium-diverse-v0": MazeDataset("AntMaze_Medium_Fixed-v5", "diverse"),
+    "antmaze-large-play-v0": MazeDataset("AntMaze_Large_Fixed-v5", "play"),
+    "antmaze-large-diverse-v0": MazeDataset("AntMaze_Large_Fixed-v5", "diverse"),
+    "antmaze-umaze-multigoal-v0": MazeDataset("AntMaze_UMaze_Fixed-v5", "fixed", False),
+    "antmaze-medium-play-multigoal-v0": MazeDataset("AntMaze_Medium_Diverse_GR-v5", "play",
+                                                    False),
     "antmaze-medium-diverse-multigoal-v0": MazeDataset("AntMaze_Medium_Diverse_GR-v5",
-                                                       "diverse"),
+                                                       "diverse", False),
 }
 
 
@@ -105,11 +119,11 @@ def cell_sets(spec: MazeDataset, maze_map) -> tuple[list, list]:
     free = [(r, c) for r, row in enumerate(maze_map) for c, v in enumerate(row) if v != 1]
     if spec.cells == "diverse":
         return free, free
+    # a _Fixed map marks only its start and goal: the hand-picked cells are Diverse_GR's
+    marked = (maze_map if any(maze_map[r][c] == "c" for r, c in free)
+              else _diverse_gr_map(len(maze_map)))
     picked = [(r, c) for r, c in free
-              if maze_map[r][c] in ("c", "g", "r") or (r, c) == spec.target]
-    if not any(maze_map[r][c] == "c" for r, c in free):  # a _Fixed map: take Diverse_GR's
-        marked = _diverse_gr_map(len(maze_map))
-        picked = [(r, c) for r, c in free if marked[r][c] == "c" or (r, c) == spec.target]
+              if marked[r][c] in ("c", "g", "r") or (r, c) == spec.target]
     return picked, picked
 
 
