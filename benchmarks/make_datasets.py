@@ -1,12 +1,14 @@
 """Build D4RL-style datasets for offline RL with contrl itself; resumable, stage by stage.
 
-For each env (default: Hopper-v5 and HalfCheetah-v5; add Walker2d-v5 with --envs):
+For each env (default: Hopper-v5 and HalfCheetah-v5; Walker2d-v5, dmc:walker-walk and
+dmc:walker-run with --envs; dm_control ids name their datasets walker-walk-*, walker-run-*):
 
   expert run      SAC until --expert-steps (benchmarks/runs/grid/sac-<env>-s0, shared with
                   benchmarks/learning.py)
   <e>-expert-v0   1M steps of the expert run's best policy
-  medium run      SAC from scratch, stopped by ``--stop-at-return`` at a third of the
-                  expert's return (benchmarks/runs/datasets/sac-<env>-medium)
+  medium run      SAC from scratch with seed 1 (the expert's is 0: the same seed would
+                  replay the expert's curve), stopped by ``--stop-at-return`` at a third of
+                  the expert's return (benchmarks/runs/datasets/sac-<env>-medium)
   <e>-medium-v0   1M steps of the medium policy
   <e>-medium-replay-v0   the medium run's replay buffer, as it was when the run stopped
   <e>-random-v0   1M steps of a uniform random policy
@@ -30,6 +32,13 @@ from common import ROOT, log, train_or_resume
 
 CONTRL = Path(sys.executable).with_name("contrl")  # the command line of this environment's contrl
 SHORT = {"Hopper-v5": "hopper", "HalfCheetah-v5": "halfcheetah", "Walker2d-v5": "walker2d"}
+
+
+def short_name(env: str) -> str:
+    """The datasets' prefix: hopper, halfcheetah, walker2d; walker-walk for dmc:walker-walk."""
+    if env.startswith("dmc:"):
+        return env[len("dmc:"):]
+    return SHORT.get(env, env.split("-")[0].lower())
 
 
 def contrl_collect(*args) -> dict:
@@ -65,9 +74,10 @@ def main() -> None:
     from contrl.data.datasets import load_dataset
 
     for env in a.envs:
-        short = SHORT.get(env, env.split("-")[0].lower())
-        expert_run = ROOT / "runs" / "grid" / f"sac-{env}-s0"
-        medium_run = ROOT / "runs" / "datasets" / f"sac-{env}-medium"
+        short = short_name(env)
+        folder = env.replace(":", "_")
+        expert_run = ROOT / "runs" / "grid" / f"sac-{folder}-s0"
+        medium_run = ROOT / "runs" / "datasets" / f"sac-{folder}-medium"
         names = {s: f"{short}-{s}-v0" for s in ("expert", "medium", "medium-replay", "random",
                                                 "medium-expert")}
         if "expert" in a.stages:
@@ -79,7 +89,7 @@ def main() -> None:
         expert = load_dataset(names["expert"], env)
         target = expert.ref_min_score + a.medium_fraction * (expert.ref_max_score - expert.ref_min_score)
         if "medium-run" in a.stages:
-            train_or_resume("sac", env, {"eval_every": 5_000, "stop_at_return": target},
+            train_or_resume("sac", env, {"eval_every": 5_000, "stop_at_return": target, "seed": 1},
                             medium_run, a.expert_steps)
         ref = ("--ref-from", names["expert"])
         for stage, make in (

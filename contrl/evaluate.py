@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from contrl.envs import EnvPool
-from contrl.envs.maze import MazeGeometry, agent_xy, goal_xy, is_maze
+from contrl.envs.maze import MazeGeometry, agent_xy, goal_xy, is_maze, turned_over
 from contrl.policy import Policy
 
 EVAL_SEED_OFFSET = 100_000
@@ -31,6 +31,7 @@ class MazeTrace(NamedTuple):
     paths: list[np.ndarray]  # per episode, (length + 1, 2)
     goals: np.ndarray  # (episodes, 2)
     successes: np.ndarray  # (episodes,) bool
+    turned_over_at: np.ndarray | None = None  # (episodes,) first step on its back (-1: never); None: no ant
 
 
 def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, trace: bool = False,
@@ -41,7 +42,10 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, trace: bool 
     states. When the env reports success, the result has ``success_rate`` (an episode
     succeeds if it reached the goal at any step) with its 95% interval, and the steps each
     successful episode took to first reach its goal (``steps_to_goal``, None for a failure;
-    ``mean_steps_to_goal`` over the successes). ``trace`` on a maze: the result's ``trace``
+    ``mean_steps_to_goal`` over the successes). On an AntMaze it also has ``turned_over_rate``,
+    the share of episodes in which the ant turned over (its torso's up axis below the
+    horizon: it cannot get up again), and ``turned_over_failures``, that share among the
+    failures. ``trace`` on a maze: the result's ``trace``
     is a ``MazeTrace`` (the agent's x-y at every step; not JSON, pop it before writing).
     ``env_kwargs``: how the env is made (``contrl.envs.make_env``'s keyword arguments, as in
     training)."""
@@ -53,6 +57,8 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, trace: bool 
     first_success = np.full(episodes, -1, np.int64)
     active = np.ones(episodes, bool)
     paths = [[agent_xy(e)] for e in pool.envs] if trace and is_maze(env_id) else None
+    ant = env_id.startswith("AntMaze_")
+    turned_at = np.full(episodes, -1, np.int64)
     while active.any():
         actions, carry = policy.eval_actions(obs, carry)
         actions = np.asarray(actions)
@@ -65,6 +71,8 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, trace: bool 
                 paths[i].append(agent_xy(pool.envs[i]))
             if pool.record_success(i, info) and first_success[i] < 0:
                 first_success[i] = lengths[i]
+            if ant and turned_at[i] < 0 and turned_over(pool.envs[i]):
+                turned_at[i] = lengths[i]
             active[i] = not (term or trunc)
     success = pool.episode_success
     result = {
@@ -81,9 +89,15 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, trace: bool 
         reached = first_success[first_success >= 0]
         result["mean_steps_to_goal"] = float(reached.mean()) if reached.size else None
         result["steps_to_goal"] = [int(n) if n >= 0 else None for n in first_success]
+    if ant:
+        turned = turned_at >= 0
+        result["turned_over_rate"] = float(turned.mean())
+        result["turned_over_failures"] = (float(turned[~success].mean()) if (~success).any()
+                                          else None)
     if paths is not None:
         result["trace"] = MazeTrace(MazeGeometry.of_env(pool.envs[0]),
                                     [np.array(p) for p in paths],
-                                    np.array([goal_xy(e) for e in pool.envs]), success.copy())
+                                    np.array([goal_xy(e) for e in pool.envs]), success.copy(),
+                                    turned_at.copy() if ant else None)
     pool.close()
     return result

@@ -39,6 +39,9 @@ def draw_trace(trace: MazeTrace, title: str = "") -> Picture:
         ax.plot(path[:, 0], path[:, 1], color=colour, lw=0.8, alpha=alpha)
         ax.plot(*path[0], "o", color=colour, ms=4, mec="k", mew=0.4)
         ax.plot(*goal, "*", color=colour, ms=9, mec="k", mew=0.4)
+    turned = [] if trace.turned_over_at is None else np.flatnonzero(trace.turned_over_at >= 0)
+    for i in turned:
+        ax.plot(*trace.paths[i][trace.turned_over_at[i]], "x", color="k", ms=6, mew=1.2)
     x0, x1, y0, y1 = geo.extent()
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
@@ -46,12 +49,18 @@ def draw_trace(trace: MazeTrace, title: str = "") -> Picture:
     ax.set_xticks([])
     ax.set_yticks([])
     n_ok = int(np.sum(trace.successes))
-    ax.set_title(f"{title}\n{n_ok}/{len(trace.paths)} reached the goal".strip(), fontsize=9)
-    ax.legend(handles=[Line2D([], [], color=SUCCESS_COLOUR, label="success"),
-                       Line2D([], [], color=FAILURE_COLOUR, label="failure"),
-                       Line2D([], [], ls="", marker="o", color="k", label="start"),
-                       Line2D([], [], ls="", marker="*", color="k", label="goal")],
-              fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, frameon=False)
+    subtitle = f"{n_ok}/{len(trace.paths)} reached the goal"
+    if trace.turned_over_at is not None:
+        subtitle += f", {len(turned)} turned over"
+    ax.set_title(f"{title}\n{subtitle}".strip(), fontsize=9)
+    handles = [Line2D([], [], color=SUCCESS_COLOUR, label="success"),
+               Line2D([], [], color=FAILURE_COLOUR, label="failure"),
+               Line2D([], [], ls="", marker="o", color="k", label="start"),
+               Line2D([], [], ls="", marker="*", color="k", label="goal")]
+    if trace.turned_over_at is not None:
+        handles.append(Line2D([], [], ls="", marker="x", color="k", label="turned over"))
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+              ncol=len(handles), frameon=False)
     fig.tight_layout()
     fig.canvas.draw()
     rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from contrl.envs import get_env_state, make_env, set_env_state
-from contrl.envs.antgoal import (SUCCESS_DISTANCE, MazeDriver, heading, reacher_inputs, upright,
+from contrl.envs.antgoal import (SUCCESS_DISTANCE, MazeDriver, heading, reacher_inputs,
                                  relative_goal, split_maze_obs)
-from contrl.envs.maze import MazeGeometry
+from contrl.envs.maze import MazeGeometry, upright
 from contrl.envs.maze_planner import WaypointPlanner
 from contrl.errors import ContrlError
 from contrl.policy import Stateless

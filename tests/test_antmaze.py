@@ -7,7 +7,8 @@ from contrl.data.antmaze import (DATASETS, TURNED_OVER_STEPS, _Episode, cell_set
                                  make_maze_dataset)
 from contrl.data.datasets import dataset_metadata, load_dataset
 from contrl.envs import known_env_ids, make_env
-from contrl.envs.antgoal import MAZE_OBS_KEYS, upright
+from contrl.envs.antgoal import MAZE_OBS_KEYS
+from contrl.envs.maze import upright
 from contrl.policy import Stateless
 
 

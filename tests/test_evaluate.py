@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from contrl.envs import make_env
-from contrl.envs.maze import MazeGeometry
+from contrl.envs.maze import MazeGeometry, turned_over
 from contrl.envs.maze_planner import WaypointPlanner
 from contrl.evaluate import evaluate, wilson_interval
 from contrl.maze_picture import draw_trace
@@ -57,3 +57,32 @@ def test_maze_evaluation_counts_steps_to_the_goal_and_traces_paths():
     picture = draw_trace(trace, "test")
     assert picture.png.startswith(b"\x89PNG") and picture.rgb.ndim == 3
     assert "trace" not in evaluate(RandomPolicy(1, 0), "Pendulum-v1", 1, seed=0, trace=True)
+    assert "turned_over_rate" not in result and trace.turned_over_at is None  # no ant
+
+
+def test_turned_over_detects_an_ant_on_its_back():
+    env = make_env("AntMaze_UMaze-v5")
+    env.reset(seed=0)
+    assert not turned_over(env)
+    env.unwrapped.data.qpos[3:7] = [0.0, 1.0, 0.0, 0.0]  # rotated 180 degrees about x
+    assert turned_over(env)
+    point = make_env("PointMaze_UMaze-v3")
+    point.reset(seed=0)
+    assert not turned_over(point)
+
+
+def test_maze_evaluation_reports_when_the_ant_turned_over(monkeypatch):
+    import contrl.evaluate as ev
+
+    env = make_env("AntMaze_UMaze-v5")
+    env.reset(seed=0)
+    env.step(np.zeros(8))
+    dt = env.unwrapped.data.time  # one env step of simulated time
+    # as if every ant fell on its back when the clock passes 10 steps
+    monkeypatch.setattr(ev, "turned_over", lambda env: env.unwrapped.data.time >= 10 * dt - 1e-9)
+    result = evaluate(RandomPolicy(8, 0), "AntMaze_UMaze-v5", 2, seed=0, trace=True)
+    assert result["turned_over_rate"] == 1.0
+    assert result["turned_over_failures"] == (1.0 if result["success_rate"] < 1 else None)
+    assert list(result["trace"].turned_over_at) == [10, 10]
+    picture = draw_trace(result["trace"], "test")
+    assert picture.png.startswith(b"\x89PNG")

@@ -49,9 +49,9 @@ import numpy as np
 from contrl.data.collect import check_new
 from contrl.data.datasets import load_dataset, minari_root, write_minari
 from contrl.envs import make_env
-from contrl.envs.antgoal import MAZE_OBS_KEYS, MazeDriver, upright
+from contrl.envs.antgoal import MAZE_OBS_KEYS, MazeDriver
 from contrl.envs.make import FIXED_MAZES
-from contrl.envs.maze import MazeGeometry
+from contrl.envs.maze import MazeGeometry, turned_over
 from contrl.envs.maze_planner import WaypointPlanner
 from contrl.errors import ContrlError
 from contrl.policy import Policy
@@ -146,10 +146,6 @@ def _segment(obs: list, actions: list, rewards: list, terminated: bool) -> dict:
             "truncations": np.zeros(n, bool) if terminated else np.arange(1, n + 1) == n}
 
 
-def _turned_over(env) -> bool:
-    return not bool(upright(env.unwrapped.data.qpos[3:7]))
-
-
 class _Episode:
     """One collection episode: its env, random generator, the stored episodes it has closed
     and the arrays of the open one.
@@ -225,7 +221,7 @@ class _Episode:
             self._close(terminated=True)
             self.obs, self.actions, self.rewards = [self._stored(obs)], [], []
         if self.restart_turned_over:
-            if self.turned_over_for or _turned_over(self.env):
+            if self.turned_over_for or turned_over(self.env):
                 self.turned_over_for += 1
             if self.turned_over_for > TURNED_OVER_STEPS:
                 self._close(terminated=False)

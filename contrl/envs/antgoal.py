@@ -33,6 +33,7 @@ import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.spaces import Box
 
+from contrl.envs.maze import upright
 from contrl.envs.maze_planner import WaypointPlanner
 from contrl.errors import ContrlError
 
@@ -53,13 +54,6 @@ def register() -> None:
             gym.register(env_id, entry_point=f"{__name__}:AntGoalEnv",
                          max_episode_steps=EPISODE_STEPS,
                          kwargs={"end_when_turned_over": env_id != "AntGoal-v1"})
-
-
-def upright(quat: np.ndarray) -> np.ndarray:
-    """Whether the torso's up axis points above the horizon, for unit quaternion(s) (w, x, y,
-    z) (last axis): its world z component, 1 - 2 (x^2 + y^2), is positive."""
-    _, x, y, _ = np.moveaxis(np.asarray(quat, np.float64), -1, 0)
-    return 1.0 - 2.0 * (x * x + y * y) > 0.0
 
 
 def heading(quat: np.ndarray) -> np.ndarray:

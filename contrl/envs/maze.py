@@ -73,5 +73,19 @@ def agent_xy(env) -> np.ndarray:
     return np.array(env.unwrapped.data.qpos[:2], np.float64)
 
 
+def upright(quat: np.ndarray) -> np.ndarray:
+    """Whether the torso's up axis points above the horizon, for unit quaternion(s) (w, x, y,
+    z) (last axis): its world z component, 1 - 2 (x^2 + y^2), is positive."""
+    _, x, y, _ = np.moveaxis(np.asarray(quat, np.float64), -1, 0)
+    return 1.0 - 2.0 * (x * x + y * y) > 0.0
+
+
+def turned_over(env) -> bool:
+    """Whether a maze's ant lies on its back (always False for PointMaze's ball, whose qpos is
+    its x-y only)."""
+    qpos = env.unwrapped.data.qpos
+    return qpos.shape[0] >= 7 and not bool(upright(qpos[3:7]))
+
+
 def goal_xy(env) -> np.ndarray:
     return np.array(env.unwrapped.goal, np.float64)
