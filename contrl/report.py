@@ -4,8 +4,10 @@ Per env and algorithm, the final and best evaluations over seeds with 95% bootst
 across envs (normalized: 0 random, 1 the reference of ``references.toml``), IQM, mean, median
 and optimality gap with stratified-bootstrap intervals, performance profiles and probability
 of improvement, computed with the ``rliable`` library; sample-efficiency curves (IQM over
-seeds, with bands) beside the published figures. Writes ``report.md``, ``report.json`` and
-PNG figures.
+seeds, with bands) beside the published figures. Where the runs report success (mazes),
+the success rates get the same per-task intervals and their own curves, and published figures
+marked ``metric = "success_rate"`` (optionally for one ``dataset``) sit beside them. Writes
+``report.md``, ``report.json`` and PNG figures.
 """
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ class RunCurve:
     returns: np.ndarray
     config: dict
     """Its configuration values (run and algorithm), to tell settings apart."""
+    successes: np.ndarray | None = None
+    """Its evaluations' success rates, where the env reports success at every evaluation."""
 
     @property
     def final(self) -> float:
@@ -56,7 +60,7 @@ def load_references(path: Path = REFERENCES) -> dict:
 def read_curve(run_dir: Path) -> RunCurve | None:
     """The evaluations of a run directory (None if it has not evaluated yet)."""
     saved = read_run_config(run_dir)
-    steps, returns = [], []
+    steps, returns, successes = [], [], []
     path = run_dir / "progress.csv"
     if path.is_file():
         with path.open(newline="") as f:
@@ -65,11 +69,14 @@ def read_curve(run_dir: Path) -> RunCurve | None:
                 if value not in (None, ""):
                     steps.append(int(row["step"]))
                     returns.append(float(value))
+                    success = row.get("eval_success_rate")
+                    successes.append(None if success in (None, "") else float(success))
     if not steps:
         return None
     return RunCurve(run_dir, saved["algo"], saved["run"]["env"], int(saved["run"]["seed"]),
                     np.asarray(steps), np.asarray(returns),
-                    {**_defaults(saved["algo"]), **saved["algo_config"], **saved["run"]})
+                    {**_defaults(saved["algo"]), **saved["algo_config"], **saved["run"]},
+                    None if None in successes else np.asarray(successes))
 
 
 def _defaults(algo: str) -> dict:
@@ -130,6 +137,20 @@ def group(runs: list[RunCurve]) -> dict[tuple[str, str], list[RunCurve]]:
     return out
 
 
+def published_for(refs: dict, env: str, run: RunCurve, metric: str = "return") -> list[dict]:
+    """The published figures for ``run``'s algorithm on ``env`` in ``metric`` ("return", the
+    default of an entry, or "success_rate"); an entry naming a ``dataset`` matches only runs
+    trained on it."""
+    return [p for p in refs.get("published", [])
+            if p["env"] == env and p["algo"] == run.algo
+            and p.get("metric", "return") == metric
+            and p.get("dataset", run.config.get("dataset")) == run.config.get("dataset")]
+
+
+def has_successes(rs: list[RunCurve]) -> bool:
+    return all(r.successes is not None for r in rs)
+
+
 def normalize(value, env: str, refs: dict):
     n = refs.get("normalize", {}).get(env)
     if n is None:
@@ -173,14 +194,22 @@ def per_task_table(groups, reps: int, seed: int, refs: dict) -> list[dict]:
         best = np.array([r.best for r in rs])
         f, flo, fhi = interval(final, reps, seed)
         b, blo, bhi = interval(best, reps, seed)
-        published = [p for p in refs.get("published", []) if p["env"] == env and p["algo"] == rs[0].algo]
         norm = normalize(final.mean(), env, refs)
-        rows.append({"env": env, "algo": algo, "seeds": [r.seed for r in rs],
-                     "steps": int(min(r.steps[-1] for r in rs)),
-                     "final": [f, flo, fhi], "best": [b, blo, bhi],
-                     "final_per_seed": final.tolist(),
-                     "normalized_final": None if norm is None else float(norm),
-                     "published": published})
+        row = {"env": env, "algo": algo, "seeds": [r.seed for r in rs],
+               "steps": int(min(r.steps[-1] for r in rs)),
+               "final": [f, flo, fhi], "best": [b, blo, bhi],
+               "final_per_seed": final.tolist(),
+               "normalized_final": None if norm is None else float(norm),
+               "published": published_for(refs, env, rs[0])}
+        if has_successes(rs):
+            final_rate = np.array([r.successes[-1] for r in rs])
+            best_rate = np.array([r.successes.max() for r in rs])
+            row["success"] = {"final": list(interval(final_rate, reps, seed)),
+                              "best": list(interval(best_rate, reps, seed)),
+                              "final_per_seed": final_rate.tolist(),
+                              "datasets": sorted({str(r.config.get("dataset") or "-") for r in rs}),
+                              "published": published_for(refs, env, rs[0], "success_rate")}
+        rows.append(row)
     return rows
 
 
@@ -242,15 +271,17 @@ def common_grid(rs: list[RunCurve]) -> np.ndarray:
     return np.array(sorted(steps))
 
 
-def curves(groups, reps: int, seed: int) -> dict:
-    """(env, algo) -> (steps, IQM, low, high) over seeds at the steps all its runs share."""
+def curves(groups, reps: int, seed: int, metric: str = "return") -> dict:
+    """(env, algo) -> (steps, IQM, low, high) over seeds at the steps all its runs share, of
+    the evaluation return or (``metric="success_rate"``, groups that report it) success rate."""
     rly, metrics = _rliable()
     out = {}
     for key, rs in groups.items():
         grid = common_grid(rs)
-        if len(grid) == 0:
+        if len(grid) == 0 or (metric == "success_rate" and not has_successes(rs)):
             continue
-        scores = np.stack([np.interp(grid, r.steps, r.returns) for r in rs])  # runs x steps
+        values = [r.successes if metric == "success_rate" else r.returns for r in rs]
+        scores = np.stack([np.interp(grid, r.steps, v) for r, v in zip(rs, values)])  # runs x steps
         arr = scores[:, None, :]  # runs x 1 task x steps
         np.random.seed(seed)
         point, ci = rly.get_interval_estimates(
@@ -268,7 +299,8 @@ def _save(fig, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def plot_curves(curve_data: dict, refs: dict, out: Path) -> list[str]:
+def plot_curves(curve_data: dict, refs: dict, out: Path, groups: dict,
+                metric: str = "return") -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -281,16 +313,16 @@ def plot_curves(curve_data: dict, refs: dict, out: Path) -> list[str]:
             color = f"C{i % 10}"
             ax.plot(grid, iqm, color=color, label=f"{algo} (IQM over seeds)")
             ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
-            for p in refs.get("published", []):
-                if p["env"] == env and p["algo"] == algo.split("[")[0]:
-                    ax.axhline(p["value"], color=color, ls="--", lw=0.8)
-                    ax.annotate(f"{algo} {p['source']} @{p['steps'] // 1000}k",
-                                (grid[0], p["value"]), fontsize=7, color=color, va="bottom")
+            for p in published_for(refs, env, groups[(e, algo)][0], metric):
+                ax.axhline(p["value"], color=color, ls="--", lw=0.8)
+                ax.annotate(f"{algo} {p['source']} @{p['steps'] // 1000}k",
+                            (grid[0], p["value"]), fontsize=7, color=color, va="bottom")
         ax.set_xlabel("env steps")
-        ax.set_ylabel("evaluation return")
+        ax.set_ylabel("evaluation success rate" if metric == "success_rate" else "evaluation return")
         ax.set_title(env)
         ax.legend(fontsize=8)
-        name = f"curves_{env.replace(':', '_').replace('/', '_')}.png"
+        prefix = "success" if metric == "success_rate" else "curves"
+        name = f"{prefix}_{env.replace(':', '_').replace('/', '_')}.png"
         _save(fig, out / name)
         plt.close(fig)
         names.append(name)
@@ -364,9 +396,11 @@ def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int 
     agg = aggregates(mats, reps, seed) if mats else {}
     prob = improvement(mats, reps, seed) if len(mats) > 1 else {}
     curve_data = curves(groups, reps, seed)
+    success_curves = curves(groups, reps, seed, "success_rate")
     figs = []
     if figures:
-        figs += plot_curves(curve_data, refs, out_dir)
+        figs += plot_curves(curve_data, refs, out_dir, groups)
+        figs += plot_curves(success_curves, refs, out_dir, groups, "success_rate")
         if mats:
             figs += [plot_aggregates(agg, out_dir), plot_profiles(mats, out_dir, reps, seed)]
     result = {"runs": len(runs), "dirs": list(dirs), "reps": reps, "seed": seed, "pick": pick,
@@ -374,7 +408,10 @@ def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int 
               "probability_of_improvement": prob, "notes": notes, "figures": figs,
               "curves": {f"{e}|{a}": {"steps": g.tolist(), "iqm": p.tolist(), "low": lo.tolist(),
                                        "high": hi.tolist()}
-                         for (e, a), (g, p, lo, hi) in curve_data.items()}}
+                         for (e, a), (g, p, lo, hi) in curve_data.items()},
+              "success_curves": {f"{e}|{a}": {"steps": g.tolist(), "iqm": p.tolist(),
+                                               "low": lo.tolist(), "high": hi.tolist()}
+                                 for (e, a), (g, p, lo, hi) in success_curves.items()}}
     atomic_write_json(out_dir / "report.json", result)
     atomic_write_bytes(out_dir / "report.md", markdown(result, refs).encode())
     return result
@@ -395,6 +432,21 @@ def markdown(result: dict, refs: dict) -> str:
                      f"{_fmt(r['final'])} | {_fmt(r['best'])} | {norm} | {pub} |")
     lines += ["", "Final: the last evaluation of each run; best: its best evaluation (an "
               "optimistic figure, as Tianshou's max-within-1M). Each is averaged over seeds.", ""]
+    rated = [r for r in result["per_task"] if "success" in r]
+    if rated:
+        lines += ["## Success rates", "", "| env | algo | dataset | seeds | steps | final success "
+                  "rate | best success rate | per seed (final) | published |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in rated:
+            s = r["success"]
+            pub = "; ".join(f"{p['value']:g} ({p['source']}, {p['steps'] // 1000}k)"
+                            for p in s["published"]) or "-"
+            lines.append(f"| {r['env']} | {r['algo']} | {', '.join(s['datasets'])} | "
+                         f"{len(r['seeds'])} | {r['steps']} | {_fmt(s['final'], 3)} | "
+                         f"{_fmt(s['best'], 3)} | {', '.join(f'{v:g}' for v in s['final_per_seed'])} | "
+                         f"{pub} |")
+        lines += ["", "Success rate: the share of evaluation episodes that reached the goal; "
+                  "mean over seeds with its 95% bootstrap interval over seeds.", ""]
     if result["aggregates"]:
         lines += [f"## Across envs ({', '.join(result['aggregate_envs'])}; {result['pick']} "
                   "evaluations, normalized)", "",

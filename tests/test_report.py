@@ -102,3 +102,42 @@ def test_no_runs_is_an_error(tmp_path):
         report([str(tmp_path)])
     with pytest.raises(ContrlError, match="is not a directory"):
         report([str(tmp_path / "missing")])
+
+
+def make_maze_run(root, algo, seed, rates, dataset="antmaze-umaze-v0"):
+    d = root / f"{algo}-maze-s{seed}"
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({
+        "algo": algo, "run": {"env": "AntMaze_UMaze_Fixed-v5", "seed": seed, "steps": 200},
+        "algo_config": {"dataset": dataset}}))
+    with (d / "progress.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", "eval_return", "eval_success_rate"])
+        for i, r in enumerate(rates):
+            w.writerow([(i + 1) * 100, -700.0 * (1 - r), r])
+    return d
+
+
+def test_success_rates_are_reported_with_the_published_ones(tmp_path):
+    for seed, rates in enumerate([[0.2, 0.5], [0.4, 0.3], [0.1, 0.7]]):
+        make_maze_run(tmp_path, "iql", seed, rates)
+    out = report([str(tmp_path)], reps=100, seed=0, out=str(tmp_path / "rep"))
+    success = out["per_task"][0]["success"]
+    assert success["final_per_seed"] == [0.5, 0.3, 0.7]
+    assert success["final"][0] == pytest.approx(0.5)  # (0.5 + 0.3 + 0.7) / 3
+    assert success["best"][0] == pytest.approx((0.5 + 0.4 + 0.7) / 3)
+    assert 0.3 <= success["final"][1] <= 0.5 <= success["final"][2] <= 0.7
+    # published success rates for IQL on antmaze-umaze (CORL and the IQL paper), none in return
+    assert sorted(p["value"] for p in success["published"]) == [0.77, 0.875]
+    assert out["per_task"][0]["published"] == []
+    # IQM of 3 runs trims nothing (a quarter of 3 rounds down to 0): the mean at each step
+    assert out["success_curves"]["AntMaze_UMaze_Fixed-v5|iql"]["iqm"] == pytest.approx([0.7 / 3, 0.5])
+    assert "success_AntMaze_UMaze_Fixed-v5.png" in out["figures"]
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| AntMaze_UMaze_Fixed-v5 | iql | antmaze-umaze-v0 | 3 | 200 | 0.500 [" in md
+
+
+def test_published_success_rates_follow_the_dataset(tmp_path):
+    make_maze_run(tmp_path, "iql", 0, [0.5], dataset="antmaze-umaze-multigoal-v0")
+    out = report([str(tmp_path)], reps=100, seed=0, figures=False)
+    assert out["per_task"][0]["success"]["published"] == []
