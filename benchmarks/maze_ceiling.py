@@ -41,7 +41,8 @@ def row(label: str, maze: str, r: dict, picture: str) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reacher", type=Path, required=True, help="AntGoal-v2 run directory")
-    p.add_argument("--mazes", nargs="+", default=["AntMaze_UMaze_Fixed-v5", "AntMaze_Medium_Fixed-v5"])
+    p.add_argument("--mazes", nargs="*", default=["AntMaze_UMaze_Fixed-v5", "AntMaze_Medium_Fixed-v5"],
+                   help="mazes to drive the data's driver on (none: only --runs)")
     p.add_argument("--noise", type=float, default=0.2, help="the datasets' action noise")
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
