@@ -4,6 +4,7 @@ path, its start (circle) and goal (star), successful episodes in green and faile
 from __future__ import annotations
 
 import io
+import textwrap
 from typing import NamedTuple
 
 import numpy as np
@@ -29,7 +30,8 @@ def draw_trace(trace: MazeTrace, title: str = "") -> Picture:
 
     geo = trace.geometry
     rows, cols = geo.shape
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.7 * cols), 0.7 * rows + 1.0))
+    width = max(4.0, 0.7 * cols)
+    fig, ax = plt.subplots(figsize=(width, 0.7 * rows + 1.0))
     for r, c in zip(*np.nonzero(geo.walls)):
         x, y = geo.cell_to_xy(r, c) - geo.scaling / 2
         ax.add_patch(Rectangle((x, y), geo.scaling, geo.scaling, color="0.55", lw=0))
@@ -52,6 +54,7 @@ def draw_trace(trace: MazeTrace, title: str = "") -> Picture:
     subtitle = f"{n_ok}/{len(trace.paths)} reached the goal"
     if trace.turned_over_at is not None:
         subtitle += f", {len(turned)} turned over"
+    title = "\n".join(textwrap.wrap(title, int(width * 11)))  # a long run name fits the width
     ax.set_title(f"{title}\n{subtitle}".strip(), fontsize=9)
     handles = [Line2D([], [], color=SUCCESS_COLOUR, label="success"),
                Line2D([], [], color=FAILURE_COLOUR, label="failure"),
