@@ -127,6 +127,12 @@ def read_eval(run: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def run_dir_for(root: Path, algo: str, env: str, seed: int) -> Path:
+    """A benchmark's run directory for ``algo`` on ``env`` with ``seed`` (``dmc:x`` -> ``dmc_x``),
+    as benchmarks/learning.py and benchmarks/make_datasets.py share them."""
+    return Path(root) / f"{algo}-{env.replace(':', '_')}-s{seed}"
+
+
 def train_or_resume(algo: str, env: str, overrides: dict, run_dir: Path, steps: int | None,
                     progress: bool = False) -> dict:
     """Train ``algo`` on ``env`` in ``run_dir`` up to ``steps`` and return the run's last

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from common import (column, comma_list, int_list, keep_evidence, pyplot, report_header,
-                    save_figure, train_or_resume, write_report)
+                    run_dir_for, save_figure, train_or_resume, write_report)
 
 # Published returns (../shared/reference/ANCHORS.md); label -> value, per (algo, env).
 REFERENCES = {
@@ -39,10 +39,6 @@ REFERENCES = {
     ("sac", "dmc:walker-walk"): {"TD-MPC 500k": 977.0},
     ("sac", "dmc:walker-run"): {"TD-MPC 500k": 820.0},
 }
-
-
-def run_dir_for(root: Path, algo: str, env: str, seed: int) -> Path:
-    return root / f"{algo}-{env.replace(':', '_')}-s{seed}"
 
 
 def run_grid(a) -> None:

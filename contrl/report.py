@@ -374,6 +374,17 @@ def _fmt(v: list[float], digits: int = 1) -> str:
     return f"{v[0]:.{digits}f} [{v[1]:.{digits}f}, {v[2]:.{digits}f}]"
 
 
+def _published_text(published: list[dict]) -> str:
+    return "; ".join(f"{p['value']:g} ({p['source']}, {p['steps'] // 1000}k)"
+                     for p in published) or "-"
+
+
+def _curves_json(curve_data: dict) -> dict:
+    return {f"{e}|{a}": {"steps": g.tolist(), "iqm": p.tolist(), "low": lo.tolist(),
+                         "high": hi.tolist()}
+            for (e, a), (g, p, lo, hi) in curve_data.items()}
+
+
 def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int = 0,
            pick: str = "final", figures: bool = True, refs_path: Path = REFERENCES) -> dict:
     """Write report.md, report.json and figures for the runs below ``dirs`` into ``out``
@@ -406,12 +417,7 @@ def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int 
     result = {"runs": len(runs), "dirs": list(dirs), "reps": reps, "seed": seed, "pick": pick,
               "per_task": table, "aggregate_envs": envs, "aggregates": agg,
               "probability_of_improvement": prob, "notes": notes, "figures": figs,
-              "curves": {f"{e}|{a}": {"steps": g.tolist(), "iqm": p.tolist(), "low": lo.tolist(),
-                                       "high": hi.tolist()}
-                         for (e, a), (g, p, lo, hi) in curve_data.items()},
-              "success_curves": {f"{e}|{a}": {"steps": g.tolist(), "iqm": p.tolist(),
-                                               "low": lo.tolist(), "high": hi.tolist()}
-                                 for (e, a), (g, p, lo, hi) in success_curves.items()}}
+              "curves": _curves_json(curve_data), "success_curves": _curves_json(success_curves)}
     atomic_write_json(out_dir / "report.json", result)
     atomic_write_bytes(out_dir / "report.md", markdown(result, refs).encode())
     return result
@@ -425,8 +431,7 @@ def markdown(result: dict, refs: dict) -> str:
              "| env | algo | seeds | steps | final return | best return | normalized final | "
              "published |", "|---|---|---|---|---|---|---|---|"]
     for r in result["per_task"]:
-        pub = "; ".join(f"{p['value']:g} ({p['source']}, {p['steps'] // 1000}k)"
-                        for p in r["published"]) or "-"
+        pub = _published_text(r["published"])
         norm = "-" if r["normalized_final"] is None else f"{r['normalized_final']:.3f}"
         lines.append(f"| {r['env']} | {r['algo']} | {len(r['seeds'])} | {r['steps']} | "
                      f"{_fmt(r['final'])} | {_fmt(r['best'])} | {norm} | {pub} |")
@@ -439,12 +444,10 @@ def markdown(result: dict, refs: dict) -> str:
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in rated:
             s = r["success"]
-            pub = "; ".join(f"{p['value']:g} ({p['source']}, {p['steps'] // 1000}k)"
-                            for p in s["published"]) or "-"
             lines.append(f"| {r['env']} | {r['algo']} | {', '.join(s['datasets'])} | "
                          f"{len(r['seeds'])} | {r['steps']} | {_fmt(s['final'], 3)} | "
                          f"{_fmt(s['best'], 3)} | {', '.join(f'{v:g}' for v in s['final_per_seed'])} | "
-                         f"{pub} |")
+                         f"{_published_text(s['published'])} |")
         lines += ["", "Success rate: the share of evaluation episodes that reached the goal; "
                   "mean over seeds with its 95% bootstrap interval over seeds.", ""]
     if result["aggregates"]:
