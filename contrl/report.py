@@ -42,6 +42,8 @@ class RunCurve:
     """Its configuration values (run and algorithm), to tell settings apart."""
     successes: np.ndarray | None = None
     """Its evaluations' success rates, where the env reports success at every evaluation."""
+    times: np.ndarray | None = None
+    """Wall-clock seconds at each evaluation (progress.csv's time), where every row has it."""
 
     @property
     def final(self) -> float:
@@ -60,7 +62,7 @@ def load_references(path: Path = REFERENCES) -> dict:
 def read_curve(run_dir: Path) -> RunCurve | None:
     """The evaluations of a run directory (None if it has not evaluated yet)."""
     saved = read_run_config(run_dir)
-    steps, returns, successes = [], [], []
+    steps, returns, successes, times = [], [], [], []
     path = run_dir / "progress.csv"
     if path.is_file():
         with path.open(newline="") as f:
@@ -71,12 +73,14 @@ def read_curve(run_dir: Path) -> RunCurve | None:
                     returns.append(float(value))
                     success = row.get("eval_success_rate")
                     successes.append(None if success in (None, "") else float(success))
+                    times.append(None if row.get("time") in (None, "") else float(row["time"]))
     if not steps:
         return None
     return RunCurve(run_dir, saved["algo"], saved["run"]["env"], int(saved["run"]["seed"]),
                     np.asarray(steps), np.asarray(returns),
                     {**_defaults(saved["algo"]), **saved["algo_config"], **saved["run"]},
-                    None if None in successes else np.asarray(successes))
+                    None if None in successes else np.asarray(successes),
+                    None if None in times else np.asarray(times))
 
 
 def _defaults(algo: str) -> dict:
@@ -200,6 +204,8 @@ def per_task_table(groups, reps: int, seed: int, refs: dict) -> list[dict]:
                "final": [f, flo, fhi], "best": [b, blo, bhi],
                "final_per_seed": final.tolist(),
                "normalized_final": None if norm is None else float(norm),
+               "wall_time": (float(np.median([r.times[-1] for r in rs]))
+                             if all(r.times is not None for r in rs) else None),
                "published": published_for(refs, env, rs[0])}
         if has_successes(rs):
             final_rate = np.array([r.successes[-1] for r in rs])
@@ -429,14 +435,17 @@ def markdown(result: dict, refs: dict) -> str:
              f"{result['reps']} resamples (rliable), seed {result['seed']}.", "",
              "## Per env and algorithm", "",
              "| env | algo | seeds | steps | final return | best return | normalized final | "
-             "published |", "|---|---|---|---|---|---|---|---|"]
+             "wall time | published |", "|---|---|---|---|---|---|---|---|---|"]
     for r in result["per_task"]:
         pub = _published_text(r["published"])
         norm = "-" if r["normalized_final"] is None else f"{r['normalized_final']:.3f}"
+        wall = "-" if r.get("wall_time") is None else f"{r['wall_time']:.0f} s"
         lines.append(f"| {r['env']} | {r['algo']} | {len(r['seeds'])} | {r['steps']} | "
-                     f"{_fmt(r['final'])} | {_fmt(r['best'])} | {norm} | {pub} |")
+                     f"{_fmt(r['final'])} | {_fmt(r['best'])} | {norm} | {wall} | {pub} |")
     lines += ["", "Final: the last evaluation of each run; best: its best evaluation (an "
-              "optimistic figure, as Tianshou's max-within-1M). Each is averaged over seeds.", ""]
+              "optimistic figure, as Tianshou's max-within-1M). Each is averaged over seeds. "
+              "Wall time: the median over seeds of a run's clock at its last evaluation "
+              "(evaluations included; it depends on the machine and on what else ran).", ""]
     rated = [r for r in result["per_task"] if "success" in r]
     if rated:
         lines += ["## Success rates", "", "| env | algo | dataset | seeds | steps | final success "

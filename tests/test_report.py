@@ -15,7 +15,7 @@ def _ret(score):  # the Pendulum return of a normalized score
     return RANDOM + score * (EXPERT - RANDOM)
 
 
-def make_run(root, algo, seed, evals, steps=1000, **config):
+def make_run(root, algo, seed, evals, steps=1000, seconds=0.0, **config):
     d = root / f"{algo}-s{seed}"
     d.mkdir(parents=True)
     (d / "config.json").write_text(json.dumps({
@@ -26,7 +26,7 @@ def make_run(root, algo, seed, evals, steps=1000, **config):
         w.writerow(["step", "time", "episode_return", "eval_return"])
         for i, r in enumerate(evals):
             w.writerow([(i + 1) * 100 - 50, 0.0, -1000.0, ""])  # a training row
-            w.writerow([(i + 1) * 100, 0.0, "", r])
+            w.writerow([(i + 1) * 100, seconds * (i + 1), "", r])  # the clock at each evaluation
     return d
 
 
@@ -38,6 +38,14 @@ def runs(tmp_path):
                                          _ret(score)])
         make_run(tmp_path, "td3", seed, [_ret(0.0), _ret(0.5), _ret(0.5)])
     return tmp_path
+
+
+def test_wall_time_is_the_median_clock_at_the_last_evaluation(tmp_path):
+    for seed, seconds in enumerate([10.0, 50.0, 20.0]):  # last evaluations at 30, 150, 60 s
+        make_run(tmp_path / "a", "sac", seed, [_ret(0.1), _ret(0.2), _ret(0.3)], seconds=seconds)
+    out = report([str(tmp_path / "a")], reps=50, seed=0, figures=False)
+    assert out["per_task"][0]["wall_time"] == pytest.approx(60.0)
+    assert "| 60 s |" in (tmp_path / "a" / "report.md").read_text()
 
 
 def test_report_numbers_equal_hand_computations(runs):
