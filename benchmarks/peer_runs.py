@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import importlib.metadata
 import io
 import time
@@ -29,8 +30,6 @@ from common import atomic_write_json, atomic_write_text, comma_list
 
 def contrl_settings(algo: str, env_id: str) -> tuple[dict, dict]:
     """contrl's resolved run and algorithm settings for (algo, env): defaults, then preset."""
-    import dataclasses
-
     from contrl.resolve import build_configs
 
     run_cfg, algo_cfg = build_configs(algo, env_id, {})
