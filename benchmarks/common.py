@@ -127,10 +127,15 @@ def read_eval(run: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def env_folder(env: str) -> str:
+    """An env id as part of a folder name (``dmc:x`` -> ``dmc_x``)."""
+    return env.replace(":", "_")
+
+
 def run_dir_for(root: Path, algo: str, env: str, seed: int) -> Path:
-    """A benchmark's run directory for ``algo`` on ``env`` with ``seed`` (``dmc:x`` -> ``dmc_x``),
-    as benchmarks/learning.py and benchmarks/make_datasets.py share them."""
-    return Path(root) / f"{algo}-{env.replace(':', '_')}-s{seed}"
+    """A benchmark's run directory for ``algo`` on ``env`` with ``seed``, as
+    benchmarks/learning.py and benchmarks/make_datasets.py share them."""
+    return Path(root) / f"{algo}-{env_folder(env)}-s{seed}"
 
 
 def train_or_resume(algo: str, env: str, overrides: dict, run_dir: Path, steps: int | None,

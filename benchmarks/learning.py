@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import (column, comma_list, int_list, keep_evidence, pyplot, report_header,
-                    run_dir_for, save_figure, train_or_resume, write_report)
+from common import (column, comma_list, env_folder, int_list, keep_evidence, pyplot,
+                    report_header, run_dir_for, save_figure, train_or_resume, write_report)
 
 # Published returns (../shared/reference/ANCHORS.md); label -> value, per (algo, env).
 REFERENCES = {
@@ -98,7 +98,7 @@ def report(a) -> None:
                           "best_mean": float(np.mean(bests)), "best_std": float(np.std(bests)),
                           "finals": [float(v) for v in finals]})
         save_figure(fig, ax, f"{env}: deterministic evaluation return",
-                    a.out / f"{env.replace(':', '_')}.png")
+                    a.out / f"{env_folder(env)}.png")
     write_report(a.out, lines, table)
 
 

@@ -28,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import ROOT, log, run_dir_for, train_or_resume
+from common import ROOT, env_folder, log, run_dir_for, train_or_resume
 
 CONTRL = Path(sys.executable).with_name("contrl")  # the command line of this environment's contrl
 SHORT = {"Hopper-v5": "hopper", "HalfCheetah-v5": "halfcheetah", "Walker2d-v5": "walker2d"}
@@ -76,7 +76,7 @@ def main() -> None:
     for env in a.envs:
         short = short_name(env)
         expert_run = run_dir_for(ROOT / "runs" / "grid", "sac", env, 0)
-        medium_run = ROOT / "runs" / "datasets" / f"sac-{env.replace(':', '_')}-medium"
+        medium_run = ROOT / "runs" / "datasets" / f"sac-{env_folder(env)}-medium"
         names = {s: f"{short}-{s}-v0" for s in ("expert", "medium", "medium-replay", "random",
                                                 "medium-expert")}
         if "expert" in a.stages:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import (column, comma_list, finished_step, int_list, keep_evidence, pyplot,
-                    report_header, save_figure, train_or_resume, write_report)
+from common import (column, comma_list, env_folder, finished_step, int_list, keep_evidence,
+                    pyplot, report_header, save_figure, train_or_resume, write_report)
 
 # label -> (algo, overrides, runs on the fully observed base env)
 SETTINGS = {
@@ -70,7 +70,7 @@ def base_env(env: str) -> str:
 
 
 def run_dir_for(root: Path, setting: str, env: str, seed: int) -> Path:
-    return root / f"{setting}-{env.replace(':', '_')}-s{seed}"
+    return root / f"{setting}-{env_folder(env)}-s{seed}"
 
 
 def run_grid(a) -> None:
@@ -158,7 +158,7 @@ def report(a) -> None:
             ax.axhline(value, ls="--", lw=0.8, color="grey")
             ax.text(0, value, f" {name}", fontsize=7, va="bottom", color="grey")
         save_figure(fig, ax, f"{env}: deterministic evaluation return",
-                    a.out / f"{env.replace(':', '_')}.png")
+                    a.out / f"{env_folder(env)}.png")
     write_report(a.out, lines, table)
 
 
