@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--pick", choices=("final", "best"), default="final",
                     help="aggregate each run's final or best evaluation")
     rp.add_argument("--no-figures", action="store_true", help="tables only")
+    rp.add_argument("--up-to", type=int, default=None, metavar="STEP",
+                    help="use each run's evaluations up to this env step only (runs of "
+                    "different lengths compared at equal steps)")
     return parser
 
 
@@ -349,7 +352,8 @@ def cmd_video(args) -> int:
 def cmd_report(args) -> int:
     from contrl.report import report
 
-    out = report(args.dirs, args.out, args.reps, args.seed, args.pick, not args.no_figures)
+    out = report(args.dirs, args.out, args.reps, args.seed, args.pick, not args.no_figures,
+                 step=args.up_to)
     where = args.out or args.dirs[0]
     print(f"report of {out['runs']} runs: {where}/report.md")
     return 0

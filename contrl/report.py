@@ -44,6 +44,8 @@ class RunCurve:
     """Its evaluations' success rates, where the env reports success at every evaluation."""
     times: np.ndarray | None = None
     """Wall-clock seconds at each evaluation (progress.csv's time), where every row has it."""
+    last_step: int = 0
+    """The step of its latest evaluation, also when the report only uses earlier ones."""
 
     @property
     def final(self) -> float:
@@ -80,7 +82,19 @@ def read_curve(run_dir: Path) -> RunCurve | None:
                     np.asarray(steps), np.asarray(returns),
                     {**_defaults(saved["algo"]), **saved["algo_config"], **saved["run"]},
                     None if None in successes else np.asarray(successes),
-                    None if None in times else np.asarray(times))
+                    None if None in times else np.asarray(times), steps[-1])
+
+
+def up_to(run: RunCurve, step: int | None) -> RunCurve | None:
+    """The run's evaluations at or before ``step`` (None: all; the run is None if it has none)."""
+    if step is None:
+        return run
+    keep = run.steps <= step
+    if not keep.any():
+        return None
+    cut = {name: None if getattr(run, name) is None else getattr(run, name)[keep]
+           for name in ("steps", "returns", "successes", "times")}
+    return dataclasses.replace(run, **cut)
 
 
 def _defaults(algo: str) -> dict:
@@ -92,8 +106,9 @@ def _defaults(algo: str) -> dict:
             if f.default is not dataclasses.MISSING}
 
 
-def find_runs(dirs: list[str]) -> list[RunCurve]:
-    """Every run directory (holding config.json) at or below the given directories."""
+def find_runs(dirs: list[str], step: int | None = None) -> list[RunCurve]:
+    """Every run directory (holding config.json) at or below the given directories, with its
+    evaluations up to ``step`` (None: all)."""
     runs, seen = [], set()
     for d in dirs:
         root = Path(d)
@@ -106,10 +121,13 @@ def find_runs(dirs: list[str]) -> list[RunCurve]:
             seen.add(run_dir)
             curve = read_curve(cfg.parent)
             if curve is not None:
+                curve = up_to(curve, step)
+            if curve is not None:
                 runs.append(curve)
     if not runs:
         raise ContrlError(f"no evaluated runs in {', '.join(dirs)} (no config.json with "
-                          "evaluations in progress.csv below them)")
+                          "evaluations in progress.csv below them"
+                          + (f" at or before step {step})" if step is not None else ")"))
     return runs
 
 
@@ -392,21 +410,27 @@ def _curves_json(curve_data: dict) -> dict:
 
 
 def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int = 0,
-           pick: str = "final", figures: bool = True, refs_path: Path = REFERENCES) -> dict:
+           pick: str = "final", figures: bool = True, refs_path: Path = REFERENCES,
+           step: int | None = None) -> dict:
     """Write report.md, report.json and figures for the runs below ``dirs`` into ``out``
-    (default: the first directory). ``pick``: aggregate the final or the best evaluations."""
+    (default: the first directory). ``pick``: aggregate the final or the best evaluations.
+    ``step``: use each run's evaluations up to this env step only (compare runs of different
+    lengths at equal steps)."""
     if reps <= 0:
         raise ContrlError(f"reps must be positive, got {reps}")
     if pick not in ("final", "best"):
         raise ContrlError(f"pick must be final or best, got '{pick}'")
-    runs = find_runs(dirs)
+    if step is not None and step <= 0:
+        raise ContrlError(f"--up-to must be a positive step, got {step}")
+    runs = find_runs(dirs, step)
     refs = load_references(refs_path)
     out_dir = Path(out or dirs[0])
     out_dir.mkdir(parents=True, exist_ok=True)
     groups = group(runs)
     table = per_task_table(groups, reps, seed, refs)
     mats, envs, notes = score_matrices(groups, refs, pick)
-    unfinished = [str(r.path) for r in runs if r.steps[-1] < int(r.config.get("steps", 0))]
+    target = {r.path: min(int(r.config.get("steps", 0)), step or np.inf) for r in runs}
+    unfinished = [str(r.path) for r in runs if r.last_step < target[r.path]]
     if unfinished:
         notes.append(f"{len(unfinished)} run(s) have not reached their steps yet; their "
                      f"\"final\" is their latest evaluation: {', '.join(unfinished)}")
@@ -421,6 +445,7 @@ def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int 
         if mats:
             figs += [plot_aggregates(agg, out_dir), plot_profiles(mats, out_dir, reps, seed)]
     result = {"runs": len(runs), "dirs": list(dirs), "reps": reps, "seed": seed, "pick": pick,
+              "up_to_step": step,
               "per_task": table, "aggregate_envs": envs, "aggregates": agg,
               "probability_of_improvement": prob, "notes": notes, "figures": figs,
               "curves": _curves_json(curve_data), "success_curves": _curves_json(success_curves)}
@@ -432,7 +457,9 @@ def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int 
 def markdown(result: dict, refs: dict) -> str:
     lines = [f"# Report: {result['runs']} runs", "",
              f"Runs from: {', '.join(result['dirs'])}. Intervals: 95% (stratified) bootstrap, "
-             f"{result['reps']} resamples (rliable), seed {result['seed']}.", "",
+             f"{result['reps']} resamples (rliable), seed {result['seed']}."
+             + (f" Evaluations up to env step {result['up_to_step']} only."
+                if result.get("up_to_step") else ""), "",
              "## Per env and algorithm", "",
              "| env | algo | seeds | steps | final return | best return | normalized final | "
              "wall time | published |", "|---|---|---|---|---|---|---|---|---|"]

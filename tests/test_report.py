@@ -98,6 +98,21 @@ def test_report_writes_figures(runs):
         assert (runs / "rep" / f).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_up_to_compares_runs_at_equal_steps(runs):
+    # evaluations at steps 100, 200, 300: up to 250 the final is each run's second evaluation
+    out = report([str(runs)], reps=100, seed=0, figures=False, step=250)
+    rows = {r["algo"]: r for r in out["per_task"]}
+    second = [_ret(0.2), _ret(0.45), _ret(0.7), _ret(1.0)]
+    assert rows["sac"]["final_per_seed"] == pytest.approx(second)
+    assert rows["td3"]["final_per_seed"] == pytest.approx([_ret(0.5)] * 4)
+    assert out["up_to_step"] == 250 and not out["notes"]  # all runs reached step 250's cut
+    assert "up to env step 250 only" in (runs / "report.md").read_text()
+    with pytest.raises(ContrlError, match="no evaluated runs .* at or before step 50"):
+        report([str(runs)], figures=False, step=50)
+    with pytest.raises(ContrlError, match="positive step"):
+        report([str(runs)], figures=False, step=0)
+
+
 def test_normalization_table():
     refs = load_references()
     assert float(normalize(-157.0, "Pendulum-v1", refs)) == pytest.approx(1.0)
