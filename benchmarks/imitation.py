@@ -56,7 +56,7 @@ def labels_curve(env: str, name: str, expert: str, a, runs_dir: Path, out: Path)
     from contrl.data.datasets import load_dataset
     ds = load_dataset(name, env)
     bc = {}
-    for n in BC_SIZES:
+    for n in (n for n in BC_SIZES if n <= len(ds)):
         ev = run("bc", env, dict(dataset=name, dataset_size=n, steps=a.bc_steps,
                                  eval_every=a.bc_steps), runs_dir / f"bc-{env}-n{n}")
         bc[n] = ev["mean_return"]
