@@ -1,15 +1,18 @@
-"""The goal reacher for AntMaze data: SAC on AntGoal-v2 (or --env AntGoal-v1) (trained,
+"""The goal reacher for AntMaze data: SAC on AntGoal-v3 (D4RL's ant; or --env AntGoal-v2,
+AntGoal-v1 with Gymnasium's) (trained,
 resumed, or skipped when done), its reach-rate curve, and the reacher driving the ant of a
 maze through the waypoint planner (evaluation episodes with the maze picture).
 
     python benchmarks/antmaze_reacher.py --steps 100000 --out benchmarks/results/antmaze \\
-        [--run-dir runs/antmaze/sac-AntGoal-v2-s0] [--maze AntMaze_UMaze-v5 --maze-episodes 10]
+        [--run-dir runs/antmaze/sac-AntGoal-v3-s0] [--maze AntMaze_UMaze_D4RL-v5 --maze-episodes 10]
 """
 from __future__ import annotations
 
 import argparse
 import os
 from pathlib import Path
+
+from contrl.envs.antgoal import ENV_ID, ENV_IDS, REACHER_ANT
 
 from common import (atomic_write_text, column, keep_evidence, log, pyplot, read_eval,
                     report_header, train_or_resume)
@@ -91,14 +94,17 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", default=None, help="default runs/antmaze/sac-<env>-s<seed>")
-    p.add_argument("--env", default="AntGoal-v2", choices=("AntGoal-v1", "AntGoal-v2"))
-    p.add_argument("--maze", default="AntMaze_UMaze-v5")
+    p.add_argument("--env", default=ENV_ID, choices=ENV_IDS)
+    p.add_argument("--maze", default=None, help="default: the U maze with the reacher's ant")
     p.add_argument("--maze-episodes", type=int, default=10)
-    p.add_argument("--collect", default="antmaze-medium-play-v0",
-                   help="dataset whose collection is timed with the reacher")
+    p.add_argument("--collect", default=None, help="dataset whose collection is timed with "
+                   "the reacher (default: medium-play with the reacher's ant)")
     p.add_argument("--collect-steps", type=int, default=8000)
     p.add_argument("--out", default="benchmarks/results/antmaze")
     a = p.parse_args()
+    d4rl = REACHER_ANT[a.env] == "d4rl"
+    a.maze = a.maze or ("AntMaze_UMaze_D4RL-v5" if d4rl else "AntMaze_UMaze-v5")
+    a.collect = a.collect or f"antmaze-medium-play-v{int(d4rl)}"
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     run = Path(a.run_dir or f"runs/antmaze/sac-{a.env}-s{a.seed}")

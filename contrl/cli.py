@@ -92,16 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     md = sub.add_parser("make-dataset", help="make a D4RL-style AntMaze dataset with a goal "
                         "reacher", description="Drive the ant of a maze with a policy trained on "
-                        "AntGoal-v2 towards a waypoint planner's next door, with action noise, "
+                        "AntGoal-v3 (or -v2) towards a waypoint planner's next door, with action noise, "
                         "and write a Minari dataset. Rerun the same command to continue an "
                         "interrupted collection.")
     md.add_argument("name", help="antmaze-umaze-v0, antmaze-umaze-diverse-v0, "
                     "antmaze-medium-play-v0, antmaze-medium-diverse-v0, antmaze-large-play-v0, "
                     "antmaze-large-diverse-v0 (single-task, as D4RL's) or the goal-conditioned "
                     "antmaze-umaze-multigoal-v0, antmaze-medium-play-multigoal-v0, "
-                    "antmaze-medium-diverse-multigoal-v0")
+                    "antmaze-medium-diverse-multigoal-v0; the same single-task names with -v1: "
+                    "the mazes with D4RL's ant (AntMaze_*_D4RL-v5)")
     md.add_argument("--reacher", required=True, metavar="RUN",
-                    help="run directory of a policy trained on AntGoal-v2 (or -v1)")
+                    help="run directory of a policy trained on AntGoal-v3 (the -v1 datasets, "
+                    "D4RL's ant) or AntGoal-v2 (the -v0 datasets, Gymnasium's ant)")
     md.add_argument("--checkpoint", choices=("best", "latest"), default="best")
     md.add_argument("--steps", type=int, default=1_000_000, help="transitions to collect")
     md.add_argument("--episode-steps", type=int, default=1000, help="steps per episode")

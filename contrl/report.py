@@ -162,11 +162,16 @@ def group(runs: list[RunCurve]) -> dict[tuple[str, str], list[RunCurve]]:
 def published_for(refs: dict, env: str, run: RunCurve, metric: str = "return") -> list[dict]:
     """The published figures for ``run``'s algorithm on ``env`` in ``metric`` ("return", the
     default of an entry, or "success_rate"); an entry naming a ``dataset`` matches only runs
-    trained on it."""
+    trained on it. Envs and datasets listed in ``aliases`` take the figures of the names they
+    stand for."""
+    aliases = refs.get("aliases", {})
+    env = aliases.get(env, env)
+    dataset = run.config.get("dataset")
+    dataset = aliases.get(dataset, dataset)
     return [p for p in refs.get("published", [])
             if p["env"] == env and p["algo"] == run.algo
             and p.get("metric", "return") == metric
-            and p.get("dataset", run.config.get("dataset")) == run.config.get("dataset")]
+            and p.get("dataset", dataset) == dataset]
 
 
 def has_successes(rs: list[RunCurve]) -> bool:

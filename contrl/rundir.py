@@ -83,18 +83,25 @@ def export_run_buffer(run_dir: str | Path, name: str, which: str = "latest",
 def make_maze_dataset_from_run(name: str, run_dir: str | Path, which: str = "best",
                                stop=None, **options) -> dict:
     """``contrl make-dataset``: the AntMaze dataset ``name`` driven by the goal reacher of a
-    run trained on AntGoal-v2 or -v1 (its ``which`` checkpoint); ``options``:
+    run trained on AntGoal-v3, -v2 or -v1 whose ant is the maze's (its ``which`` checkpoint); ``options``:
     ``make_maze_dataset``'s (steps, noise, episode_steps, seed, num_envs,
     restart_turned_over)."""
-    from contrl.data.antmaze import dataset_spec, make_maze_dataset
-    from contrl.envs.antgoal import ENV_ID, ENV_IDS
+    from contrl.data.antmaze import dataset_spec, make_maze_dataset, maze_ant
+    from contrl.envs.antgoal import ENV_ID, ENV_IDS, REACHER_ANT
 
-    dataset_spec(name)
+    spec = dataset_spec(name)
     run_cfg, _ = run_configs(run_dir)
     if run_cfg.env not in ENV_IDS or run_cfg.frame_stack != 1 or run_cfg.prev_action \
             or run_cfg.prev_reward or run_cfg.action_repeat != 1:
         raise ContrlError(f"{run_dir} is not a goal reacher: the reacher must be trained on "
                           f"{ENV_ID} with plain observations (it was trained on {run_cfg.env})")
+    ant = maze_ant(spec.env_id)
+    if REACHER_ANT[run_cfg.env] != ant:
+        fits = [e for e, a in REACHER_ANT.items() if a == ant]
+        raise ContrlError(f"{name} is collected in {spec.env_id}, whose ant is {ant}'s; the "
+                          f"reacher in {run_dir} learned on {run_cfg.env} "
+                          f"({REACHER_ANT[run_cfg.env]}'s ant): use a reacher trained on "
+                          f"{' or '.join(fits)}")
     agent, _, _, meta = load_agent(run_dir, which)
     source = {"run": str(Path(run_dir).resolve()), "checkpoint": which,
               "checkpoint_step": meta.get("step")}

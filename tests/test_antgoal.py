@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from contrl.envs import get_env_state, make_env, set_env_state
-from contrl.envs.antgoal import (SUCCESS_DISTANCE, MazeDriver, heading, reacher_inputs,
-                                 relative_goal, split_maze_obs)
+from contrl.envs.antgoal import (SUCCESS_DISTANCE, AntGoalEnv, MazeDriver, ant_xml, heading,
+                                 reacher_inputs, relative_goal, split_maze_obs)
 from contrl.envs.maze import MazeGeometry, upright
 from contrl.envs.maze_planner import WaypointPlanner
 from contrl.errors import ContrlError
@@ -95,3 +95,31 @@ def test_v2_ends_the_episode_when_the_ant_turns_over():
         base.set_state(qpos, np.zeros_like(base.data.qvel))
         _, reward, terminated, _, _ = env.step(np.zeros(8, np.float32))
         assert terminated == ends, env_id
+
+
+@pytest.mark.parametrize("env_id, gear, dt", [
+    ("AntGoal-v2", 150.0, 0.05), ("AntMaze_Medium_Fixed-v5", 150.0, 0.05),
+    ("AntGoal-v3", 30.0, 0.1), ("AntMaze_Medium_D4RL-v5", 30.0, 0.1),
+    ("AntMaze_UMaze_D4RL-v5", 30.0, 0.1)])
+def test_ant_models(env_id, gear, dt):
+    """Gymnasium's ant: 150 N m motors, 0.05 s per step; D4RL's (AntGoal-v3, the _D4RL mazes):
+    30 N m, 0.1 s. Otherwise the same body: the same 27 numbers, the same joints."""
+    base = make_env(env_id).unwrapped
+    ant = getattr(base, "ant_env", base)
+    np.testing.assert_allclose(ant.model.actuator_gear[:, 0], gear)
+    np.testing.assert_allclose(ant.model.actuator_ctrlrange, [[-1.0, 1.0]] * 8)
+    assert ant.dt == pytest.approx(dt)
+    assert ant.model.nq == 15 and ant.model.nu == 8
+
+
+def test_d4rl_ant_file_is_gymnasiums_with_two_numbers_changed():
+    import xml.etree.ElementTree as ET
+    ours, theirs = ET.parse(ant_xml("d4rl")).getroot(), ET.parse(ant_xml("gymnasium")).getroot()
+    assert ant_xml("d4rl") == ant_xml("d4rl")  # written once, same path
+    assert ours.find("option").get("timestep") == "0.02"
+    assert theirs.find("option").get("timestep") == "0.01"
+    for a, b in zip(ours.iter(), theirs.iter(), strict=True):
+        diff = {k for k in a.attrib | b.attrib if a.get(k) != b.get(k)}
+        assert diff <= ({"gear"} if a.tag == "motor" else {"timestep"} if a.tag == "option" else set())
+    with pytest.raises(ContrlError, match="unknown ant model 'huge'"):
+        AntGoalEnv(ant="huge")

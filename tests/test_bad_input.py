@@ -99,10 +99,11 @@ def files(tmp_path):
                 "algo": "sac", "run": {"env": "Pendulum-v1", "seed": int(name == "run_lr_b")},
                 "algo_config": {"lr": 1e-3 if name == "run_lr_a" else 3e-4}}))
             return str(run)
-        if name == "run_pendulum":  # a valid configuration of a run on another env
+        if name in ("run_pendulum", "run_antgoal_v2"):  # valid configurations of runs
+            env = {"run_pendulum": "Pendulum-v1", "run_antgoal_v2": "AntGoal-v2"}[name]
             (d / name).mkdir()
             (d / name / "config.json").write_text(json.dumps(
-                {"algo": "sac", "run": {"env": "Pendulum-v1"}, "algo_config": {}}))
+                {"algo": "sac", "run": {"env": env}, "algo_config": {}}))
             return str(d / name)
         if name in ("run_missing_keys", "run_bad_json", "run_wrong_types"):
             run = d / name
@@ -141,7 +142,7 @@ CASES = [
     (["train", "sac", "AntMaze_UMaze-v5", "--obs-keys", "observation", "goal"],
      "observation keys goal not among its keys"),
     (["train", "sac", "AntMaze_Tiny-v5"], "unknown environment"),
-    (["train", "sac", "AntGoal-v3"], "closest: AntGoal-v2, AntGoal-v1"),
+    (["train", "sac", "AntGoal-v4"], "closest: AntGoal-v3, AntGoal-v2, AntGoal-v1"),
     (["train", "sac", "AntMaze_UMaze-v5", "--eval-episodes", "0"], "eval_episodes must be positive"),
     (["train", "td3", "Hopper-v5", "--noise-type", "pink"], "noise_type must be"),
     (["train", "ppo", "Hopper-v5", "--minibatches", "5000"], "cannot be split into 5000"),
@@ -239,6 +240,8 @@ CASES = [
     (["collect", "--concat", "nothere-v0", "--name", "p-v0"], "no dataset 'nothere-v0'"),
     (["make-dataset", "antmaze-tiny-v0", "--reacher", "{run_pendulum}"], "unknown maze dataset 'antmaze-tiny-v0'"),
     (["make-dataset", "antmaze-umaze-v0", "--reacher", "{run_pendulum}"], "is not a goal reacher"),
+    (["make-dataset", "antmaze-medium-play-v1", "--reacher", "{run_antgoal_v2}"],
+     "(gymnasium's ant): use a reacher trained on AntGoal-v3"),
     (["make-dataset", "antmaze-umaze-v0", "--reacher", "/nonexistent/run"], "not a contrl run directory"),
     # sweep, report, video
     (["sweep", "sacc", "Pendulum-v1", "--dir", "{sweep_dir}"], "unknown algorithm 'sacc'"),

@@ -127,11 +127,12 @@ def test_no_runs_is_an_error(tmp_path):
         report([str(tmp_path / "missing")])
 
 
-def make_maze_run(root, algo, seed, rates, dataset="antmaze-umaze-v0"):
+def make_maze_run(root, algo, seed, rates, dataset="antmaze-umaze-v0",
+                  env="AntMaze_UMaze_Fixed-v5"):
     d = root / f"{algo}-maze-s{seed}"
     d.mkdir(parents=True)
     (d / "config.json").write_text(json.dumps({
-        "algo": algo, "run": {"env": "AntMaze_UMaze_Fixed-v5", "seed": seed, "steps": 200},
+        "algo": algo, "run": {"env": env, "seed": seed, "steps": 200},
         "algo_config": {"dataset": dataset}}))
     with (d / "progress.csv").open("w", newline="") as f:
         w = csv.writer(f)
@@ -164,3 +165,8 @@ def test_published_success_rates_follow_the_dataset(tmp_path):
     make_maze_run(tmp_path, "iql", 0, [0.5], dataset="antmaze-umaze-multigoal-v0")
     out = report([str(tmp_path)], reps=100, seed=0, figures=False)
     assert out["per_task"][0]["success"]["published"] == []
+    # the maze and dataset with D4RL's ant stand for the same task: the same published figures
+    make_maze_run(tmp_path / "d4rl", "iql", 0, [0.5], dataset="antmaze-umaze-v1",
+                  env="AntMaze_UMaze_D4RL-v5")
+    out = report([str(tmp_path / "d4rl")], reps=100, seed=0, figures=False)
+    assert sorted(p["value"] for p in out["per_task"][0]["success"]["published"]) == [0.77, 0.875]

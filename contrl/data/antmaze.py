@@ -1,5 +1,6 @@
-"""D4RL-style AntMaze datasets made by contrl: a goal-reaching ant (trained on ``AntGoal-v2``)
-driven through a maze by the waypoint planner, with Gaussian action noise.
+"""D4RL-style AntMaze datasets made by contrl: a goal-reaching ant (trained on ``AntGoal-v2``,
+or ``AntGoal-v3`` for the ``-v1`` datasets, whose mazes have D4RL's ant) driven through a maze
+by the waypoint planner, with Gaussian action noise.
 
 How (as D4RL made its antmaze datasets, with what differs said):
 
@@ -100,7 +101,19 @@ DATASETS = {
                                                     False),
     "antmaze-medium-diverse-multigoal-v0": MazeDataset("AntMaze_Medium_Diverse_GR-v5",
                                                        "diverse", False),
+    # v1: the same tasks with D4RL's ant (the _D4RL mazes; made with an AntGoal-v3 reacher)
+    "antmaze-umaze-v1": MazeDataset("AntMaze_UMaze_D4RL-v5", "fixed"),
+    "antmaze-umaze-diverse-v1": MazeDataset("AntMaze_UMaze_D4RL-v5", "diverse"),
+    "antmaze-medium-play-v1": MazeDataset("AntMaze_Medium_D4RL-v5", "play"),
+    "antmaze-medium-diverse-v1": MazeDataset("AntMaze_Medium_D4RL-v5", "diverse"),
+    "antmaze-large-play-v1": MazeDataset("AntMaze_Large_D4RL-v5", "play"),
+    "antmaze-large-diverse-v1": MazeDataset("AntMaze_Large_D4RL-v5", "diverse"),
 }
+
+
+def maze_ant(env_id: str) -> str:
+    """The ant model (a key of ``contrl.envs.antgoal.ANT_MODELS``) of a maze dataset's env."""
+    return FIXED_MAZES[env_id][4] if env_id in FIXED_MAZES else "gymnasium"
 
 
 def dataset_spec(name: str) -> MazeDataset:

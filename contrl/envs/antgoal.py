@@ -25,8 +25,24 @@ step's info then says ``success`` and a new goal is drawn from where the ant sta
 500-step episode can reach several (``goals_reached`` in the info) and the ant learns to move
 on rather than to stop. Goals lie ``GOAL_DISTANCE`` metres away in a
 uniformly random direction.
+
+``AntGoal-v3`` is v2 with D4RL's ant (``ANT_MODELS``): Gymnasium's Ant-v5 model drives each
+joint with up to 150 N m (gear 150) and steps the physics at 0.01 s; D4RL's AntMaze ant is the
+same body with at most 30 N m per joint (its motors' ctrlrange is +-30 with gear 1, reached
+through D4RL's action normalization) and a 0.02 s physics step, so one env step (5 physics
+steps) lasts 0.1 s instead of 0.05 s. Driven by uniformly random actions for 1000 steps,
+Gymnasium's ant ends on its back in 20 of 20 episodes, D4RL's in 0 of 20
+(benchmarks/results/antmaze/README.md, session 15); the mazes with D4RL's ant are the
+``_D4RL-v5`` ids (contrl.envs.make).
 """
 from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from functools import lru_cache
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -37,8 +53,11 @@ from contrl.envs.maze import upright
 from contrl.envs.maze_planner import WaypointPlanner
 from contrl.errors import ContrlError
 
-ENV_ID = "AntGoal-v2"  # the reacher to train; v1 kept so that reachers trained on it still load
-ENV_IDS = ("AntGoal-v1", "AntGoal-v2")
+ENV_ID = "AntGoal-v3"  # the reacher to train; v1, v2 kept so that reachers trained on them load
+ENV_IDS = ("AntGoal-v1", "AntGoal-v2", "AntGoal-v3")
+# (joint motor gear, physics time step) of the ant models; ctrl range [-1, 1] in both
+ANT_MODELS = {"gymnasium": (150.0, 0.01), "d4rl": (30.0, 0.02)}
+REACHER_ANT = {"AntGoal-v1": "gymnasium", "AntGoal-v2": "gymnasium", "AntGoal-v3": "d4rl"}
 EPISODE_STEPS = 500
 SUCCESS_DISTANCE = 0.45
 GOAL_DISTANCE = (1.0, 5.0)
@@ -46,14 +65,38 @@ ANT_OBS_DIM = 27
 PROGRESS_SCALE = 10.0
 
 
+@lru_cache(maxsize=None)
+def ant_xml(model: str) -> str:
+    """The path of an MJCF file of the ant ``model`` (a key of ``ANT_MODELS``): Gymnasium's
+    Ant-v5 file itself, or a copy of it with the model's gear and time step (written once to
+    the temporary directory)."""
+    source = Path(gym.__file__).parent / "envs" / "mujoco" / "assets" / "ant.xml"
+    if model == "gymnasium":
+        return str(source)
+    gear, timestep = ANT_MODELS[model]
+    root = ET.parse(source).getroot()
+    root.find("option").set("timestep", f"{timestep:g}")
+    for motor in root.iter("motor"):
+        motor.set("gear", f"{gear:g}")
+    text = ET.tostring(root, encoding="unicode")
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"contrl-ant-{model}-{digest}.xml"
+    if not path.exists() or path.read_text() != text:
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return str(path)
+
+
 def register() -> None:
-    """Make ``AntGoal-v1`` and ``AntGoal-v2`` Gymnasium ids (500-step episodes); v2 also ends
-    an episode when the ant turns over."""
+    """Make ``AntGoal-v1``, ``-v2`` and ``-v3`` Gymnasium ids (500-step episodes); v2 and v3
+    also end an episode when the ant turns over; v3 has D4RL's ant."""
     for env_id in ENV_IDS:
         if env_id not in gym.registry:
             gym.register(env_id, entry_point=f"{__name__}:AntGoalEnv",
                          max_episode_steps=EPISODE_STEPS,
-                         kwargs={"end_when_turned_over": env_id != "AntGoal-v1"})
+                         kwargs={"end_when_turned_over": env_id != "AntGoal-v1",
+                                 "ant": REACHER_ANT[env_id]})
 
 
 def heading(quat: np.ndarray) -> np.ndarray:
@@ -80,10 +123,13 @@ def reacher_inputs(ant_obs: np.ndarray, xy: np.ndarray, goal: np.ndarray) -> np.
 class AntGoalEnv(AntEnv):
     """Gymnasium's Ant (v5 model and physics) with goals; see the module docstring."""
 
-    def __init__(self, end_when_turned_over: bool = True, **kwargs):
+    def __init__(self, end_when_turned_over: bool = True, ant: str = "gymnasium", **kwargs):
         self.goal = np.zeros(2)
         self.goals_reached = 0
         self.end_when_turned_over = end_when_turned_over
+        if ant not in ANT_MODELS:
+            raise ContrlError(f"unknown ant model '{ant}'; one of {', '.join(ANT_MODELS)}")
+        kwargs.setdefault("xml_file", ant_xml(ant))
         super().__init__(include_cfrc_ext_in_observation=False, **kwargs)
         self.observation_space = Box(-np.inf, np.inf, (ANT_OBS_DIM + 2,), np.float64)
 

@@ -36,11 +36,16 @@ def _fixed_map(base: list, start: tuple[int, int], goal: tuple[int, int]) -> lis
 
 
 # D4RL's evaluation tasks: one start cell, one goal cell (the goal point still gets the env's
-# noise within its cell), D4RL's episode lengths. id: (gymnasium-robotics id, start, goal, steps)
+# noise within its cell), D4RL's episode lengths; the _Fixed mazes with Gymnasium's ant, the
+# _D4RL ones with D4RL's (contrl.envs.antgoal.ANT_MODELS: 30 N m motors, 0.1 s per step).
+# id: (gymnasium-robotics id, start, goal, steps, ant model)
 FIXED_MAZES = {
-    UMAZE_FIXED: ("AntMaze_UMaze-v5", (3, 1), (1, 1), 700),
-    "AntMaze_Medium_Fixed-v5": ("AntMaze_Medium-v5", (1, 1), (6, 6), 1000),
-    "AntMaze_Large_Fixed-v5": ("AntMaze_Large-v5", (1, 1), (7, 9), 1000),
+    UMAZE_FIXED: ("AntMaze_UMaze-v5", (3, 1), (1, 1), 700, "gymnasium"),
+    "AntMaze_Medium_Fixed-v5": ("AntMaze_Medium-v5", (1, 1), (6, 6), 1000, "gymnasium"),
+    "AntMaze_Large_Fixed-v5": ("AntMaze_Large-v5", (1, 1), (7, 9), 1000, "gymnasium"),
+    "AntMaze_UMaze_D4RL-v5": ("AntMaze_UMaze-v5", (3, 1), (1, 1), 700, "d4rl"),
+    "AntMaze_Medium_D4RL-v5": ("AntMaze_Medium-v5", (1, 1), (6, 6), 1000, "d4rl"),
+    "AntMaze_Large_D4RL-v5": ("AntMaze_Large-v5", (1, 1), (7, 9), 1000, "d4rl"),
 }
 
 
@@ -56,11 +61,11 @@ def _register_robotics() -> bool:
             gym.register_envs(gymnasium_robotics)
     except ImportError:  # pragma: no cover - gymnasium-robotics is a dependency
         return False
-    for env_id, (base_id, start, goal, steps) in FIXED_MAZES.items():
+    for env_id, (base_id, start, goal, steps, ant) in FIXED_MAZES.items():
         if env_id not in gym.registry:
             base = gym.spec(base_id)
             gym.register(env_id, entry_point=base.entry_point, max_episode_steps=steps,
-                         kwargs={**base.kwargs,
+                         kwargs={**base.kwargs, "xml_file": antgoal.ant_xml(ant),
                                  "maze_map": _fixed_map(base.kwargs["maze_map"], start, goal)})
     return True
 
@@ -72,8 +77,8 @@ def default_eval_episodes(env_id: str) -> int:
 
 def known_env_ids(dmc: bool = True) -> list[str]:
     """Gymnasium MuJoCo tasks (v4, v5), gymnasium-robotics' AntMaze and PointMaze tasks (their
-    newest version, and the ``_Fixed-v5`` mazes of ``FIXED_MAZES``), contrl's own tasks
-    (``AntGoal-v1``, ``-v2``), the continuous classic-control tasks and, with ``dmc``, the
+    newest version, and the ``_Fixed-v5`` and ``_D4RL-v5`` mazes of ``FIXED_MAZES``), contrl's
+    own tasks (``AntGoal-v1``, ``-v2``, ``-v3``), the continuous classic-control tasks and, with ``dmc``, the
     DeepMind Control Suite tasks as ``dmc:<domain>-<task>``."""
     _register_robotics()
     antgoal.register()
