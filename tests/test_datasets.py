@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from contrl.data.collect import rollout_episodes
-from contrl.data.datasets import (DatasetError, list_datasets, load_dataset, normalized_score,
+from contrl.data.datasets import (Dataset, DatasetError, list_datasets, load_dataset, normalized_score,
                                   write_minari)
 from contrl.policy import RandomPolicy
 
@@ -68,6 +68,20 @@ def test_reads_a_minari_data_collector_dataset(minari_dir):
     ds.check_env("Pendulum-v1", 3, 1)
     with pytest.raises(DatasetError, match="3-dim observations; Hopper-v5 has 11"):
         ds.check_env("Hopper-v5", 11, 3)
+
+
+def test_maze_data_of_the_other_ant_is_refused():
+    """Data collected with Gymnasium's ant (the _Fixed mazes) do not fit the _D4RL mazes."""
+    n = 4
+    ds = Dataset(np.zeros((n, 31), np.float32), np.zeros((n, 8), np.float32), np.zeros(n, np.float32),
+                 np.zeros(n, bool), np.zeros(n, bool), np.zeros((n, 31), np.float32),
+                 np.zeros(0), np.zeros(n, bool), name="antmaze-umaze-v0",
+                 metadata={"env_id": "AntMaze_UMaze_Fixed-v5"})
+    ds.check_env("AntMaze_UMaze_Fixed-v5", 31, 8)
+    ds.check_env("AntMaze_Medium_Fixed-v5", 31, 8)  # the same ant: allowed
+    with pytest.raises(DatasetError, match="collected in AntMaze_UMaze_Fixed-v5 \\(gymnasium's "
+                       "ant\\); AntMaze_UMaze_D4RL-v5 has d4rl's ant"):
+        ds.check_env("AntMaze_UMaze_D4RL-v5", 31, 8)
 
 
 def _h5(path, n=6, **drop_or_replace):
