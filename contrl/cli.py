@@ -92,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     md = sub.add_parser("make-dataset", help="make a D4RL-style AntMaze dataset with a goal "
                         "reacher", description="Drive the ant of a maze with a policy trained on "
-                        "AntGoal-v3 (or -v2) towards a waypoint planner's next door, with action noise, "
-                        "and write a Minari dataset. Rerun the same command to continue an "
+                        "AntGoal-v3 (or -v2) towards a waypoint planner's next door, with action "
+                        "noise, and write a Minari dataset. Rerun the same command to continue an "
                         "interrupted collection.")
     md.add_argument("name", help="antmaze-umaze-v0, antmaze-umaze-diverse-v0, "
                     "antmaze-medium-play-v0, antmaze-medium-diverse-v0, antmaze-large-play-v0, "

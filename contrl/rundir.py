@@ -83,8 +83,8 @@ def export_run_buffer(run_dir: str | Path, name: str, which: str = "latest",
 def make_maze_dataset_from_run(name: str, run_dir: str | Path, which: str = "best",
                                stop=None, **options) -> dict:
     """``contrl make-dataset``: the AntMaze dataset ``name`` driven by the goal reacher of a
-    run trained on AntGoal-v3, -v2 or -v1 whose ant is the maze's (its ``which`` checkpoint); ``options``:
-    ``make_maze_dataset``'s (steps, noise, episode_steps, seed, num_envs,
+    run trained on AntGoal-v3, -v2 or -v1 whose ant is the maze's (its ``which`` checkpoint);
+    ``options``: ``make_maze_dataset``'s (steps, noise, episode_steps, seed, num_envs,
     restart_turned_over)."""
     from contrl.data.antmaze import dataset_spec, make_maze_dataset, maze_ant
     from contrl.envs.antgoal import ENV_ID, ENV_IDS, REACHER_ANT

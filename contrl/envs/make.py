@@ -78,8 +78,8 @@ def default_eval_episodes(env_id: str) -> int:
 def known_env_ids(dmc: bool = True) -> list[str]:
     """Gymnasium MuJoCo tasks (v4, v5), gymnasium-robotics' AntMaze and PointMaze tasks (their
     newest version, and the ``_Fixed-v5`` and ``_D4RL-v5`` mazes of ``FIXED_MAZES``), contrl's
-    own tasks (``AntGoal-v1``, ``-v2``, ``-v3``), the continuous classic-control tasks and, with ``dmc``, the
-    DeepMind Control Suite tasks as ``dmc:<domain>-<task>``."""
+    own tasks (``AntGoal-v1``, ``-v2``, ``-v3``), the continuous classic-control tasks and,
+    with ``dmc``, the DeepMind Control Suite tasks as ``dmc:<domain>-<task>``."""
     _register_robotics()
     antgoal.register()
     ids = [
