@@ -12,7 +12,8 @@ import argparse
 import os
 from pathlib import Path
 
-from contrl.envs.antgoal import ENV_ID, ENV_IDS, REACHER_ANT
+from contrl.envs.antgoal import ENV_ID, ENV_IDS
+from contrl.envs.make import ant_model
 
 from common import (atomic_write_text, column, keep_evidence, log, pyplot, read_eval,
                     report_header, train_or_resume)
@@ -102,7 +103,7 @@ def main() -> None:
     p.add_argument("--collect-steps", type=int, default=8000)
     p.add_argument("--out", default="benchmarks/results/antmaze")
     a = p.parse_args()
-    d4rl = REACHER_ANT[a.env] == "d4rl"
+    d4rl = ant_model(a.env) == "d4rl"
     a.maze = a.maze or ("AntMaze_UMaze_D4RL-v5" if d4rl else "AntMaze_UMaze-v5")
     a.collect = a.collect or f"antmaze-medium-play-v{int(d4rl)}"
     out = Path(a.out)

@@ -244,12 +244,25 @@ def to_dict(cfg) -> dict:
 # --------------------------------------------------------------------------- presets
 @lru_cache(maxsize=None)
 def load_presets(algo: str) -> dict[str, dict]:
-    """``{env_id: {field: value}}`` from ``presets/<algo>.toml`` (empty if there is none)."""
+    """``{env_id: {field: value}}`` from ``presets/<algo>.toml`` (empty if there is none).
+
+    A table is one env's preset, or, with an ``envs`` list, the same values for each of those
+    envs (a group); an env's own table, if it also has one, adds to its group's values."""
     path = PRESET_DIR / f"{algo}.toml"
     if not path.exists():
         return {}
     with path.open("rb") as f:
-        return tomllib.load(f)
+        tables = tomllib.load(f)
+    presets: dict[str, dict] = {}
+    for values in tables.values():  # groups first
+        if "envs" in values:
+            shared = {k: v for k, v in values.items() if k != "envs"}
+            for env_id in values["envs"]:
+                presets.setdefault(env_id, {}).update(shared)
+    for env_id, values in tables.items():
+        if "envs" not in values:
+            presets.setdefault(env_id, {}).update(values)
+    return presets
 
 
 def preset_for(algo: str, env_id: str) -> dict:

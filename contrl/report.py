@@ -61,17 +61,22 @@ def load_references(path: Path = REFERENCES) -> dict:
         return tomllib.load(f)
 
 
-def read_curve(run_dir: Path) -> RunCurve | None:
-    """The evaluations of a run directory (None if it has not evaluated yet)."""
+def read_curve(run_dir: Path, up_to: int | None = None) -> RunCurve | None:
+    """The evaluations of a run directory, those at or before env step ``up_to`` if given
+    (None if there are none)."""
     saved = read_run_config(run_dir)
     steps, returns, successes, times = [], [], [], []
+    last_step = 0
     path = run_dir / "progress.csv"
     if path.is_file():
         with path.open(newline="") as f:
             for row in csv.DictReader(f):
                 value = row.get("eval_return")
                 if value not in (None, ""):
-                    steps.append(int(row["step"]))
+                    last_step = int(row["step"])
+                    if up_to is not None and last_step > up_to:
+                        continue
+                    steps.append(last_step)
                     returns.append(float(value))
                     success = row.get("eval_success_rate")
                     successes.append(None if success in (None, "") else float(success))
@@ -82,19 +87,7 @@ def read_curve(run_dir: Path) -> RunCurve | None:
                     np.asarray(steps), np.asarray(returns),
                     {**_defaults(saved["algo"]), **saved["algo_config"], **saved["run"]},
                     None if None in successes else np.asarray(successes),
-                    None if None in times else np.asarray(times), steps[-1])
-
-
-def up_to(run: RunCurve, step: int | None) -> RunCurve | None:
-    """The run's evaluations at or before ``step`` (None: all; the run is None if it has none)."""
-    if step is None:
-        return run
-    keep = run.steps <= step
-    if not keep.any():
-        return None
-    cut = {name: None if getattr(run, name) is None else getattr(run, name)[keep]
-           for name in ("steps", "returns", "successes", "times")}
-    return dataclasses.replace(run, **cut)
+                    None if None in times else np.asarray(times), last_step)
 
 
 def _defaults(algo: str) -> dict:
@@ -119,9 +112,7 @@ def find_runs(dirs: list[str], step: int | None = None) -> list[RunCurve]:
             if run_dir in seen or run_dir.name == "online":  # an online phase: its own run
                 continue
             seen.add(run_dir)
-            curve = read_curve(cfg.parent)
-            if curve is not None:
-                curve = up_to(curve, step)
+            curve = read_curve(cfg.parent, step)
             if curve is not None:
                 runs.append(curve)
     if not runs:
@@ -434,8 +425,8 @@ def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int 
     groups = group(runs)
     table = per_task_table(groups, reps, seed, refs)
     mats, envs, notes = score_matrices(groups, refs, pick)
-    target = {r.path: min(int(r.config.get("steps", 0)), step or np.inf) for r in runs}
-    unfinished = [str(r.path) for r in runs if r.last_step < target[r.path]]
+    unfinished = [str(r.path) for r in runs
+                  if r.last_step < min(int(r.config.get("steps", 0)), step or np.inf)]
     if unfinished:
         notes.append(f"{len(unfinished)} run(s) have not reached their steps yet; their "
                      f"\"final\" is their latest evaluation: {', '.join(unfinished)}")

@@ -86,8 +86,9 @@ def make_maze_dataset_from_run(name: str, run_dir: str | Path, which: str = "bes
     run trained on AntGoal-v3, -v2 or -v1 whose ant is the maze's (its ``which`` checkpoint);
     ``options``: ``make_maze_dataset``'s (steps, noise, episode_steps, seed, num_envs,
     restart_turned_over)."""
-    from contrl.data.antmaze import dataset_spec, make_maze_dataset, maze_ant
-    from contrl.envs.antgoal import ENV_ID, ENV_IDS, REACHER_ANT
+    from contrl.data.antmaze import dataset_spec, make_maze_dataset
+    from contrl.envs.antgoal import ENV_ID, ENV_IDS
+    from contrl.envs.make import ant_model
 
     spec = dataset_spec(name)
     run_cfg, _ = run_configs(run_dir)
@@ -95,12 +96,12 @@ def make_maze_dataset_from_run(name: str, run_dir: str | Path, which: str = "bes
             or run_cfg.prev_reward or run_cfg.action_repeat != 1:
         raise ContrlError(f"{run_dir} is not a goal reacher: the reacher must be trained on "
                           f"{ENV_ID} with plain observations (it was trained on {run_cfg.env})")
-    ant = maze_ant(spec.env_id)
-    if REACHER_ANT[run_cfg.env] != ant:
-        fits = [e for e, a in REACHER_ANT.items() if a == ant]
+    ant, reacher_ant = ant_model(spec.env_id), ant_model(run_cfg.env)
+    if reacher_ant != ant:
+        fits = [e for e in ENV_IDS if ant_model(e) == ant]
         raise ContrlError(f"{name} is collected in {spec.env_id}, whose ant is {ant}'s; the "
                           f"reacher in {run_dir} learned on {run_cfg.env} "
-                          f"({REACHER_ANT[run_cfg.env]}'s ant): use a reacher trained on "
+                          f"({reacher_ant}'s ant): use a reacher trained on "
                           f"{' or '.join(fits)}")
     agent, _, _, meta = load_agent(run_dir, which)
     source = {"run": str(Path(run_dir).resolve()), "checkpoint": which,

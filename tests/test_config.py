@@ -61,3 +61,15 @@ def test_coerce_reads_saved_values_as_the_declared_types():
         C.coerce(SACConfig, "autotune_alpha", "yes")
     with pytest.raises(C.ConfigError, match="cannot read"):
         C.coerce(SACConfig, "lr", "fast")
+
+
+def test_a_preset_group_gives_its_values_to_each_env(tmp_path, monkeypatch):
+    (tmp_path / "sac.toml").write_text(
+        '[mazes]\nenvs = ["A-v0", "B-v0"]\nlr = 0.001\n\n["B-v0"]\nbatch_size = 64\n')
+    monkeypatch.setattr(C, "PRESET_DIR", tmp_path)
+    C.load_presets.cache_clear()
+    try:
+        assert C.load_presets("sac") == {"A-v0": {"lr": 0.001},
+                                         "B-v0": {"lr": 0.001, "batch_size": 64}}
+    finally:
+        C.load_presets.cache_clear()

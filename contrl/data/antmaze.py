@@ -111,10 +111,6 @@ DATASETS = {
 }
 
 
-def maze_ant(env_id: str) -> str:
-    """The ant model (a key of ``contrl.envs.antgoal.ANT_MODELS``) of a maze dataset's env."""
-    return FIXED_MAZES[env_id][4] if env_id in FIXED_MAZES else "gymnasium"
-
 
 def dataset_spec(name: str) -> MazeDataset:
     if name not in DATASETS:

@@ -21,7 +21,6 @@ import numpy as np
 
 from contrl.data.batch import Batch, SequenceBatch
 from contrl.data.windows import leading_run, sequence_batch
-from contrl.envs.maze import is_maze
 from contrl.errors import ContrlError
 
 D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
@@ -85,12 +84,12 @@ class Dataset:
             raise DatasetError(f"dataset {self.name} has {self.action_dim}-dim actions; "
                                f"{env_id} has {action_dim}")
         made_in = self.metadata.get("env_id")
-        if made_in and is_maze(made_in) and is_maze(env_id):
-            from contrl.data.antmaze import maze_ant
-            if maze_ant(made_in) != maze_ant(env_id):
+        if made_in:
+            from contrl.envs.make import ant_model
+            theirs, ours = ant_model(made_in), ant_model(env_id)
+            if theirs and ours and theirs != ours:
                 raise DatasetError(f"dataset {self.name} was collected in {made_in} "
-                                   f"({maze_ant(made_in)}'s ant); {env_id} has "
-                                   f"{maze_ant(env_id)}'s ant")
+                                   f"({theirs}'s ant); {env_id} has {ours}'s ant")
 
     def sample(self, rng: np.random.Generator, batch_size: int, gamma: float, k: int = 1) -> Batch:
         """``k`` batches of ``batch_size`` transitions drawn uniformly, stacked on a leading axis."""
@@ -196,6 +195,7 @@ class Dataset:
 def _layout(env_id: str) -> str:
     """How a maze's dict observation is flattened by default, for the shape-mismatch message."""
     from contrl.envs.make import default_obs_keys
+    from contrl.envs.maze import is_maze
     if is_maze(env_id):
         return f" ({', '.join(default_obs_keys(env_id))}, flattened in that order)"
     return ""

@@ -49,6 +49,16 @@ FIXED_MAZES = {
 }
 
 
+def ant_model(env_id: str) -> str | None:
+    """The ant model (a key of ``antgoal.ANT_MODELS``) of an AntGoal or AntMaze env; None for
+    an env without contrl's ant."""
+    if env_id in antgoal.REACHER_ANT:
+        return antgoal.REACHER_ANT[env_id]
+    if env_id in FIXED_MAZES:
+        return FIXED_MAZES[env_id][4]
+    return "gymnasium" if env_id.startswith("AntMaze_") else None
+
+
 @lru_cache(maxsize=None)
 def _register_robotics() -> bool:
     """Register gymnasium-robotics' envs (the mazes) with Gymnasium, once. Its import prints a
