@@ -33,15 +33,18 @@ def new_run_dir(runs_dir: str, algo: str, env_id: str, seed: int) -> Path:
         raise ContrlError(f"--runs-dir {root} is not a directory")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = root / f"{algo}-{env_id.replace(':', '_').replace('/', '_')}-s{seed}-{stamp}"
+    # mkdir itself claims the name: two runs started in the same second (a sweep, a script
+    # launching runs side by side) get -1, -2, ... instead of one of them failing
     path, i = base, 1
-    while path.exists():
-        path, i = Path(f"{base}-{i}"), i + 1
-    try:
-        path.mkdir(parents=True)
-        (path / "checkpoints").mkdir()
-    except OSError as e:
-        raise ContrlError(f"cannot create a run directory in {root} ({e.strerror})") from None
-    return path
+    while True:
+        try:
+            path.mkdir(parents=True)
+            (path / "checkpoints").mkdir()
+            return path
+        except FileExistsError:
+            path, i = Path(f"{base}-{i}"), i + 1
+        except OSError as e:
+            raise ContrlError(f"cannot create a run directory in {root} ({e.strerror})") from None
 
 
 def check_writable(directory: Path) -> None:

@@ -96,3 +96,23 @@ def test_resumed_log_with_other_columns_gets_the_new_header(tmp_path):
     assert [r["step"] for r in rows] == ["100", "300"]
     assert rows[0]["eval_return"] == "-5.0" and rows[0]["critic_loss"] == "0.5"
     assert rows[1]["eval_success_rate"] == "0.5" and rows[0]["eval_success_rate"] == ""
+
+
+def test_runs_started_in_the_same_second_get_distinct_directories(tmp_path, monkeypatch):
+    import datetime as dt
+
+    import contrl.run as run_mod
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 12, 4, 18, 10, 20)
+
+    monkeypatch.setattr(run_mod, "datetime", Frozen)
+    # another process may take a name between any look and the mkdir: the mkdir decides
+    monkeypatch.setattr(run_mod.Path, "exists", lambda self: False)
+    dirs = [run_mod.new_run_dir(str(tmp_path), "bc", "Pendulum-v1", 0) for _ in range(3)]
+    assert [d.name for d in dirs] == ["bc-Pendulum-v1-s0-20261204-181020",
+                                      "bc-Pendulum-v1-s0-20261204-181020-1",
+                                      "bc-Pendulum-v1-s0-20261204-181020-2"]
+    assert all((d / "checkpoints").is_dir() for d in dirs)
