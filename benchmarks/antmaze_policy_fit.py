@@ -43,9 +43,9 @@ def main():
     s = action_stats(act)
     print(f"| the dataset's actions | {s['mean_abs']:.3f} | {s['at_bound']:.3f} | - |")
     for run in a.runs:
-        agent, _, algo_cfg, meta = load_agent(run, a.checkpoint)
+        agent, _, algo_cfg, _ = load_agent(run, a.checkpoint)
         s = action_stats(np.asarray(agent.eval_actions(obs)[0]), act)
-        widths = getattr(algo_cfg, "actor_hidden", ()) or algo_cfg.hidden
+        widths = getattr(algo_cfg, "actor_widths", algo_cfg.hidden)
         head = getattr(algo_cfg, "head", "")
         print(f"| {run} ({head + ', ' if head else ''}{'x'.join(map(str, widths))}) | "
               f"{s['mean_abs']:.3f} | {s['at_bound']:.3f} | {s['mse_to_data']:.3f} |")

@@ -40,6 +40,12 @@ class _Checks:
             if getattr(self, n) < 0:
                 raise ConfigError(f"{n} must be >= 0, got {getattr(self, n)}")
 
+    def _widths(self, name: str, allow_empty: bool = False) -> None:
+        """A tuple of hidden layer widths: all positive (and not empty unless allowed)."""
+        v = getattr(self, name)
+        if (not v and not allow_empty) or (v and min(v) <= 0):
+            raise ConfigError(f"{name} must be positive layer widths, got {v}")
+
     def _one_of(self, name: str, choices: tuple[str, ...]) -> None:
         v = getattr(self, name)
         if v not in choices:

@@ -126,8 +126,7 @@ class OffPolicyConfig(AlgoConfig):
         self._in_range("tau", 0.0, 1.0, low_open=True)
         self._nonneg("learning_starts")
         self._in_range("offline_ratio", 0.0, 0.99)
-        if not self.hidden or min(self.hidden) <= 0:
-            raise ConfigError(f"hidden must be positive layer widths, got {self.hidden}")
+        self._widths("hidden")
         self._one_of("dataset_action_units", ("env", "scaled"))
         if self.weight_init not in ("lecun", "torch"):
             raise ConfigError(f"weight_init must be lecun or torch, got '{self.weight_init}'")

@@ -62,8 +62,7 @@ class BCConfig(AlgoConfig):
         self._one_of("dataset_action_units", ("env", "scaled"))
         if self.head not in ("gaussian", "deterministic"):
             raise ConfigError(f"head must be gaussian or deterministic, got '{self.head}'")
-        if not self.hidden or min(self.hidden) <= 0:
-            raise ConfigError(f"hidden must be positive layer widths, got {self.hidden}")
+        self._widths("hidden")
 
     @property
     def steps_per_call(self) -> int:

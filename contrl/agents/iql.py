@@ -18,7 +18,6 @@ from flax.training.train_state import TrainState
 from contrl.agents.base import AgentBase, compiled_create, make_state, scan_updates, td_loss
 from contrl.agents.offline import DataStats, OfflineConfig, fit_stats
 from contrl.data.batch import Batch
-from contrl.config import ConfigError
 from contrl.nets import (BoundedGaussianPolicy, CriticEnsemble, StateValue, gaussian_log_prob,
                          polyak)
 
@@ -49,8 +48,12 @@ class IQLConfig(OfflineConfig):
         self._in_range("expectile", 0.0, 1.0, low_open=True)
         self._nonneg("beta", "actor_decay_steps")
         self._positive("max_weight")
-        if self.actor_hidden and min(self.actor_hidden) <= 0:
-            raise ConfigError(f"actor_hidden must be positive layer widths, got {self.actor_hidden}")
+        self._widths("actor_hidden", allow_empty=True)
+
+    @property
+    def actor_widths(self) -> tuple[int, ...]:
+        """The actor's hidden widths: ``actor_hidden``, else the shared ``hidden``."""
+        return tuple(self.actor_hidden or self.hidden)
 
     def check_run(self, run) -> None:
         super().check_run(run)
@@ -109,8 +112,7 @@ class IQL(AgentBase, struct.PyTreeNode):
         key, k_actor, k_critic, k_value = jax.random.split(jax.random.PRNGKey(seed), 4)
         obs = jnp.zeros((1, obs_dim), jnp.float32)
         act = jnp.zeros((1, action_dim), jnp.float32)
-        actor_net = BoundedGaussianPolicy(tuple(cfg.actor_hidden or cfg.hidden), action_dim,
-                                          weight_init=cfg.weight_init)
+        actor_net = BoundedGaussianPolicy(cfg.actor_widths, action_dim, weight_init=cfg.weight_init)
         critic_net = CriticEnsemble(tuple(cfg.hidden), cfg.n_critics, cfg.critic_layer_norm, cfg.weight_init)
         value_net = StateValue(tuple(cfg.hidden), cfg.critic_layer_norm, cfg.weight_init)
         critic_params = critic_net.init(k_critic, obs, act)

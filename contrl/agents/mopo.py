@@ -93,9 +93,7 @@ class MOPOConfig(OfflineConfig, SACConfig):
         if self.elites > self.ensemble_size:
             raise ConfigError(f"elites ({self.elites}) must be at most ensemble_size "
                               f"({self.ensemble_size})")
-        if not self.dynamics_hidden or min(self.dynamics_hidden) <= 0:
-            raise ConfigError(f"dynamics_hidden must be positive layer widths, got "
-                              f"{self.dynamics_hidden}")
+        self._widths("dynamics_hidden")
         if self.model_buffer_size < self.rollout_batch_size:
             raise ConfigError(f"model_buffer_size ({self.model_buffer_size}) must hold at "
                               f"least one step of rollout_batch_size ({self.rollout_batch_size})")

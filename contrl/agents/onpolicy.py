@@ -79,8 +79,7 @@ class OnPolicyConfig(AlgoConfig):
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
                               f"got '{self.activation}'")
-        if not self.hidden or min(self.hidden) <= 0:
-            raise ConfigError(f"hidden must be positive layer widths, got {self.hidden}")
+        self._widths("hidden")
 
 
 class Rollout(NamedTuple):
