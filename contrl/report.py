@@ -327,15 +327,20 @@ def plot_curves(curve_data: dict, refs: dict, out: Path, groups: dict,
     names = []
     for env in sorted({e for e, _ in curve_data}):
         fig, ax = plt.subplots(figsize=(6, 4))
+        drawn = set()  # settings of one algorithm share its published figures: draw them once
         for i, ((e, algo), (grid, iqm, lo, hi)) in enumerate(sorted(curve_data.items())):
             if e != env:
                 continue
             color = f"C{i % 10}"
             ax.plot(grid, iqm, color=color, label=f"{algo} (IQM over seeds)")
             ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
-            for p in published_for(refs, env, groups[(e, algo)][0], metric):
+            run = groups[(e, algo)][0]
+            for p in published_for(refs, env, run, metric):
+                if (run.algo, p["source"], p["value"]) in drawn:
+                    continue
+                drawn.add((run.algo, p["source"], p["value"]))
                 ax.axhline(p["value"], color=color, ls="--", lw=0.8)
-                ax.annotate(f"{algo} {p['source']} @{p['steps'] // 1000}k",
+                ax.annotate(f"{run.algo} {p['source']} @{p['steps'] // 1000}k",
                             (grid[0], p["value"]), fontsize=7, color=color, va="bottom")
         ax.set_xlabel("env steps")
         ax.set_ylabel("evaluation success rate" if metric == "success_rate" else "evaluation return")

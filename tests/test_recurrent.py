@@ -106,16 +106,21 @@ def test_recurrent_state_resets_per_env_at_episode_end_and_shared_core():
     assert np.all(after[0] == 0) and np.array_equal(after[1], np.asarray(carry)[1])
 
 
-@pytest.mark.parametrize("cls,cfg", [(RTD3, RTD3Config)])  # RSAC's: resume and learning tests
-def test_update_runs_k_window_steps_and_changes_every_network(cls, cfg):
+@pytest.mark.parametrize("cls,cfg,extra", [  # RSAC's: resume and learning tests
+    (RTD3, RTD3Config, {}), (RTD3, RTD3Config, dict(actor_q="min", target_update="every_step"))])
+def test_update_runs_k_window_steps_and_changes_every_network(cls, cfg, extra):
     buf = ReplayBuffer(200, 3, 1, n_envs=1, seed=0)
     rng = np.random.default_rng(0)
     for t in range(30):
         buf.add(rng.normal(size=(1, 3)), rng.uniform(-1, 1, (1, 1)), rng.normal(size=1),
                 np.array([False]), np.array([t % 10 == 9]), rng.normal(size=(1, 3)))
-    c = cfg(**SMALL, shared_encoder=False)
+    c = cfg(**SMALL, shared_encoder=False, **extra)
     agent = cls.create(c, 3, 1, seed=0)
     new, metrics = agent.update(c.replay_batches(buf, 4, 2, None))
+    for name in ("target_actor", "target_critic"):  # moved by tau (4 steps: 2 or 4 times)
+        before, after = jax.tree_util.tree_leaves(getattr(agent, name)), \
+            jax.tree_util.tree_leaves(getattr(new, name))
+        assert any(not np.array_equal(a, b) for a, b in zip(before, after)), name
     assert all(np.isfinite(float(v)) for v in metrics.values())
     for part in ("actor", "critic"):
         for name in ("encoder", "head" if part == "actor" else "heads"):

@@ -170,3 +170,19 @@ def test_published_success_rates_follow_the_dataset(tmp_path):
                   env="AntMaze_UMaze_D4RL-v5")
     out = report([str(tmp_path / "d4rl")], reps=100, seed=0, figures=False)
     assert sorted(p["value"] for p in out["per_task"][0]["success"]["published"]) == [0.77, 0.875]
+
+
+def test_published_figures_are_drawn_once_for_several_settings_of_one_algo(tmp_path, monkeypatch):
+    import contrl.report as R
+    make_run(tmp_path / "a", "sac", 0, [-300.0, -250.0], lr=1e-3)
+    make_run(tmp_path / "b", "sac", 0, [-200.0, -150.0], lr=3e-4)
+    groups = group(find_runs([str(tmp_path)]))
+    curves = {k: (np.array([100, 200]), np.array([-300.0, -250.0]), np.array([-310.0, -260.0]),
+                  np.array([-290.0, -240.0])) for k in groups}
+    refs = {"published": [{"env": "Pendulum-v1", "algo": "sac", "source": "X", "steps": 200,
+                           "value": -180.0}]}
+    texts = []
+    monkeypatch.setattr(R, "_save", lambda fig, path: texts.extend(
+        t.get_text() for ax in fig.axes for t in ax.texts))
+    R.plot_curves(curves, refs, tmp_path, groups)
+    assert texts == ["sac X @0k"]  # one line for both settings, named by the algorithm

@@ -101,3 +101,42 @@ def test_first_critic_view_equals_first_ensemble_member():
     one = agent.first_critic_fn(jax.tree_util.tree_map(lambda p: p[:1], agent.critic.params), obs, act)
     assert one.shape == (1, 5)
     np.testing.assert_allclose(one[0], full[0], rtol=1e-5, atol=1e-7)  # float32 sums reordered
+
+
+def test_target_update_every_step_moves_targets_before_the_actor_does():
+    # sbx's timing: the targets move after every critic step, the actor still every 2nd
+    agent = TD3.create(TD3Config(hidden=(8,), policy_delay=2, target_update="every_step"), 3, 2, 0)
+    actor0, target0 = _leaves(agent.actor.params), _leaves(agent.target_critic)
+    tactor0 = _leaves(agent.target_actor)
+    agent, _ = agent.update(_batch(1))
+    assert all(np.array_equal(a, b) for a, b in zip(actor0, _leaves(agent.actor.params)))
+    assert not all(np.array_equal(a, b) for a, b in zip(target0, _leaves(agent.target_critic)))
+    # the target actor moved towards an unchanged actor: it is unchanged too (it started equal)
+    assert all(np.allclose(a, b) for a, b in zip(tactor0, _leaves(agent.target_actor)))
+    # target = (1 - tau) * old target + tau * new critic, for every leaf
+    agent0 = TD3.create(TD3Config(hidden=(8,), policy_delay=2, target_update="every_step"), 3, 2, 0)
+    tau = agent0.tau
+    for t0, t1, c1 in zip(target0, _leaves(agent.target_critic), _leaves(agent.critic.params)):
+        np.testing.assert_allclose(t1, (1 - tau) * t0 + tau * c1, rtol=1e-5, atol=1e-7)
+
+
+def test_actor_on_min_critic_uses_the_smaller_q():
+    cfg = TD3Config(hidden=(8, 8), actor_q="min")
+    agent = TD3.create(cfg, 3, 2, 0)
+    obs = jnp.asarray(np.random.default_rng(0).standard_normal((6, 3)), jnp.float32)
+    pi = jnp.full((6, 2), 0.2)
+    full = np.asarray(agent.critic.apply_fn(agent.critic.params, obs, pi))
+    np.testing.assert_allclose(agent._actor_q(obs, pi)[0], full.min(axis=0), rtol=1e-5, atol=1e-7)
+    first = TD3.create(TD3Config(hidden=(8, 8)), 3, 2, 0)
+    np.testing.assert_allclose(first._actor_q(obs, pi)[0], full[0], rtol=1e-5, atol=1e-7)
+    assert not np.allclose(full.min(axis=0), full[0])  # the two critics differ here
+
+
+def test_bad_actor_q_and_target_update_are_rejected():
+    import pytest
+
+    from contrl.config import ConfigError
+    with pytest.raises(ConfigError, match="actor_q must be first or min, got 'mean'"):
+        TD3Config(actor_q="mean").validate()
+    with pytest.raises(ConfigError, match="target_update"):
+        TD3Config(target_update="never").validate()

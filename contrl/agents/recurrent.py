@@ -339,6 +339,8 @@ class RTD3(_Recurrent, struct.PyTreeNode):
     policy_noise: float = struct.field(pytree_node=False)
     noise_clip: float = struct.field(pytree_node=False)
     policy_delay: int = struct.field(pytree_node=False)
+    actor_q: str = struct.field(pytree_node=False)
+    target_update: str = struct.field(pytree_node=False)
 
     @classmethod
     def create(cls, cfg: RTD3Config, obs_dim: int, action_dim: int, seed: int,
@@ -357,7 +359,7 @@ class RTD3(_Recurrent, struct.PyTreeNode):
             core=core, actor_head=actor_head, critic_heads=critic_heads,
             shared=cfg.shared_encoder, tau=cfg.tau, exploration_noise=cfg.exploration_noise,
             policy_noise=cfg.policy_noise, noise_clip=cfg.noise_clip,
-            policy_delay=cfg.policy_delay)
+            policy_delay=cfg.policy_delay, actor_q=cfg.actor_q, target_update=cfg.target_update)
 
     def sample_actions(self, obs, carry):
         action, carry, key = self._act(obs, carry, "noisy", self.exploration_noise)
@@ -392,25 +394,24 @@ class RTD3(_Recurrent, struct.PyTreeNode):
         (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(self.critic.params)
         return self.critic.apply_gradients(grads=grads), {"critic_loss": loss, "q_mean": q_mean}
 
-    def _actor_and_targets_step(self, batch: SequenceBatch) -> "RTD3":
+    def _actor_step(self, batch: SequenceBatch) -> "RTD3":
         now, stop, mask = batch.obs[:-1], batch.stop[:-1], batch.mask
         critic_params = self.critic.params
 
         critic_feats = jax.lax.stop_gradient(self._features(critic_params["encoder"], now, stop))
 
-        def loss_fn(params):  # -E[Q_1(h_t, mu(h_t))], the critics held fixed
+        def loss_fn(params):  # -E[Q_1(h_t, mu(h_t))] (or min over critics), the critics fixed
             mu = self._mu(params["head"], self._features(self._actor_encoder(params, critic_params),
                                                          now, stop), now)
             q = self._q(critic_params, critic_feats, now, mu)
-            return -masked_mean(q[0], mask)
+            return -masked_mean(jnp.min(q, axis=0) if self.actor_q == "min" else q[0], mask)
 
         loss, grads = jax.value_and_grad(loss_fn)(self.actor.params)
-        actor = self.actor.apply_gradients(grads=grads)
-        return self.replace(actor=actor, actor_loss=loss,
-                            target_actor=polyak(self.target_actor, actor.params, self.tau),
-                            target_critic=polyak(self.target_critic, critic_params, self.tau))
+        agent = self.replace(actor=self.actor.apply_gradients(grads=grads), actor_loss=loss)
+        return agent._move_targets() if self.target_update == "delayed" else agent
 
     # TD3's step (critics, then actor and targets every policy_delay-th) and K-step update
+    _move_targets = TD3._move_targets
     _update_step = TD3._update_step
     update = TD3.update
 

@@ -39,13 +39,22 @@ class TD3Config(OffPolicyConfig):
     (Ornstein-Uhlenbeck per env, sigma exploration_noise, dt 0.01, reset at episode ends)."""
     ou_theta: float = 0.15
     """Mean-reversion rate of the Ornstein-Uhlenbeck noise."""
+    actor_q: str = "first"
+    """What the actor maximizes: first (Q_1, as in the TD3 paper and SB3) or min (the minimum
+    over the critics, as sbx 0.28 does)."""
+    target_update: str = "delayed"
+    """When the target networks move: delayed (with the actor, every policy_delay critic steps,
+    as in the paper) or every_step (after every critic step, as sbx 0.28 does)."""
 
     def validate(self) -> None:
         super().validate()
         self._nonneg("exploration_noise", "policy_noise", "noise_clip", "ou_theta")
         self._positive("policy_delay")
-        if self.noise_type not in ("gaussian", "ou"):
-            raise ConfigError(f"noise_type must be gaussian or ou, got '{self.noise_type}'")
+        for name, allowed in (("noise_type", ("gaussian", "ou")), ("actor_q", ("first", "min")),
+                              ("target_update", ("delayed", "every_step"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be {' or '.join(allowed)}, "
+                                  f"got '{getattr(self, name)}'")
 
 
 def smoothed_target_action(mu_next, noise, noise_clip):
@@ -78,6 +87,8 @@ class TD3(AgentBase, struct.PyTreeNode):
     policy_delay: int = struct.field(pytree_node=False)
     noise_type: str = struct.field(pytree_node=False)
     ou_theta: float = struct.field(pytree_node=False)
+    actor_q: str = struct.field(pytree_node=False)
+    target_update: str = struct.field(pytree_node=False)
     first_critic_fn: Callable = struct.field(pytree_node=False)  # Q_1 alone, for the actor
 
     @classmethod
@@ -112,6 +123,8 @@ class TD3(AgentBase, struct.PyTreeNode):
             policy_delay=cfg.policy_delay,
             noise_type=cfg.noise_type,
             ou_theta=cfg.ou_theta,
+            actor_q=cfg.actor_q,
+            target_update=cfg.target_update,
             first_critic_fn=first_critic.apply,
         )
 
@@ -153,29 +166,36 @@ class TD3(AgentBase, struct.PyTreeNode):
         """The actor's loss given Q_1(s, pi(s)) (shape (1, B)) and its actions pi(s)."""
         return deterministic_actor_loss(q)
 
-    def _actor_and_targets_step(self, batch: Batch) -> "TD3":
-        # Only Q_1 drives the actor: evaluate a one-member view of the ensemble rather than the
-        # whole vmapped ensemble (whose unused members XLA cannot prune from the batched matmul).
+    def _actor_q(self, obs, pi):
+        """The critic value the actor climbs, shape (1, B): Q_1 by default, or min over critics."""
+        if self.actor_q == "min":
+            return jnp.min(self.critic.apply_fn(self.critic.params, obs, pi), axis=0, keepdims=True)
+        # Only Q_1: evaluate a one-member view of the ensemble rather than the whole vmapped
+        # ensemble (whose unused members XLA cannot prune from the batched matmul).
         q1_params = jax.tree_util.tree_map(lambda p: p[:1], self.critic.params)
+        return self.first_critic_fn(q1_params, obs, pi)
 
+    def _move_targets(self) -> "TD3":
+        return self.replace(target_actor=polyak(self.target_actor, self.actor.params, self.tau),
+                            target_critic=polyak(self.target_critic, self.critic.params, self.tau))
+
+    def _actor_step(self, batch: Batch) -> "TD3":
         def loss_fn(params):
             pi = self.actor.apply_fn(params, batch.obs)
-            return self.actor_objective(self.first_critic_fn(q1_params, batch.obs, pi), pi, batch)
+            return self.actor_objective(self._actor_q(batch.obs, pi), pi, batch)
 
         loss, grads = jax.value_and_grad(loss_fn)(self.actor.params)
-        actor = self.actor.apply_gradients(grads=grads)
-        return self.replace(
-            actor=actor, actor_loss=loss,
-            target_actor=polyak(self.target_actor, actor.params, self.tau),
-            target_critic=polyak(self.target_critic, self.critic.params, self.tau),
-        )
+        agent = self.replace(actor=self.actor.apply_gradients(grads=grads), actor_loss=loss)
+        return agent._move_targets() if self.target_update == "delayed" else agent
 
     def _update_step(self, batch: Batch):
         key, k_noise = jax.random.split(self.key)
         critic, info = self._critic_step(batch, k_noise)
         agent = self.replace(critic=critic, key=key, critic_steps=self.critic_steps + 1)
+        if self.target_update == "every_step":
+            agent = agent._move_targets()
         agent = jax.lax.cond(agent.critic_steps % self.policy_delay == 0,
-                             lambda a: a._actor_and_targets_step(batch), lambda a: a, agent)
+                             lambda a: a._actor_step(batch), lambda a: a, agent)
         info["actor_loss"] = agent.actor_loss
         return agent, info
 
