@@ -163,7 +163,8 @@ class TD3(AgentBase, struct.PyTreeNode):
         return self.critic.apply_gradients(grads=grads), {"critic_loss": loss, "q_mean": q_mean}
 
     def actor_objective(self, q, pi, batch: Batch):
-        """The actor's loss given Q_1(s, pi(s)) (shape (1, B)) and its actions pi(s)."""
+        """The actor's loss given the critic value it climbs at (s, pi(s)) (shape (1, B); see
+        ``_actor_q``) and its actions pi(s)."""
         return deterministic_actor_loss(q)
 
     def _actor_q(self, obs, pi):
