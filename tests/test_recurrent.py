@@ -118,9 +118,8 @@ def test_update_runs_k_window_steps_and_changes_every_network(cls, cfg, extra):
     agent = cls.create(c, 3, 1, seed=0)
     new, metrics = agent.update(c.replay_batches(buf, 4, 2, None))
     for name in ("target_actor", "target_critic"):  # moved by tau (4 steps: 2 or 4 times)
-        before, after = jax.tree_util.tree_leaves(getattr(agent, name)), \
-            jax.tree_util.tree_leaves(getattr(new, name))
-        assert any(not np.array_equal(a, b) for a, b in zip(before, after)), name
+        pairs = zip(*(jax.tree_util.tree_leaves(getattr(a, name)) for a in (agent, new)))
+        assert any(not np.array_equal(a, b) for a, b in pairs), name
     assert all(np.isfinite(float(v)) for v in metrics.values())
     for part in ("actor", "critic"):
         for name in ("encoder", "head" if part == "actor" else "heads"):

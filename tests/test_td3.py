@@ -114,8 +114,7 @@ def test_target_update_every_step_moves_targets_before_the_actor_does():
     # the target actor moved towards an unchanged actor: it is unchanged too (it started equal)
     assert all(np.allclose(a, b) for a, b in zip(tactor0, _leaves(agent.target_actor)))
     # target = (1 - tau) * old target + tau * new critic, for every leaf
-    agent0 = TD3.create(TD3Config(hidden=(8,), policy_delay=2, target_update="every_step"), 3, 2, 0)
-    tau = agent0.tau
+    tau = agent.tau
     for t0, t1, c1 in zip(target0, _leaves(agent.target_critic), _leaves(agent.critic.params)):
         np.testing.assert_allclose(t1, (1 - tau) * t0 + tau * c1, rtol=1e-5, atol=1e-7)
 
