@@ -128,8 +128,7 @@ class OffPolicyConfig(AlgoConfig):
         self._in_range("offline_ratio", 0.0, 0.99)
         self._widths("hidden")
         self._one_of("dataset_action_units", ("env", "scaled"))
-        if self.weight_init not in ("lecun", "torch"):
-            raise ConfigError(f"weight_init must be lecun or torch, got '{self.weight_init}'")
+        self._one_of("weight_init", ("lecun", "torch"))
         if self.batch_size > self.buffer_size:
             raise ConfigError(
                 f"batch_size ({self.batch_size}) is larger than buffer_size ({self.buffer_size})"

@@ -60,8 +60,7 @@ class BCConfig(AlgoConfig):
         self._in_range("lr", 0.0, 1.0, low_open=True)
         self._nonneg("dataset_size")
         self._one_of("dataset_action_units", ("env", "scaled"))
-        if self.head not in ("gaussian", "deterministic"):
-            raise ConfigError(f"head must be gaussian or deterministic, got '{self.head}'")
+        self._one_of("head", ("gaussian", "deterministic"))
         self._widths("hidden")
 
     @property

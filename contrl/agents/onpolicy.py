@@ -74,8 +74,7 @@ class OnPolicyConfig(AlgoConfig):
         self._nonneg("ent_coef", "max_grad_norm")
         self._in_range("gamma", 0.0, 1.0)
         self._in_range("gae_lambda", 0.0, 1.0)
-        if self.optimizer not in ("adam", "rmsprop"):
-            raise ConfigError(f"optimizer must be adam or rmsprop, got '{self.optimizer}'")
+        self._one_of("optimizer", ("adam", "rmsprop"))
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
                               f"got '{self.activation}'")

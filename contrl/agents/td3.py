@@ -16,7 +16,6 @@ from flax.training.train_state import TrainState
 
 from contrl.agents.base import (AgentBase, OffPolicyConfig, compiled_create, make_state,
                                 scan_updates, td_loss, td_target)
-from contrl.config import ConfigError
 from contrl.data.batch import Batch
 from contrl.nets import (CriticEnsemble, DeterministicActor, deterministic_policy,
                          noisy_deterministic_policy, ou_deterministic_policy, polyak)
@@ -50,11 +49,9 @@ class TD3Config(OffPolicyConfig):
         super().validate()
         self._nonneg("exploration_noise", "policy_noise", "noise_clip", "ou_theta")
         self._positive("policy_delay")
-        for name, allowed in (("noise_type", ("gaussian", "ou")), ("actor_q", ("first", "min")),
-                              ("target_update", ("delayed", "every_step"))):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name} must be {' or '.join(allowed)}, "
-                                  f"got '{getattr(self, name)}'")
+        self._one_of("noise_type", ("gaussian", "ou"))
+        self._one_of("actor_q", ("first", "min"))
+        self._one_of("target_update", ("delayed", "every_step"))
 
 
 def smoothed_target_action(mu_next, noise, noise_clip):
