@@ -114,6 +114,40 @@ def log(msg: str) -> None:
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 
 
+# ------------------------------------------------------------------------- rooflines
+def best_rate(fn, args, repeats: int, per_call: int) -> float:
+    """Calls of ``fn(*args)`` per second times ``per_call`` (best of ``repeats``, after one
+    untimed call); ``fn`` returns something to block on."""
+    import jax
+
+    jax.block_until_ready(fn(*args))
+    best = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        best = max(best, per_call / (time.perf_counter() - t))
+    return best
+
+
+def flops(compiled) -> float:
+    """Floating-point operations of a compiled program as XLA counts them (a ``lax.scan`` body
+    is counted once: for a K-step update, the operations of one step)."""
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost.get("flops", 0.0))
+
+
+def matmul_rate(rows: int, repeats: int) -> float:
+    """GFLOP/s of 50 chained (rows x 256) @ (256 x 256) products with a tanh between."""
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.full((rows, 256), 0.01, jnp.float32)
+    w = jnp.full((256, 256), 0.01, jnp.float32)
+    chain = jax.jit(lambda x, w: jax.lax.fori_loop(0, 50, lambda i, h: jnp.tanh(h @ w), x))
+    return best_rate(chain, (x, w), repeats, 1) * 2 * rows * 256 * 256 * 50 / 1e9
+
+
 # ----------------------------------------------------------------------- training runs
 def finished_step(run: Path) -> int:
     """The step of a run's latest checkpoint; -1 when it has none."""

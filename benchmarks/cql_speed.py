@@ -25,25 +25,10 @@ float32 can run faster on these cores.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
-from common import comma_list, emit, report_header
-
-
-def best_rate(fn, args, repeats: int, per_call: int) -> float:
-    """Calls of ``fn(*args)`` per second times ``per_call`` (best of ``repeats``, after one
-    untimed call); ``fn`` returns something to block on."""
-    import jax
-
-    jax.block_until_ready(fn(*args))
-    best = 0.0
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        best = max(best, per_call / (time.perf_counter() - t))
-    return best
+from common import best_rate, comma_list, emit, flops, matmul_rate, report_header
 
 
 def threaded(compiled, agent, *args):
@@ -59,23 +44,6 @@ def threaded(compiled, agent, *args):
         state["agent"], metrics = compiled(state["agent"], *args)
         return metrics
     return call
-
-
-def flops(compiled) -> float:
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return float(cost.get("flops", 0.0))
-
-
-def matmul_rate(rows: int, repeats: int) -> float:
-    """GFLOP/s of 50 chained (rows x 256) @ (256 x 256) products with a tanh between."""
-    import jax
-    import jax.numpy as jnp
-
-    x = jnp.full((rows, 256), 0.01, jnp.float32)
-    w = jnp.full((256, 256), 0.01, jnp.float32)
-    chain = jax.jit(lambda x, w: jax.lax.fori_loop(0, 50, lambda i, h: jnp.tanh(h @ w), x))
-    return best_rate(chain, (x, w), repeats, 1) * 2 * rows * 256 * 256 * 50 / 1e9
 
 
 def agent_and_batches(ds, n_actions: int, k: int, seed: int = 0):
@@ -100,7 +68,7 @@ def pieces(ds, k: int, repeats: int) -> list[tuple[str, float, float]]:
     import jax
     import jax.numpy as jnp
 
-    from contrl.agents.cql import CQL, cql_penalty
+    from contrl.agents.cql import cql_penalty
 
     cfg, agent, batches = agent_and_batches(ds, 10, 1)
     batch = jax.tree_util.tree_map(lambda x: jnp.asarray(x[0]), agent.stats.batch(batches))

@@ -11,6 +11,10 @@ load hits them alike. d3rlpy runs on the CPU with ``--torch-threads`` threads. T
 the 1-minute load average before and after each training: torch's thread pool degrades badly
 when the cores are shared with other processes (measured here with another job running: d3rlpy
 IQL at 50 updates/s with 1 torch thread, 1.7 with 2), so compare rates from quiet runs only.
+With ``--roofline`` the record adds, per algorithm, the floating-point operations of contrl's
+gradient step (as XLA counts them) and this process's float32 matrix-product rate: their
+quotient is the most updates/s any implementation of the same arithmetic gets on these cores,
+so it bounds the contrl / d3rlpy ratio that is reachable.
 
     python benchmarks/offline_vs_d3rlpy.py [--algos iql,cql,td3bc] [--dataset hopper-medium-v0]
         [--env Hopper-v5] [--updates 20000] [--eval-episodes 10] [--libs contrl,d3rlpy] [--out FILE]
@@ -27,7 +31,8 @@ from importlib import metadata
 
 import numpy as np
 
-from common import atomic_write_text, comma_list, emit, report_header, run_interleaved
+from common import (atomic_write_text, comma_list, emit, flops, matmul_rate, report_header,
+                    run_interleaved)
 
 ALGOS = ("iql", "cql", "td3bc")
 LIBS = ("contrl", "d3rlpy")
@@ -69,6 +74,7 @@ def train_contrl(algo: str, ds, updates: int, warmup: int, seed: int, chunk: int
     compiled = {k: agent_cls.update.lower(agent, ds.sample(shape_rng, cfg.batch_size, cfg.gamma, k)).compile()
                 for k in sorted(set(sizes))}
     compile_s = time.perf_counter() - t0
+    gflop = flops(compiled[max(compiled)]) / 1e9  # one gradient step (the scan body)
     agent, _ = compiled[sizes[0]](agent, ds.sample(rng, cfg.batch_size, cfg.gamma, sizes[0]))
     jax.block_until_ready(agent)
     done, sample_s, t0 = sizes[0], 0.0, time.perf_counter()
@@ -87,7 +93,7 @@ def train_contrl(algo: str, ds, updates: int, warmup: int, seed: int, chunk: int
     seconds = time.perf_counter() - t0
     return {"agent": agent, "policy": agent,
             "timed_updates": updates - sizes[0], "seconds": seconds, "sample_s": sample_s,
-            "compile_s": compile_s}
+            "compile_s": compile_s, "gflop": gflop}
 
 
 # --------------------------------------------------------------------------------- d3rlpy
@@ -256,6 +262,23 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def roofline_lines(rows: list[dict], gflops: float) -> list[str]:
+    """Per algorithm: contrl's GFLOP per update, the roofline (the matrix-product rate over
+    it), contrl's share of it, and the contrl / d3rlpy ratio the roofline allows."""
+    rate = {(r["algo"], r["lib"]): r["updates_per_s"] for r in rows}
+    out = [f"roofline: float32 matrix products at {gflops:.1f} GFLOP/s on this process's cores"]
+    for r in rows:
+        if r["lib"] != "contrl":
+            continue
+        top = gflops / r["gflop_per_update"]
+        peer = rate.get((r["algo"], "d3rlpy"))
+        out.append(f"- {r['algo']}: {r['gflop_per_update']:.3f} GFLOP per update -> at most "
+                   f"{top:.0f} updates/s; contrl {r['updates_per_s']:.1f} "
+                   f"({100 * r['updates_per_s'] / top:.0f}% of it)"
+                   + (f"; at most {top / peer:.2f}x d3rlpy's {peer:.1f}" if peer else ""))
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--algos", type=comma_list, default=",".join(ALGOS),
@@ -275,6 +298,9 @@ def main():
                    help="progress line every N updates (default: a tenth of --updates; 0: off)")
     p.add_argument("--preset", action="store_true",
                    help="contrl's preset for --env (both libraries), e.g. IQL's AntMaze setting")
+    p.add_argument("--roofline", action="store_true",
+                   help="also record contrl's FLOPs per update and this process's matrix-product "
+                        "rate: the most updates/s the same arithmetic allows here")
     p.add_argument("--out", default=None, help="append a Markdown record here (atomically)")
     a = p.parse_args()
     algos, libs = a.algos, a.libs
@@ -338,6 +364,7 @@ def main():
                          "load_end": load_end, "mean_return": ev["mean_return"],
                          "std_return": ev["std_return"], "normalized_score": score,
                          "success_rate": ev.get("success_rate"),
+                         "gflop_per_update": res.get("gflop"),
                          "wall_s": time.perf_counter() - t0})
             print(f"{algo} {lib}: {rate:.1f} updates/s, return {ev['mean_return']:.1f} "
                   f"+- {ev['std_return']:.1f}, normalized {fmt(score)} "
@@ -351,6 +378,8 @@ def main():
     extra = ["contrl compilation (excluded): " + ", ".join(
         f"{r['algo']} {r['compile_s']:.1f} s" for r in rows if r["lib"] == "contrl")] \
         if any(r["lib"] == "contrl" for r in rows) else []
+    if a.roofline:
+        extra += roofline_lines(rows, max(matmul_rate(r, 3) for r in (256, 2048)))
     lines = header + table(rows) + ([""] + extra if extra else [])
     emit(lines, None)
     if a.out:
