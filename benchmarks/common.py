@@ -1,5 +1,6 @@
 """Helpers shared by the benchmark scripts: train-or-resume, report headers, atomic writes,
-progress.csv columns, plots and argparse types.
+progress.csv columns, plots, argparse types and rooflines (FLOPs of a compiled update, the
+cores' matrix-product rate).
 
 Scripts import it as ``from common import ...``: a script's directory is on sys.path when it
 runs as ``python benchmarks/<script>.py``.
