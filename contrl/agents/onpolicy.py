@@ -20,7 +20,7 @@ from flax import struct
 from flax.training.train_state import TrainState
 
 from contrl.agents.base import AgentBase, compiled_create
-from contrl.config import AlgoConfig, ConfigError
+from contrl.config import AlgoConfig
 from contrl.nets import (ACTIVATIONS, GaussianPolicy, ValueNetwork, gaussian_entropy,
                          gaussian_log_prob)
 from contrl.normalize import RunningStats, update_return_stats
@@ -75,9 +75,7 @@ class OnPolicyConfig(AlgoConfig):
         self._in_range("gamma", 0.0, 1.0)
         self._in_range("gae_lambda", 0.0, 1.0)
         self._one_of("optimizer", ("adam", "rmsprop"))
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
-                              f"got '{self.activation}'")
+        self._one_of("activation", tuple(ACTIVATIONS))
         self._widths("hidden")
 
 
