@@ -8,7 +8,10 @@ Evaluation matches contrl's: ``eval_episodes`` deterministic episodes every ``ev
 steps on a separate env instance seeded apart from the training env. Each run directory holds
 ``config.json`` (algo ``<lib>-<algo>``, the settings used) and ``progress.csv`` (step, time,
 eval_return, eval_std); a run whose last evaluation is at ``--steps`` is skipped when the
-command is run again, an unfinished one starts over (peers have no exact resume here).
+command is run again. Every ``--checkpoint-every`` env steps (at an evaluation) the peer's
+model, optimizers and replay buffer are saved under ``checkpoint/``, so an interrupted run
+continues from there when the command is run again. That resume is not exact, as contrl's is:
+the episode in progress starts over and the random streams are not restored.
 
     taskset -c 1 python benchmarks/peer_runs.py --lib sbx --algos sac --envs HalfCheetah-v5 \\
         --seeds 0-4 --steps 100000 --dir DIR
@@ -18,8 +21,11 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import importlib
 import importlib.metadata
 import io
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -77,26 +83,69 @@ def evaluate(model, env, episodes: int, seed: int) -> tuple[float, float]:
     return float(np.mean(returns)), float(np.std(returns))
 
 
-def finished(run_dir: Path, steps: int) -> bool:
+def read_rows(run_dir: Path) -> list[dict]:
     path = run_dir / "progress.csv"
-    if not path.is_file():
-        return False
-    rows = list(csv.DictReader(path.open(newline="")))
+    return list(csv.DictReader(path.open(newline=""))) if path.is_file() else []
+
+
+def finished(run_dir: Path, steps: int) -> bool:
+    rows = read_rows(run_dir)
     return bool(rows) and int(rows[-1]["step"]) >= steps
 
 
+def save_checkpoint(model, run_dir: Path, step: int, elapsed: float) -> None:
+    """Model and replay buffer into checkpoint/step_<step>/, then checkpoint/state.json names
+    it (written last, atomically), then older step folders go: a run killed at any point
+    keeps one complete checkpoint."""
+    root = run_dir / "checkpoint"
+    folder = root / f"step_{step}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    model.save(folder / "model.zip")
+    model.save_replay_buffer(folder / "buffer.pkl")
+    atomic_write_json(root / "state.json", {"step": step, "time": elapsed,
+                                           "folder": folder.name})
+    for old in root.glob("step_*"):
+        if old != folder:
+            shutil.rmtree(old)
+
+
+def load_checkpoint(lib: str, algo: str, env, run_dir: Path):
+    """(model, step, elapsed seconds) from the run's checkpoint, or None if it has none."""
+    state_path = run_dir / "checkpoint" / "state.json"
+    if not state_path.is_file():
+        return None
+    state = json.loads(state_path.read_text())
+    folder = run_dir / "checkpoint" / state["folder"]
+    peer = importlib.import_module("stable_baselines3" if lib == "sb3" else "sbx")
+    extra = {"device": "cpu"} if lib == "sb3" else {}
+    model = getattr(peer, algo.upper()).load(folder / "model.zip", env=env, **extra)
+    model.load_replay_buffer(folder / "buffer.pkl")
+    return model, state["step"], state["time"]
+
+
 def train_one(lib: str, algo: str, env_id: str, seed: int, steps: int, run_dir: Path,
-              eval_every: int | None, eval_episodes: int | None) -> None:
+              eval_every: int | None, eval_episodes: int | None,
+              checkpoint_every: int) -> None:
     import gymnasium as gym
     from stable_baselines3.common.callbacks import BaseCallback
 
     run, cfg = contrl_settings(algo, env_id)
     eval_every = eval_every or run["eval_every"]
     eval_episodes = eval_episodes or run["eval_episodes"]
+    if checkpoint_every <= 0 or checkpoint_every % eval_every:
+        raise SystemExit(f"--checkpoint-every must be a positive multiple of the evaluation "
+                         f"interval {eval_every}, got {checkpoint_every}")
     env, eval_env = gym.make(env_id), gym.make(env_id)
     env.reset(seed=seed)
     env.action_space.seed(seed)
-    model = make_model(lib, algo, env, cfg, seed)
+    resumed = load_checkpoint(lib, algo, env, run_dir)
+    if resumed:
+        model, start, elapsed = resumed
+        rows = [r for r in read_rows(run_dir) if int(r["step"]) <= start]
+        print(f"{run_dir.name}: resumed from step {start}", flush=True)
+    else:
+        model, start, elapsed, rows = make_model(lib, algo, env, cfg, seed), 0, 0.0, []
     run_dir.mkdir(parents=True, exist_ok=True)
     version = importlib.metadata.version("sbx-rl" if lib == "sbx" else "stable-baselines3")
     atomic_write_json(run_dir / "config.json", {
@@ -108,8 +157,7 @@ def train_one(lib: str, algo: str, env_id: str, seed: int, steps: int, run_dir: 
         "peer": {"library": lib, "version": version, "algo": algo, "train_freq": 1,
                  "gradient_steps": 1, "settings_from": f"contrl {algo} preset for {env_id}"},
     })
-    rows: list[dict] = []
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - elapsed
 
     def write_rows():
         buf = io.StringIO()
@@ -126,11 +174,17 @@ def train_one(lib: str, algo: str, env_id: str, seed: int, steps: int, run_dir: 
                              "time": round(time.perf_counter() - t0, 2),
                              "eval_return": round(mean, 3), "eval_std": round(std, 3)})
                 write_rows()
+                if self.num_timesteps % checkpoint_every == 0 and self.num_timesteps < steps:
+                    save_checkpoint(self.model, run_dir, self.num_timesteps,
+                                    time.perf_counter() - t0)
                 print(f"{lib}-{algo} {env_id} s{seed} step {self.num_timesteps}: "
                       f"{mean:.1f} +/- {std:.1f} ({time.perf_counter() - t0:.0f} s)", flush=True)
             return True
 
-    model.learn(total_timesteps=steps, callback=Evaluator())
+    # with reset_num_timesteps=False SB3 counts total_timesteps on from the model's own count
+    model.learn(total_timesteps=steps - start, callback=Evaluator(),
+                reset_num_timesteps=not resumed)
+    shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
 
 
 def main():
@@ -144,6 +198,8 @@ def main():
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--eval-every", type=int, default=None, help="default: contrl's")
     p.add_argument("--eval-episodes", type=int, default=None, help="default: contrl's")
+    p.add_argument("--checkpoint-every", type=int, default=50_000,
+                   help="env steps between checkpoints (a multiple of the evaluation interval)")
     p.add_argument("--dir", required=True, help="folder of the run directories")
     a = p.parse_args()
     for algo in a.algos:
@@ -157,7 +213,7 @@ def main():
                     print(f"{run_dir.name}: finished, skipped")
                     continue
                 train_one(a.lib, algo, env_id, seed, a.steps, run_dir, a.eval_every,
-                          a.eval_episodes)
+                          a.eval_episodes, a.checkpoint_every)
 
 
 if __name__ == "__main__":

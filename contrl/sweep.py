@@ -194,8 +194,9 @@ def expand(algos: list[str], envs: list[str], seeds: list[int],
 
 
 def grid_of(spec: dict) -> dict:
-    """What a sweep runs, its steps aside (a sweep may be extended to more steps)."""
-    return {k: v for k, v in spec.items() if k != "steps"}
+    """What a sweep runs, its steps and seeds aside (a sweep may be extended to more steps or
+    more seeds)."""
+    return {k: v for k, v in spec.items() if k not in ("steps", "seeds")}
 
 
 def spec_hash(spec: dict) -> str:
@@ -240,12 +241,14 @@ def last_step(run_dir: Path) -> int:
 
 
 def prepare(sweep_dir: Path, spec: dict) -> None:
-    """Create the sweep directory, or check that an existing one holds this same sweep."""
+    """Create the sweep directory, or check that an existing one holds this same sweep; its
+    record lists every seed the directory has been given."""
     path = sweep_dir / SWEEP_FILE
     if path.is_file():
         saved = json.loads(path.read_text())
         if grid_of(saved) != grid_of(spec):
             raise ContrlError(f"{sweep_dir} holds another sweep ({path}); give a new --dir")
+        spec = {**spec, "seeds": sorted({*saved.get("seeds", []), *spec["seeds"]})}
     elif sweep_dir.exists() and not sweep_dir.is_dir():
         raise ContrlError(f"--dir {sweep_dir} is not a directory")
     sweep_dir.mkdir(parents=True, exist_ok=True)

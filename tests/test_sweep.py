@@ -143,6 +143,17 @@ def test_a_sweep_dir_holds_one_sweep(tmp_path):
     assert not (tmp_path / "new").exists()
 
 
+def test_a_sweep_dir_takes_more_seeds(tmp_path):
+    from contrl.sweep import prepare
+    spec = {"algos": ["sac"], "envs": ["Pendulum-v1"], "seeds": [0], "sets": [],
+            "preset": True, "steps": None}
+    prepare(tmp_path, spec)
+    prepare(tmp_path, {**spec, "seeds": [2, 1]})
+    assert json.loads((tmp_path / "sweep.json").read_text())["seeds"] == [0, 1, 2]
+    with pytest.raises(ContrlError, match="holds another sweep"):
+        prepare(tmp_path, {**spec, "envs": ["Hopper-v5"], "seeds": [3]})
+
+
 def test_ray_missing_or_unreachable(monkeypatch, tmp_path):
     from contrl.sweep_ray import check_address, run_with_ray
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
