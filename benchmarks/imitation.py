@@ -14,6 +14,7 @@ Ant-v5=ant-expert-v0=RUN --out benchmarks/results/imitation/ant_humanoid``.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +87,9 @@ def main():
     p.add_argument("--dagger-labels", type=int, default=20000)
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    results: dict = {}
+    # results of earlier invocations with other tasks are kept (e.g. Ant now, Humanoid later)
+    saved = a.out / "results.json"
+    results: dict = json.loads(saved.read_text()) if saved.is_file() else {}
     for env, name in a.bc:
         results[f"bc-{env}"] = bc_score(env, name, a, a.runs_dir)
     for env, name, expert in a.labels:
