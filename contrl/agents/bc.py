@@ -54,7 +54,8 @@ class BCConfig(AlgoConfig):
     update_every: int = 100
     """Gradient steps per compiled call (steps count gradient steps in offline training)."""
     normalize_obs: bool = True
-    """Standardize observations with the dataset's mean and standard deviation."""
+    """Standardize observations with the dataset's mean and standard deviation (DAgger: of
+    every state labelled so far, refitted each round)."""
     def validate(self) -> None:
         self._positive("batch_size", "update_every")
         self._in_range("lr", 0.0, 1.0, low_open=True)

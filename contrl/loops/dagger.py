@@ -74,10 +74,12 @@ class DAggerLoop(Loop):
         b = beta(cfg.beta_schedule, cfg.beta_decay, run.step // cfg.steps_per_round)
         per_round = min(cfg.steps_per_round, run.cfg.steps - run.step)  # steps asked, done
         new_obs, new_act = self.rollout(b, per_round)
-        first_round = len(self.obs_data) == 0
         self.obs_data = np.concatenate([self.obs_data, new_obs])
         self.act_data = np.concatenate([self.act_data, new_act])
-        if first_round and cfg.normalize_obs:
+        if cfg.normalize_obs:
+            # refitted on everything labelled so far: statistics of the first round alone put
+            # the learner's later states far outside them (Ant: features constant over one
+            # expert episode, std floored at 1e-3, read 1000 standard deviations out later)
             self.agent = self.agent.fit_normalizer(self.obs_data)
         k = cfg.update_every
         metrics = {}
