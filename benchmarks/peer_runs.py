@@ -42,14 +42,16 @@ def contrl_settings(algo: str, env_id: str) -> tuple[dict, dict]:
     return dataclasses.asdict(run_cfg), dataclasses.asdict(algo_cfg)
 
 
+def peer_library(lib: str):
+    """The peer's module and the keyword arguments its models always get here."""
+    if lib == "sb3":
+        return importlib.import_module("stable_baselines3"), {"device": "cpu"}
+    return importlib.import_module("sbx"), {}
+
+
 def make_model(lib: str, algo: str, env, cfg: dict, seed: int):
     """The peer's model with contrl's settings."""
-    if lib == "sb3":
-        import stable_baselines3 as peer
-        extra = {"device": "cpu"}
-    else:
-        import sbx as peer
-        extra = {}
+    peer, extra = peer_library(lib)
     if algo == "sac":
         extra.update(ent_coef=f"auto_{cfg['init_alpha']}" if cfg["autotune_alpha"]
                      else cfg["init_alpha"])
@@ -117,8 +119,7 @@ def load_checkpoint(lib: str, algo: str, env, run_dir: Path):
         return None
     state = json.loads(state_path.read_text())
     folder = run_dir / "checkpoint" / state["folder"]
-    peer = importlib.import_module("stable_baselines3" if lib == "sb3" else "sbx")
-    extra = {"device": "cpu"} if lib == "sb3" else {}
+    peer, extra = peer_library(lib)
     model = getattr(peer, algo.upper()).load(folder / "model.zip", env=env, **extra)
     model.load_replay_buffer(folder / "buffer.pkl")
     return model, state["step"], state["time"]
