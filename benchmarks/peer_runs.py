@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import atomic_write_json, atomic_write_text, comma_list
+from common import atomic_write_json, atomic_write_text, comma_list, read_progress
 
 
 def contrl_settings(algo: str, env_id: str) -> tuple[dict, dict]:
@@ -85,13 +85,8 @@ def evaluate(model, env, episodes: int, seed: int) -> tuple[float, float]:
     return float(np.mean(returns)), float(np.std(returns))
 
 
-def read_rows(run_dir: Path) -> list[dict]:
-    path = run_dir / "progress.csv"
-    return list(csv.DictReader(path.open(newline=""))) if path.is_file() else []
-
-
 def finished(run_dir: Path, steps: int) -> bool:
-    rows = read_rows(run_dir)
+    rows = read_progress(run_dir) if (run_dir / "progress.csv").is_file() else []
     return bool(rows) and int(rows[-1]["step"]) >= steps
 
 
@@ -143,7 +138,8 @@ def train_one(lib: str, algo: str, env_id: str, seed: int, steps: int, run_dir: 
     resumed = load_checkpoint(lib, algo, env, run_dir)
     if resumed:
         model, start, elapsed = resumed
-        rows = [r for r in read_rows(run_dir) if int(r["step"]) <= start]
+        # progress.csv is written before every checkpoint, so it is there
+        rows = [r for r in read_progress(run_dir) if int(r["step"]) <= start]
         print(f"{run_dir.name}: resumed from step {start}", flush=True)
     else:
         model, start, elapsed, rows = make_model(lib, algo, env, cfg, seed), 0, 0.0, []
