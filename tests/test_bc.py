@@ -20,7 +20,7 @@ def test_tanh_gaussian_log_prob_by_hand():
 
 def test_export_folds_the_normalization_into_sac_actor():
     obs = np.random.default_rng(0).normal(3.0, 2.0, (64, 3)).astype(np.float32)
-    bc = BC.create(BCConfig(hidden=(16, 16)), 3, 1, seed=0).fit_normalizer(obs)
+    bc = BC.create(BCConfig(head="gaussian", hidden=(16, 16)), 3, 1, seed=0).fit_normalizer(obs)
     sac = SAC.create(SACConfig(hidden=(16, 16)), 3, 1, seed=0)
     exported = bc.export_actor()
     bc_out = bc.policy.apply_fn(bc.policy.params, (obs - bc.obs_mean) / bc.obs_std)

@@ -43,8 +43,13 @@ class BCConfig(AlgoConfig):
     """Units of the actions in an HDF5 dataset without an action_units attribute: env (the
     env's own bounds, as D4RL stored them) or scaled (already in [-1, 1]). Minari datasets are
     always in env units."""
-    head: str = "gaussian"
-    """gaussian (tanh-Gaussian, maximum likelihood) or deterministic (tanh, mean squared error)."""
+    head: str = "deterministic"
+    """deterministic (tanh, mean squared error) or gaussian (tanh-Gaussian, maximum
+    likelihood; the head that can seed SAC). The likelihood is taken before the tanh, where an
+    expert's near-saturated actions lie far apart (arctanh of 0.999 and 0.99999: 3.8 and
+    6.1), so on such data the Gaussian fits them poorly: on contrl's Humanoid-v5 expert data
+    its log-std ran to its upper clip (no gradient beyond it) and it scored 11 normalized
+    after 50k gradient steps, where this head scored 69 (69-86 over four evaluations)."""
     hidden: tuple[int, ...] = (256, 256)
     """Hidden layer widths of the policy."""
     lr: float = 1e-3

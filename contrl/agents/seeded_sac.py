@@ -155,8 +155,9 @@ def seed_sac(agent: SeededSAC, cfg: SeededSACConfig, env_id: str, seed: int) -> 
     data = load_dataset(dataset_name, env_id, action_units=cfg.dataset_action_units
                         ) if dataset_name else None
     if not cfg.seed_from:
-        bc = BC.create(BCConfig(hidden=cfg.hidden, dataset=dataset_name), data.obs_dim,
-                       data.action_dim, seed).fit_normalizer(data.observations)
+        # the Gaussian head: its network is SAC's actor
+        bc = BC.create(BCConfig(head="gaussian", hidden=cfg.hidden, dataset=dataset_name),
+                       data.obs_dim, data.action_dim, seed).fit_normalizer(data.observations)
         rng = np.random.default_rng(seed)
         for _ in range(max(1, cfg.pretrain_steps // 100)):
             bc, _ = bc.update(data.sample(rng, cfg.batch_size, cfg.gamma, 100))
