@@ -145,7 +145,7 @@ def seed_sac(agent: SeededSAC, cfg: SeededSACConfig, env_id: str, seed: int) -> 
         bc_cfg = C.build(BCConfig, saved.get("algo_config", {}))
         if not bc.gaussian:
             raise ContrlError(f"--seed-from needs a bc run with the gaussian head; "
-                              f"{cfg.seed_from} is not one")
+                              f"{cfg.seed_from} is not one (train it with --head gaussian)")
         if bc_env != env_id:
             raise ContrlError(f"{cfg.seed_from} imitates {bc_env}, not {env_id}")
         if tuple(bc_cfg.hidden) != tuple(cfg.hidden):
