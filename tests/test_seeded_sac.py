@@ -54,3 +54,14 @@ def test_imitation_seeded_sac_starts_near_the_expert(pendulum_dataset, tmp_path)
     q = agent.critic.apply_fn(agent.critic.params, ds.observations[:500], ds.actions[:500])
     rtg = ds.returns_to_go(0.99)[:500]
     assert np.corrcoef(np.asarray(q[0]), rtg)[0, 1] > 0.5
+
+
+def test_seed_from_a_deterministic_bc_run_is_refused(pendulum_dataset, tmp_path):
+    from contrl.errors import ContrlError
+    from contrl.train import train
+    opts = dict(runs_dir=str(tmp_path), progress=False, tensorboard=False, hidden=(16, 16))
+    # BC's default head is the deterministic one, whose network is not SAC's actor
+    bc = train("bc", "Pendulum-v1", {**opts, "dataset": pendulum_dataset, "steps": 100,
+                                     "update_every": 100, "eval_every": 100})
+    with pytest.raises(ContrlError, match="--head gaussian"):
+        train("seeded_sac", "Pendulum-v1", {**opts, "seed_from": bc["run_dir"], "steps": 100})
