@@ -29,18 +29,9 @@ import numpy as np
 
 from common import (ROOT, copy_file, keep_evidence, log, pyplot, read_progress, report_header,
                     train_or_resume, write_report)
-from offline import ENVS, run_dir_for
+from offline import env_of, run_dir_for
 
 ALGOS = ("mopo", "iql", "td3bc")
-PREFIXES = {**ENVS, "walker-walk": "dmc:walker-walk"}
-
-
-def env_of(dataset: str) -> str:
-    """The env of a contrl dataset name (the longest known prefix)."""
-    for prefix in sorted(PREFIXES, key=len, reverse=True):
-        if dataset.startswith(prefix + "-"):
-            return PREFIXES[prefix]
-    raise SystemExit(f"no env known for dataset {dataset} (known prefixes: {', '.join(PREFIXES)})")
 
 
 def parse_sets(sets: list[str]) -> dict[str, dict]:

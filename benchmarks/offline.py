@@ -17,7 +17,7 @@ import numpy as np
 from common import ROOT, column, keep_evidence, pyplot, report_header, train_or_resume, write_report
 
 ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5",
-        "pendulum": "Pendulum-v1"}
+        "pendulum": "Pendulum-v1", "walker-walk": "dmc:walker-walk", "walker-run": "dmc:walker-run"}
 # D4RL -v2 normalized scores (CORL README, "last scores"), ../shared/reference/ANCHORS.md
 D4RL = {
     "halfcheetah-medium": {"bc": 42.4, "td3bc": 48.1, "cql": 47.0, "iql": 48.3},
@@ -32,8 +32,18 @@ D4RL = {
 }
 
 
+# the walker study's seed (dm_control walker, its own expert data: walk 962, run 318; random
+# 56 and 29): its behaviour cloning, raw return
+SEED_BC = {"walker-walk-expert": "seed's BC: 131 raw", "walker-run-expert": "seed's BC: 53 raw"}
+
+
 def env_of(dataset: str) -> str:
-    return ENVS[dataset.split("-")[0]]
+    """The env of a contrl dataset name (the longest known prefix: walker-walk-* is
+    dmc:walker-walk, walker2d-* Walker2d-v5)."""
+    for prefix in sorted(ENVS, key=len, reverse=True):
+        if dataset.startswith(prefix + "-"):
+            return ENVS[prefix]
+    raise SystemExit(f"no env known for dataset {dataset} (known prefixes: {', '.join(ENVS)})")
 
 
 def run_dir_for(root: Path, algo: str, dataset: str, seed: int) -> Path:
@@ -67,6 +77,7 @@ def dataset_row(dataset: str) -> str:
 
 def report(a) -> None:
     from contrl.errors import ContrlError
+    from contrl.report import interval
     plt = pyplot()
     a.out.mkdir(parents=True, exist_ok=True)
     lines = report_header("Offline RL on contrl-made datasets", "offline.py") + [
@@ -83,14 +94,17 @@ def report(a) -> None:
               "last3 = mean of the last three evaluations. D4RL = the published score on the D4RL "
               "dataset of the same name (CORL, 1M gradient steps): **the datasets differ** "
               "(contrl's behaviour policies, expert references and -v5 envs), so compare the "
-              "ordering of the methods and their gap to BC, not the numbers.", "",
-              "| dataset | algo | seeds | gradient steps | final | last3 | best | D4RL |",
-              "|---|---|---|---|---|---|---|---|"]
+              "ordering of the methods and their gap to BC, not the numbers. On the dm_control walker "
+              "datasets the column holds the seed project's BC (raw return, its own expert data). "
+              "The interval is the 95% bootstrap interval of the mean over seeds.", "",
+              "| dataset | algo | seeds | gradient steps | final [95% interval] | last3 | best | "
+              "final raw return | published (D4RL; walker: the seed) |",
+              "|---|---|---|---|---|---|---|---|---|"]
     table = []
     for dataset in a.datasets:
         fig, ax = plt.subplots(figsize=(7, 4.2))
         for algo in a.algos:
-            finals, last3, bests, curves, steps = [], [], [], [], []
+            finals, last3, bests, curves, steps, raws = [], [], [], [], [], []
             for seed in a.seeds:
                 run = run_dir_for(a.runs_dir, algo, dataset, seed)
                 if not (run / "progress.csv").exists():
@@ -104,17 +118,25 @@ def report(a) -> None:
                 bests.append(y.max())
                 curves.append((x, y))
                 steps.append(int(x[-1]))
+                raws.append(column(run, "eval_return")[1][-1])
             if not curves:
                 continue
+            # the mean over seeds and its 95% bootstrap interval (with one seed: the value)
+            lo, hi = (interval(np.asarray(finals), 2000, 0)[1:] if len(finals) > 1
+                      else (finals[0], finals[0]))
             for i, (x, y) in enumerate(curves):
                 ax.plot(x, y, lw=1.5, label=f"{algo}" if i == 0 else None,
                         color=f"C{a.algos.index(algo)}")
-            ref = D4RL.get(dataset.rsplit("-v", 1)[0], {}).get(algo)
+            name = dataset.rsplit("-v", 1)[0]
+            ref = D4RL.get(name, {}).get(algo) or (SEED_BC.get(name) if algo == "bc" else None)
             lines.append(f"| {dataset} | {algo} | {len(curves)} | {min(steps):,} | "
-                         f"{np.mean(finals):.1f} | {np.mean(last3):.1f} | {np.mean(bests):.1f} | "
+                         f"{np.mean(finals):.1f} [{lo:.1f}, {hi:.1f}] | {np.mean(last3):.1f} | "
+                         f"{np.mean(bests):.1f} | {np.mean(raws):.0f} | "
                          f"{'-' if ref is None else ref} |")
             table.append({"dataset": dataset, "algo": algo, "seeds": len(curves),
                           "steps": min(steps), "final": float(np.mean(finals)),
+                          "final_ci": [float(lo), float(hi)], "finals": [float(f) for f in finals],
+                          "final_return": float(np.mean(raws)),
                           "last3": float(np.mean(last3)), "best": float(np.mean(bests)),
                           "d4rl": ref})
         ax.set_title(f"{dataset}: normalized score")
