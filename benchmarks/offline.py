@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, column, keep_evidence, pyplot, report_header, train_or_resume, write_report
+from common import (ROOT, column, keep_evidence, pyplot, read_progress, report_header,
+                    train_or_resume, write_report)
 
 ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5",
         "pendulum": "Pendulum-v1", "walker-walk": "dmc:walker-walk", "walker-run": "dmc:walker-run"}
@@ -109,7 +110,8 @@ def report(a) -> None:
                 run = run_dir_for(a.runs_dir, algo, dataset, seed)
                 if not (run / "progress.csv").exists():
                     continue
-                x, y = column(run, "normalized_score")
+                rows = read_progress(run)
+                x, y = column(rows, "normalized_score")
                 if len(y) == 0:
                     continue
                 keep_evidence(run, a.out)
@@ -118,7 +120,7 @@ def report(a) -> None:
                 bests.append(y.max())
                 curves.append((x, y))
                 steps.append(int(x[-1]))
-                raws.append(column(run, "eval_return")[1][-1])
+                raws.append(column(rows, "eval_return")[1][-1])
             if not curves:
                 continue
             # the mean over seeds and its 95% bootstrap interval (with one seed: the value)
