@@ -33,9 +33,11 @@ D4RL = {
 }
 
 
-# the walker study's seed (dm_control walker, its own expert data: walk 962, run 318; random
-# 56 and 29): its behaviour cloning, raw return
-SEED_BC = {"walker-walk-expert": "seed's BC: 131 raw", "walker-run-expert": "seed's BC: 53 raw"}
+# the published column: D4RL's scores, and for the dm_control walker the seed project's
+# behaviour cloning on its own expert data (raw return; its expert 962 walk / 318 run, random
+# 56 / 29)
+PUBLISHED = {**D4RL, "walker-walk-expert": {"bc": "seed's BC: 131 raw"},
+             "walker-run-expert": {"bc": "seed's BC: 53 raw"}}
 
 
 def env_of(dataset: str) -> str:
@@ -130,7 +132,7 @@ def report(a) -> None:
                 ax.plot(x, y, lw=1.5, label=f"{algo}" if i == 0 else None,
                         color=f"C{a.algos.index(algo)}")
             name = dataset.rsplit("-v", 1)[0]
-            ref = D4RL.get(name, {}).get(algo) or (SEED_BC.get(name) if algo == "bc" else None)
+            ref = PUBLISHED.get(name, {}).get(algo)
             lines.append(f"| {dataset} | {algo} | {len(curves)} | {min(steps):,} | "
                          f"{np.mean(finals):.1f} [{lo:.1f}, {hi:.1f}] | {np.mean(last3):.1f} | "
                          f"{np.mean(bests):.1f} | {np.mean(raws):.0f} | "
