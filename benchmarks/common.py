@@ -182,7 +182,8 @@ def train_or_resume(algo: str, env: str, overrides: dict, run_dir: Path, steps: 
     overrides, whose last evaluation reached it) is skipped. A run with a checkpoint is resumed
     with only ``steps`` and ``progress`` (everything else comes from its saved config). Else
     the run starts in ``run_dir`` with ``overrides``. ``steps=None`` means the preset's (a new
-    run) or the saved config's (an existing one)."""
+    run) or the saved config's (an existing one). A run a signal stopped ends the script
+    (SystemExit), so a sweep never goes on with a half-done run."""
     from contrl.train import train
 
     run_dir = Path(run_dir)
@@ -204,6 +205,8 @@ def train_or_resume(algo: str, env: str, overrides: dict, run_dir: Path, steps: 
         over = {"progress": progress, **overrides,
                 **({"steps": steps} if steps is not None else {})}
         out = train(algo, env, over, run_dir=str(run_dir))
+    if out.get("interrupted"):  # a signal stopped it: what follows would read a half-done run
+        raise SystemExit(f"{run_dir.name} stopped at step {out['step']}; rerun to resume it")
     ev = out.get("eval") or read_eval(run_dir)
     score = ev.get("normalized_score")
     log(f"finished {run_dir.name}: step {out['step']} eval {ev.get('mean_return')}"
