@@ -144,7 +144,7 @@ def report(a) -> None:
             if (mopo_run / "progress.csv").exists():
                 budgets[seed] = time_at(mopo_run, a.steps)
         for algo in a.algos:
-            at_steps, at_time, times, reached, name = [], [], [], [], ""
+            at_steps, at_time, times, reached, name, cut_short = [], [], [], [], "", 0
             for seed in a.seeds:
                 run = run_dir_for(a.runs_dir, algo, dataset, seed)
                 if not (run / "progress.csv").exists():
@@ -162,18 +162,22 @@ def report(a) -> None:
                 if wall_run(run).exists() and (wall_run(run) / "progress.csv").exists():
                     keep_evidence(wall_run(run), a.out)
                     steps, wall, score, _ = curve(wall_run(run))
+                elif seed in budgets and wall[-1] < budgets[seed]:
+                    cut_short += 1  # ended before MOPO's time, and no longer run was made
                 if seed in budgets and np.any(wall <= budgets[seed]):
                     within = wall <= budgets[seed]
                     at_time.append(float(score[within][-1]))
                     reached.append(int(steps[within][-1]))
             if not at_steps:
                 continue
+            short = f" ({cut_short} run(s) ended sooner; no longer run made)" if cut_short else ""
             lines.append(f"| {dataset} | {algo} | {stats(at_steps)} ({name}) | "
-                         f"{np.mean(times):.0f} | {stats(at_time)} | "
+                         f"{np.mean(times):.0f} | {stats(at_time)}{short} | "
                          f"{', '.join(f'{s:,}' for s in reached) or '-'} |")
             table.append({"dataset": dataset, "algo": algo, "score_name": name,
                           "equal_steps": at_steps, "wall_time": times,
-                          "equal_wall_time": at_time, "steps_within_time": reached})
+                          "equal_wall_time": at_time, "steps_within_time": reached,
+                          "runs_without_wall_run": cut_short})
         a.out.mkdir(parents=True, exist_ok=True)
         plot(a, dataset)
     write_report(a.out, lines, table)
