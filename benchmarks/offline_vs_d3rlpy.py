@@ -16,8 +16,14 @@ gradient step (as XLA counts them) and this process's float32 matrix-product rat
 quotient is the most updates/s any implementation of the same arithmetic gets on these cores,
 so it bounds the contrl / d3rlpy ratio that is reachable.
 
+Across seeds (``--seeds 0,1,2,3``) with ``--eval-every N`` both libraries' policies are also
+evaluated every N updates (evaluation time is left out of updates/s); ``--curves DIR`` then
+writes the curves (curves.json), a plot per algorithm and a summary over seeds (summary.md: the
+final score and the mean of each run's last 3 evaluations, with 95% bootstrap intervals).
+
     python benchmarks/offline_vs_d3rlpy.py [--algos iql,cql,td3bc] [--dataset hopper-medium-v0]
         [--env Hopper-v5] [--updates 20000] [--eval-episodes 10] [--libs contrl,d3rlpy] [--out FILE]
+        [--seeds 0,1,2,3 --eval-every 5000 --curves DIR]
 """
 from __future__ import annotations
 
@@ -29,10 +35,12 @@ import sys
 import time
 from importlib import metadata
 
+from pathlib import Path
+
 import numpy as np
 
-from common import (atomic_write_text, comma_list, emit, flops, matmul_rate, report_header,
-                    run_interleaved)
+from common import (atomic_write_json, atomic_write_text, comma_list, emit, flops, int_list,
+                    matmul_rate, pyplot, report_header, run_interleaved, save_figure)
 
 ALGOS = ("iql", "cql", "td3bc")
 LIBS = ("contrl", "d3rlpy")
@@ -58,7 +66,9 @@ def chunk_sizes(updates: int, warmup: int, chunk: int) -> list[int]:
 
 
 def train_contrl(algo: str, ds, updates: int, warmup: int, seed: int, chunk: int,
-                 log_every: int, env_id: str, preset: bool) -> dict:
+                 log_every: int, env_id: str, preset: bool, checkpoint=None) -> dict:
+    """``checkpoint(updates_done, policy)``, if given, runs at every chunk boundary (the caller
+    decides what to do there, e.g. evaluate); its time is left out of the timing."""
     import jax
 
     from contrl.registry import REGISTRY
@@ -77,7 +87,7 @@ def train_contrl(algo: str, ds, updates: int, warmup: int, seed: int, chunk: int
     gflop = flops(compiled[max(compiled)]) / 1e9  # one gradient step (the scan body)
     agent, _ = compiled[sizes[0]](agent, ds.sample(rng, cfg.batch_size, cfg.gamma, sizes[0]))
     jax.block_until_ready(agent)
-    done, sample_s, t0 = sizes[0], 0.0, time.perf_counter()
+    done, sample_s, paused, t0 = sizes[0], 0.0, 0.0, time.perf_counter()
     for k in sizes[1:]:
         ts = time.perf_counter()
         batch = ds.sample(rng, cfg.batch_size, cfg.gamma, k)
@@ -86,11 +96,16 @@ def train_contrl(algo: str, ds, updates: int, warmup: int, seed: int, chunk: int
         done += k
         if log_every and done // log_every > (done - k) // log_every:
             jax.block_until_ready(agent)
-            elapsed = time.perf_counter() - t0
+            elapsed = time.perf_counter() - t0 - paused
             print(f"  contrl {algo}: {done}/{updates} updates, "
                   f"{(done - sizes[0]) / elapsed:.1f} updates/s", flush=True)
+        if checkpoint is not None:
+            jax.block_until_ready(agent)
+            tp = time.perf_counter()
+            checkpoint(done, agent)
+            paused += time.perf_counter() - tp
     jax.block_until_ready(agent)
-    seconds = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0 - paused
     return {"agent": agent, "policy": agent,
             "timed_updates": updates - sizes[0], "seconds": seconds, "sample_s": sample_s,
             "compile_s": compile_s, "gflop": gflop}
@@ -201,7 +216,8 @@ class D3rlpyPolicy:
 
 
 def train_d3rlpy(algo: str, ds, updates: int, warmup: int, seed: int, threads: int,
-                 log_every: int, env_id: str, preset: bool) -> dict:
+                 log_every: int, env_id: str, preset: bool, checkpoint=None) -> dict:
+    """As ``train_contrl``; ``checkpoint`` runs after every update."""
     import d3rlpy
     import torch
 
@@ -214,7 +230,8 @@ def train_d3rlpy(algo: str, ds, updates: int, warmup: int, seed: int, threads: i
     bs = cfg.batch_size
     for _ in range(warmup):
         model.update(dataset.sample_transition_batch(bs))
-    sample_s, t0 = 0.0, time.perf_counter()
+    policy = D3rlpyPolicy(model)
+    sample_s, paused, t0 = 0.0, 0.0, time.perf_counter()
     for i in range(warmup, updates):
         ts = time.perf_counter()
         batch = dataset.sample_transition_batch(bs)
@@ -222,9 +239,14 @@ def train_d3rlpy(algo: str, ds, updates: int, warmup: int, seed: int, threads: i
         model.update(batch)
         if log_every and (i + 1) % log_every == 0:
             print(f"  d3rlpy {algo}: {i + 1}/{updates} updates, "
-                  f"{(i + 1 - warmup) / (time.perf_counter() - t0):.1f} updates/s", flush=True)
-    seconds = time.perf_counter() - t0
-    return {"agent": model, "policy": D3rlpyPolicy(model),
+                  f"{(i + 1 - warmup) / (time.perf_counter() - t0 - paused):.1f} updates/s",
+                  flush=True)
+        if checkpoint is not None:
+            tp = time.perf_counter()
+            checkpoint(i + 1, policy)
+            paused += time.perf_counter() - tp
+    seconds = time.perf_counter() - t0 - paused
+    return {"agent": model, "policy": policy,
             "timed_updates": updates - warmup, "seconds": seconds, "sample_s": sample_s,
             "compile_s": 0.0}
 
@@ -245,20 +267,64 @@ def fmt(x, spec: str = ".1f") -> str:
 
 
 def table(rows: list[dict]) -> list[str]:
-    lines = ["| algo | library | updates/s | timed updates | sampling share | load (1 min) | "
+    lines = ["| algo | library | seed | updates/s | timed updates | sampling share | load (1 min) | "
              "final return (mean +- std) | normalized score | success rate | "
              "contrl / d3rlpy updates/s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    rate = {(r["algo"], r["lib"]): r["updates_per_s"] for r in rows}
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rate = {(r["algo"], r["lib"], r["seed"]): r["updates_per_s"] for r in rows}
     for r in rows:
-        other = rate.get((r["algo"], "d3rlpy"))
+        other = rate.get((r["algo"], "d3rlpy", r["seed"]))
         ratio = r["updates_per_s"] / other if other and r["lib"] == "contrl" else None
         lines.append(
-            f"| {r['algo']} | {r['lib']} | {r['updates_per_s']:.1f} | {r['timed_updates']} "
+            f"| {r['algo']} | {r['lib']} | {r['seed']} | {r['updates_per_s']:.1f} | {r['timed_updates']} "
             f"| {100 * r['sample_share']:.0f}% | {r['load_start']:.1f} -> {r['load_end']:.1f} "
             f"| {r['mean_return']:.1f} +- {r['std_return']:.1f} "
             f"| {fmt(r['normalized_score'])} | {fmt(r.get('success_rate'), '.2f')} "
             f"| {fmt(ratio, '.2f') + 'x' if ratio else '-'} |")
+    return lines
+
+
+def curves_summary(rows: list[dict], out: Path, title: str) -> list[str]:
+    """Write ``rows``' evaluation curves (curves.json), one plot per algorithm (each run thin,
+    the mean over seeds thick) and summary.md: per algorithm and library, over seeds, the final
+    normalized score and the mean of each run's last 3 evaluations, each with its 95% bootstrap
+    interval, and the mean updates/s. Returns summary.md's lines."""
+    from contrl.report import interval
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "curves.json", [
+        {k: r[k] for k in ("algo", "lib", "seed", "updates_per_s", "normalized_score", "curve")}
+        for r in rows])
+
+    def mean_ci(values: list[float]) -> str:
+        if len(values) == 1:
+            return f"{values[0]:.1f}"
+        m, lo, hi = interval(np.asarray(values), 2000, 0)
+        return f"{m:.1f} [{lo:.1f}, {hi:.1f}]"
+
+    lines = [title, "", "| algo | library | seeds | final score | mean of the last 3 evaluations "
+             "| per seed (last 3) | updates/s |", "|---|---|---|---|---|---|---|"]
+    plt = pyplot()
+    for algo in dict.fromkeys(r["algo"] for r in rows):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for c, lib in enumerate(dict.fromkeys(r["lib"] for r in rows if r["algo"] == algo)):
+            runs = [r for r in rows if r["algo"] == algo and r["lib"] == lib]
+            finals = [r["normalized_score"] for r in runs]
+            last3 = [float(np.mean([y for _, y in r["curve"][-3:]])) for r in runs if r["curve"]]
+            lines.append(f"| {algo} | {lib} | {len(runs)} | {mean_ci(finals)} | "
+                         f"{mean_ci(last3) if last3 else '-'} | "
+                         f"{', '.join(f'{v:.1f}' for v in last3) or '-'} | "
+                         f"{np.mean([r['updates_per_s'] for r in runs]):.1f} |")
+            curves = [np.asarray(r["curve"]) for r in runs if r["curve"]]
+            for x_y in curves:
+                ax.plot(x_y[:, 0], x_y[:, 1], color=f"C{c}", lw=0.7, alpha=0.5)
+            n = min(len(x_y) for x_y in curves) if curves else 0
+            if n:
+                ax.plot(curves[0][:n, 0], np.mean([x_y[:n, 1] for x_y in curves], 0),
+                        color=f"C{c}", lw=2, label=f"{lib} (mean of {len(curves)})")
+        save_figure(fig, ax, f"{algo}: {title}", out / f"{algo}.png", xlabel="gradient updates",
+                    ylabel="normalized score")
+    atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
     return lines
 
 
@@ -289,6 +355,12 @@ def main():
     p.add_argument("--warmup", type=int, default=50, help="first updates left out of the timing")
     p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int_list, default=None,
+                   help="comma list of seeds, each run in turn (overrides --seed)")
+    p.add_argument("--eval-every", type=int, default=0,
+                   help="also evaluate every N updates (untimed; 0: only at the end)")
+    p.add_argument("--curves", default=None,
+                   help="folder for curves.json, a plot per algorithm and summary.md over seeds")
     p.add_argument("--libs", type=comma_list, default=",".join(LIBS),
                    help="comma list of contrl, d3rlpy")
     p.add_argument("--torch-threads", type=int, default=2, help="torch.set_num_threads for d3rlpy (JAX uses every core)")
@@ -314,6 +386,9 @@ def main():
         p.error("need 0 < --warmup < --updates")
     if a.log_every is None:
         a.log_every = max(1, a.updates // 10)
+    if a.eval_every < 0:
+        p.error("--eval-every must be >= 0")
+    seeds = a.seeds if a.seeds else [a.seed]
 
     from contrl.data.datasets import load_dataset
     from contrl.envs import make_env
@@ -338,26 +413,39 @@ def main():
         f"{a.torch_threads} torch threads; JAX_PLATFORMS={os.environ.get('JAX_PLATFORMS', '')}\n\n"
         f"settings: {a.updates} gradient updates each (updates/s over all but the first "
         f"{a.warmup}, contrl compilation excluded, batch sampling included), contrl's default "
-        f"hyperparameters mirrored in d3rlpy, seed {a.seed}, deterministic evaluation over "
-        f"{a.eval_episodes} episodes (contrl.evaluate)")
+        f"hyperparameters mirrored in d3rlpy, seed(s) {', '.join(map(str, seeds))}, deterministic "
+        f"evaluation over {a.eval_episodes} episodes (contrl.evaluate)"
+        + (f" at the end and every {a.eval_every} updates" if a.eval_every else ""))
     rows: list[dict] = []
 
-    for algo in algos:
-        print(f"== {algo}", flush=True)
+    for seed, algo in ((seed, algo) for seed in seeds for algo in algos):
+        print(f"== {algo} seed {seed}", flush=True)
+        curve: list[tuple[int, float]] = []
+        due = [0]  # the update count of the next evaluation
+
+        def checkpoint(done: int, policy) -> None:
+            """At the first call past each multiple of ``--eval-every`` (not at the end: that
+            evaluation follows training)."""
+            if done >= due[0] and done < a.updates:
+                ev = evaluate(policy, a.env, a.eval_episodes, seed, **env_kwargs)
+                curve.append((done, float(ds.normalized_score(ev["mean_return"]))))
+                due[0] = (done // a.eval_every + 1) * a.eval_every
 
         def run_one(lib: str) -> float:
+            curve.clear()
+            due[0] = a.eval_every
             t0, load_start = time.perf_counter(), os.getloadavg()[0]
             if lib == "contrl":
-                res = train_contrl(algo, ds, a.updates, a.warmup, a.seed, a.chunk, a.log_every,
-                                   a.env, a.preset)
+                res = train_contrl(algo, ds, a.updates, a.warmup, seed, a.chunk, a.log_every,
+                                   a.env, a.preset, checkpoint if a.eval_every else None)
             else:
-                res = train_d3rlpy(algo, ds, a.updates, a.warmup, a.seed, a.torch_threads,
-                                   a.log_every, a.env, a.preset)
+                res = train_d3rlpy(algo, ds, a.updates, a.warmup, seed, a.torch_threads,
+                                   a.log_every, a.env, a.preset, checkpoint if a.eval_every else None)
             rate = res["timed_updates"] / res["seconds"]
             load_end = os.getloadavg()[0]  # before evaluation
-            ev = evaluate(res["policy"], a.env, a.eval_episodes, a.seed, **env_kwargs)
+            ev = evaluate(res["policy"], a.env, a.eval_episodes, seed, **env_kwargs)
             score = ds.normalized_score(ev["mean_return"])
-            rows.append({"algo": algo, "lib": lib, "updates_per_s": rate,
+            rows.append({"algo": algo, "lib": lib, "seed": seed, "updates_per_s": rate,
                          "timed_updates": res["timed_updates"],
                          "sample_share": res["sample_s"] / res["seconds"],
                          "compile_s": res["compile_s"], "load_start": load_start,
@@ -365,6 +453,7 @@ def main():
                          "std_return": ev["std_return"], "normalized_score": score,
                          "success_rate": ev.get("success_rate"),
                          "gflop_per_update": res.get("gflop"),
+                         "curve": curve + [(a.updates, float(score))],
                          "wall_s": time.perf_counter() - t0})
             print(f"{algo} {lib}: {rate:.1f} updates/s, return {ev['mean_return']:.1f} "
                   f"+- {ev['std_return']:.1f}, normalized {fmt(score)} "
@@ -374,6 +463,8 @@ def main():
         run_interleaved(libs, 1, run_one)
         if a.out:  # the record so far, so that a crash in a later algorithm keeps it
             atomic_write_text(a.out, previous + "\n".join(header + table(rows)) + "\n\n")
+        if a.curves:
+            curves_summary(rows, Path(a.curves), f"{ds.name} on {a.env}, {a.updates} updates")
 
     extra = ["contrl compilation (excluded): " + ", ".join(
         f"{r['algo']} {r['compile_s']:.1f} s" for r in rows if r["lib"] == "contrl")] \
