@@ -14,11 +14,17 @@ dmc:walker-run with --envs; dm_control ids name their datasets walker-walk-*, wa
   <e>-random-v0   1M steps of a uniform random policy
   <e>-medium-expert-v0   medium followed by expert (2M steps)
 
-Every dataset takes its reference scores (min: random policy, max: expert policy) from the
-expert dataset. A stage whose output exists is skipped, and an interrupted training run is
-resumed, so running the script again continues where it stopped.
+The expert and medium datasets hold the policy's deterministic actions (its mode); with
+``--sample`` their actions are drawn from the SAC policy's tanh-Gaussian instead, which is how
+D4RL made its MuJoCo datasets (its collection script samples the policy's distribution and
+stores each action's log-probability): ``--sample --version 1`` writes <e>-*-v1 from the same
+expert and medium runs. Every dataset takes its reference scores (min: random policy, max:
+the expert's deterministic evaluation) from the expert dataset. A stage whose output exists is
+skipped, and an interrupted training run is resumed, so running the script again continues
+where it stopped.
 
     python benchmarks/make_datasets.py [--envs Hopper-v5 HalfCheetah-v5] [--steps 1000000]
+        [--sample --version 1] [--stages expert medium ...]
 """
 from __future__ import annotations
 
@@ -67,24 +73,28 @@ def main() -> None:
     p.add_argument("--expert-steps", type=int, default=300_000)
     p.add_argument("--medium-fraction", type=float, default=1 / 3,
                    help="the medium run stops at this fraction of the expert's return")
+    p.add_argument("--sample", action="store_true",
+                   help="expert and medium datasets: actions sampled from the policy (D4RL's way)")
+    p.add_argument("--version", type=int, default=0, help="the datasets' version suffix (-vN)")
     p.add_argument("--stages", nargs="+",
                    default=["expert", "medium-run", "medium", "medium-replay", "random",
                             "medium-expert"])
     a = p.parse_args()
     from contrl.data.datasets import load_dataset
 
+    sampled = ("--sample",) if a.sample else ()
     for env in a.envs:
         short = short_name(env)
         expert_run = run_dir_for(ROOT / "runs" / "grid", "sac", env, 0)
         medium_run = ROOT / "runs" / "datasets" / f"sac-{env_folder(env)}-medium"
-        names = {s: f"{short}-{s}-v0" for s in ("expert", "medium", "medium-replay", "random",
-                                                "medium-expert")}
+        names = {s: f"{short}-{s}-v{a.version}"
+                 for s in ("expert", "medium", "medium-replay", "random", "medium-expert")}
         if "expert" in a.stages:
             train_or_resume("sac", env, {"eval_every": 10_000}, expert_run, a.expert_steps)
             if not exists(names["expert"]):
                 log(f"collect  {names['expert']}")
                 contrl_collect(expert_run, "--name", names["expert"], "--steps", a.steps,
-                               "--checkpoint", "best")
+                               "--checkpoint", "best", *sampled)
         expert = load_dataset(names["expert"], env)
         target = expert.ref_min_score + a.medium_fraction * (expert.ref_max_score - expert.ref_min_score)
         if "medium-run" in a.stages:
@@ -93,7 +103,7 @@ def main() -> None:
         ref = ("--ref-from", names["expert"])
         for stage, make in (
             ("medium", lambda n: contrl_collect(medium_run, "--name", n, "--steps", a.steps,
-                                                "--checkpoint", "latest", *ref)),
+                                                "--checkpoint", "latest", *ref, *sampled)),
             ("medium-replay", lambda n: contrl_collect(medium_run, "--name", n, "--from-buffer",
                                                        "--checkpoint", "latest", *ref)),
             ("random", lambda n: contrl_collect("--name", n, "--steps", a.steps, "--random",

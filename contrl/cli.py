@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--steps", type=int, default=1_000_000, help="transitions to collect")
     co.add_argument("--noise", type=float, default=0.0,
                     help="std of Gaussian noise added to the policy's actions")
+    co.add_argument("--sample", action="store_true",
+                    help="draw the actions from the policy's own distribution (SAC: its "
+                         "tanh-Gaussian) instead of taking its mode, as D4RL's datasets did")
     co.add_argument("--random", action="store_true", help="uniform random actions")
     co.add_argument("--env", default=None, help="environment (needed with --random)")
     co.add_argument("--checkpoint", choices=("best", "latest"), default=None,
@@ -264,7 +267,7 @@ def cmd_collect(args) -> int:
         raise C.ConfigError(f"num_envs must be positive, got {args.num_envs}")
     out = collect_run(None if args.random else args.run_dir, args.name, args.steps, args.noise,
                       args.env, args.seed, args.checkpoint or "best", args.num_envs,
-                      ref_from=args.ref_from)
+                      ref_from=args.ref_from, sample=args.sample)
     print(json.dumps(out))
     return 0
 

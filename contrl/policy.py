@@ -95,3 +95,25 @@ class NoisyPolicy:
         a = np.asarray(a)
         return np.clip(a + self.noise * self.rng.standard_normal(a.shape), -1.0, 1.0
                        ).astype(np.float32), carry
+
+
+class SampledPolicy:
+    """An agent's actions drawn from its own acting distribution (``sample_actions``: SAC's
+    tanh-Gaussian, TD3's exploration noise), as D4RL drew its MuJoCo datasets' actions from
+    the SAC policy. The draws are seeded by ``seed`` (not by the key the agent was saved with);
+    the agent's carry passes through."""
+
+    def __init__(self, agent, seed: int):
+        from contrl.errors import ContrlError
+
+        if not hasattr(agent, "key"):  # the agents that sample (SAC, TD3, ...) carry a PRNG key
+            raise ContrlError(f"{type(agent).__name__} has no action distribution to sample "
+                              "from; use its deterministic actions, with --noise if wanted")
+        self.agent = agent.replace(key=jax.random.PRNGKey(seed))
+
+    def initial_carry(self, num_envs: int) -> Carry:
+        return self.agent.initial_carry(num_envs)
+
+    def eval_actions(self, obs, carry: Carry):
+        action, carry, self.agent = self.agent.sample_actions(obs, carry)
+        return np.asarray(action, np.float32), carry

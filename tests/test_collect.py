@@ -65,3 +65,34 @@ def test_replay_buffer_export_and_concat(pendulum_expert, pendulum_dataset, tmp_
     assert both["steps"] == len(mixed) == 30_000
     np.testing.assert_array_equal(mixed.observations[:10_000], replay.observations)
     assert mixed.ref_min_score == replay.ref_min_score
+
+
+def test_sampled_dataset_draws_from_the_policy_distribution(pendulum_expert, tmp_path, monkeypatch):
+    from contrl.rundir import load_agent
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    for name in ("pendulum-sampled-v0", "pendulum-sampled-v1"):
+        collect_run(pendulum_expert, name, 400, num_envs=2, sample=True, seed=3)
+    data, again = load_dataset("pendulum-sampled-v0"), load_dataset("pendulum-sampled-v1")
+    assert data.metadata["sampled"] is True and "sampled" in data.metadata["policy"]
+    np.testing.assert_array_equal(data.actions, again.actions)  # seeded: the same draws
+    assert np.abs(data.actions).max() <= 1.0
+    agent = load_agent(pendulum_expert, "best")[0]
+    mode = np.asarray(agent.eval_actions(data.observations)[0])
+    gap = np.abs(data.actions - mode)
+    # SAC's draws spread around its mode: not the mode itself, but near it on average
+    assert gap.mean() > 1e-3 and gap.mean() < 0.5, gap.mean()
+
+
+def test_sampling_needs_a_policy_with_a_distribution(pendulum_expert, tmp_path, monkeypatch):
+    from contrl.agents.bc import BC, BCConfig
+    from contrl.policy import SampledPolicy
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    with pytest.raises(ContrlError, match="no action distribution"):
+        SampledPolicy(BC.create(BCConfig(), 3, 1, 0), 0)
+    with pytest.raises(ContrlError, match="sampled actions need a run's policy and no --noise"):
+        collect_run(pendulum_expert, "pendulum-both-v0", 100, noise=0.1, sample=True)
+    with pytest.raises(ContrlError, match="sampled actions need a run's policy"):
+        collect_run(None, "pendulum-rs-v0", 100, env_id="Pendulum-v1", sample=True)
+    assert not list(tmp_path.iterdir())

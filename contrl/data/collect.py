@@ -10,7 +10,7 @@ from contrl.envs import EnvPool
 from contrl.envs.make import raw_action_space
 from contrl.errors import ContrlError
 from contrl.evaluate import evaluate
-from contrl.policy import NoisyPolicy, Policy, RandomPolicy, reset_carry
+from contrl.policy import NoisyPolicy, Policy, RandomPolicy, SampledPolicy, reset_carry
 
 
 def rollout_episodes(policy: Policy, env_id: str, steps: int, seed: int, num_envs: int = 8,
@@ -60,11 +60,12 @@ def _new_episode(obs) -> dict:
 def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: float = 0.0,
             seed: int = 0, num_envs: int = 8, ref_episodes: int = 10,
             ref_from: str | None = None, source: dict | None = None,
-            env_kwargs: dict | None = None) -> dict:
+            env_kwargs: dict | None = None, sample: bool = False) -> dict:
     """Write ``steps`` transitions of a policy as the Minari dataset ``name``.
 
-    The policy is ``agent``'s deterministic action plus Gaussian ``noise``, or uniform random
-    actions when ``agent`` is None. ``source`` describes where the agent came from (run,
+    The policy is ``agent``'s deterministic action plus Gaussian ``noise``, or with ``sample``
+    actions drawn from the agent's own distribution (D4RL's way: SAC's tanh-Gaussian), or
+    uniform random actions when ``agent`` is None. ``source`` describes where the agent came from (run,
     checkpoint, policy name) for the metadata. The metadata records the env, the policy that
     made the data, its average episode return, and the reference scores for normalization:
     the random policy's average return (min) and the agent's deterministic return (max), or
@@ -74,9 +75,12 @@ def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: flo
         raise ContrlError(f"steps must be positive, got {steps}")
     if noise < 0:
         raise ContrlError(f"noise must be >= 0, got {noise}")
+    if sample and (agent is None or noise > 0):
+        raise ContrlError("sampled actions need a run's policy and no --noise (its own "
+                          "distribution is the noise)")
     refs = reference_scores(ref_from) if ref_from else None
     env_kwargs = env_kwargs or {}
-    meta: dict = {"noise": noise, "seed": seed, **(source or {})}
+    meta: dict = {"noise": noise, "sampled": sample, "seed": seed, **(source or {})}
     if env_kwargs.get("obs_keys"):
         meta["obs_keys"] = list(env_kwargs["obs_keys"])  # how dict observations were flattened
     action_dim = raw_action_space(env_id).shape[0]
@@ -90,6 +94,9 @@ def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: flo
         meta["references_from"] = ref_from
     if agent is None:
         policy, meta["policy"] = RandomPolicy(action_dim, seed), "uniform random"
+    elif sample:
+        policy = SampledPolicy(agent, seed)
+        meta["policy"] = meta.get("policy", "a contrl policy") + ", actions sampled from it"
     else:
         policy = NoisyPolicy(agent, noise, seed) if noise > 0 else agent
         meta["policy"] = meta.get("policy", "a contrl policy") + (
