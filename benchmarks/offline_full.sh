@@ -4,9 +4,12 @@
 # command continues across sessions:
 #   taskset -c 0 bash benchmarks/offline_full.sh a > lane_a.log 2>&1 &
 #   taskset -c 1 bash benchmarks/offline_full.sh b > lane_b.log 2>&1 &
-# Lane a: the Gymnasium datasets (SAC experts 300k) and the full-length offline table on them.
+# Lane a: the Gymnasium datasets (SAC experts 300k) and the full-length offline table on them;
+#         hopper from -v1 on: actions sampled from the SAC policies, as D4RL made its datasets
+#         (on -v0, deterministic actions, IQL could not rise above BC: results/offline/README.md).
 # Lane b: the dm_control walker datasets (walker-run's expert to 1M: at 300k it was still
-#         rising), Walker2d-v5 from a 1M expert, and the walker study's table.
+#         rising), Walker2d-v5 from a 1M expert, and the walker study's table; all -v1
+#         (sampled actions).
 # Reports: `python benchmarks/offline.py --report ...` with the same datasets (see offline.py).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,17 +19,19 @@ table=(--algos bc iql td3bc --seeds 0 1 2 --steps 300000 --eval-every 10000)
 case "${1:-}" in
   a)
     $py make_datasets.py --envs HalfCheetah-v5 Hopper-v5
-    $py offline.py "${table[@]}" --datasets halfcheetah-medium-v0 hopper-medium-v0 hopper-medium-expert-v0
+    $py offline.py "${table[@]}" --datasets halfcheetah-medium-v0 hopper-medium-v0
+    $py make_datasets.py --envs Hopper-v5 --sample --version 1 --stages expert medium medium-expert
+    $py offline.py "${table[@]}" --datasets hopper-medium-v1 hopper-medium-expert-v1
     $py offline.py --algos cql --seeds 0 1 --steps 100000 --eval-every 10000 \
-      --datasets hopper-medium-v0 halfcheetah-medium-v0
+      --datasets hopper-medium-v1 halfcheetah-medium-v0
     ;;
   b)
-    $py make_datasets.py --envs dmc:walker-walk
-    $py make_datasets.py --envs dmc:walker-run Walker2d-v5 --expert-steps 1000000
-    $py offline.py "${table[@]}" --datasets walker2d-medium-v0
+    $py make_datasets.py --envs dmc:walker-walk --sample --version 1
+    $py make_datasets.py --envs dmc:walker-run Walker2d-v5 --expert-steps 1000000 --sample --version 1
+    $py offline.py "${table[@]}" --datasets walker2d-medium-v1
     $py offline.py --algos bc td3bc iql cql --seeds 0 1 2 --steps 300000 --eval-every 10000 \
-      --steps-for cql=100000 --datasets walker-walk-expert-v0 walker-walk-medium-v0 \
-      walker-run-expert-v0 walker-run-medium-v0
+      --steps-for cql=100000 --datasets walker-walk-expert-v1 walker-walk-medium-v1 \
+      walker-run-expert-v1 walker-run-medium-v1
     ;;
   *)
     echo "usage: offline_full.sh a|b" >&2

@@ -361,6 +361,9 @@ def main():
                    help="also evaluate every N updates (untimed; 0: only at the end)")
     p.add_argument("--curves", default=None,
                    help="folder for curves.json, a plot per algorithm and summary.md over seeds")
+    p.add_argument("--merge", nargs="+", default=None, metavar="DIR",
+                   help="no training: the --curves summary of the runs in these folders' "
+                        "curves.json (seeds run in separate processes), written to --curves")
     p.add_argument("--libs", type=comma_list, default=",".join(LIBS),
                    help="comma list of contrl, d3rlpy")
     p.add_argument("--torch-threads", type=int, default=2, help="torch.set_num_threads for d3rlpy (JAX uses every core)")
@@ -375,6 +378,13 @@ def main():
                         "rate: the most updates/s the same arithmetic allows here")
     p.add_argument("--out", default=None, help="append a Markdown record here (atomically)")
     a = p.parse_args()
+    if a.merge:
+        if not a.curves:
+            p.error("--merge needs --curves (where the merged summary goes)")
+        rows = [r for d in a.merge for r in json.loads((Path(d) / "curves.json").read_text())]
+        emit(curves_summary(rows, Path(a.curves), f"{a.dataset} on {a.env}, {a.updates} updates"
+                            f" (merged from {', '.join(a.merge)})"), None)
+        return
     algos, libs = a.algos, a.libs
     for x in algos:
         if x not in ALGOS:
