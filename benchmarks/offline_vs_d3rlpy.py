@@ -284,11 +284,12 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def curves_summary(rows: list[dict], out: Path, title: str) -> list[str]:
+def curves_summary(rows: list[dict], out: Path, title: str, note: str = "") -> list[str]:
     """Write ``rows``' evaluation curves (curves.json), one plot per algorithm (each run thin,
     the mean over seeds thick) and summary.md: per algorithm and library, over seeds, the final
     normalized score and the mean of each run's last 3 evaluations, each with its 95% bootstrap
-    interval, and the mean updates/s. Returns summary.md's lines."""
+    interval, and the mean updates/s; ``note`` goes under the title. Returns summary.md's
+    lines."""
     from contrl.report import interval
 
     out.mkdir(parents=True, exist_ok=True)
@@ -302,7 +303,7 @@ def curves_summary(rows: list[dict], out: Path, title: str) -> list[str]:
         m, lo, hi = interval(np.asarray(values), 2000, 0)
         return f"{m:.1f} [{lo:.1f}, {hi:.1f}]"
 
-    lines = [title, "", "| algo | library | seeds | final score | mean of the last 3 evaluations "
+    lines = [title, "", *([note, ""] if note else []), "| algo | library | seeds | final score | mean of the last 3 evaluations "
              "| per seed (last 3) | updates/s |", "|---|---|---|---|---|---|---|"]
     plt = pyplot()
     for algo in dict.fromkeys(r["algo"] for r in rows):
@@ -382,8 +383,8 @@ def main():
         if not a.curves:
             p.error("--merge needs --curves (where the merged summary goes)")
         rows = [r for d in a.merge for r in json.loads((Path(d) / "curves.json").read_text())]
-        emit(curves_summary(rows, Path(a.curves), f"{a.dataset} on {a.env}, {a.updates} updates"
-                            f" (merged from {', '.join(a.merge)})"), None)
+        emit(curves_summary(rows, Path(a.curves), f"{a.dataset} on {a.env}, {a.updates} updates",
+                            f"Merged from {', '.join(a.merge)}."), None)
         return
     algos, libs = a.algos, a.libs
     for x in algos:
