@@ -34,7 +34,6 @@ import platform
 import sys
 import time
 from importlib import metadata
-
 from pathlib import Path
 
 import numpy as np
@@ -66,9 +65,9 @@ def chunk_sizes(updates: int, warmup: int, chunk: int) -> list[int]:
 
 
 def train_contrl(algo: str, ds, updates: int, warmup: int, seed: int, chunk: int,
-                 log_every: int, env_id: str, preset: bool, checkpoint=None) -> dict:
-    """``checkpoint(updates_done, policy)``, if given, runs at every chunk boundary (the caller
-    decides what to do there, e.g. evaluate); its time is left out of the timing."""
+                 log_every: int, env_id: str, preset: bool, evals=None) -> dict:
+    """``evals`` (an ``Evaluations``), if given, evaluates the policy at the first chunk
+    boundary past each of its points; that time is left out of the timing."""
     import jax
 
     from contrl.registry import REGISTRY
@@ -99,10 +98,10 @@ def train_contrl(algo: str, ds, updates: int, warmup: int, seed: int, chunk: int
             elapsed = time.perf_counter() - t0 - paused
             print(f"  contrl {algo}: {done}/{updates} updates, "
                   f"{(done - sizes[0]) / elapsed:.1f} updates/s", flush=True)
-        if checkpoint is not None:
-            jax.block_until_ready(agent)
+        if evals is not None and evals.due(done):
+            jax.block_until_ready(agent)  # the updates so far count as training time
             tp = time.perf_counter()
-            checkpoint(done, agent)
+            evals(done, agent)
             paused += time.perf_counter() - tp
     jax.block_until_ready(agent)
     seconds = time.perf_counter() - t0 - paused
@@ -216,8 +215,8 @@ class D3rlpyPolicy:
 
 
 def train_d3rlpy(algo: str, ds, updates: int, warmup: int, seed: int, threads: int,
-                 log_every: int, env_id: str, preset: bool, checkpoint=None) -> dict:
-    """As ``train_contrl``; ``checkpoint`` runs after every update."""
+                 log_every: int, env_id: str, preset: bool, evals=None) -> dict:
+    """As ``train_contrl`` (``evals`` is checked after every update)."""
     import d3rlpy
     import torch
 
@@ -241,9 +240,9 @@ def train_d3rlpy(algo: str, ds, updates: int, warmup: int, seed: int, threads: i
             print(f"  d3rlpy {algo}: {i + 1}/{updates} updates, "
                   f"{(i + 1 - warmup) / (time.perf_counter() - t0 - paused):.1f} updates/s",
                   flush=True)
-        if checkpoint is not None:
+        if evals is not None and evals.due(i + 1):
             tp = time.perf_counter()
-            checkpoint(i + 1, policy)
+            evals(i + 1, policy)
             paused += time.perf_counter() - tp
     seconds = time.perf_counter() - t0 - paused
     return {"agent": model, "policy": policy,
@@ -267,7 +266,8 @@ def fmt(x, spec: str = ".1f") -> str:
 
 
 def table(rows: list[dict]) -> list[str]:
-    lines = ["| algo | library | seed | updates/s | timed updates | sampling share | load (1 min) | "
+    lines = ["| algo | library | seed | updates/s | timed updates | sampling share | "
+             "load (1 min) | "
              "final return (mean +- std) | normalized score | success rate | "
              "contrl / d3rlpy updates/s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -276,12 +276,30 @@ def table(rows: list[dict]) -> list[str]:
         other = rate.get((r["algo"], "d3rlpy", r["seed"]))
         ratio = r["updates_per_s"] / other if other and r["lib"] == "contrl" else None
         lines.append(
-            f"| {r['algo']} | {r['lib']} | {r['seed']} | {r['updates_per_s']:.1f} | {r['timed_updates']} "
+            f"| {r['algo']} | {r['lib']} | {r['seed']} | {r['updates_per_s']:.1f} "
+            f"| {r['timed_updates']} "
             f"| {100 * r['sample_share']:.0f}% | {r['load_start']:.1f} -> {r['load_end']:.1f} "
             f"| {r['mean_return']:.1f} +- {r['std_return']:.1f} "
             f"| {fmt(r['normalized_score'])} | {fmt(r.get('success_rate'), '.2f')} "
             f"| {fmt(ratio, '.2f') + 'x' if ratio else '-'} |")
     return lines
+
+
+class Evaluations:
+    """A run's evaluation curve: the policy is evaluated at the first update count past each
+    multiple of ``every`` (before the end: the final evaluation follows training)."""
+
+    def __init__(self, every: int, updates: int, evaluate_score):
+        self.every, self.updates, self.score = every, updates, evaluate_score
+        self.next = every
+        self.curve: list[tuple[int, float]] = []
+
+    def due(self, done: int) -> bool:
+        return self.next <= done < self.updates
+
+    def __call__(self, done: int, policy) -> None:
+        self.curve.append((done, self.score(policy)))
+        self.next = (done // self.every + 1) * self.every
 
 
 def curves_summary(rows: list[dict], out: Path, title: str, note: str = "") -> list[str]:
@@ -303,7 +321,8 @@ def curves_summary(rows: list[dict], out: Path, title: str, note: str = "") -> l
         m, lo, hi = interval(np.asarray(values), 2000, 0)
         return f"{m:.1f} [{lo:.1f}, {hi:.1f}]"
 
-    lines = [title, "", *([note, ""] if note else []), "| algo | library | seeds | final score | mean of the last 3 evaluations "
+    lines = [title, "", *([note, ""] if note else []),
+             "| algo | library | seeds | final score | mean of the last 3 evaluations "
              "| per seed (last 3) | updates/s |", "|---|---|---|---|---|---|---|"]
     plt = pyplot()
     for algo in dict.fromkeys(r["algo"] for r in rows):
@@ -431,27 +450,20 @@ def main():
 
     for seed, algo in ((seed, algo) for seed in seeds for algo in algos):
         print(f"== {algo} seed {seed}", flush=True)
-        curve: list[tuple[int, float]] = []
-        due = [0]  # the update count of the next evaluation
 
-        def checkpoint(done: int, policy) -> None:
-            """At the first call past each multiple of ``--eval-every`` (not at the end: that
-            evaluation follows training)."""
-            if done >= due[0] and done < a.updates:
-                ev = evaluate(policy, a.env, a.eval_episodes, seed, **env_kwargs)
-                curve.append((done, float(ds.normalized_score(ev["mean_return"]))))
-                due[0] = (done // a.eval_every + 1) * a.eval_every
+        def eval_score(policy, seed=seed) -> float:
+            ev = evaluate(policy, a.env, a.eval_episodes, seed, **env_kwargs)
+            return float(ds.normalized_score(ev["mean_return"]))
 
         def run_one(lib: str) -> float:
-            curve.clear()
-            due[0] = a.eval_every
+            evals = Evaluations(a.eval_every, a.updates, eval_score) if a.eval_every else None
             t0, load_start = time.perf_counter(), os.getloadavg()[0]
             if lib == "contrl":
                 res = train_contrl(algo, ds, a.updates, a.warmup, seed, a.chunk, a.log_every,
-                                   a.env, a.preset, checkpoint if a.eval_every else None)
+                                   a.env, a.preset, evals)
             else:
                 res = train_d3rlpy(algo, ds, a.updates, a.warmup, seed, a.torch_threads,
-                                   a.log_every, a.env, a.preset, checkpoint if a.eval_every else None)
+                                   a.log_every, a.env, a.preset, evals)
             rate = res["timed_updates"] / res["seconds"]
             load_end = os.getloadavg()[0]  # before evaluation
             ev = evaluate(res["policy"], a.env, a.eval_episodes, seed, **env_kwargs)
@@ -464,7 +476,7 @@ def main():
                          "std_return": ev["std_return"], "normalized_score": score,
                          "success_rate": ev.get("success_rate"),
                          "gflop_per_update": res.get("gflop"),
-                         "curve": curve + [(a.updates, float(score))],
+                         "curve": (evals.curve if evals else []) + [(a.updates, float(score))],
                          "wall_s": time.perf_counter() - t0})
             print(f"{algo} {lib}: {rate:.1f} updates/s, return {ev['mean_return']:.1f} "
                   f"+- {ev['std_return']:.1f}, normalized {fmt(score)} "

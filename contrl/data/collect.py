@@ -65,11 +65,12 @@ def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: flo
 
     The policy is ``agent``'s deterministic action plus Gaussian ``noise``, or with ``sample``
     actions drawn from the agent's own distribution (D4RL's way: SAC's tanh-Gaussian), or
-    uniform random actions when ``agent`` is None. ``source`` describes where the agent came from (run,
-    checkpoint, policy name) for the metadata. The metadata records the env, the policy that
-    made the data, its average episode return, and the reference scores for normalization:
-    the random policy's average return (min) and the agent's deterministic return (max), or
-    with ``ref_from`` those of another dataset (e.g. a medium dataset takes the expert's)."""
+    uniform random actions when ``agent`` is None. ``source`` describes where the agent came
+    from (run, checkpoint, policy name) for the metadata. The metadata records the env, the
+    policy that made the data, its average episode return, and the reference scores for
+    normalization: the random policy's average return (min) and the agent's deterministic
+    return (max), or with ``ref_from`` those of another dataset (e.g. a medium dataset takes
+    the expert's)."""
     check_new(name)
     if steps <= 0:
         raise ContrlError(f"steps must be positive, got {steps}")
