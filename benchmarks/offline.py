@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import (ROOT, column, keep_evidence, pyplot, read_progress, report_header,
-                    train_or_resume, write_report)
+from common import (ROOT, column, keep_evidence, mean_interval, pyplot, read_progress,
+                    report_header, train_or_resume, write_report)
 
 ENVS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5",
         "pendulum": "Pendulum-v1", "walker-walk": "dmc:walker-walk", "walker-run": "dmc:walker-run"}
@@ -80,7 +80,6 @@ def dataset_row(dataset: str) -> str:
 
 def report(a) -> None:
     from contrl.errors import ContrlError
-    from contrl.report import interval
     plt = pyplot()
     a.out.mkdir(parents=True, exist_ok=True)
     lines = report_header("Offline RL on contrl-made datasets", "offline.py") + [
@@ -125,9 +124,7 @@ def report(a) -> None:
                 raws.append(column(rows, "eval_return")[1][-1])
             if not curves:
                 continue
-            # the mean over seeds and its 95% bootstrap interval (with one seed: the value)
-            lo, hi = (interval(np.asarray(finals), 2000, 0)[1:] if len(finals) > 1
-                      else (finals[0], finals[0]))
+            lo, hi = mean_interval(finals)[1:]
             for i, (x, y) in enumerate(curves):
                 ax.plot(x, y, lw=1.5, label=f"{algo}" if i == 0 else None,
                         color=f"C{a.algos.index(algo)}")

@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from common import (atomic_write_json, atomic_write_text, comma_list, emit, flops, int_list,
-                    matmul_rate, pyplot, report_header, run_interleaved, save_figure)
+                    matmul_rate, mean_interval, pyplot, report_header, run_interleaved,
+                    save_figure)
 
 ALGOS = ("iql", "cql", "td3bc")
 LIBS = ("contrl", "d3rlpy")
@@ -308,18 +309,14 @@ def curves_summary(rows: list[dict], out: Path, title: str, note: str = "") -> l
     normalized score and the mean of each run's last 3 evaluations, each with its 95% bootstrap
     interval, and the mean updates/s; ``note`` goes under the title. Returns summary.md's
     lines."""
-    from contrl.report import interval
-
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "curves.json", [
         {k: r[k] for k in ("algo", "lib", "seed", "updates_per_s", "normalized_score", "curve")}
         for r in rows])
 
     def mean_ci(values: list[float]) -> str:
-        if len(values) == 1:
-            return f"{values[0]:.1f}"
-        m, lo, hi = interval(np.asarray(values), 2000, 0)
-        return f"{m:.1f} [{lo:.1f}, {hi:.1f}]"
+        m, lo, hi = mean_interval(values)
+        return f"{m:.1f}" if len(values) == 1 else f"{m:.1f} [{lo:.1f}, {hi:.1f}]"
 
     lines = [title, "", *([note, ""] if note else []),
              "| algo | library | seeds | final score | mean of the last 3 evaluations "
@@ -451,12 +448,14 @@ def main():
     for seed, algo in ((seed, algo) for seed in seeds for algo in algos):
         print(f"== {algo} seed {seed}", flush=True)
 
-        def eval_score(policy, seed=seed) -> float:
-            ev = evaluate(policy, a.env, a.eval_episodes, seed, **env_kwargs)
-            return float(ds.normalized_score(ev["mean_return"]))
+        def run_eval(policy) -> dict:
+            """The deterministic evaluation every score here comes from."""
+            return evaluate(policy, a.env, a.eval_episodes, seed, **env_kwargs)
 
         def run_one(lib: str) -> float:
-            evals = Evaluations(a.eval_every, a.updates, eval_score) if a.eval_every else None
+            evals = (Evaluations(a.eval_every, a.updates,
+                                 lambda pol: float(ds.normalized_score(run_eval(pol)["mean_return"])))
+                     if a.eval_every else None)
             t0, load_start = time.perf_counter(), os.getloadavg()[0]
             if lib == "contrl":
                 res = train_contrl(algo, ds, a.updates, a.warmup, seed, a.chunk, a.log_every,
@@ -466,7 +465,7 @@ def main():
                                    a.log_every, a.env, a.preset, evals)
             rate = res["timed_updates"] / res["seconds"]
             load_end = os.getloadavg()[0]  # before evaluation
-            ev = evaluate(res["policy"], a.env, a.eval_episodes, seed, **env_kwargs)
+            ev = run_eval(res["policy"])
             score = ds.normalized_score(ev["mean_return"])
             rows.append({"algo": algo, "lib": lib, "seed": seed, "updates_per_s": rate,
                          "timed_updates": res["timed_updates"],

@@ -15,6 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 import jax
 import numpy as np
 
+from contrl.errors import ContrlError
+
 Carry = Any  # a pytree of arrays with a leading num_envs axis; () for stateless policies
 
 
@@ -104,8 +106,6 @@ class SampledPolicy:
     the agent's carry passes through."""
 
     def __init__(self, agent, seed: int):
-        from contrl.errors import ContrlError
-
         if not hasattr(agent, "key"):  # the agents that sample (SAC, TD3, ...) carry a PRNG key
             raise ContrlError(f"{type(agent).__name__} has no action distribution to sample "
                               "from; use its deterministic actions, with --noise if wanted")
