@@ -21,7 +21,11 @@ stores each action's log-probability): ``--sample --version 1`` writes <e>-*-v1 
 expert and medium runs. Every dataset takes its reference scores (min: random policy, max:
 the expert's deterministic evaluation) from the expert dataset. A stage whose output exists is
 skipped, and an interrupted training run is resumed, so running the script again continues
-where it stopped.
+where it stopped. With ``--policies DIR`` the expert and medium runs are kept in DIR without
+their replay buffers (benchmarks/results/offline/policies: the checkpoint collected from,
+3 MB for Hopper, committed), and a
+new machine collects from them instead of training: the same policies, the same seeded
+collection, so the same datasets.
 
     python benchmarks/make_datasets.py [--envs Hopper-v5 HalfCheetah-v5] [--steps 1000000]
         [--sample --version 1] [--stages expert medium ...]
@@ -66,6 +70,23 @@ def exists(name: str) -> bool:
     return (minari_root() / name).exists()
 
 
+def kept_or_trained(policies: Path | None, run: Path, checkpoint: str, train) -> Path:
+    """The run to collect from: its exported copy in ``policies`` if there is one; else
+    ``run`` after ``train(run)``, with its ``checkpoint`` (the one collected from) exported to
+    ``policies`` when that is given."""
+    kept = policies / run.name if policies is not None else None
+    if kept is not None and (kept / "checkpoints" / f"{checkpoint}.ckpt").exists():
+        log(f"kept     {kept} (not trained)")
+        return kept
+    train(run)
+    if kept is None:
+        return run
+    from contrl.rundir import export_policies
+    export_policies(run, kept, which=(checkpoint,))
+    log(f"exported {run.name} -> {kept}")
+    return run
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--envs", nargs="+", default=["Hopper-v5", "HalfCheetah-v5"])
@@ -76,6 +97,11 @@ def main() -> None:
     p.add_argument("--sample", action="store_true",
                    help="expert and medium datasets: actions sampled from the policy (D4RL's way)")
     p.add_argument("--version", type=int, default=0, help="the datasets' version suffix (-vN)")
+    p.add_argument("--policies", type=Path, default=None,
+                   help="a folder of the expert and medium runs' policies (exported without their "
+                        "buffers, 3 MB each): a run found there is used instead of training "
+                        "it, so a new machine remakes the same datasets; a run trained here is "
+                        "exported there (medium-replay needs the trained run's own buffer)")
     p.add_argument("--stages", nargs="+",
                    default=["expert", "medium-run", "medium", "medium-replay", "random",
                             "medium-expert"])
@@ -90,7 +116,10 @@ def main() -> None:
         names = {s: f"{short}-{s}-v{a.version}"
                  for s in ("expert", "medium", "medium-replay", "random", "medium-expert")}
         if "expert" in a.stages:
-            train_or_resume("sac", env, {"eval_every": 10_000}, expert_run, a.expert_steps)
+            expert_run = kept_or_trained(
+                a.policies, expert_run, "best",
+                lambda run: train_or_resume("sac", env, {"eval_every": 10_000}, run,
+                                            a.expert_steps))
             if not exists(names["expert"]):
                 log(f"collect  {names['expert']}")
                 contrl_collect(expert_run, "--name", names["expert"], "--steps", a.steps,
@@ -98,8 +127,13 @@ def main() -> None:
         expert = load_dataset(names["expert"], env)
         target = expert.ref_min_score + a.medium_fraction * (expert.ref_max_score - expert.ref_min_score)
         if "medium-run" in a.stages:
-            train_or_resume("sac", env, {"eval_every": 5_000, "stop_at_return": target, "seed": 1},
-                            medium_run, a.expert_steps)
+            medium_run = kept_or_trained(
+                a.policies, medium_run, "latest",
+                lambda run: train_or_resume("sac", env, {"eval_every": 5_000, "seed": 1,
+                                                         "stop_at_return": target},
+                                            run, a.expert_steps))
+        elif a.policies is not None and (a.policies / medium_run.name).exists():
+            medium_run = a.policies / medium_run.name
         ref = ("--ref-from", names["expert"])
         for stage, make in (
             ("medium", lambda n: contrl_collect(medium_run, "--name", n, "--steps", a.steps,

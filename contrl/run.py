@@ -174,6 +174,16 @@ class Checkpoint:
         except (KeyError, ValueError, zipfile.BadZipFile) as e:
             raise CheckpointError(f"{self.path} holds no resumable state ({e})") from None
 
+    def save_policy(self, path: Path) -> None:
+        """Write this checkpoint's agent and metadata alone to ``path`` (atomically): no
+        arrays and no resumable state, so a policy to evaluate or collect from, not a run to
+        resume (a resume from it says it holds no resumable state)."""
+        try:
+            payload = {k: self._npz[k] for k in ("format", "meta", "agent")}
+        except (KeyError, ValueError, zipfile.BadZipFile) as e:
+            raise CheckpointError(f"{self.path}: corrupted checkpoint ({e})") from None
+        atomic_write(Path(path), lambda f: np.savez(f, **payload))
+
     def arrays(self, prefix: str) -> dict:
         try:
             return {k: self._npz[k] for k in self._npz.files if k.startswith(prefix)}

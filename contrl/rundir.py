@@ -7,7 +7,7 @@ from contrl import config as C
 from contrl.envs import make_env, resolve_env_id
 from contrl.errors import ContrlError
 from contrl.registry import resolve_algo
-from contrl.run import Checkpoint, read_run_config
+from contrl.run import Checkpoint, atomic_write_bytes, read_run_config
 
 
 def run_configs(run_dir: str | Path):
@@ -15,6 +15,29 @@ def run_configs(run_dir: str | Path):
     saved = read_run_config(Path(run_dir))
     return (C.build(C.RunConfig, saved["run"]),
             C.build(resolve_algo(saved["algo"])[0], saved["algo_config"]))
+
+
+RUN_RECORDS = ("config.json", "eval.json", "progress.csv")
+
+
+def export_policies(run_dir: str | Path, out_dir: str | Path,
+                    which: tuple[str, ...] = ("best", "latest")) -> Path:
+    """Copy a run's shareable part to ``out_dir``: its config, last evaluation and
+    progress.csv, and the agents of its ``which`` checkpoints without the replay buffer or
+    resumable state (megabytes instead of the buffer's hundreds). The copy evaluates and
+    collects like the run (``contrl eval``, ``contrl collect``); it cannot be resumed."""
+    src, out = Path(run_dir), Path(out_dir)
+    for name in which:
+        if not (src / "checkpoints" / f"{name}.ckpt").exists():
+            raise ContrlError(f"{src} has no checkpoints/{name}.ckpt to export")
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    for name in which:
+        Checkpoint(src / "checkpoints" / f"{name}.ckpt").save_policy(
+            out / "checkpoints" / f"{name}.ckpt")
+    for name in RUN_RECORDS:
+        if (src / name).exists():
+            atomic_write_bytes(out / name, (src / name).read_bytes())
+    return out
 
 
 def load_agent(run_dir: str | Path, which: str = "best"):

@@ -39,3 +39,34 @@ def test_a_run_seeded_by_an_older_sac_cannot_be_resumed_silently_unseeded(tmp_pa
                         "bc_weight": 1.0}}))
     with pytest.raises(ContrlError, match="seeding is now the seeded_sac algorithm"):
         train("sac", None, {}, resume=str(tmp_path))
+
+
+def test_exported_policies_collect_like_the_run_and_leave_the_buffer(pendulum_expert, tmp_path,
+                                                                     monkeypatch):
+    import numpy as np
+
+    from contrl.data.datasets import load_dataset
+    from contrl.run import Checkpoint
+    from contrl.rundir import collect_run, export_policies, load_agent
+    from contrl.train import train
+
+    out = export_policies(pendulum_expert, tmp_path / "policy")
+    full = Checkpoint(f"{pendulum_expert}/checkpoints/latest.ckpt")
+    light = Checkpoint(out / "checkpoints" / "latest.ckpt")
+    assert full.arrays("buffer/") and not light.arrays("buffer/")  # the buffer stays behind
+    assert light.meta == full.meta and (out / "config.json").exists()
+    buffer_bytes = sum(a.nbytes for a in full.arrays("buffer/").values())
+    size = (out / "checkpoints" / "latest.ckpt").stat().st_size
+    assert size < full.path.stat().st_size - buffer_bytes
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    for run, name in ((pendulum_expert, "pendulum-run-v0"), (out, "pendulum-copy-v0")):
+        collect_run(run, name, 400, num_envs=2, sample=True, seed=3, which="latest")
+    np.testing.assert_array_equal(load_dataset("pendulum-run-v0").actions,
+                                  load_dataset("pendulum-copy-v0").actions)
+    assert load_agent(out, "best")[3] == load_agent(pendulum_expert, "best")[3]
+    with pytest.raises(ContrlError, match="no resumable state"):
+        train("sac", "Pendulum-v1", {"steps": 20_000, "progress": False}, resume=str(out))
+    with pytest.raises(ContrlError, match="no checkpoints/best.ckpt"):
+        export_policies(tmp_path / "nothing", tmp_path / "out")
+    only_best = export_policies(pendulum_expert, tmp_path / "best_only", which=("best",))
+    assert sorted(p.name for p in (only_best / "checkpoints").iterdir()) == ["best.ckpt"]
