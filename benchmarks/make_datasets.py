@@ -146,6 +146,11 @@ def main() -> None:
                                                        names["expert"])),
         ):
             if stage in a.stages and not exists(names[stage]):
+                kept_medium = a.policies is not None and medium_run.is_relative_to(a.policies)
+                if stage == "medium-replay" and kept_medium:
+                    log(f"skip     {names[stage]}: the kept medium run has no replay buffer "
+                        f"(it is made where the medium run is trained)")
+                    continue
                 log(f"make     {names[stage]}")
                 out = make(names[stage])
                 log(f"made     {names[stage]}: {out['episodes']} episodes, {out['steps']} steps, "

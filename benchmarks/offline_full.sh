@@ -10,24 +10,27 @@
 # Lane b: the dm_control walker datasets (walker-run's expert to 1M: at 300k it was still
 #         rising), Walker2d-v5 from a 1M expert, and the walker study's table; all -v1
 #         (sampled actions).
+# The policies behind the datasets are kept in results/offline/policies (make_datasets.py
+# --policies): a new machine remakes the same datasets without training the experts.
 # Reports: `python benchmarks/offline.py --report ...` with the same datasets (see offline.py).
 set -euo pipefail
 cd "$(dirname "$0")"
 py=../.venv/bin/python
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 table=(--algos bc iql td3bc --seeds 0 1 2 --steps 300000 --eval-every 10000)
+kept=(--policies results/offline/policies)  # the experts and medium policies: collected from, not retrained
 case "${1:-}" in
   a)
-    $py make_datasets.py --envs HalfCheetah-v5 Hopper-v5
+    $py make_datasets.py "${kept[@]}" --envs HalfCheetah-v5 Hopper-v5 --stages expert medium-run medium
     $py offline.py "${table[@]}" --datasets halfcheetah-medium-v0 hopper-medium-v0
-    $py make_datasets.py --envs Hopper-v5 --sample --version 1 --stages expert medium medium-expert
+    $py make_datasets.py "${kept[@]}" --envs Hopper-v5 --sample --version 1 --stages expert medium-run medium medium-expert
     $py offline.py "${table[@]}" --datasets hopper-medium-v1 hopper-medium-expert-v1
     $py offline.py --algos cql --seeds 0 1 --steps 100000 --eval-every 10000 \
       --datasets hopper-medium-v1 halfcheetah-medium-v0
     ;;
   b)
-    $py make_datasets.py --envs dmc:walker-walk --sample --version 1
-    $py make_datasets.py --envs dmc:walker-run Walker2d-v5 --expert-steps 1000000 --sample --version 1
+    $py make_datasets.py "${kept[@]}" --envs dmc:walker-walk --sample --version 1
+    $py make_datasets.py "${kept[@]}" --envs dmc:walker-run Walker2d-v5 --expert-steps 1000000 --sample --version 1
     $py offline.py "${table[@]}" --datasets walker2d-medium-v1
     $py offline.py --algos bc td3bc iql cql --seeds 0 1 2 --steps 300000 --eval-every 10000 \
       --steps-for cql=100000 --datasets walker-walk-expert-v1 walker-walk-medium-v1 \
