@@ -23,9 +23,9 @@ the expert's deterministic evaluation) from the expert dataset. A stage whose ou
 skipped, and an interrupted training run is resumed, so running the script again continues
 where it stopped. With ``--policies DIR`` the expert and medium runs are kept in DIR without
 their replay buffers (benchmarks/results/offline/policies: the checkpoint collected from,
-3 MB for Hopper, committed), and a
-new machine collects from them instead of training: the same policies, the same seeded
-collection, so the same datasets.
+3 MB for Hopper, committed), and a new machine collects from them instead of training: the
+same policies, the same seeded collection, so the same datasets (medium-replay, the medium
+run's buffer, is made only where that run was trained).
 
     python benchmarks/make_datasets.py [--envs Hopper-v5 HalfCheetah-v5] [--steps 1000000]
         [--sample --version 1] [--stages expert medium ...]
@@ -134,6 +134,7 @@ def main() -> None:
                                             run, a.expert_steps))
         elif a.policies is not None and (a.policies / medium_run.name).exists():
             medium_run = a.policies / medium_run.name
+        kept_medium = a.policies is not None and medium_run.is_relative_to(a.policies)
         ref = ("--ref-from", names["expert"])
         for stage, make in (
             ("medium", lambda n: contrl_collect(medium_run, "--name", n, "--steps", a.steps,
@@ -146,7 +147,6 @@ def main() -> None:
                                                        names["expert"])),
         ):
             if stage in a.stages and not exists(names[stage]):
-                kept_medium = a.policies is not None and medium_run.is_relative_to(a.policies)
                 if stage == "medium-replay" and kept_medium:
                     log(f"skip     {names[stage]}: the kept medium run has no replay buffer "
                         f"(it is made where the medium run is trained)")
