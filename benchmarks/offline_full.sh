@@ -22,7 +22,9 @@ kept=(--policies results/offline/policies)  # the experts and medium policies: c
 case "${1:-}" in
   a)
     $py make_datasets.py "${kept[@]}" --envs HalfCheetah-v5 Hopper-v5 --stages expert medium-run medium
-    $py offline.py "${table[@]}" --datasets halfcheetah-medium-v0 hopper-medium-v0
+    # halfcheetah-medium-v0 and hopper-medium-v0's BC and IQL finished in sessions 21-23
+    # (results/offline/full); what is left of them:
+    $py offline.py --algos td3bc --seeds 1 2 --steps 300000 --eval-every 10000 --datasets hopper-medium-v0
     $py make_datasets.py "${kept[@]}" --envs Hopper-v5 --sample --version 1 --stages expert medium-run medium medium-expert
     $py offline.py "${table[@]}" --datasets hopper-medium-v1 hopper-medium-expert-v1
     $py offline.py --algos cql --seeds 0 1 --steps 100000 --eval-every 10000 \
