@@ -70,20 +70,27 @@ def exists(name: str) -> bool:
     return (minari_root() / name).exists()
 
 
+def kept_copy(policies: Path | None, run: Path, checkpoint: str) -> Path | None:
+    """``run``'s exported copy in ``policies`` holding its ``checkpoint``, if there is one."""
+    if policies is None:
+        return None
+    kept = policies / run.name
+    return kept if (kept / "checkpoints" / f"{checkpoint}.ckpt").exists() else None
+
+
 def kept_or_trained(policies: Path | None, run: Path, checkpoint: str, train) -> Path:
-    """The run to collect from: its exported copy in ``policies`` if there is one; else
-    ``run`` after ``train(run)``, with its ``checkpoint`` (the one collected from) exported to
+    """The run to collect from: its kept copy (``kept_copy``) if there is one; else ``run``
+    after ``train(run)``, with its ``checkpoint`` (the one collected from) exported to
     ``policies`` when that is given."""
-    kept = policies / run.name if policies is not None else None
-    if kept is not None and (kept / "checkpoints" / f"{checkpoint}.ckpt").exists():
+    kept = kept_copy(policies, run, checkpoint)
+    if kept is not None:
         log(f"kept     {kept} (not trained)")
         return kept
     train(run)
-    if kept is None:
-        return run
-    from contrl.rundir import export_policies
-    export_policies(run, kept, which=(checkpoint,))
-    log(f"exported {run.name} -> {kept}")
+    if policies is not None:
+        from contrl.rundir import export_policies
+        export_policies(run, policies / run.name, which=(checkpoint,))
+        log(f"exported {run.name} -> {policies / run.name}")
     return run
 
 
@@ -126,15 +133,13 @@ def main() -> None:
                                "--checkpoint", "best", *sampled)
         expert = load_dataset(names["expert"], env)
         target = expert.ref_min_score + a.medium_fraction * (expert.ref_max_score - expert.ref_min_score)
-        if "medium-run" in a.stages:
+        kept_medium = kept_copy(a.policies, medium_run, "latest") is not None
+        if kept_medium or "medium-run" in a.stages:  # a kept copy is used even without the stage
             medium_run = kept_or_trained(
                 a.policies, medium_run, "latest",
                 lambda run: train_or_resume("sac", env, {"eval_every": 5_000, "seed": 1,
                                                          "stop_at_return": target},
                                             run, a.expert_steps))
-        elif a.policies is not None and (a.policies / medium_run.name).exists():
-            medium_run = a.policies / medium_run.name
-        kept_medium = a.policies is not None and medium_run.is_relative_to(a.policies)
         ref = ("--ref-from", names["expert"])
         for stage, make in (
             ("medium", lambda n: contrl_collect(medium_run, "--name", n, "--steps", a.steps,
