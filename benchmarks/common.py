@@ -181,7 +181,8 @@ def train_or_resume(algo: str, env: str, overrides: dict, run_dir: Path, steps: 
     A run whose latest checkpoint reached ``steps`` (or, with ``stop_at_return`` among the
     overrides, whose last evaluation reached it) is skipped. A run with a checkpoint is resumed
     with only ``steps`` and ``progress`` (everything else comes from its saved config). Else
-    the run starts in ``run_dir`` with ``overrides``. ``steps=None`` means the preset's (a new
+    the run starts in ``run_dir`` with ``overrides``; what a run stopped before its first
+    checkpoint left there is moved aside (``<name>.unfinished-<time>``), not deleted. ``steps=None`` means the preset's (a new
     run) or the saved config's (an existing one). A run a signal stopped ends the script
     (SystemExit), so a sweep never goes on with a half-done run."""
     from contrl.train import train
@@ -201,6 +202,10 @@ def train_or_resume(algo: str, env: str, overrides: dict, run_dir: Path, steps: 
         over = {"progress": progress, **({"steps": steps} if steps is not None else {})}
         out = train(algo, env, over, resume=str(run_dir))
     else:
+        if run_dir.is_dir() and any(run_dir.iterdir()):  # stopped before its first checkpoint
+            aside = run_dir.with_name(f"{run_dir.name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}")
+            run_dir.rename(aside)
+            log(f"moved    {run_dir.name} (no checkpoint to resume from) to {aside.name}")
         log(f"start    {run_dir.name}")
         over = {"progress": progress, **overrides,
                 **({"steps": steps} if steps is not None else {})}

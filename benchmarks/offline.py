@@ -61,7 +61,8 @@ def run_grid(a) -> None:
     for dataset in a.datasets:
         for algo in a.algos:
             for seed in a.seeds:
-                over = {"dataset": dataset, "seed": seed, "eval_every": a.eval_every}
+                over = {"dataset": dataset, "seed": seed, "eval_every": a.eval_every,
+                        "checkpoint_every": a.checkpoint_every}
                 train_or_resume(algo, env_of(dataset), over,
                                 run_dir_for(a.runs_dir, algo, dataset, seed),
                                 steps_for(a, algo), a.progress)
@@ -160,6 +161,9 @@ def main() -> None:
     p.add_argument("--steps-for", nargs="*", default=[], metavar="ALGO=N",
                    help="per-algorithm gradient steps, e.g. cql=10000")
     p.add_argument("--eval-every", type=int, default=5_000)
+    p.add_argument("--checkpoint-every", type=int, default=10_000,
+                   help="gradient steps between checkpoints (an offline one holds no buffer: "
+                        "3 MB for hopper), so a lost machine costs at most this many")
     p.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "offline")
     p.add_argument("--out", type=Path, default=None, help="report directory (default <runs-dir>/report)")
     p.add_argument("--report", action="store_true", help="only write the report")
