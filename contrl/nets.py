@@ -24,8 +24,17 @@ INITS = {"lecun": nn.initializers.lecun_normal(),
          "torch": nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")}
 
 
+def torch_bias_init(fan_in: int):
+    """PyTorch's nn.Linear bias initialization: uniform in +-1/sqrt(fan_in) (Flax's is zero)."""
+    bound = fan_in ** -0.5
+    return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
 class MLP(nn.Module):
     """Fully connected network: hidden layers with ``activation``, linear output.
+
+    ``weight_init`` "torch" initializes kernels and biases as PyTorch's nn.Linear does
+    (both uniform in +-1/sqrt(fan_in)); "lecun" is Flax's default (zero biases).
 
     ``out_scale`` switches to orthogonal initialization (hidden layers with gain sqrt(2),
     the output layer with gain ``out_scale``, zero biases), as on-policy methods use.
@@ -47,12 +56,15 @@ class MLP(nn.Module):
             zeros = nn.initializers.zeros_init()
             hidden_kw = {"kernel_init": nn.initializers.orthogonal(jnp.sqrt(2.0)), "bias_init": zeros}
             out_kw = {"kernel_init": nn.initializers.orthogonal(self.out_scale), "bias_init": zeros}
+        torch_biases = self.out_scale is None and self.weight_init == "torch"
         for width in self.hidden:
-            x = nn.Dense(width, **hidden_kw)(x)
+            bias_kw = {"bias_init": torch_bias_init(x.shape[-1])} if torch_biases else {}
+            x = nn.Dense(width, **hidden_kw, **bias_kw)(x)
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
             x = act(x)
-        return nn.Dense(self.out_dim, **out_kw)(x)
+        bias_kw = {"bias_init": torch_bias_init(x.shape[-1])} if torch_biases else {}
+        return nn.Dense(self.out_dim, **out_kw, **bias_kw)(x)
 
 
 class QNetwork(nn.Module):

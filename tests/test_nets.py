@@ -59,6 +59,15 @@ def test_weight_init_options():
         std[name] = float(jnp.std(params["params"]["Dense_0"]["kernel"]))
     assert std["lecun"] == pytest.approx(1 / 16, rel=0.05)  # 1/sqrt(fan_in)
     assert std["torch"] == pytest.approx(1 / 16 / 3**0.5, rel=0.05)  # PyTorch's nn.Linear
+    # biases: zero for Flax's default; PyTorch's uniform in +-1/sqrt(fan_in) of each layer
+    lecun = MLP((8,), 2).init(jax.random.PRNGKey(0), jnp.ones((1, 4)))["params"]
+    torch = MLP((8,), 2, weight_init="torch").init(jax.random.PRNGKey(0), jnp.ones((1, 4)))["params"]
+    assert not np.any(lecun["Dense_0"]["bias"]) and not np.any(lecun["Dense_1"]["bias"])
+    for layer, fan_in in (("Dense_0", 4), ("Dense_1", 8)):
+        bias = np.asarray(torch[layer]["bias"])
+        assert np.all(np.abs(bias) <= fan_in ** -0.5) and np.unique(bias).size == bias.size
+    big = MLP((4096,), 1, weight_init="torch").init(jax.random.PRNGKey(1), jnp.ones((1, 16)))
+    assert np.abs(big["params"]["Dense_0"]["bias"]).max() == pytest.approx(0.25, rel=0.01)
     from contrl.agents.td3bc import TD3BCConfig
     assert TD3BCConfig().weight_init == "torch"
 

@@ -87,8 +87,9 @@ class OffPolicyConfig(AlgoConfig):
     critic_layer_norm: bool = False
     """Layer normalization after each hidden layer of the critics."""
     weight_init: str = "lecun"
-    """Kernel initialization of the networks: lecun (Flax's default, std 1/sqrt(fan_in)) or
-    torch (PyTorch's default, sqrt(3) narrower)."""
+    """Initialization of the networks: lecun (Flax's default: kernels with std 1/sqrt(fan_in),
+    zero biases) or torch (PyTorch's nn.Linear default: kernels sqrt(3) narrower, biases
+    uniform in +-1/sqrt(fan_in))."""
     n_step: int = 1
     """Steps of real rewards in the TD target before bootstrapping (n-step returns)."""
     learning_starts: int = 10_000
