@@ -6,10 +6,13 @@ normalized scores beside the D4RL-published ones (../shared/reference/ANCHORS.md
     python benchmarks/offline.py --report --algos ... --datasets ...   # table + curves only
 
 Runs live in benchmarks/runs/offline/<algo>-<dataset>-s<seed>; an interrupted run resumes.
+The report leaves out a run that has not reached its own configured steps (still running
+or stopped) and names it below the table, so a row's curves all end at the same point.
 """
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -99,11 +102,11 @@ def report(a) -> None:
               "(contrl's behaviour policies, expert references and -v5 envs), so compare the "
               "ordering of the methods and their gap to BC, not the numbers. On the dm_control walker "
               "datasets the column holds the seed project's BC (raw return, its own expert data). "
-              "The interval is the 95% bootstrap interval of the mean over seeds.", "",
-              "| dataset | algo | seeds | gradient steps | final [95% interval] | last3 | best | "
+              "The intervals are 95% bootstrap intervals of the mean over seeds.", "",
+              "| dataset | algo | seeds | gradient steps | final [95% interval] | last3 [95% interval] | best | "
               "final raw return | published (D4RL; walker: the seed) |",
               "|---|---|---|---|---|---|---|---|---|"]
-    table = []
+    table, unfinished = [], []
     for dataset in a.datasets:
         fig, ax = plt.subplots(figsize=(7, 4.2))
         for algo in a.algos:
@@ -113,6 +116,11 @@ def report(a) -> None:
                 if not (run / "progress.csv").exists():
                     continue
                 rows = read_progress(run)
+                target = json.loads((run / "config.json").read_text())["run"]["steps"]
+                reached = int(float(rows[-1]["step"])) if rows else 0
+                if reached < target:  # still running, or stopped: its curve would end early
+                    unfinished.append(f"{run.name} ({reached:,} of {target:,} steps)")
+                    continue
                 x, y = column(rows, "normalized_score")
                 if len(y) == 0:
                     continue
@@ -126,20 +134,23 @@ def report(a) -> None:
             if not curves:
                 continue
             lo, hi = mean_interval(finals)[1:]
+            lo3, hi3 = mean_interval(last3)[1:]
             for i, (x, y) in enumerate(curves):
                 ax.plot(x, y, lw=1.5, label=f"{algo}" if i == 0 else None,
                         color=f"C{a.algos.index(algo)}")
             name = dataset.rsplit("-v", 1)[0]
             ref = PUBLISHED.get(name, {}).get(algo)
             lines.append(f"| {dataset} | {algo} | {len(curves)} | {min(steps):,} | "
-                         f"{np.mean(finals):.1f} [{lo:.1f}, {hi:.1f}] | {np.mean(last3):.1f} | "
+                         f"{np.mean(finals):.1f} [{lo:.1f}, {hi:.1f}] | "
+                         f"{np.mean(last3):.1f} [{lo3:.1f}, {hi3:.1f}] | "
                          f"{np.mean(bests):.1f} | {np.mean(raws):.0f} | "
                          f"{'-' if ref is None else ref} |")
             table.append({"dataset": dataset, "algo": algo, "seeds": len(curves),
                           "steps": min(steps), "final": float(np.mean(finals)),
                           "final_ci": [float(lo), float(hi)], "finals": [float(f) for f in finals],
                           "final_return": float(np.mean(raws)),
-                          "last3": float(np.mean(last3)), "best": float(np.mean(bests)),
+                          "last3": float(np.mean(last3)), "last3_ci": [float(lo3), float(hi3)],
+                          "best": float(np.mean(bests)),
                           "d4rl": ref})
         ax.set_title(f"{dataset}: normalized score")
         ax.set_xlabel("gradient steps")
@@ -149,6 +160,8 @@ def report(a) -> None:
         fig.tight_layout()
         fig.savefig(a.out / f"{dataset}.png", dpi=120)
         plt.close(fig)
+    if unfinished:
+        lines += ["", f"Unfinished runs, left out: {', '.join(unfinished)}."]
     write_report(a.out, lines, table)
 
 
