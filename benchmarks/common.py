@@ -182,9 +182,10 @@ def train_or_resume(algo: str, env: str, overrides: dict, run_dir: Path, steps: 
     overrides, whose last evaluation reached it) is skipped. A run with a checkpoint is resumed
     with only ``steps`` and ``progress`` (everything else comes from its saved config). Else
     the run starts in ``run_dir`` with ``overrides``; what a run stopped before its first
-    checkpoint left there is moved aside (``<name>.unfinished-<time>``), not deleted. ``steps=None`` means the preset's (a new
-    run) or the saved config's (an existing one). A run a signal stopped ends the script
-    (SystemExit), so a sweep never goes on with a half-done run."""
+    checkpoint left there is moved aside (``<name>.unfinished-<time>``), not deleted.
+    ``steps=None`` means the preset's (a new run) or the saved config's (an existing one). A
+    run a signal stopped ends the script (SystemExit), so a sweep never goes on with a
+    half-done run."""
     from contrl.train import train
 
     run_dir = Path(run_dir)

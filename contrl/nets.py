@@ -57,14 +57,17 @@ class MLP(nn.Module):
             hidden_kw = {"kernel_init": nn.initializers.orthogonal(jnp.sqrt(2.0)), "bias_init": zeros}
             out_kw = {"kernel_init": nn.initializers.orthogonal(self.out_scale), "bias_init": zeros}
         torch_biases = self.out_scale is None and self.weight_init == "torch"
+
+        def dense(width: int, kw: dict, x: jax.Array) -> jax.Array:
+            bias = {"bias_init": torch_bias_init(x.shape[-1])} if torch_biases else {}
+            return nn.Dense(width, **kw, **bias)(x)
+
         for width in self.hidden:
-            bias_kw = {"bias_init": torch_bias_init(x.shape[-1])} if torch_biases else {}
-            x = nn.Dense(width, **hidden_kw, **bias_kw)(x)
+            x = dense(width, hidden_kw, x)
             if self.layer_norm:
                 x = nn.LayerNorm()(x)
             x = act(x)
-        bias_kw = {"bias_init": torch_bias_init(x.shape[-1])} if torch_biases else {}
-        return nn.Dense(self.out_dim, **out_kw, **bias_kw)(x)
+        return dense(self.out_dim, out_kw, x)
 
 
 class QNetwork(nn.Module):
