@@ -186,12 +186,13 @@ def train_or_resume(algo: str, env: str, overrides: dict, run_dir: Path, steps: 
     ``steps=None`` means the preset's (a new run) or the saved config's (an existing one). A
     run a signal stopped ends the script (SystemExit), so a sweep never goes on with a
     half-done run."""
+    from contrl.run import read_run_config
     from contrl.train import train
 
     run_dir = Path(run_dir)
     done = finished_step(run_dir)
     if done >= 0:
-        saved = json.loads((run_dir / "config.json").read_text())["run"]
+        saved = read_run_config(run_dir)["run"]
         target = steps if steps is not None else saved["steps"]
         last = read_eval(run_dir)
         stop_at = overrides.get("stop_at_return", saved.get("stop_at_return"))

@@ -12,7 +12,6 @@ or stopped) and names it below the table, so a row's curves all end at the same 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +83,7 @@ def dataset_row(dataset: str) -> str:
 
 def report(a) -> None:
     from contrl.errors import ContrlError
+    from contrl.run import read_run_config
     plt = pyplot()
     a.out.mkdir(parents=True, exist_ok=True)
     lines = report_header("Offline RL on contrl-made datasets", "offline.py") + [
@@ -116,7 +116,7 @@ def report(a) -> None:
                 if not (run / "progress.csv").exists():
                     continue
                 rows = read_progress(run)
-                target = json.loads((run / "config.json").read_text())["run"]["steps"]
+                target = read_run_config(run)["run"]["steps"]
                 reached = int(float(rows[-1]["step"])) if rows else 0
                 if reached < target:  # still running, or stopped: its curve would end early
                     unfinished.append(f"{run.name} ({reached:,} of {target:,} steps)")
