@@ -6,7 +6,7 @@ equal wall time, several seeds; resumable (an interrupted run resumes exactly).
     python benchmarks/mopo.py --report --datasets ...           # the report only
 
 1. *Equal gradient steps*: every algorithm trains ``--steps`` gradient steps (MOPO's run time
-   includes fitting its dynamics ensemble).
+   includes fitting its dynamics ensemble, or the fit of the run whose ensemble it reused).
 2. *Equal wall time*: the budget of a (dataset, seed) is MOPO's wall time to ``--steps``. A
    baseline that reached ``--steps`` sooner gets a second run (``...-wall``) of as many steps
    as its measured speed fits in the budget, plus one evaluation interval (a run of its own,
@@ -47,11 +47,28 @@ def parse_sets(sets: list[str]) -> dict[str, dict]:
     return out
 
 
+def reused_fit_time(run: Path) -> float:
+    """Seconds the dynamics fit took in the run whose ensemble ``run`` reused (``--dynamics``);
+    0 when ``run`` fitted its own (its clock already counts the fit) or is not a MOPO run."""
+    from contrl.agents.dynamics import dynamics_path
+    from contrl.run import read_run_config
+    source = read_run_config(run)["algo_config"].get("dynamics")
+    if not source:
+        return 0.0
+    fit = dynamics_path(source).parent
+    if not (fit / "progress.csv").exists():
+        raise SystemExit(f"{run.name}: reused dynamics from {source}, whose fit left no "
+                         f"progress.csv ({fit}); its wall time is unknown")
+    return float(read_progress(fit)[-1]["time"])
+
+
 def curve(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """(steps, wall times, scores, score name) of a run's evaluations."""
+    """(steps, wall times, scores, score name) of a run's evaluations; a run that reused
+    another run's dynamics is charged that fit's time."""
     rows = [r for r in read_progress(run) if r.get("eval_return")]
     name = "normalized_score" if rows and rows[-1].get("normalized_score") else "eval_return"
-    return (np.array([int(r["step"]) for r in rows]), np.array([float(r["time"]) for r in rows]),
+    times = np.array([float(r["time"]) for r in rows]) + reused_fit_time(run)
+    return (np.array([int(r["step"]) for r in rows]), times,
             np.array([float(r[name]) for r in rows]), name)
 
 
