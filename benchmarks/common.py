@@ -186,7 +186,7 @@ def train_or_resume(algo: str, env: str, overrides: dict, run_dir: Path, steps: 
     ``steps=None`` means the preset's (a new run) or the saved config's (an existing one). A
     run a signal stopped ends the script (SystemExit), so a sweep never goes on with a
     half-done run."""
-    from contrl.run import read_run_config
+    from contrl.run import read_run_config, time_stamp
     from contrl.train import train
 
     run_dir = Path(run_dir)
@@ -205,7 +205,7 @@ def train_or_resume(algo: str, env: str, overrides: dict, run_dir: Path, steps: 
         out = train(algo, env, over, resume=str(run_dir))
     else:
         if run_dir.is_dir() and any(run_dir.iterdir()):  # stopped before its first checkpoint
-            aside = run_dir.with_name(f"{run_dir.name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}")
+            aside = run_dir.with_name(f"{run_dir.name}.unfinished-{time_stamp()}")
             run_dir.rename(aside)
             log(f"moved    {run_dir.name} (no checkpoint to resume from) to {aside.name}")
         log(f"start    {run_dir.name}")

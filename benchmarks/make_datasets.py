@@ -75,17 +75,15 @@ def kept_copy(policies: Path | None, run: Path, checkpoint: str) -> Path | None:
     if policies is None:
         return None
     kept = policies / run.name
-    return kept if (kept / "checkpoints" / f"{checkpoint}.ckpt").exists() else None
+    if not (kept / "checkpoints" / f"{checkpoint}.ckpt").exists():
+        return None
+    log(f"kept     {kept} (not trained)")
+    return kept
 
 
-def kept_or_trained(policies: Path | None, run: Path, checkpoint: str, train) -> Path:
-    """The run to collect from: its kept copy (``kept_copy``) if there is one; else ``run``
-    after ``train(run)``, with its ``checkpoint`` (the one collected from) exported to
-    ``policies`` when that is given."""
-    kept = kept_copy(policies, run, checkpoint)
-    if kept is not None:
-        log(f"kept     {kept} (not trained)")
-        return kept
+def trained(policies: Path | None, run: Path, checkpoint: str, train) -> Path:
+    """``run`` after ``train(run)``, with its ``checkpoint`` (the one collected from) exported
+    to ``policies`` when that is given."""
     train(run)
     if policies is not None:
         from contrl.rundir import export_policies
@@ -123,7 +121,7 @@ def main() -> None:
         names = {s: f"{short}-{s}-v{a.version}"
                  for s in ("expert", "medium", "medium-replay", "random", "medium-expert")}
         if "expert" in a.stages:
-            expert_run = kept_or_trained(
+            expert_run = kept_copy(a.policies, expert_run, "best") or trained(
                 a.policies, expert_run, "best",
                 lambda run: train_or_resume("sac", env, {"eval_every": 10_000}, run,
                                             a.expert_steps))
@@ -133,9 +131,11 @@ def main() -> None:
                                "--checkpoint", "best", *sampled)
         expert = load_dataset(names["expert"], env)
         target = expert.ref_min_score + a.medium_fraction * (expert.ref_max_score - expert.ref_min_score)
-        kept_medium = kept_copy(a.policies, medium_run, "latest") is not None
-        if kept_medium or "medium-run" in a.stages:  # a kept copy is used even without the stage
-            medium_run = kept_or_trained(
+        kept_medium = kept_copy(a.policies, medium_run, "latest")
+        if kept_medium is not None:  # used even without the medium-run stage
+            medium_run = kept_medium
+        elif "medium-run" in a.stages:
+            medium_run = trained(
                 a.policies, medium_run, "latest",
                 lambda run: train_or_resume("sac", env, {"eval_every": 5_000, "seed": 1,
                                                          "stop_at_return": target},
@@ -152,7 +152,7 @@ def main() -> None:
                                                        names["expert"])),
         ):
             if stage in a.stages and not exists(names[stage]):
-                if stage == "medium-replay" and kept_medium:
+                if stage == "medium-replay" and kept_medium is not None:
                     log(f"skip     {names[stage]}: the kept medium run has no replay buffer "
                         f"(it is made where the medium run is trained)")
                     continue

@@ -27,12 +27,16 @@ os.umask(_UMASK)
 
 
 # ---------------------------------------------------------------------- run directory
+def time_stamp() -> str:
+    """The local time as run folders name it: 20261205-224001."""
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
 def new_run_dir(runs_dir: str, algo: str, env_id: str, seed: int) -> Path:
     root = Path(runs_dir)
     if root.exists() and not root.is_dir():
         raise ContrlError(f"--runs-dir {root} is not a directory")
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = root / f"{algo}-{env_id.replace(':', '_').replace('/', '_')}-s{seed}-{stamp}"
+    base = root / f"{algo}-{env_id.replace(':', '_').replace('/', '_')}-s{seed}-{time_stamp()}"
     # mkdir itself claims the name: two runs started in the same second (a sweep, a script
     # launching runs side by side) get -1, -2, ... instead of one of them failing
     path, i = base, 1
