@@ -71,7 +71,8 @@ def exists(name: str) -> bool:
 
 
 def kept_copy(policies: Path | None, run: Path, checkpoint: str) -> Path | None:
-    """``run``'s exported copy in ``policies`` holding its ``checkpoint``, if there is one."""
+    """``run``'s exported copy in ``policies`` holding its ``checkpoint``, if there is one
+    (logged: the run is then not trained)."""
     if policies is None:
         return None
     kept = policies / run.name
