@@ -63,6 +63,12 @@ class _Checks:
         """Raise ConfigError on an invalid value. Subclasses extend this."""
 
 
+def resolved_path(value: str) -> str:
+    """``value`` made absolute if it names an existing file or directory, else unchanged
+    (a dataset id looked up elsewhere, or an empty option)."""
+    return str(Path(value).resolve()) if value and Path(value).exists() else value
+
+
 @dataclasses.dataclass
 class AlgoConfig(_Checks):
     """Base class of every algorithm's hyperparameters."""
@@ -70,6 +76,16 @@ class AlgoConfig(_Checks):
     LOOP_FIELDS: typing.ClassVar[tuple[str, ...]] = ()
     """Fields only the training loop reads (batch size, warm-up, dataset, ...): agents built
     from configs that differ in these alone are the same, so they share compiled code."""
+
+    PATH_FIELDS: typing.ClassVar[tuple[str, ...]] = ()
+    """Fields naming a file or a directory (a dataset, a run): see ``resolve_paths``."""
+
+    def resolve_paths(self) -> None:
+        """Record each PATH_FIELDS value that names an existing path as that path made
+        absolute, so config.json names the same thing from any working directory (a resume,
+        a report, a reused model). Other values (a Minari id) are kept as given."""
+        for name in self.PATH_FIELDS:
+            setattr(self, name, resolved_path(getattr(self, name)))
 
     def build_key(self) -> str:
         """What an agent built from this config depends on (all fields but LOOP_FIELDS)."""

@@ -39,6 +39,7 @@ def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = Tr
         run_cfg.obs_keys = default_obs_keys(env_id)  # recorded in config.json
     if run_cfg.eval_episodes is None:
         run_cfg.eval_episodes = default_eval_episodes(env_id)  # recorded in config.json
+    algo_cfg.resolve_paths()  # recorded absolute in config.json
     run_cfg.validate()
     algo_cfg.validate()
     algo_cfg.check_run(run_cfg)

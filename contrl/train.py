@@ -47,12 +47,14 @@ def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Pat
         raise ContrlError(f"{run_dir}: {blocker}")
     run_over, algo_over = split_overrides(algo, overrides)
 
-    def norm(v):
-        return list(v) if isinstance(v, tuple) else v
+    paths = resolve_algo(algo)[0].PATH_FIELDS
+
+    def norm(k, v):  # a path given again, relative or not, is the same option
+        return C.resolved_path(v) if k in paths else list(v) if isinstance(v, tuple) else v
 
     saved_values = {**saved["algo_config"], **saved["run"]}
     changed = [k for k, v in {**run_over, **algo_over}.items()
-               if k not in RESUME_OVERRIDABLE and norm(saved_values.get(k)) != norm(v)]
+               if k not in RESUME_OVERRIDABLE and norm(k, saved_values.get(k)) != norm(k, v)]
     if changed:
         raise C.ConfigError(f"cannot change {', '.join(sorted(changed))} when resuming")
     run_cfg = C.build(C.RunConfig, {**saved["run"], **run_over})

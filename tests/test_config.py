@@ -73,3 +73,30 @@ def test_a_preset_group_gives_its_values_to_each_env(tmp_path, monkeypatch):
                                          "B-v0": {"lr": 0.001, "batch_size": 64}}
     finally:
         C.load_presets.cache_clear()
+
+
+def test_path_options_are_recorded_absolute(tmp_path, monkeypatch):
+    """A dataset file, an expert run or a dynamics model given by a relative path is recorded
+    absolute (config.json then names it from any directory); a dataset id is kept as given.
+    On resume, the same path given again (relative or not) is no change."""
+    import json
+
+    from contrl.train import resumed_configs
+    (tmp_path / "data.hdf5").write_bytes(b"")
+    (tmp_path / "expert").mkdir()
+    monkeypatch.chdir(tmp_path)
+    run, algo = build_configs("iql", "Hopper-v5", {"dataset": "data.hdf5"})
+    assert algo.dataset == str(tmp_path / "data.hdf5")
+    assert build_configs("iql", "Hopper-v5", {"dataset": "hopper-medium-v1"})[1].dataset \
+        == "hopper-medium-v1"
+    assert build_configs("dagger", "Pendulum-v1", {"expert": "expert"})[1].expert \
+        == str(tmp_path / "expert")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(
+        {"algo": "iql", "run": C.to_dict(run), "algo_config": C.to_dict(algo)}))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert resumed_configs("iql", None, {"dataset": "../data.hdf5"}, tmp_path / "run")[1] \
+        .dataset == str(tmp_path / "data.hdf5")
+    with pytest.raises(C.ConfigError, match="cannot change dataset"):
+        resumed_configs("iql", None, {"dataset": "data.hdf5"}, tmp_path / "run")

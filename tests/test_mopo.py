@@ -3,6 +3,7 @@ stopping, rollouts that stop at terminations, the model buffer, and whole runs (
 through both phases, --dynamics reuse and its refusals)."""
 import csv
 import math
+import os
 import re
 import shutil
 from types import SimpleNamespace
@@ -221,8 +222,13 @@ def test_mopo_runs_and_resumes_exactly_through_both_phases(mopo_run, pendulum_da
         assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
 
 
-def test_dynamics_reuse_and_its_refusals(mopo_run, pendulum_dataset, tmp_path):
+def test_dynamics_reuse_and_its_refusals(mopo_run, pendulum_dataset, tmp_path, monkeypatch):
     run = mopo_run["run_dir"]
+    with monkeypatch.context() as m:  # a relative --dynamics is recorded absolute
+        m.chdir(os.path.dirname(run))
+        assert build_configs("mopo", "Pendulum-v1", dict(
+            TINY, dataset=pendulum_dataset, dynamics=os.path.basename(run)))[1].dynamics \
+            == os.path.realpath(run)
     base = dict(TINY, dataset=pendulum_dataset, steps=100, eval_every=100, progress=False,
                 tensorboard=False, dynamics=run)
     out = train("mopo", "Pendulum-v1", dict(base, runs_dir=str(tmp_path / "ok")))

@@ -70,6 +70,8 @@ class AgentBase(Stateless):
 class OffPolicyConfig(AlgoConfig):
     """What every replay-buffer actor-critic shares (the online off-policy loop reads these)."""
 
+    PATH_FIELDS = ("dataset",)
+
     lr: float = 3e-4
     """Adam learning rate of the actor and the critics (and SAC's entropy coefficient)."""
     batch_size: int = 256

@@ -28,6 +28,7 @@ class BCConfig(AlgoConfig):
     """Behaviour cloning hyperparameters."""
 
     RETIRED = ("gamma",)
+    PATH_FIELDS = ("dataset",)
     LOOP_FIELDS = ("dataset", "dataset_size", "batch_size", "update_every", "normalize_obs",
                    "dataset_action_units")
     # what the offline loop reads of every offline config: BC's loss uses no discount, and BC

@@ -15,6 +15,7 @@ class DAggerConfig(BCConfig):
 
     LOOP_FIELDS = BCConfig.LOOP_FIELDS + ("expert", "steps_per_round", "updates_per_round",
                                           "beta_schedule", "beta_decay")
+    PATH_FIELDS = BCConfig.PATH_FIELDS + ("expert",)
 
     expert: str = ""
     """Run directory of the expert: any saved contrl policy (its best checkpoint)."""

@@ -81,6 +81,7 @@ class MOPOConfig(OfflineConfig, SACConfig):
         "real_ratio", "rollout_batch_size", "rollout_every", "model_buffer_size",
         "dynamics_lr", "dynamics_weight_decay", "dynamics_batch_size", "dynamics_epochs",
         "dynamics_patience", "dynamics_holdout", "dynamics")
+    PATH_FIELDS = OfflineConfig.PATH_FIELDS + ("dynamics",)
 
     def validate(self) -> None:
         super().validate()

@@ -34,6 +34,7 @@ class SeededSACConfig(SACConfig):
     """Imitation-seeded SAC hyperparameters (SAC's, plus how the seeding is done)."""
 
     RETIRED = ("seed_with_dataset", "seed_log_std")
+    PATH_FIELDS = SACConfig.PATH_FIELDS + ("seed_from",)
 
     seed_from: str = ""
     """A bc run (gaussian head, same hidden sizes) whose policy starts the actor; its dataset,
