@@ -268,6 +268,7 @@ def save_figure(fig, ax, title: str, path: str | Path, xlabel: str = "environmen
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

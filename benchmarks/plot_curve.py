@@ -216,6 +216,7 @@ def main():
     if a.title and (n > 1 or a.panel_titles):
         fig.suptitle(a.title)
     fig.tight_layout()
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(a.out, dpi=120)
     plt.close(fig)
     print(a.out)
