@@ -261,16 +261,20 @@ def pyplot():
 def save_figure(fig, ax, title: str, path: str | Path, xlabel: str = "environment steps",
                 ylabel: str = "return") -> None:
     """Label, grid and legend a one-axes learning-curve figure, write it as PNG and close it."""
-    plt = pyplot()
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    write_png(fig, path)
+
+
+def write_png(fig, path: str | Path, dpi: int = 120) -> None:
+    """Write ``fig`` as PNG (creating its folder) and close it."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
 
 
 def mean_interval(values) -> tuple[float, float, float]:

@@ -33,7 +33,7 @@ import re
 from pathlib import Path
 
 from common import (atomic_write_text, column, comma_list, keep_evidence, progress_csv, pyplot,
-                    read_progress, report_header)
+                    read_progress, report_header, write_png)
 
 STYLES = ("-", "--", ":", "-.")  # line style of the 1st, 2nd, ... column of a panel
 NAMES = {"episode_return": "training episodes", "eval_return": "deterministic eval"}
@@ -216,9 +216,7 @@ def main():
     if a.title and (n > 1 or a.panel_titles):
         fig.suptitle(a.title)
     fig.tight_layout()
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(a.out, dpi=120)
-    plt.close(fig)
+    write_png(fig, a.out)
     print(a.out)
     if a.report:
         atomic_write_text(a.report, "\n".join(report) + "\n")
