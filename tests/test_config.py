@@ -76,7 +76,7 @@ def test_a_preset_group_gives_its_values_to_each_env(tmp_path, monkeypatch):
 
 
 def test_path_options_are_recorded_absolute(tmp_path, monkeypatch):
-    """A dataset file, an expert run or a dynamics model given by a relative path is recorded
+    """A dataset file, an expert run (DAgger's, seeded SAC's) or a dynamics model given by a relative path is recorded
     absolute (config.json then names it from any directory); a dataset id is kept as given.
     On resume, the same path given again (relative or not) is no change."""
     import json
@@ -90,6 +90,8 @@ def test_path_options_are_recorded_absolute(tmp_path, monkeypatch):
     assert build_configs("iql", "Hopper-v5", {"dataset": "hopper-medium-v1"})[1].dataset \
         == "hopper-medium-v1"
     assert build_configs("dagger", "Pendulum-v1", {"expert": "expert"})[1].expert \
+        == str(tmp_path / "expert")
+    assert build_configs("seeded_sac", "Pendulum-v1", {"seed_from": "expert"})[1].seed_from \
         == str(tmp_path / "expert")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.json").write_text(json.dumps(
