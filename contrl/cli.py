@@ -295,9 +295,12 @@ def cmd_datasets(args) -> int:
     rows = list_datasets()
     print(f"datasets in {minari_root()}:" if rows else f"no datasets in {minari_root()}")
     for r in rows:
+        if "problem" in r:
+            print(f"  {r['id']:32s} unreadable: {r['problem']}")
+            continue
         avg = "-" if r["average_return"] is None else f"{r['average_return']:.1f}"
-        print(f"  {r['id']:32s} {r['env'] or '?':18s} {r['episodes']:>6} episodes "
-              f"{r['steps']:>9} steps {r['size_mb']:8.1f} MB  average return {avg}")
+        print(f"  {r['id']:32s} {r['env'] or '?':18s} {r['episodes'] or '?':>6} episodes "
+              f"{r['steps'] or '?':>9} steps {r['size_mb']:8.1f} MB  average return {avg}")
     return 0
 
 

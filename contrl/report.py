@@ -69,18 +69,21 @@ def read_curve(run_dir: Path, up_to: int | None = None) -> RunCurve | None:
     last_step = 0
     path = run_dir / "progress.csv"
     if path.is_file():
-        with path.open(newline="") as f:
-            for row in csv.DictReader(f):
-                value = row.get("eval_return")
-                if value not in (None, ""):
-                    last_step = int(row["step"])
-                    if up_to is not None and last_step > up_to:
-                        continue
-                    steps.append(last_step)
-                    returns.append(float(value))
-                    success = row.get("eval_success_rate")
-                    successes.append(None if success in (None, "") else float(success))
-                    times.append(None if row.get("time") in (None, "") else float(row["time"]))
+        try:
+            with path.open(newline="") as f:
+                for row in csv.DictReader(f):
+                    value = row.get("eval_return")
+                    if value not in (None, ""):
+                        last_step = int(row["step"])
+                        if up_to is not None and last_step > up_to:
+                            continue
+                        steps.append(last_step)
+                        returns.append(float(value))
+                        success = row.get("eval_success_rate")
+                        successes.append(None if success in (None, "") else float(success))
+                        times.append(None if row.get("time") in (None, "") else float(row["time"]))
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError, csv.Error) as e:
+            raise ContrlError(f"{path} is not a readable progress log ({e})") from None
     if not steps:
         return None
     return RunCurve(run_dir, saved["algo"], saved["run"]["env"], int(saved["run"]["seed"]),

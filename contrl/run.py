@@ -150,7 +150,8 @@ class Checkpoint:
             fmt = bytes(self._npz["format"]).decode()
             self.meta = json.loads(bytes(self._npz["meta"]).decode())
         except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as e:
-            raise CheckpointError(f"{self.path} is not a readable contrl checkpoint ({e})") from None
+            why = "not an npz archive" if "pickled" in str(e) else e  # numpy's hint misleads here
+            raise CheckpointError(f"{self.path} is not a readable contrl checkpoint ({why})") from None
         if fmt != CHECKPOINT_FORMAT:
             raise CheckpointError(f"{self.path} has format '{fmt}', expected '{CHECKPOINT_FORMAT}'")
 
@@ -205,8 +206,13 @@ def _resume_csv(path: Path, step: int, columns: tuple[str, ...]) -> None:
     """Rewrite progress.csv (atomically) without the rows logged after ``step``, and with the
     header ``columns`` if it had other ones (a run resumed by a newer contrl): its rows keep
     their values under their own column names."""
-    with path.open(newline="") as f:
-        lines = f.read().splitlines(keepends=True)
+    try:
+        with path.open(newline="") as f:
+            lines = f.read().splitlines(keepends=True)
+    except UnicodeDecodeError:
+        raise ContrlError(f"{path} is not a text progress log; move it aside to resume the run "
+                          "with a new one") from None
+
     def logged_by_then(line: str) -> bool:  # a complete row of a step up to ``step``
         first = line.split(",", 1)[0]
         return line.endswith("\n") and first.isdigit() and int(first) <= step

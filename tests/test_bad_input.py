@@ -105,6 +105,16 @@ def files(tmp_path):
             (d / name / "config.json").write_text(json.dumps(
                 {"algo": "sac", "run": {"env": env}, "algo_config": {}}))
             return str(d / name)
+        if name in ("runs_bad_progress", "runs_binary_progress"):  # a run whose log is damaged
+            run = d / name / "a"
+            run.mkdir(parents=True)
+            (run / "config.json").write_text(json.dumps(
+                {"algo": "sac", "run": {"env": "Pendulum-v1", "seed": 0}, "algo_config": {}}))
+            if name == "runs_bad_progress":
+                (run / "progress.csv").write_text("step,time,eval_return\n200,1.0,abc\n")
+            else:
+                (run / "progress.csv").write_bytes(bytes(range(128, 256)))
+            return str(d / name)
         if name in ("run_missing_keys", "run_bad_json", "run_wrong_types"):
             run = d / name
             (run / "checkpoints").mkdir(parents=True)
@@ -227,7 +237,8 @@ CASES = [
     (["eval", "{run_bad_json}"], "is not valid JSON"),
     (["eval", "{run_wrong_types}", "--episodes", "0"], "episodes must be positive"),
     # collect and datasets
-    (["collect", "--random", "--env", "Pendulum-v1", "--name", "p-v0", "--noise", "-1"], "noise must be >= 0"),
+    (["collect", "--random", "--env", "Pendulum-v1", "--name", "p-v0", "--noise", "-1"], "noise must be a number >= 0"),
+    (["collect", "--random", "--env", "Pendulum-v1", "--name", "p-v0", "--noise", "nan"], "noise must be a number >= 0, got nan"),
     (["collect", "--random", "--env", "Pendulum-v1", "--name", "..-v0"], "must look like"),
     (["collect", "--random", "--env", "Pendulum-v1", "--name", "nov"], "must look like"),
     (["collect", "--name", "pendulum-x-v0"], "give a run directory"),
@@ -255,6 +266,8 @@ CASES = [
     (["train", "sac", "Pendulum-v1", "--video-every", "100"], "Pendulum-v1 is not rendered by MuJoCo"),
     (["report", "{empty_dir}"], "no evaluated runs"),
     (["report", "/nonexistent/sweep"], "is not a directory"),
+    (["report", "{runs_bad_progress}"], "progress.csv is not a readable progress log (could not convert"),
+    (["report", "{runs_binary_progress}"], "progress.csv is not a readable progress log"),
     (["video", "/nonexistent/run"], "not a contrl run directory"),
     (["video", "{run_missing_keys}", "--episodes", "0"], "episodes must be positive"),
     (["video", "{run_missing_keys}", "--out", "clip.avi"], "must end in .mp4 or .gif"),

@@ -31,7 +31,7 @@ def test_rollout_carries_the_policy_state_and_resets_it_per_episode():
 
 def test_collect_refuses_bad_noise_and_names(tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
-    with pytest.raises(ContrlError, match="noise must be >= 0"):
+    with pytest.raises(ContrlError, match="noise must be a number >= 0"):
         collect_run(None, "pendulum-bad-v0", 100, noise=-1.0, env_id="Pendulum-v1")
     with pytest.raises(ContrlError, match="must look like"):
         collect_run(None, "..-v0", 100, env_id="Pendulum-v1")

@@ -70,18 +70,30 @@ def test_reads_a_minari_data_collector_dataset(minari_dir):
         ds.check_env("Hopper-v5", 11, 3)
 
 
+def _zeros(obs_dim, action_dim, name, made_in, n=4):
+    """A dataset of ``n`` zero rows recorded (its metadata says) in the env ``made_in``."""
+    return Dataset(np.zeros((n, obs_dim), np.float32), np.zeros((n, action_dim), np.float32),
+                   np.zeros(n, np.float32), np.zeros(n, bool), np.zeros(n, bool),
+                   np.zeros((n, obs_dim), np.float32), np.zeros(0), np.zeros(n, bool), name=name,
+                   metadata={"env_id": made_in})
+
+
 def test_maze_data_of_the_other_ant_is_refused():
     """Data collected with Gymnasium's ant (the _Fixed mazes) do not fit the _D4RL mazes."""
-    n = 4
-    ds = Dataset(np.zeros((n, 31), np.float32), np.zeros((n, 8), np.float32), np.zeros(n, np.float32),
-                 np.zeros(n, bool), np.zeros(n, bool), np.zeros((n, 31), np.float32),
-                 np.zeros(0), np.zeros(n, bool), name="antmaze-umaze-v0",
-                 metadata={"env_id": "AntMaze_UMaze_Fixed-v5"})
+    ds = _zeros(31, 8, "antmaze-umaze-v0", "AntMaze_UMaze_Fixed-v5")
     ds.check_env("AntMaze_UMaze_Fixed-v5", 31, 8)
     ds.check_env("AntMaze_Medium_Fixed-v5", 31, 8)  # the same ant: allowed
     with pytest.raises(DatasetError, match="collected in AntMaze_UMaze_Fixed-v5 \\(gymnasium's "
                        "ant\\); AntMaze_UMaze_D4RL-v5 has d4rl's ant"):
         ds.check_env("AntMaze_UMaze_D4RL-v5", 31, 8)
+
+
+def test_data_of_another_dm_control_task_is_refused():
+    """walker-walk and walker-run have the same observations and actions, not the same reward."""
+    ds = _zeros(24, 6, "walker-walk-medium-v1", "dmc:walker-walk")
+    ds.check_env("dmc:walker-walk", 24, 6)
+    with pytest.raises(DatasetError, match="collected in dmc:walker-walk, not dmc:walker-run"):
+        ds.check_env("dmc:walker-run", 24, 6)
 
 
 def _h5(path, n=6, **drop_or_replace):
@@ -159,6 +171,24 @@ def test_flat_copy_makes_reloads_fast_and_follows_changes(minari_dir):
     cache.write_bytes(b"garbage")
     np.testing.assert_array_equal(load_dataset("pendulum-cache-v0").rewards, first.rewards)
     assert not [p for p in (path / "data").iterdir() if p.name.startswith(".")]
+    # a damaged episodes file (no usable copy beside it) is named in one error
+    cache.unlink()
+    hdf5.write_bytes(b"garbage" * 100)
+    with pytest.raises(DatasetError, match="cannot read the episodes of Minari dataset .*pendulum-cache-v0"):
+        load_dataset("pendulum-cache-v0")
+
+
+def test_datasets_with_unreadable_metadata_are_listed_with_the_problem(minari_dir):
+    eps = rollout_episodes(RandomPolicy(1, 0), "Pendulum-v1", 200, seed=0)
+    write_minari("pendulum-ok-v0", eps, "Pendulum-v1", {})
+    for name, text in (("list-v0", "[1]"), ("broken-v0", "{oops"), ("entry-v0", '{"contrl": 3}')):
+        (minari_dir / name / "data").mkdir(parents=True)
+        (minari_dir / name / "data" / "metadata.json").write_text(text)
+    rows = {r["id"]: r for r in list_datasets()}
+    assert rows["pendulum-ok-v0"]["steps"] == 200 and "problem" not in rows["pendulum-ok-v0"]
+    assert "not a Minari metadata object" in rows["list-v0"]["problem"]
+    assert "not valid JSON" in rows["broken-v0"]["problem"]
+    assert "'contrl' entry is not an object" in rows["entry-v0"]["problem"]
 
 
 def test_dmc_dataset_keeps_its_reference_scores(minari_dir):

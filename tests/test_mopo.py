@@ -63,10 +63,10 @@ def _linear_data(n=600, seed=0):
                            rewards=(obs[:, 0] - obs[:, 1]).astype(np.float32), name="linear")
 
 
-def _trainer(data, lr, epochs, patience):
+def _trainer(data, lr, epochs, patience, batch_size=64):
     train_rows, val_rows = split_dataset(_Sized(data), 100, 0)
     x, y = model_arrays(data, train_rows)
-    spec, how = DynamicsSpec(2, 1, (32, 32), 3, 2), TrainSpec(64, lr, 0.0, epochs, patience)
+    spec, how = DynamicsSpec(2, 1, (32, 32), 3, 2), TrainSpec(batch_size, lr, 0.0, epochs, patience)
     return (DynamicsTrainer.create(spec, how, x, y, 0), tuple(map(jnp.asarray, (x, y))),
             tuple(map(jnp.asarray, model_arrays(data, val_rows))))
 
@@ -111,6 +111,13 @@ def test_early_stopping_keeps_the_best_epoch():
     assert any(not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(last),
                                                         jax.tree_util.tree_leaves(first)))
     assert np.array_equal(trainer.result().elites, np.argsort(trainer.best_loss)[:2])
+
+
+def test_a_batch_larger_than_the_training_rows_is_one_batch_of_them_all():
+    # 50 rows: 40 to train on, under the batch of 256 (was a reshape error, not an epoch)
+    trainer, train_xy, val_xy = _trainer(_linear_data(n=50), 1e-2, 2, 2, batch_size=256)
+    trainer, m = trainer.run_epoch(*train_xy, *val_xy)
+    assert int(trainer.epoch) == 1 and np.isfinite(float(m["val_loss"]))
 
 
 def test_a_dataset_too_small_for_a_validation_split_is_refused():

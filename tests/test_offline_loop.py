@@ -45,3 +45,14 @@ def test_steps_asked_are_steps_done(pendulum_dataset, tmp_path):
                                          progress=False, tensorboard=False))
     assert out["step"] == 250
     assert Checkpoint(f"{out['run_dir']}/checkpoints/latest.ckpt").meta["step"] == 250
+
+
+def test_a_run_whose_checkpoints_folder_was_removed_resumes_from_the_start(pendulum_dataset, tmp_path):
+    import shutil
+    opts = dict(dataset=pendulum_dataset, steps=100, update_every=100, hidden=(32, 32),
+                eval_episodes=1, runs_dir=str(tmp_path), progress=False, tensorboard=False)
+    out = train("bc", "Pendulum-v1", opts)
+    shutil.rmtree(f"{out['run_dir']}/checkpoints")  # as an empty checkpoints/ does: step 0
+    again = train("bc", None, {"steps": 200}, resume=out["run_dir"])
+    assert again["step"] == 200
+    assert Checkpoint(f"{out['run_dir']}/checkpoints/latest.ckpt").meta["step"] == 200

@@ -47,8 +47,9 @@ def test_corrupted_or_foreign_checkpoint_gives_clear_error(tmp_path, content):
         np.savez(open(path, "wb"), weights=np.ones(3))
     else:
         path.write_bytes(content)
-    with pytest.raises(CheckpointError, match="bad.ckpt"):
+    with pytest.raises(CheckpointError, match="bad.ckpt") as e:
         Checkpoint(path)
+    assert "allow_pickle" not in str(e.value)  # numpy's hint is no advice for a damaged file
 
 
 def test_truncated_checkpoint_gives_clear_error(tmp_path):
@@ -96,6 +97,15 @@ def test_resumed_log_with_other_columns_gets_the_new_header(tmp_path):
     assert [r["step"] for r in rows] == ["100", "300"]
     assert rows[0]["eval_return"] == "-5.0" and rows[0]["critic_loss"] == "0.5"
     assert rows[1]["eval_success_rate"] == "0.5" and rows[0]["eval_success_rate"] == ""
+
+
+def test_a_progress_log_that_is_not_text_stops_the_resume_and_is_kept(tmp_path):
+    from contrl.errors import ContrlError
+    path = tmp_path / "progress.csv"
+    path.write_bytes(bytes(range(128, 256)))
+    with pytest.raises(ContrlError, match="progress.csv is not a text progress log"):
+        Logger(tmp_path, ("loss",), tensorboard=False, resume_step=10)
+    assert path.read_bytes() == bytes(range(128, 256))
 
 
 def test_runs_started_in_the_same_second_get_distinct_directories(tmp_path, monkeypatch):

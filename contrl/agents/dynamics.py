@@ -264,8 +264,8 @@ class DynamicsTrainer(struct.PyTreeNode):
         order; then each model's validation error on (val_x, val_y) and early stopping's
         update. Returns the trainer and the epoch's metrics."""
         dyn, spec = self.dynamics, self.dynamics.spec
-        n, bs = spec.n_models, self.train.batch_size
-        steps = max(x.shape[0] // bs, 1)
+        n, bs = spec.n_models, min(self.train.batch_size, x.shape[0])  # fewer rows: one batch
+        steps = x.shape[0] // bs
         key, k_perm = jax.random.split(self.key)
         order = jax.vmap(lambda k: jax.random.permutation(k, x.shape[0]))(
             jax.random.split(k_perm, n))[:, :steps * bs].reshape(n, steps, bs).swapaxes(0, 1)

@@ -289,8 +289,8 @@ def make_maze_dataset(name: str, reacher: Policy, source: dict, steps: int = 1_0
     if steps <= 0 or episode_steps <= 0 or steps % episode_steps:
         raise ContrlError(f"steps ({steps}) must be a positive multiple of episode_steps "
                           f"({episode_steps})")
-    if noise < 0:
-        raise ContrlError(f"noise must be >= 0, got {noise}")
+    if not noise >= 0:  # also refuses nan
+        raise ContrlError(f"noise must be a number >= 0, got {noise}")
     if num_envs <= 0:
         raise ContrlError(f"num_envs must be positive, got {num_envs}")
     settings = {"dataset": name, "env_id": spec.env_id, "cells": spec.cells, "steps": steps,

@@ -74,8 +74,8 @@ def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: flo
     check_new(name)
     if steps <= 0:
         raise ContrlError(f"steps must be positive, got {steps}")
-    if noise < 0:
-        raise ContrlError(f"noise must be >= 0, got {noise}")
+    if not noise >= 0:  # also refuses nan
+        raise ContrlError(f"noise must be a number >= 0, got {noise}")
     if sample and (agent is None or noise > 0):
         raise ContrlError("sampled actions need a run's policy and no --noise (its own "
                           "distribution is the noise)")

@@ -84,6 +84,10 @@ class Dataset:
             raise DatasetError(f"dataset {self.name} has {self.action_dim}-dim actions; "
                                f"{env_id} has {action_dim}")
         made_in = self.metadata.get("env_id")
+        if made_in and made_in != env_id and made_in.startswith("dmc:") and env_id.startswith("dmc:"):
+            # one domain's tasks share observations and actions and differ in the reward
+            raise DatasetError(f"dataset {self.name} was collected in {made_in}, not {env_id}: "
+                               "its rewards are that task's")
         if made_in:
             from contrl.envs.make import ant_model
             theirs, ours = ant_model(made_in), ant_model(env_id)
@@ -382,21 +386,10 @@ def _read_minari_episodes(path: Path, data: Path, info: dict,
         except (ValueError, KeyError, OSError) as e:
             raise DatasetError(f"cannot read Minari dataset {path}: {e}") from None
     parts = {k: [] for k in ("obs", "act", "rew", "term", "trunc", "next")}
-    for n, ep in enumerate(ds.iterate_episodes()):
-        obs = flatten_observations(ep.observations, obs_keys, f"{path} episode {n}")
-        if obs.ndim != 2:
-            raise DatasetError(f"{path}: contrl needs flat (vector) observations")
-        steps = len(ep.rewards)
-        if len(obs) != steps + 1 or len(ep.actions) != steps:
-            raise DatasetError(f"{path}: episode {n} has {len(obs)} observations and "
-                               f"{len(ep.actions)} actions for {steps} rewards")
-        parts["obs"].append(obs[:-1])
-        parts["next"].append(obs[1:])
-        parts["act"].append(np.asarray(ep.actions, np.float32).reshape(steps, -1))
-        parts["rew"].append(np.asarray(ep.rewards, np.float32))
-        parts["term"].append(np.asarray(ep.terminations, bool))
-        trunc = np.asarray(ep.truncations, bool).copy()
-        parts["trunc"].append(trunc)
+    try:
+        _append_episodes(ds, parts, path, obs_keys)
+    except (OSError, KeyError) as e:  # e.g. a damaged main_data.hdf5
+        raise DatasetError(f"cannot read the episodes of Minari dataset {path} ({e})") from None
     if not parts["rew"]:
         raise DatasetError(f"{path}: the dataset has no episodes")
     actions = np.concatenate(parts["act"])
@@ -419,6 +412,25 @@ def _read_minari_episodes(path: Path, data: Path, info: dict,
     return Dataset(observations, actions, rewards, terms, truncs,
                    next_obs, _episode_returns(rewards, terms | truncs), ends,
                    **info)
+
+
+def _append_episodes(ds, parts: dict, path: Path, obs_keys: tuple[str, ...]) -> None:
+    """Each episode of the Minari dataset ``ds`` appended to ``parts``' lists, observations
+    flattened in the order ``obs_keys``."""
+    for n, ep in enumerate(ds.iterate_episodes()):
+        obs = flatten_observations(ep.observations, obs_keys, f"{path} episode {n}")
+        if obs.ndim != 2:
+            raise DatasetError(f"{path}: contrl needs flat (vector) observations")
+        steps = len(ep.rewards)
+        if len(obs) != steps + 1 or len(ep.actions) != steps:
+            raise DatasetError(f"{path}: episode {n} has {len(obs)} observations and "
+                               f"{len(ep.actions)} actions for {steps} rewards")
+        parts["obs"].append(obs[:-1])
+        parts["next"].append(obs[1:])
+        parts["act"].append(np.asarray(ep.actions, np.float32).reshape(steps, -1))
+        parts["rew"].append(np.asarray(ep.rewards, np.float32))
+        parts["term"].append(np.asarray(ep.terminations, bool))
+        parts["trunc"].append(np.asarray(ep.truncations, bool).copy())
 
 
 def _spec_id(env_spec) -> str | None:
@@ -562,6 +574,8 @@ def _read_metadata(data: Path) -> dict:
     if not isinstance(meta, dict):
         raise DatasetError(f"{data / 'metadata.json'} is not a Minari metadata object")
     own = meta.get("contrl", {})
+    if not isinstance(own, dict):
+        raise DatasetError(f"{data / 'metadata.json'}: its 'contrl' entry is not an object")
     for key in ("ref_min_score", "ref_max_score"):
         if meta.get(key) is None and own.get(key) is not None:
             meta[key] = own[key]
@@ -569,7 +583,8 @@ def _read_metadata(data: Path) -> dict:
 
 
 def list_datasets() -> list[dict]:
-    """Local Minari datasets: id, episodes, steps, size in MB, average episode return."""
+    """Local Minari datasets: id, episodes, steps, size in MB, average episode return; a
+    dataset whose metadata cannot be read is listed by its folder with the ``problem``."""
     root = minari_root()
     rows = []
     if not root.is_dir():
@@ -578,8 +593,10 @@ def list_datasets() -> list[dict]:
         if any(part.startswith(".") for part in meta_path.relative_to(root).parts):
             continue
         try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
+            meta = _read_metadata(meta_path.parent)
+        except (OSError, DatasetError) as e:  # listed, with why it cannot be read
+            rows.append({"id": meta_path.parent.parent.name, "path": str(meta_path.parent.parent),
+                         "problem": str(e)})
             continue
         extra = meta.get("contrl", {})
         size = sum(p.stat().st_size for p in meta_path.parent.iterdir()
