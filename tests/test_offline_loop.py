@@ -47,7 +47,8 @@ def test_steps_asked_are_steps_done(pendulum_dataset, tmp_path):
     assert Checkpoint(f"{out['run_dir']}/checkpoints/latest.ckpt").meta["step"] == 250
 
 
-def test_a_run_whose_checkpoints_folder_was_removed_resumes_from_the_start(pendulum_dataset, tmp_path):
+def test_a_run_whose_checkpoints_folder_was_removed_resumes_from_the_start(pendulum_dataset, tmp_path,
+                                                                           capsys):
     import shutil
     opts = dict(dataset=pendulum_dataset, steps=100, update_every=100, hidden=(32, 32),
                 eval_episodes=1, runs_dir=str(tmp_path), progress=False, tensorboard=False)
@@ -56,3 +57,5 @@ def test_a_run_whose_checkpoints_folder_was_removed_resumes_from_the_start(pendu
     again = train("bc", None, {"steps": 200}, resume=out["run_dir"])
     assert again["step"] == 200
     assert Checkpoint(f"{out['run_dir']}/checkpoints/latest.ckpt").meta["step"] == 200
+    assert train("bc", None, {"steps": 100}, resume=out["run_dir"])["step"] == 200
+    assert "already at step 200, past --steps 100: nothing to train" in capsys.readouterr().err

@@ -111,11 +111,10 @@ DATASETS = {
 }
 
 
-
 def dataset_spec(name: str) -> MazeDataset:
     if name not in DATASETS:
         raise ContrlError(f"unknown maze dataset '{name}'; contrl makes "
-                          f"{', '.join(DATASETS)}")
+                          f"{', '.join(DATASETS)} (other datasets: `contrl collect`)")
     return DATASETS[name]
 
 

@@ -318,6 +318,9 @@ class Loop:
         return self._drive(stop)
 
     def _drive(self, stop: StopFlag) -> dict:
+        if self.run.step > self.run.cfg.steps:  # resumed with fewer steps than it has done
+            print(f"{self.run_dir} is already at step {self.run.step}, past --steps "
+                  f"{self.run.cfg.steps}: nothing to train", file=sys.stderr)
         try:
             while not self.run.done() and not stop.raised:
                 self.iteration()
