@@ -47,6 +47,12 @@ def test_minari_round_trip(minari_dir):
     assert [r["id"] for r in list_datasets()] == ["pendulum-test-v0"]
     with pytest.raises(DatasetError, match="already exists"):
         write_minari("pendulum-test-v0", eps, "Pendulum-v1", {})
+    eps[1]["actions"] = np.asarray(eps[1]["actions"], np.float32)
+    eps[1]["actions"][2] = np.nan  # e.g. a collection with noise nan: refused, nothing written
+    with pytest.raises(DatasetError, match=r"pendulum-nan-v0 \(not written\): actions has a "
+                       r"non-finite value \(nan\)"):
+        write_minari("pendulum-nan-v0", eps, "Pendulum-v1", {})
+    assert not (minari_dir / "pendulum-nan-v0").exists()
 
 
 def test_reads_a_minari_data_collector_dataset(minari_dir):

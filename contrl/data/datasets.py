@@ -660,6 +660,9 @@ def write_minari(name: str, episodes: list[dict], env_id: str, metadata: dict,
     if final.exists():
         raise DatasetError(f"dataset {name} already exists ({final}); choose another name or "
                            "version")
+    for column in ("observations", "actions", "rewards"):  # nothing unusable is written
+        check_finite_rows(np.concatenate([np.asarray(ep[column], np.float32).reshape(
+            len(ep[column]), -1) for ep in episodes]), column, f"dataset {name} (not written)")
     root.mkdir(parents=True, exist_ok=True)
     low, high = _env_bounds(env_id)
     buffers = [EpisodeBuffer(id=i, observations=np.asarray(ep["observations"], np.float32),
