@@ -426,9 +426,11 @@ def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int 
         raise ContrlError(f"pick must be final or best, got '{pick}'")
     if step is not None and step <= 0:
         raise ContrlError(f"--up-to must be a positive step, got {step}")
+    out_dir = Path(out or dirs[0])
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ContrlError(f"--out {out_dir} is a file; the report needs a folder")
     runs = find_runs(dirs, step)
     refs = load_references(refs_path)
-    out_dir = Path(out or dirs[0])
     out_dir.mkdir(parents=True, exist_ok=True)
     groups = group(runs)
     table = per_task_table(groups, reps, seed, refs)

@@ -221,8 +221,8 @@ def _resume_csv(path: Path, step: int, columns: tuple[str, ...]) -> None:
     if tuple(header) != columns:
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(csv.DictReader(keep))
+        writer.writeheader()  # rows with none of the columns (another file's) are left out
+        writer.writerows(row for row in csv.DictReader(keep) if row.keys() & set(columns))
         atomic_write_bytes(path, out.getvalue().encode())
     elif len(keep) < len(lines):
         atomic_write_bytes(path, "".join(keep).encode())

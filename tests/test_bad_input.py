@@ -266,6 +266,7 @@ CASES = [
     (["train", "sac", "Pendulum-v1", "--video-every", "100"], "Pendulum-v1 is not rendered by MuJoCo"),
     (["report", "{empty_dir}"], "no evaluated runs"),
     (["report", "/nonexistent/sweep"], "is not a directory"),
+    (["report", "{empty_dir}", "--out", "{file}"], "is a file; the report needs a folder"),
     (["report", "{runs_bad_progress}"], "progress.csv is not a readable progress log (could not convert"),
     (["report", "{runs_binary_progress}"], "progress.csv is not a readable progress log"),
     (["video", "/nonexistent/run"], "not a contrl run directory"),

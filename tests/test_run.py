@@ -106,6 +106,9 @@ def test_a_progress_log_that_is_not_text_stops_the_resume_and_is_kept(tmp_path):
     with pytest.raises(ContrlError, match="progress.csv is not a text progress log"):
         Logger(tmp_path, ("loss",), tensorboard=False, resume_step=10)
     assert path.read_bytes() == bytes(range(128, 256))
+    path.write_text("a,b\n1,2\n")  # another file's rows: no blank row written for them
+    Logger(tmp_path, ("loss",), tensorboard=False, resume_step=10).close()
+    assert path.read_text().splitlines()[1:] == []
 
 
 def test_runs_started_in_the_same_second_get_distinct_directories(tmp_path, monkeypatch):
