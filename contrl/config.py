@@ -168,6 +168,8 @@ class RunConfig(_Checks):
         if self.eval_episodes is not None:
             self._positive("eval_episodes")
         self._nonneg("eval_every", "seed", "video_every")
+        if self.seed >= 2**32:  # JAX's PRNG keys are made from a uint32
+            raise ConfigError(f"seed must be below 2**32 = {2**32}, got {self.seed}")
         self._one_of("best_metric", self.BEST_METRICS)
 
     def check_whole_env_steps(self) -> None:

@@ -76,7 +76,10 @@ def open_run_dir(run_cfg, algo: str, run_dir: str | None) -> tuple[Path, Path | 
     if path.exists() and any(path.iterdir()):
         raise ContrlError(f"{path} already exists and is not empty")
     created = None if path.exists() else path
-    (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+    try:
+        (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ContrlError(f"cannot make the run directory --run-dir {path} ({e.strerror})") from None
     return path, created
 
 

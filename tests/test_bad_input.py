@@ -49,6 +49,9 @@ def files(tmp_path):
         if name == "file":
             (d / "a_file").write_text("x")
             return str(d / "a_file")
+        if name == "under_a_file":  # a path whose parent is a file
+            (d / "a_file").write_text("x")
+            return str(d / "a_file" / "run")
         if name == "not_hdf5":
             (d / "x.hdf5").write_text("not hdf5")
             return str(d / "x.hdf5")
@@ -143,6 +146,8 @@ CASES = [
     (["train", "sac", "Hopper-v5", "--batch-size", "512", "--buffer-size", "100"], "larger than"),
     (["train", "sac", "CartPole-v1"], "continuous"),
     (["train", "sac", "Hopper-v5", "--steps", "0"], "steps must be positive"),
+    (["train", "sac", "Pendulum-v1", "--seed", str(2**40)], "seed must be below 2**32"),
+    (["train", "sac", "Pendulum-v1", "--seeds", f"{2**32}-{2**32 + 1}"], "seed must be below 2**32"),
     (["train", "sac", "Hopper-v5", "--num-envs", "0"], "num_envs must be positive"),
     (["train", "sac", "Hopper-v5", "--eval-episodes", "0"], "eval_episodes must be positive"),
     (["train", "sac", "Hopper-v5", "--best-metric", "median"], "best_metric must be one of"),
@@ -163,6 +168,8 @@ CASES = [
     (["train", "seeded_sac", "Pendulum-v1"], "needs a seeding policy"),
     # memory: recurrent agents and partially observed tasks
     (["train", "rsac", "Pendulum-V-v1", "--seq-len", "0"], "seq_len must be a positive window"),
+    (["train", "rsac", "Pendulum-P-v1", "--seq-len", "32", "--burn-in", "0", "--buffer-size", "20",
+      "--batch-size", "8"], "holds 20 steps per env, fewer than one training window (seq_len 32)"),
     (["train", "rtd3", "Pendulum-V-v1", "--seq-len", "8", "--burn-in", "8"],
      "burn_in (8) must be shorter than the window seq_len (8)"),
     (["train", "sac", "Pendulum-V-v1", "--frame-stack", "0"], "frame_stack must be positive"),
@@ -187,6 +194,8 @@ CASES = [
     (["train", "mopo", "Hopper-v5", "--dataset", "d-v0", "--frame-stack", "2"],
      "termination rule for Hopper-v5 reads its plain observations"),
     (["train", "sac", "Pendulum-v1", "--runs-dir", "{file}"], "not a directory"),
+    (["train", "sac", "Pendulum-v1", "--run-dir", "{under_a_file}"],
+     "cannot make the run directory --run-dir"),
     # train: datasets
     (["train", "iql", "Pendulum-v1"], "needs --dataset"),
     (["train", "iql", "Pendulum-v1", "--dataset", "/nonexistent.hdf5"], "no dataset"),

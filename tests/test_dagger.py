@@ -19,6 +19,16 @@ def test_config_errors():
         DAggerConfig().check_run(None)
 
 
+def test_an_expert_seeing_other_observations_is_refused(pendulum_expert, tmp_path):
+    from contrl.errors import ContrlError
+    from contrl.train import train
+    with pytest.raises(ContrlError, match="sees observations made with prev_action False; give "
+                       "this run the same options"):
+        train("dagger", "Pendulum-v1", dict(expert=pendulum_expert, prev_action=True,
+                                            runs_dir=str(tmp_path), progress=False))
+    assert not any(tmp_path.iterdir())  # no half-made run left
+
+
 @pytest.mark.slow
 def test_dagger_learns_pendulum_and_resumes(pendulum_expert, tmp_path):
     from contrl.train import train

@@ -83,6 +83,19 @@ def test_parallel_envs_run_and_count_steps(tmp_path, tiny):
     assert ckpt.meta["step"] == 400
 
 
+def test_first_update_step_by_hand_and_a_run_that_cannot_learn_says_so(tmp_path, tiny, capsys):
+    from types import SimpleNamespace as NS
+
+    from contrl.loops.offpolicy import first_update_step
+    assert first_update_step(NS(learning_starts=1000, update_every=1), 1) == 1000
+    assert first_update_step(NS(learning_starts=1000, update_every=8), 1) == 1000
+    assert first_update_step(NS(learning_starts=1001, update_every=8), 2) == 1008
+    assert first_update_step(NS(learning_starts=0, update_every=4), 2) == 8
+    _run(tmp_path, tiny, 200, "q", learning_starts=300)  # 200 steps, updates from 300 on
+    assert "first gradient step comes at env step 300 (learning_starts 300, update_every 4), " \
+        "after this run's 200 steps: it will not learn" in capsys.readouterr().err
+
+
 class _NaNSAC(SAC):
     @jax.jit
     def update(self, batches):

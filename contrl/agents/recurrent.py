@@ -71,6 +71,13 @@ class RecurrentFields:
             raise ConfigError(f"recurrent agents use one-step targets: n_step must be 1, got "
                               f"{self.n_step}")
 
+    def check_run(self, run) -> None:
+        super().check_run(run)
+        per_env = self.buffer_size // run.num_envs
+        if self.seq_len > 0 and per_env < self.seq_len:
+            raise ConfigError(f"buffer_size {self.buffer_size} holds {per_env} steps per env, "
+                              f"fewer than one training window (seq_len {self.seq_len})")
+
     def check_dataset(self, dataset) -> None:
         dataset.require_episodes("recurrent agents cut their training windows from episodes")
 

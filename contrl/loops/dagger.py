@@ -26,6 +26,11 @@ class DAggerLoop(Loop):
         if expert_run.env != run_cfg.env:
             raise ContrlError(f"the expert {algo_cfg.expert} was trained on {expert_run.env}, "
                               f"not {run_cfg.env}")
+        differ = {k: v for k, v in expert_run.env_kwargs.items() if run_cfg.env_kwargs[k] != v}
+        if differ:  # the expert labels the learner's observations: they must be its own kind
+            given = ", ".join(f"{k} {v}" for k, v in differ.items())
+            raise ContrlError(f"the expert {algo_cfg.expert} sees observations made with {given}; "
+                              "give this run the same options")
         self.pool, self.agent, ckpt, state = start(run_cfg, algo_cfg, agent_cls, run_dir, resume)
         self.cfg = algo_cfg
         self.rng = np.random.default_rng(run_cfg.seed)

@@ -9,6 +9,7 @@ that env's episode end and is saved in every full checkpoint.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import jax
@@ -56,6 +57,11 @@ class OffPolicyLoop(Loop):
                            run_dir, state, score=self.offline.normalized_score if scored else None)
         self.k_updates = algo_cfg.updates_per_call(n_envs)
         self.stateful = bool(jax.tree_util.tree_leaves(self.carry))
+        first = first_update_step(algo_cfg, n_envs)
+        if first > run_cfg.steps:  # legal, but almost surely not what was meant
+            print(f"note: the first gradient step comes at env step {first} (learning_starts "
+                  f"{algo_cfg.learning_starts}, update_every {algo_cfg.update_every}), after this "
+                  f"run's {run_cfg.steps} steps: it will not learn", file=sys.stderr)
 
     def checkpoint_parts(self):
         return ({**self.buffer.state(), **carry_arrays(self.carry)},
@@ -116,6 +122,13 @@ class OffPolicyLoop(Loop):
 
     def close(self) -> None:
         self.pool.close()
+
+
+def first_update_step(cfg, n_envs: int) -> int:
+    """The env step after which the first update call comes (see ``update_due``): the first
+    multiple of n_envs * update_every that is at least learning_starts (and one env step)."""
+    period = n_envs * cfg.update_every
+    return max(-(-cfg.learning_starts // period), 1) * period
 
 
 def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = False,
