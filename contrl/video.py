@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes.util
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,9 @@ def write_video(frames: np.ndarray, path: Path, fps: int) -> Path:
             except ImportError:
                 raise ContrlError("MP4 videos need imageio-ffmpeg: pip install "
                                   "'contrl[video]'") from None
-            imageio.mimsave(tmp, list(frames), fps=fps, macro_block_size=1)
+            with warnings.catch_warnings():  # ffmpeg runs in a forked child that execs at once:
+                warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)  # JAX's warning is moot
+                imageio.mimsave(tmp, list(frames), fps=fps, macro_block_size=1)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

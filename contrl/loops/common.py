@@ -136,6 +136,9 @@ class Session:
             from contrl import video
             video.check_renderable(run_cfg.env, **run_cfg.env_kwargs)
         self.step = state.get("step", 0)
+        if self.step > run_cfg.steps:  # resumed with fewer steps than it has done
+            print(f"{run_dir} is already at step {self.step}, past --steps {run_cfg.steps}: "
+                  "nothing to train", file=sys.stderr)
         self.episodes = state.get("episodes", 0)
         best = state.get("best_eval")
         self.best = None if best is None or best == -np.inf else (
@@ -318,9 +321,6 @@ class Loop:
         return self._drive(stop)
 
     def _drive(self, stop: StopFlag) -> dict:
-        if self.run.step > self.run.cfg.steps:  # resumed with fewer steps than it has done
-            print(f"{self.run_dir} is already at step {self.run.step}, past --steps "
-                  f"{self.run.cfg.steps}: nothing to train", file=sys.stderr)
         try:
             while not self.run.done() and not stop.raised:
                 self.iteration()
