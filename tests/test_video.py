@@ -27,6 +27,7 @@ def test_frame_strip_and_gif_frames():
 
 
 @needs_gl
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # the test reads the MP4 with ffmpeg
 def test_video_during_training_and_of_a_saved_run(tiny, tmp_path):
     """A run with --video-every writes its MP4 and TensorBoard frames; `contrl video` renders
     the saved policy: every frame non-blank, consecutive frames different, files readable."""
