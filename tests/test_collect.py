@@ -49,6 +49,17 @@ def test_random_dataset_records_its_policy(tmp_path, monkeypatch):
     assert np.abs(data.actions).max() <= 1.0
 
 
+def test_a_policy_no_better_than_random_gives_no_reference_scores(tmp_path, monkeypatch, capsys):
+    import contrl.data.collect as collect_mod
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    returns = iter([-1000.0, -2000.0])  # the random policy's, then the policy's
+    monkeypatch.setattr(collect_mod, "evaluate", lambda *a, **k: {"mean_return": next(returns)})
+    out = collect_mod.collect(CountingPolicy(), "Pendulum-v1", "pendulum-poor-v0", 200)
+    assert out["ref_min_score"] == -1000.0 and out["ref_max_score"] is None
+    assert "policy's return (-2000.0) is not above a random policy's (-1000.0)" in \
+        capsys.readouterr().err
+
+
 def test_replay_buffer_export_and_concat(pendulum_expert, pendulum_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     out = export_run_buffer(pendulum_expert, "pendulum-replay-v0")

@@ -1,6 +1,8 @@
 """Roll out a policy (a saved agent or a uniform random one) and write a Minari dataset."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from contrl.data.datasets import (check_name, dataset_metadata, load_dataset, minari_root,
@@ -90,6 +92,11 @@ def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: flo
         ref_min = evaluate(rand, env_id, ref_episodes, seed, **env_kwargs)["mean_return"]
         ref_max = None if agent is None else evaluate(
             agent, env_id, ref_episodes, seed, **env_kwargs)["mean_return"]
+        if ref_max is not None and ref_max <= ref_min:  # a score would run backwards
+            print(f"note: the policy's return ({ref_max:.1f}) is not above a random policy's "
+                  f"({ref_min:.1f}): {name} gets no reference scores (--ref-from an expert "
+                  "dataset gives it that dataset's)", file=sys.stderr)
+            ref_max = None
     else:
         ref_min, ref_max = refs
         meta["references_from"] = ref_from
