@@ -3,6 +3,7 @@ explicit values, checked together."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from contrl import config as C
 from contrl.envs import resolve_env_id
@@ -40,9 +41,18 @@ def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = Tr
     if run_cfg.eval_episodes is None:
         run_cfg.eval_episodes = default_eval_episodes(env_id)  # recorded in config.json
     algo_cfg.resolve_paths()  # recorded absolute in config.json
-    run_cfg.validate()
-    algo_cfg.validate()
-    algo_cfg.check_run(run_cfg)
+    try:
+        run_cfg.validate()
+        algo_cfg.validate()
+        algo_cfg.check_run(run_cfg)
+    except C.ConfigError as e:  # say which of the values it names the user did not give
+        named = [k for k in preset if k not in overrides  # as messages name fields: "k (v)", "k must"
+                 and re.search(rf"(?<![\w-]){k}(?= \(| must)", str(e))]
+        if not named:
+            raise
+        sets = ", ".join(f"{k} {preset[k]}" for k in named)
+        raise C.ConfigError(f"{e} ({sets}: the {algo} preset for {env_id}; "
+                            f"--{named[0].replace('_', '-')} overrides it)") from None
     return run_cfg, algo_cfg
 
 

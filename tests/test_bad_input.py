@@ -168,6 +168,8 @@ CASES = [
     (["train", "seeded_sac", "Pendulum-v1"], "needs a seeding policy"),
     # memory: recurrent agents and partially observed tasks
     (["train", "rsac", "Pendulum-V-v1", "--seq-len", "0"], "seq_len must be a positive window"),
+    (["train", "rsac", "Pendulum-P-v1", "--seq-len", "8"], "must be shorter than the window seq_len "
+     "(8) (burn_in 16: the rsac preset for Pendulum-P-v1; --burn-in overrides it)"),
     (["train", "rsac", "Pendulum-P-v1", "--seq-len", "32", "--burn-in", "0", "--buffer-size", "20",
       "--batch-size", "8"], "holds 20 steps per env, fewer than one training window (seq_len 32)"),
     (["train", "rtd3", "Pendulum-V-v1", "--seq-len", "8", "--burn-in", "8"],
