@@ -247,6 +247,7 @@ CASES = [
     (["eval", "{run_missing_keys}"], "not a contrl run configuration"),
     (["eval", "{run_bad_json}"], "is not valid JSON"),
     (["eval", "{run_wrong_types}", "--episodes", "0"], "episodes must be positive"),
+    (["eval", "{run_wrong_types}", "--seed", "-1"], "seed must be in [0, 2**32), got -1"),
     # collect and datasets
     (["collect", "--random", "--env", "Pendulum-v1", "--name", "p-v0", "--noise", "-1"], "noise must be a number >= 0"),
     (["collect", "--random", "--env", "Pendulum-v1", "--name", "p-v0", "--noise", "nan"], "noise must be a number >= 0, got nan"),
@@ -283,6 +284,7 @@ CASES = [
     (["video", "/nonexistent/run"], "not a contrl run directory"),
     (["video", "{run_missing_keys}", "--episodes", "0"], "episodes must be positive"),
     (["video", "{run_missing_keys}", "--out", "clip.avi"], "must end in .mp4 or .gif"),
+    (["video", "{run_missing_keys}", "--max-steps", "0"], "max_steps must be positive, got 0"),
 ]
 
 
