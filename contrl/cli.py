@@ -350,6 +350,8 @@ def cmd_video(args) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "videos" / f"{args.checkpoint}.mp4"
     if out.suffix not in (".mp4", ".gif"):
         raise C.ConfigError(f"--out must end in .mp4 or .gif, got {out}")
+    if any(p.exists() and not p.is_dir() for p in out.parents):
+        raise C.ConfigError(f"--out {out}: a folder on its path is a file")
     read_run_config(args.run_dir)  # a missing run is named before any GL question
     video.choose_gl_backend()
     agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)

@@ -49,9 +49,9 @@ def files(tmp_path):
         if name == "file":
             (d / "a_file").write_text("x")
             return str(d / "a_file")
-        if name == "under_a_file":  # a path whose parent is a file
+        if name in ("under_a_file", "clip_under_a_file"):  # a path whose parent is a file
             (d / "a_file").write_text("x")
-            return str(d / "a_file" / "run")
+            return str(d / "a_file" / ("run" if name == "under_a_file" else "clip.mp4"))
         if name == "not_hdf5":
             (d / "x.hdf5").write_text("not hdf5")
             return str(d / "x.hdf5")
@@ -285,6 +285,7 @@ CASES = [
     (["video", "{run_missing_keys}", "--episodes", "0"], "episodes must be positive"),
     (["video", "{run_missing_keys}", "--out", "clip.avi"], "must end in .mp4 or .gif"),
     (["video", "{run_missing_keys}", "--max-steps", "0"], "max_steps must be positive, got 0"),
+    (["video", "{run_missing_keys}", "--out", "{clip_under_a_file}"], "a folder on its path is a file"),
 ]
 
 
