@@ -189,7 +189,9 @@ def expand(algos: list[str], envs: list[str], seeds: list[int],
                 trials.append(Trial(algo, env, seed, tuple(values), name, run_cfg.steps))
     names = [t.name for t in trials]
     if len(set(names)) != len(names):
-        raise ContrlError("the sweep names two runs alike (an algorithm or env given twice?)")
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ContrlError(f"the sweep names two runs {twice} (an algorithm, env or --set value "
+                          "given twice?)")
     return trials
 
 

@@ -274,6 +274,8 @@ CASES = [
     (["sweep", "sac", "Pendulum-v1", "--set", "lr=abc", "--dir", "{sweep_dir}"], "lr: cannot read 'abc'"),
     (["sweep", "sac", "Pendulum-v1", "--set", "lr=-1", "--dir", "{sweep_dir}"], "lr must be in"),
     (["sweep", "sac", "Pendulum-v1", "--jobs", "0", "--dir", "{sweep_dir}"], "jobs must be positive"),
+    (["sweep", "sac", "Pendulum-v1", "--set", "lr=0.1,0.1", "--dir", "{sweep_dir}"],
+     "names two runs sac-Pendulum-v1-lr0.1-s0 (an algorithm, env or --set value given twice?)"),
     (["sweep", "sac", ",", "--dir", "{sweep_dir}"], "expected a comma-separated list"),
     (["train", "sac", "Pendulum-v1", "--video-every", "100"], "Pendulum-v1 is not rendered by MuJoCo"),
     (["report", "{empty_dir}"], "no evaluated runs"),
