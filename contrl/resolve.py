@@ -36,8 +36,12 @@ def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = Tr
     run_over, algo_over = split_overrides(algo, overrides)
     run_cfg = C.build(C.RunConfig, {**run_pre, **run_over, "env": env_id})
     algo_cfg = C.build(algo_cls, {**algo_pre, **algo_over})
-    if not run_cfg.obs_keys and not env_id.startswith("dmc:") and has_dict_observations(env_id):
-        run_cfg.obs_keys = default_obs_keys(env_id)  # recorded in config.json
+    if not env_id.startswith("dmc:"):  # dm_control's observations are always dicts
+        if not has_dict_observations(env_id) and run_cfg.obs_keys:
+            raise C.ConfigError(f"--obs-keys picks keys of dict observations; {env_id}'s are a "
+                                "flat vector")
+        if not run_cfg.obs_keys and has_dict_observations(env_id):
+            run_cfg.obs_keys = default_obs_keys(env_id)  # recorded in config.json
     if run_cfg.eval_episodes is None:
         run_cfg.eval_episodes = default_eval_episodes(env_id)  # recorded in config.json
     algo_cfg.resolve_paths()  # recorded absolute in config.json

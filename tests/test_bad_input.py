@@ -157,6 +157,7 @@ CASES = [
     (["train", "sac", "AntMaze_UMaze-v5", "--obs-keys", "observation", "goal"],
      "observation keys goal not among its keys"),
     (["train", "sac", "AntMaze_Tiny-v5"], "unknown environment"),
+    (["train", "sac", "Pendulum-v1", "--obs-keys", "observation"], "Pendulum-v1's are a flat vector"),
     (["train", "sac", "AntGoal-v4"], "closest: AntGoal-v3, AntGoal-v2, AntGoal-v1"),
     (["train", "sac", "AntMaze_UMaze-v5", "--eval-episodes", "0"], "eval_episodes must be positive"),
     (["train", "td3", "Hopper-v5", "--noise-type", "pink"], "noise_type must be"),
