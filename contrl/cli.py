@@ -212,7 +212,8 @@ def cmd_eval(args) -> int:
 
     if args.episodes is not None and args.episodes <= 0:
         raise C.ConfigError(f"episodes must be positive, got {args.episodes}")
-    _check_seed(args.seed)
+    if args.seed is not None:  # else the run's own
+        C.check_seed(args.seed)
     agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)
     seed = run_cfg.seed if args.seed is None else args.seed
     episodes = default_eval_episodes(run_cfg.env) if args.episodes is None else args.episodes
@@ -225,12 +226,6 @@ def cmd_eval(args) -> int:
         atomic_write_bytes(Path(args.run_dir) / f"eval-{args.checkpoint}.png", picture.png)
     print(json.dumps({k: v for k, v in result.items() if k != "returns"}))
     return 0
-
-
-def _check_seed(seed: int | None) -> None:
-    """An evaluation seed, as a run's: 0 <= seed < 2**32 (None: the run's own)."""
-    if seed is not None and not 0 <= seed < 2**32:
-        raise C.ConfigError(f"seed must be in [0, 2**32), got {seed}")
 
 
 def cmd_list(args) -> int:
@@ -346,7 +341,8 @@ def cmd_video(args) -> int:
         raise C.ConfigError(f"size must be at least 16x16 pixels, got {args.size}")
     if args.max_steps is not None and args.max_steps <= 0:
         raise C.ConfigError(f"max_steps must be positive, got {args.max_steps}")
-    _check_seed(args.seed)
+    if args.seed is not None:  # else the run's own
+        C.check_seed(args.seed)
     out = Path(args.out) if args.out else Path(args.run_dir) / "videos" / f"{args.checkpoint}.mp4"
     if out.suffix not in (".mp4", ".gif"):
         raise C.ConfigError(f"--out must end in .mp4 or .gif, got {out}")

@@ -103,6 +103,12 @@ class AlgoConfig(_Checks):
         return None
 
 
+def check_seed(seed: int) -> None:
+    """A seed must fit JAX's PRNG keys, which are made from a uint32."""
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"seed must be in [0, 2**32), got {seed}")
+
+
 @dataclasses.dataclass
 class RunConfig(_Checks):
     """What every training run has, whatever the algorithm."""
@@ -167,9 +173,8 @@ class RunConfig(_Checks):
                        "log_every", "frame_stack")
         if self.eval_episodes is not None:
             self._positive("eval_episodes")
-        self._nonneg("eval_every", "seed", "video_every")
-        if self.seed >= 2**32:  # JAX's PRNG keys are made from a uint32
-            raise ConfigError(f"seed must be below 2**32 = {2**32}, got {self.seed}")
+        self._nonneg("eval_every", "video_every")
+        check_seed(self.seed)
         self._one_of("best_metric", self.BEST_METRICS)
 
     def check_whole_env_steps(self) -> None:
