@@ -21,32 +21,21 @@ since a walker's or hopper's first steps (getting up, starting) are the data's r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 
 from common import emit, report_header
 
 
-def discounted_returns(rewards: np.ndarray, ends: np.ndarray, gamma: float):
-    """(returns, steps_to_end): sum_k gamma^k r_{t+k} to the end of each row's episode (rows
-    whose ``ends`` is True close an episode), and how many rows remain in it after row t."""
-    returns = np.zeros(len(rewards), np.float64)
-    to_end = np.zeros(len(rewards), np.int64)
-    following, left = 0.0, 0
-    for t in range(len(rewards) - 1, -1, -1):
-        if ends[t]:
-            following, left = 0.0, 0
-        following = rewards[t] + gamma * following
-        returns[t], to_end[t] = following, left
-        left += 1
-    return returns, to_end
-
-
-def steps_into_episode(ends: np.ndarray) -> np.ndarray:
-    """Each row's index within its episode (0 at the first row after an end)."""
-    starts = np.concatenate([[0], np.flatnonzero(ends[:-1]) + 1])
-    lengths = np.diff(np.concatenate([starts, [len(ends)]]))
-    return np.arange(len(ends)) - np.repeat(starts, lengths)
+def episode_positions(ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(steps into its episode, steps left in it after this row) of every row; rows whose
+    ``ends`` is True close an episode (the last row closes one in any case)."""
+    rows = np.arange(len(ends))
+    last = np.flatnonzero(np.r_[ends[:-1], True])  # each episode's last row
+    first = np.r_[0, last[:-1] + 1]
+    episode = np.searchsorted(last, rows)
+    return rows - first[episode], last[episode] - rows
 
 
 PHASES = ((0, 50), (50, 200), (200, None))  # steps into the episode
@@ -77,20 +66,19 @@ def calibrate(run: str, which: str, rows: int, horizon: int, seed: int) -> dict:
 
     agent, run_cfg, algo_cfg, meta = load_agent(run, which)
     ds = load_dataset(algo_cfg.dataset, run_cfg.env)
-    rewards = ds.rewards.astype(np.float64)
     if getattr(agent, "stats", None) is not None:  # the critic learned the transformed reward
-        rewards = rewards * float(agent.stats.reward_scale) + float(agent.stats.reward_bias)
-    ends = ds.episode_ends | ds.terminals | ds.timeouts
-    returns, to_end = discounted_returns(rewards, ends, algo_cfg.gamma)
-    usable = np.flatnonzero((to_end >= horizon) | ds.terminals[np.minimum(
-        np.arange(len(to_end)) + to_end, len(to_end) - 1)])
+        ds = dataclasses.replace(ds, rewards=ds.rewards * float(agent.stats.reward_scale)
+                                 + float(agent.stats.reward_bias))
+    returns = ds.returns_to_go(algo_cfg.gamma)
+    into, to_end = episode_positions(ds.episode_ends)
+    usable = np.flatnonzero((to_end >= horizon) | ds.terminals[np.arange(len(ds)) + to_end])
     pick = np.random.default_rng(seed).choice(usable, min(rows, len(usable)), replace=False)
     q_data = critic_values(agent, ds.observations[pick], ds.actions[pick])
     q_pi = critic_values(agent, ds.observations[pick], policy_actions(agent, ds.observations[pick]))
     mc = returns[pick]
-    bound = float(rewards.max()) / (1 - algo_cfg.gamma)
+    bound = float(ds.rewards.max()) / (1 - algo_cfg.gamma)
     diff = q_data - mc
-    into = steps_into_episode(ends)[pick]
+    into = into[pick]
     phases = {}
     for lo, hi in PHASES:
         rows_in = (into >= lo) & (into < (hi if hi is not None else np.inf))

@@ -52,8 +52,11 @@ def new_run_dir(runs_dir: str, algo: str, env_id: str, seed: int) -> Path:
 
 
 def check_writable(directory: Path) -> None:
-    """Refuse, before any training, a directory where checkpoints cannot be written."""
+    """Make ``directory`` if it is missing (a resumed run whose checkpoints/ was removed starts
+    over, as one with an empty checkpoints/ does), and refuse, before any training, one where
+    checkpoints cannot be written."""
     try:
+        directory.mkdir(exist_ok=True)
         with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as e:

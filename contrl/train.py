@@ -96,10 +96,6 @@ def launch(algo: str, runs: list, algo_cfg, created: list[Path], make_loop: Call
     with StopFlag() as stop:
         try:
             for run_cfg, run_dir in runs:
-                try:  # a resumed run whose checkpoints/ was removed starts over, as an empty one
-                    (run_dir / "checkpoints").mkdir(exist_ok=True)
-                except OSError:
-                    pass  # check_writable names the problem
                 check_writable(run_dir / "checkpoints")
                 atomic_write_json(run_dir / "config.json", {
                     "algo": algo, "run": C.to_dict(run_cfg), "algo_config": C.to_dict(algo_cfg),

@@ -47,7 +47,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from contrl.data.collect import check_new
+from contrl.data.collect import check_new, check_noise
 from contrl.data.datasets import load_dataset, minari_root, write_minari
 from contrl.envs import make_env
 from contrl.envs.antgoal import MAZE_OBS_KEYS, MazeDriver
@@ -288,8 +288,7 @@ def make_maze_dataset(name: str, reacher: Policy, source: dict, steps: int = 1_0
     if steps <= 0 or episode_steps <= 0 or steps % episode_steps:
         raise ContrlError(f"steps ({steps}) must be a positive multiple of episode_steps "
                           f"({episode_steps})")
-    if not noise >= 0:  # also refuses nan
-        raise ContrlError(f"noise must be a number >= 0, got {noise}")
+    check_noise(noise)
     if num_envs <= 0:
         raise ContrlError(f"num_envs must be positive, got {num_envs}")
     settings = {"dataset": name, "env_id": spec.env_id, "cells": spec.cells, "steps": steps,

@@ -76,8 +76,7 @@ def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: flo
     check_new(name)
     if steps <= 0:
         raise ContrlError(f"steps must be positive, got {steps}")
-    if not noise >= 0:  # also refuses nan
-        raise ContrlError(f"noise must be a number >= 0, got {noise}")
+    check_noise(noise)
     if sample and (agent is None or noise > 0):
         raise ContrlError("sampled actions need a run's policy and no --noise (its own "
                           "distribution is the noise)")
@@ -111,6 +110,12 @@ def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: flo
             f" + N(0, {noise}^2) noise" if noise > 0 else "")
     episodes = rollout_episodes(policy, env_id, steps, seed, num_envs, env_kwargs)
     return _write(name, episodes, env_id, meta, ref_min, ref_max)
+
+
+def check_noise(noise: float) -> None:
+    """Action noise: a number >= 0 (``not noise >= 0`` also refuses nan)."""
+    if not noise >= 0:
+        raise ContrlError(f"noise must be a number >= 0, got {noise}")
 
 
 def check_new(name: str) -> None:
