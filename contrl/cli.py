@@ -3,6 +3,7 @@ dataclasses, so every hyperparameter is a documented flag."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -174,7 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--up-to", type=int, default=None, metavar="STEP",
                     help="use each run's evaluations up to this env step only (runs of "
                     "different lengths compared at equal steps)")
+    for leaf in [*algos.choices.values(), *(p for n, p in sub.choices.items() if n != "train")]:
+        leaf.set_defaults(leaf_parser=leaf)  # an unknown flag is reported with its own usage
     return parser
+
+
+def unknown_flags(leaf: argparse.ArgumentParser, args, extra: list[str]) -> None:
+    """Exit with the usage of the (sub)command that was given ``extra``, not the top level's."""
+    hint = ("; the environment is given without a flag, e.g. `contrl train sac Hopper-v5`"
+            if "--env" in extra and getattr(args, "command", None) == "train" else "")
+    leaf.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
 
 
 def cmd_train(args) -> int:
@@ -217,7 +227,9 @@ def cmd_eval(args) -> int:
     agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)
     seed = run_cfg.seed if args.seed is None else args.seed
     episodes = default_eval_episodes(run_cfg.env) if args.episodes is None else args.episodes
-    result = evaluate(agent, run_cfg.env, episodes, seed, trace=True, **run_cfg.env_kwargs)
+    with episode_bar(episodes) as on_chunk:
+        result = evaluate(agent, run_cfg.env, episodes, seed, trace=True, on_chunk=on_chunk,
+                          **run_cfg.env_kwargs)
     result.update(checkpoint=args.checkpoint, step=meta.get("step"))
     trace = result.pop("trace", None)
     atomic_write_json(os.path.join(args.run_dir, f"eval-{args.checkpoint}.json"), result)
@@ -226,6 +238,23 @@ def cmd_eval(args) -> int:
         atomic_write_bytes(Path(args.run_dir) / f"eval-{args.checkpoint}.png", picture.png)
     print(json.dumps({k: v for k, v in result.items() if k != "returns"}))
     return 0
+
+
+@contextlib.contextmanager
+def episode_bar(episodes: int):
+    """A progress bar (episodes done, time left) for an evaluation of more than one chunk of
+    episodes; yields the ``on_chunk`` callback for ``evaluate`` (None for a short one)."""
+    from contrl.evaluate import EVAL_CHUNK
+    if episodes <= EVAL_CHUNK:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    with Progress("evaluating", BarColumn(), MofNCompleteColumn(), "episodes, eta",
+                  TimeRemainingColumn(), transient=True, console=Console(stderr=True),
+                  disable=not sys.stderr.isatty()) as bar:  # stdout keeps only the result
+        task = bar.add_task("eval", total=episodes)
+        yield lambda done, total: bar.update(task, completed=done)
 
 
 def cmd_list(args) -> int:
@@ -302,13 +331,16 @@ def cmd_datasets(args) -> int:
             continue
         avg = "-" if r["average_return"] is None else f"{r['average_return']:.1f}"
         print(f"  {r['id']:32s} {r['env'] or '?':18s} {r['episodes'] or '?':>6} episodes "
-              f"{r['steps'] or '?':>9} steps {r['size_mb']:8.1f} MB  average return {avg}")
+              f"{r['steps'] or '?':>9} steps {r['size_mb']:8.1f} MB  average return {avg}"
+              + (f"  (a copy: its metadata names {r['metadata_id']})" if "metadata_id" in r else ""))
     return 0
 
 
 def cmd_sweep(args) -> int:
     from contrl.sweep import sweep
 
+    if args.steps is not None and any(s.split("=")[0].strip() == "steps" for s in args.set):
+        raise ContrlError("steps is given twice (--steps and --set steps=...): give one")
     sets = list(args.set) + ([f"steps={args.steps}"] if args.steps is not None else [])
     out = sweep(_split(args.algos), _split(args.envs), args.seeds, sets, args.dir, args.jobs,
                 args.cores_per_run, not args.no_preset, args.ray, not args.no_progress,
@@ -401,7 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     except ContrlError as e:
         print(f"contrl: error: {e}", file=sys.stderr)
         return 2
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    leaf = vars(args).pop("leaf_parser", parser)  # not an option of the command
+    if extra:
+        unknown_flags(leaf, args, extra)
     try:
         return {"train": cmd_train, "eval": cmd_eval, "list": cmd_list, "collect": cmd_collect,
                 "make-dataset": cmd_make_dataset, "datasets": cmd_datasets, "sweep": cmd_sweep,

@@ -34,10 +34,14 @@ class MazeTrace(NamedTuple):
     turned_over_at: np.ndarray | None = None  # (episodes,) first step on its back (-1: never); None: no ant
 
 
+EVAL_CHUNK = 100  # episodes stepped in lockstep at most (a larger evaluation runs in chunks)
+
+
 def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, trace: bool = False,
-             **env_kwargs) -> dict:
+             on_chunk=None, **env_kwargs) -> dict:
     """Run ``episodes`` episodes in lockstep (one env each, so the policy is called once per
-    step for all of them), carrying the policy's state through each episode. Episode ``i`` is
+    step for all of them; more than ``EVAL_CHUNK`` run that many at a time), carrying the
+    policy's state through each episode. Episode ``i`` is
     seeded ``seed + EVAL_SEED_OFFSET + i``, so every evaluation of a run sees the same start
     states. When the env reports success, the result has ``success_rate`` (an episode
     succeeds if it reached the goal at any step) with its 95% interval, and the steps each
@@ -47,9 +51,52 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, trace: bool 
     horizon: it cannot get up again), and ``turned_over_failures``, that share among the
     failures. ``trace`` on a maze: the result's ``trace``
     is a ``MazeTrace`` (the agent's x-y at every step; not JSON, pop it before writing).
+    ``on_chunk(done, episodes)`` is called after each chunk (a progress bar).
     ``env_kwargs``: how the env is made (``contrl.envs.make_env``'s keyword arguments, as in
     training)."""
-    pool = EnvPool(env_id, episodes, seed + EVAL_SEED_OFFSET, **env_kwargs)
+    chunks = []
+    for first in range(0, episodes, EVAL_CHUNK):
+        n = min(EVAL_CHUNK, episodes - first)
+        chunks.append(_run_episodes(policy, env_id, n, seed + EVAL_SEED_OFFSET + first, trace,
+                                    env_kwargs))
+        if on_chunk is not None:
+            on_chunk(first + n, episodes)
+    returns, lengths, first_success, success, turned_at = (
+        np.concatenate([c[k] for c in chunks])
+        for k in ("returns", "lengths", "first_success", "success", "turned_at"))
+    ant = env_id.startswith("AntMaze_")
+    result = {
+        "mean_return": float(returns.mean()),
+        "std_return": float(returns.std()),
+        "episodes": episodes,
+        "mean_length": float(lengths.mean()),
+        "returns": [float(r) for r in returns],
+    }
+    if any(c["reports_success"] for c in chunks):
+        result["success_rate"] = float(success.mean())
+        result["success_interval"] = list(wilson_interval(int(success.sum()), episodes))
+        result["successes"] = [bool(s) for s in success]
+        reached = first_success[first_success >= 0]
+        result["mean_steps_to_goal"] = float(reached.mean()) if reached.size else None
+        result["steps_to_goal"] = [int(n) if n >= 0 else None for n in first_success]
+    if ant:
+        turned = turned_at >= 0
+        result["turned_over_rate"] = float(turned.mean())
+        result["turned_over_failures"] = (float(turned[~success].mean()) if (~success).any()
+                                          else None)
+    if chunks[0]["paths"] is not None:
+        result["trace"] = MazeTrace(chunks[0]["geometry"], [p for c in chunks for p in c["paths"]],
+                                    np.concatenate([c["goals"] for c in chunks]), success.copy(),
+                                    turned_at.copy() if ant else None)
+    return result
+
+
+def _run_episodes(policy: Policy, env_id: str, episodes: int, seed: int, trace: bool,
+                  env_kwargs: dict) -> dict:
+    """``episodes`` episodes in lockstep, the ``i``-th seeded ``seed + i``: per-episode arrays
+    (return, length, first step at the goal, success, first step turned over) and, with
+    ``trace`` on a maze, the paths, goals and the maze's geometry."""
+    pool = EnvPool(env_id, episodes, seed, **env_kwargs)
     obs = pool.obs.copy()
     carry = policy.initial_carry(episodes)
     returns = np.zeros(episodes)
@@ -74,30 +121,12 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, trace: bool 
             if ant and turned_at[i] < 0 and turned_over(pool.envs[i]):
                 turned_at[i] = lengths[i]
             active[i] = not (term or trunc)
-    success = pool.episode_success
-    result = {
-        "mean_return": float(returns.mean()),
-        "std_return": float(returns.std()),
-        "episodes": episodes,
-        "mean_length": float(lengths.mean()),
-        "returns": [float(r) for r in returns],
-    }
-    if pool.reports_success:
-        result["success_rate"] = float(success.mean())
-        result["success_interval"] = list(wilson_interval(int(success.sum()), episodes))
-        result["successes"] = [bool(s) for s in success]
-        reached = first_success[first_success >= 0]
-        result["mean_steps_to_goal"] = float(reached.mean()) if reached.size else None
-        result["steps_to_goal"] = [int(n) if n >= 0 else None for n in first_success]
-    if ant:
-        turned = turned_at >= 0
-        result["turned_over_rate"] = float(turned.mean())
-        result["turned_over_failures"] = (float(turned[~success].mean()) if (~success).any()
-                                          else None)
+    out = {"returns": returns, "lengths": lengths, "first_success": first_success,
+           "success": pool.episode_success.copy(), "turned_at": turned_at,
+           "reports_success": pool.reports_success, "paths": None}
     if paths is not None:
-        result["trace"] = MazeTrace(MazeGeometry.of_env(pool.envs[0]),
-                                    [np.array(p) for p in paths],
-                                    np.array([goal_xy(e) for e in pool.envs]), success.copy(),
-                                    turned_at.copy() if ant else None)
+        out.update(paths=[np.array(p) for p in paths],
+                   goals=np.array([goal_xy(e) for e in pool.envs]),
+                   geometry=MazeGeometry.of_env(pool.envs[0]))
     pool.close()
-    return result
+    return out

@@ -395,6 +395,10 @@ def sweep(algos: list[str], envs: list[str], seeds: str, sets: list[str], sweep_
     if use_ray and vmap_seeds:
         raise ContrlError("--vmap-seeds trains seeds together in local processes; through Ray "
                           "every seed is its own trial (drop --vmap-seeds)")
+    n_cores = len(os.sched_getaffinity(0))
+    if not use_ray and cores_per_run > n_cores:  # a Ray cluster's nodes may have more
+        raise C.ConfigError(f"cores_per_run ({cores_per_run}) is more than the {n_cores} "
+                            "cores this process may use")
     together = set() if use_ray else vmapped_cells(trials, vmap_seeds, use_preset)
     spec = {"algos": algos, "envs": envs, "seeds": seed_list,
             "sets": [[n, v] for n, v in parsed if n != "steps"], "preset": use_preset,
@@ -413,7 +417,6 @@ def sweep(algos: list[str], envs: list[str], seeds: str, sets: list[str], sweep_
         codes = run_with_ray(root, todo, cores_per_run, jobs)
         summary["logs"] = {t.name: str(root / "logs" / f"{t.name}.log") for t in todo}
     else:
-        n_cores = len(os.sched_getaffinity(0))
         jobs = jobs or max(1, n_cores // cores_per_run)
         runner = LocalRunner(root, jobs, cores_per_run, show)
         planned = plan_jobs(root, todo, together)

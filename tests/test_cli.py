@@ -29,6 +29,21 @@ def test_unknown_flag_is_rejected():
                            "--bogus", "1"], capture_output=True, text=True)
     assert proc.returncode == 2 and "unrecognized arguments: --bogus" in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert "contrl train sac: error" in proc.stderr  # the subcommand's usage, not contrl's
+
+
+@pytest.mark.parametrize("argv, usage, msg", [
+    (["train", "sac", "--env", "Hopper-v5"], "usage: contrl train sac",
+     "unrecognized arguments: --env; the environment is given without a flag"),
+    (["eval", "run", "--n-episodes", "3"], "usage: contrl eval",
+     "unrecognized arguments: --n-episodes 3"),
+    (["datasets", "--all"], "usage: contrl datasets", "unrecognized arguments: --all"),
+])
+def test_unknown_flag_names_its_subcommand(argv, usage, msg, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(usage) and msg in err
 
 
 def test_help_shows_documented_hyperparameters():

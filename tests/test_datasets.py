@@ -1,4 +1,6 @@
 """Datasets: Minari round trip, Minari DataCollector datasets, D4RL-style HDF5, bad input."""
+import shutil
+
 import gymnasium as gym
 import h5py
 import numpy as np
@@ -195,6 +197,11 @@ def test_datasets_with_unreadable_metadata_are_listed_with_the_problem(minari_di
     assert "not a Minari metadata object" in rows["list-v0"]["problem"]
     assert "not valid JSON" in rows["broken-v0"]["problem"]
     assert "'contrl' entry is not an object" in rows["entry-v0"]["problem"]
+    shutil.copytree(minari_dir / "pendulum-ok-v0", minari_dir / "pendulum-copy-v0")
+    rows = {r["id"]: r for r in list_datasets()}  # listed by the folder that loads it
+    assert rows["pendulum-copy-v0"]["metadata_id"] == "pendulum-ok-v0"
+    assert "metadata_id" not in rows["pendulum-ok-v0"]
+    assert len(load_dataset("pendulum-copy-v0")) == 200
 
 
 def test_dmc_dataset_keeps_its_reference_scores(minari_dir):

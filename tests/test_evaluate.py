@@ -60,6 +60,22 @@ def test_maze_evaluation_counts_steps_to_the_goal_and_traces_paths():
     assert "turned_over_rate" not in result and trace.turned_over_at is None  # no ant
 
 
+def test_a_large_evaluation_runs_in_chunks_with_the_same_episodes(monkeypatch):
+    import contrl.evaluate as E
+    policy = Steer(WaypointPlanner(MazeGeometry.of_env(make_env("PointMaze_UMaze-v3"))))
+    whole = evaluate(policy, "PointMaze_UMaze-v3", 3, seed=0, trace=True)
+    monkeypatch.setattr(E, "EVAL_CHUNK", 2)  # episodes 0-1, then 2: each seeded as before
+    seen = []
+    chunked = evaluate(policy, "PointMaze_UMaze-v3", 3, seed=0, trace=True,
+                       on_chunk=lambda done, total: seen.append((done, total)))
+    assert seen == [(2, 3), (3, 3)]
+    for key in ("returns", "successes", "steps_to_goal", "success_interval", "mean_length"):
+        assert chunked[key] == whole[key]
+    a, b = chunked.pop("trace"), whole.pop("trace")
+    assert len(a.paths) == 3 and all(np.array_equal(p, q) for p, q in zip(a.paths, b.paths))
+    np.testing.assert_array_equal(a.goals, b.goals)
+
+
 def test_turned_over_detects_an_ant_on_its_back():
     env = make_env("AntMaze_UMaze-v5")
     env.reset(seed=0)

@@ -583,8 +583,10 @@ def _read_metadata(data: Path) -> dict:
 
 
 def list_datasets() -> list[dict]:
-    """Local Minari datasets: id, episodes, steps, size in MB, average episode return; a
-    dataset whose metadata cannot be read is listed by its folder with the ``problem``."""
+    """Local Minari datasets: id (its folder under the root, which is what loads it),
+    episodes, steps, size in MB, average episode return, and ``metadata_id`` where the
+    metadata names another id (a copied folder); a dataset whose metadata cannot be read is
+    listed by its folder with the ``problem``."""
     root = minari_root()
     rows = []
     if not root.is_dir():
@@ -595,13 +597,15 @@ def list_datasets() -> list[dict]:
         try:
             meta = _read_metadata(meta_path.parent)
         except (OSError, DatasetError) as e:  # listed, with why it cannot be read
-            rows.append({"id": meta_path.parent.parent.name, "path": str(meta_path.parent.parent),
+            rows.append({"id": meta_path.parent.parent.relative_to(root).as_posix(), "path": str(meta_path.parent.parent),
                          "problem": str(e)})
             continue
         extra = meta.get("contrl", {})
         size = sum(p.stat().st_size for p in meta_path.parent.iterdir()
                    if p.is_file() and p.name != CACHE_NAME and not p.name.startswith("."))
-        rows.append({"id": meta.get("dataset_id", meta_path.parent.parent.name),
+        folder_id = meta_path.parent.parent.relative_to(root).as_posix()  # what loads it
+        named = meta.get("dataset_id", folder_id)
+        rows.append({"id": folder_id, **({"metadata_id": named} if named != folder_id else {}),
                      "episodes": meta.get("total_episodes"), "steps": meta.get("total_steps"),
                      "size_mb": size / 2**20, "average_return": extra.get("average_return"),
                      "env": extra.get("env_id") or _spec_id(meta.get("env_spec")),
