@@ -72,9 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "MINARI_DATASETS_PATH, default ~/.minari/datasets).")
     co.add_argument("run_dir", nargs="?", help="run whose policy acts (omit with --random)")
     co.add_argument("--name", required=True, help="dataset id, e.g. hopper-expert-v0")
-    co.add_argument("--steps", type=int, default=1_000_000, help="transitions to collect")
-    co.add_argument("--noise", type=float, default=0.0,
-                    help="std of Gaussian noise added to the policy's actions")
+    co.add_argument("--steps", type=int, default=None, help="transitions to collect "
+                    "(default 1000000)")
+    co.add_argument("--noise", type=float, default=None,
+                    help="std of Gaussian noise added to the policy's actions (default 0)")
     co.add_argument("--sample", action="store_true",
                     help="draw the actions from the policy's own distribution (SAC: its "
                          "tanh-Gaussian) instead of taking its mode, as D4RL's datasets did")
@@ -279,10 +280,36 @@ def cmd_list(args) -> int:
     return 0
 
 
+def check_collect_flags(args) -> None:
+    """Refuse flags that the chosen way of collecting would ignore."""
+    given = {"a run directory": args.run_dir is not None, "--random": args.random,
+             "--env": args.env is not None, "--steps": args.steps is not None,
+             "--noise": args.noise is not None, "--sample": args.sample,
+             "--checkpoint": args.checkpoint is not None, "--ref-from": args.ref_from is not None,
+             "--from-buffer": args.from_buffer}
+    if args.concat:
+        mode, unused = "--concat joins datasets as they are", list(given)
+    elif args.from_buffer:
+        mode, unused = "--from-buffer writes the run's buffer as it is", [
+            "--random", "--env", "--steps", "--noise", "--sample"]
+    elif args.random:
+        mode, unused = "--random acts uniformly at random", [
+            "a run directory", "--noise", "--sample", "--checkpoint"]
+    else:
+        return
+    ignored = [flag for flag in unused if given[flag]]
+    if ignored:
+        raise ContrlError(f"{mode}: {', '.join(ignored)} would be ignored")
+
+
 def cmd_collect(args) -> int:
-    from contrl.data.collect import concat
+    from contrl.data.collect import check_noise, concat
     from contrl.rundir import collect_run, export_run_buffer
 
+    C.check_seed(args.seed)
+    if args.noise is not None:
+        check_noise(args.noise)
+    check_collect_flags(args)
     if args.concat:
         print(json.dumps(concat(args.concat, args.name)))
         return 0
@@ -296,7 +323,8 @@ def cmd_collect(args) -> int:
         raise ContrlError("give a run directory whose policy collects, or --random --env ENV")
     if args.num_envs <= 0:
         raise C.ConfigError(f"num_envs must be positive, got {args.num_envs}")
-    out = collect_run(None if args.random else args.run_dir, args.name, args.steps, args.noise,
+    steps = 1_000_000 if args.steps is None else args.steps
+    out = collect_run(None if args.random else args.run_dir, args.name, steps, args.noise or 0.0,
                       args.env, args.seed, args.checkpoint or "best", args.num_envs,
                       ref_from=args.ref_from, sample=args.sample)
     print(json.dumps(out))
@@ -400,6 +428,7 @@ def cmd_video(args) -> int:
 def cmd_report(args) -> int:
     from contrl.report import report
 
+    C.check_seed(args.seed)  # the bootstrap's
     out = report(args.dirs, args.out, args.reps, args.seed, args.pick, not args.no_figures,
                  step=args.up_to)
     where = args.out or args.dirs[0]

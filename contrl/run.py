@@ -343,3 +343,15 @@ class RateMeter:
         rate = (step - self._step) / max(t - self._t, 1e-9)
         self._t, self._step = t, step
         return rate
+
+
+def saved_step(run_dir: Path) -> int:
+    """The step of a run's latest checkpoint (0 if it has none, or an unreadable one: resume
+    reports that)."""
+    latest = Path(run_dir) / "checkpoints" / "latest.ckpt"
+    if latest.is_file():
+        try:
+            return Checkpoint(latest).meta.get("step", 0)
+        except ContrlError:
+            pass
+    return 0

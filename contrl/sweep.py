@@ -24,7 +24,7 @@ from contrl.errors import ContrlError
 from contrl.loops.common import StopFlag
 from contrl.loops.vmap_seeds import check_vmappable
 from contrl.registry import resolve_algo
-from contrl.run import Checkpoint, atomic_write_json
+from contrl.run import atomic_write_json, saved_step
 from contrl.resolve import build_configs, parse_seeds
 
 SWEEP_FILE = "sweep.json"
@@ -204,18 +204,6 @@ def grid_of(spec: dict) -> dict:
 def spec_hash(spec: dict) -> str:
     """Eight hex digits naming a sweep by what it runs."""
     return hashlib.sha1(json.dumps(grid_of(spec), sort_keys=True).encode()).hexdigest()[:8]
-
-
-def saved_step(run_dir: Path) -> int:
-    """The step of a run's latest checkpoint (0 if it has none, or an unreadable one: resume
-    reports that)."""
-    latest = run_dir / "checkpoints" / "latest.ckpt"
-    if latest.is_file():
-        try:
-            return Checkpoint(latest).meta.get("step", 0)
-        except ContrlError:
-            pass
-    return 0
 
 
 def status(run_dir: Path, steps: int) -> str:

@@ -18,7 +18,7 @@ from contrl.loops.vmap_seeds import SeedGroup, check_vmappable
 from contrl.registry import resolve_algo
 from contrl.resolve import build_configs, split_overrides  # noqa: F401 (also this module's API)
 from contrl.run import (atomic_write_json, check_writable, new_run_dir, read_run_config,
-                        remove_stale_temporaries)
+                        remove_stale_temporaries, saved_step)
 
 # the training loop of each kind of algorithm
 LOOPS = {
@@ -62,16 +62,23 @@ def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Pat
     run_cfg.validate()
     algo_cfg.validate()
     algo_cfg.check_run(run_cfg)
+    done = saved_step(run_dir)
+    if "steps" in run_over and run_cfg.steps < done:
+        raise ContrlError(f"{run_dir} is already at step {done}, past --steps {run_cfg.steps}: "
+                          f"give --steps above {done} to train it further (the run is unchanged)")
     remove_stale_temporaries(run_dir)
     return run_cfg, algo_cfg
 
 
 def open_run_dir(run_cfg, algo: str, run_dir: str | None) -> tuple[Path, Path | None]:
     """A new run's directory (``run_dir``, new or empty, or a fresh one under runs_dir) and
-    the directory this created (None if it existed), for removal if the start fails."""
+    the directory this created (None if it existed), for removal if the start fails: the
+    run's own, or the topmost folder of runs_dir that did not exist before."""
     if run_dir is None:
-        created = new_run_dir(run_cfg.runs_dir, algo, run_cfg.env, run_cfg.seed)
-        return created, created
+        root = Path(run_cfg.runs_dir).absolute()
+        missing = [p for p in (root, *root.parents) if not p.exists()]
+        path = new_run_dir(run_cfg.runs_dir, algo, run_cfg.env, run_cfg.seed)
+        return path, (missing[-1] if missing else path)
     path = Path(run_dir)
     if path.exists() and any(path.iterdir()):
         raise ContrlError(f"{path} already exists and is not empty")

@@ -3,12 +3,14 @@ fresh goal once one is reached, the flat layout with its metadata, resuming a co
 import numpy as np
 import pytest
 
+from contrl.config import ConfigError
 from contrl.data.antmaze import (DATASETS, TURNED_OVER_STEPS, _Episode, cell_sets,
                                  make_maze_dataset)
 from contrl.data.datasets import dataset_metadata, load_dataset
 from contrl.envs import known_env_ids, make_env
 from contrl.envs.antgoal import MAZE_OBS_KEYS
 from contrl.envs.maze import upright
+from contrl.errors import ContrlError
 from contrl.policy import Stateless
 
 
@@ -78,6 +80,14 @@ def test_dataset_layout_rewards_timeouts_and_exact_resume(minari, tmp_path, monk
     straight = load_dataset("antmaze-umaze-v0")
     np.testing.assert_array_equal(ds.observations, straight.observations)
     np.testing.assert_array_equal(ds.actions, straight.actions)
+
+
+@pytest.mark.parametrize("kw, msg", [({"seed": -1}, r"seed must be in \[0, 2\*\*32\)"),
+                                     ({"episode_steps": 0}, "episode_steps must be positive")])
+def test_bad_collection_settings_are_refused_before_anything_is_written(minari, kw, msg):
+    with pytest.raises((ContrlError, ConfigError), match=msg):
+        make_maze_dataset("antmaze-umaze-v0", Still(), {"run": "test"}, steps=120, **kw)
+    assert not minari.exists() or not any(minari.iterdir())
 
 
 def test_play_and_diverse_cells():

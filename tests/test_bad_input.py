@@ -10,14 +10,16 @@ import pytest
 from contrl.cli import main
 
 
-def _h5(path, **replace):
-    """A small valid D4RL-style Pendulum file, with some members replaced (None: dropped)."""
+def _h5(path, attrs=None, **replace):
+    """A small valid D4RL-style Pendulum file, with some members replaced (None: dropped) and
+    ``attrs`` set on the file."""
     n = 8
     arrays = {"observations": np.zeros((n, 3), np.float32), "actions": np.zeros((n, 1), np.float32),
               "rewards": np.zeros(n, np.float32), "terminals": np.zeros(n, bool),
               "timeouts": np.eye(1, n, n - 1, dtype=bool)[0]}
     arrays.update(replace)
     with h5py.File(path, "w") as f:
+        f.attrs.update(attrs or {})
         for k, v in arrays.items():
             if isinstance(v, dict):
                 g = f.create_group(k)
@@ -78,6 +80,14 @@ def files(tmp_path):
             return _h5(d / "i.hdf5", observations=obs)
         if name == "h5":
             return _h5(d / "ok.hdf5")
+        if name == "rewards_2col_h5":
+            return _h5(d / "r2.hdf5", rewards=np.zeros((8, 2), np.float32))
+        if name == "next_obs_7_h5":
+            return _h5(d / "n7.hdf5", next_observations=np.zeros((8, 7), np.float32))
+        if name == "half_terminal_h5":
+            return _h5(d / "ht.hdf5", terminals=np.full(8, 0.5, np.float32))
+        if name == "other_env_h5":  # recorded in another env with the same shapes
+            return _h5(d / "oe.hdf5", attrs={"env_id": "MountainCarContinuous-v0"})
         if name == "no_ends_h5":  # neither terminals nor timeouts: one seeming episode
             return _h5(d / "b.hdf5", timeouts=np.zeros(8, bool))
         if name == "missing_h5":
@@ -293,6 +303,32 @@ CASES = [
     (["video", "{run_missing_keys}", "--out", "clip.avi"], "must end in .mp4 or .gif"),
     (["video", "{run_missing_keys}", "--max-steps", "0"], "max_steps must be positive, got 0"),
     (["video", "{run_missing_keys}", "--out", "{clip_under_a_file}"], "a folder on its path is a file"),
+    # datasets whose content does not fit, flags that would be ignored (session 30's sweep)
+    (["train", "iql", "Pendulum-v1", "--dataset", "{rewards_2col_h5}"],
+     "rewards has shape (8, 2); expected (8,), one value per row"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "{next_obs_7_h5}"],
+     "next_observations have 7 numbers a row, observations 3"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "{half_terminal_h5}"],
+     "terminals must be booleans (0 or 1), found 0.5"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "{other_env_h5}"],
+     "oe.hdf5 was collected in MountainCarContinuous-v0, not Pendulum-v1"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "{h5}", "--action-repeat", "2"],
+     "ok.hdf5 was collected with action_repeat 1; this run has 2"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "{h5}", "--online-steps", "100", "--num-envs", "3"],
+     "online_steps (100) must be a multiple of num_envs (3)"),
+    (["train", "sac", "Pendulum-v1", "--dataset", "{h5}"],
+     "--dataset is only read with --offline-ratio above 0"),
+    (["report", "{empty_dir}", "--seed", "-1"], "seed must be in [0, 2**32)"),
+    (["collect", "--random", "--env", "Pendulum-v1", "--seed", "-1", "--name", "x-v0"],
+     "seed must be in [0, 2**32)"),
+    (["collect", "--random", "--env", "Pendulum-v1", "--noise", "0.5", "--name", "x-v0"],
+     "--random acts uniformly at random: --noise would be ignored"),
+    (["collect", "{run_pendulum}", "--concat", "a-v0", "b-v0", "--name", "x-v0"],
+     "--concat joins datasets as they are: a run directory would be ignored"),
+    (["collect", "{run_pendulum}", "--from-buffer", "--steps", "50", "--name", "x-v0"],
+     "--from-buffer writes the run's buffer as it is: --steps would be ignored"),
+    (["collect", "--concat", "a-v0", "a-v0", "--name", "x-v0"], "--concat names a-v0 twice"),
+    (["collect", "--concat", "{h5}", "--name", "x-v0"], "cannot tell which env"),
 ]
 
 
@@ -310,7 +346,7 @@ def test_bad_input(argv, msg, files, tmp_path, capsys, monkeypatch):
     assert code != 0
     assert msg in err, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err and err.startswith("contrl: error:")
-    assert not (runs.exists() and any(runs.iterdir())), "a run directory was left behind"
+    assert not runs.exists(), "a run directory (or the runs folder it made) was left behind"
     assert not (minari.exists() and any(minari.iterdir())), "a dataset was left behind"
     assert {p for p in tmp_path.rglob("*")} <= before | {runs, minari}
 

@@ -5,8 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from contrl.data.collect import concat, rollout_episodes
-from contrl.data.datasets import load_dataset
+from contrl.data.collect import _marked_episodes, concat, rollout_episodes
+from contrl.data.datasets import dataset_metadata, load_dataset
 from contrl.errors import ContrlError
 from contrl.rundir import collect_run, export_run_buffer
 
@@ -76,6 +76,25 @@ def test_replay_buffer_export_and_concat(pendulum_expert, pendulum_dataset, tmp_
     assert both["steps"] == len(mixed) == 30_000
     np.testing.assert_array_equal(mixed.observations[:10_000], replay.observations)
     assert mixed.ref_min_score == replay.ref_min_score
+
+
+def test_concat_keeps_the_average_of_complete_episodes(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    # 2 envs x 250 steps of 200-step Pendulum episodes: 2 complete, 2 cut at 50 by the budget
+    src = collect_run(None, "pend-rand-v0", 500, env_id="Pendulum-v1", num_envs=2, seed=1)
+    assert dataset_metadata("pend-rand-v0")["contrl"]["cut_episodes"] != []
+    out = concat(["pend-rand-v0"], "pend-again-v0")
+    assert out["average_return"] == pytest.approx(src["average_return"])
+    # a dataset made before contrl kept the record: the env's time limit tells
+    ds = load_dataset("pend-rand-v0")
+    ds.metadata.pop("cut_episodes")
+    assert [bool(e.get("cut")) for e in _marked_episodes(ds)] == \
+        [len(e["rewards"]) < 200 for e in ds.episodes()]
+    # references of another env's dataset are refused
+    collect_run(None, "ip-rand-v0", 100, env_id="InvertedPendulum-v5", num_envs=1)
+    with pytest.raises(ContrlError, match="--ref-from ip-rand-v0: its reference scores are "
+                       "InvertedPendulum-v5's, not Pendulum-v1's"):
+        collect_run(None, "pend-refs-v0", 100, env_id="Pendulum-v1", ref_from="ip-rand-v0")
 
 
 def test_sampled_dataset_draws_from_the_policy_distribution(pendulum_expert, tmp_path, monkeypatch):

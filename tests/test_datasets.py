@@ -204,6 +204,22 @@ def test_datasets_with_unreadable_metadata_are_listed_with_the_problem(minari_di
     assert len(load_dataset("pendulum-copy-v0")) == 200
 
 
+def test_a_dataset_of_another_env_is_refused_by_name(minari_dir):
+    # same shapes (2-dim observations, 1-dim actions), another environment: named as such,
+    # before any question of action units
+    eps = rollout_episodes(RandomPolicy(1, 0), "MountainCarContinuous-v0", 50, seed=0)
+    write_minari("mcc-rand-v0", eps, "MountainCarContinuous-v0", {})
+    with pytest.raises(DatasetError, match="dataset mcc-rand-v0 was collected in "
+                       "MountainCarContinuous-v0, not Pendulum-P-v1"):
+        load_dataset("mcc-rand-v0", "Pendulum-P-v1")
+    assert len(load_dataset("mcc-rand-v0", "MountainCarContinuous-v0")) == 50
+    # versions and variants of one environment are the same environment
+    from contrl.data.datasets import env_family
+    assert env_family("Hopper-v5") == env_family("hopper-medium-v2") == env_family("Hopper-P-v5")
+    assert env_family("AntMaze_UMaze_D4RL-v5") == env_family("AntMaze_Medium_Fixed-v5")
+    assert env_family("dmc:walker-walk") == env_family("dmc:walker-run") != env_family("Walker2d-v5")
+
+
 def test_dmc_dataset_keeps_its_reference_scores(minari_dir):
     # Minari stores reference scores only for gymnasium envs; contrl keeps its own copy
     eps = rollout_episodes(RandomPolicy(1, 0), "dmc:cartpole-balance", 30, seed=0)

@@ -1,9 +1,11 @@
 """The offline loop: exact resume, the online phase, refusal without a dataset."""
 import csv
+from pathlib import Path
 
 import pytest
 
 from contrl.config import ConfigError
+from contrl.errors import ContrlError
 from contrl.run import Checkpoint
 from contrl.train import train
 
@@ -57,5 +59,8 @@ def test_a_run_whose_checkpoints_folder_was_removed_resumes_from_the_start(pendu
     again = train("bc", None, {"steps": 200}, resume=out["run_dir"])
     assert again["step"] == 200
     assert Checkpoint(f"{out['run_dir']}/checkpoints/latest.ckpt").meta["step"] == 200
-    assert train("bc", None, {"steps": 100}, resume=out["run_dir"])["step"] == 200
-    assert "already at step 200, past --steps 100: nothing to train" in capsys.readouterr().err
+    config = (Path(out["run_dir"]) / "config.json").read_text()
+    with pytest.raises(ContrlError, match="already at step 200, past --steps 100: give --steps "
+                       r"above 200 to train it further \(the run is unchanged\)"):
+        train("bc", None, {"steps": 100}, resume=out["run_dir"])
+    assert (Path(out["run_dir"]) / "config.json").read_text() == config  # steps still 200

@@ -119,6 +119,7 @@ class OffPolicyConfig(AlgoConfig):
     LOOP_FIELDS = ("batch_size", "buffer_size", "gamma", "n_step", "learning_starts",
                    "random_warmup", "utd_ratio", "update_every", "dataset", "offline_ratio",
                    "dataset_action_units")
+    READS_DATASET_ALONE = False  # True where dataset is used without offline_ratio
 
     def validate(self) -> None:
         self._in_range("lr", 0.0, 1.0, low_open=True)
@@ -159,11 +160,18 @@ class OffPolicyConfig(AlgoConfig):
                               f"{self.update_every} * {num_envs} = {k:g}")
         return int(round(k))
 
-    def check_run(self, run) -> None:
+    def check_env_steps(self, run) -> None:
+        """Refuse env steps that the envs cannot share out evenly."""
         run.check_whole_env_steps()
+
+    def check_run(self, run) -> None:
+        self.check_env_steps(run)
         self.updates_per_call(run.num_envs)
         if self.offline_ratio > 0 and not self.dataset:
             raise ConfigError("offline_ratio needs --dataset")
+        if self.dataset and self.offline_ratio == 0 and not self.READS_DATASET_ALONE:
+            raise ConfigError("--dataset is only read with --offline-ratio above 0 (the share of "
+                              "every batch drawn from it, e.g. 0.5): give both, or neither")
         if self.buffer_size < 2 * run.num_envs:
             raise ConfigError("buffer_size must hold at least two rows per env")
 

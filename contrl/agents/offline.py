@@ -48,6 +48,7 @@ class OfflineConfig(OffPolicyConfig):
 
     LOOP_FIELDS = OffPolicyConfig.LOOP_FIELDS + ("dataset_size", "normalize_obs",
                                                   "reward_normalization", "steps_per_call")
+    READS_DATASET_ALONE = True
 
     def validate(self) -> None:
         super().validate()
@@ -56,6 +57,12 @@ class OfflineConfig(OffPolicyConfig):
         if self.reward_normalization not in REWARD_NORMALIZATIONS:
             raise ConfigError(f"reward_normalization must be one of "
                               f"{', '.join(REWARD_NORMALIZATIONS)}, got '{self.reward_normalization}'")
+
+    def check_env_steps(self, run) -> None:
+        """Steps count gradient steps here; the env steps are the online phase's."""
+        if self.online_steps % run.num_envs:
+            raise ConfigError(f"online_steps ({self.online_steps}) must be a multiple of "
+                              f"num_envs ({run.num_envs}): each step steps every env once")
 
     def check_run(self, run) -> None:
         if not self.dataset:

@@ -34,6 +34,7 @@ class SeededSACConfig(SACConfig):
     """Imitation-seeded SAC hyperparameters (SAC's, plus how the seeding is done)."""
 
     RETIRED = ("seed_with_dataset", "seed_log_std")
+    READS_DATASET_ALONE = True
     PATH_FIELDS = SACConfig.PATH_FIELDS + ("seed_from",)
 
     seed_from: str = ""

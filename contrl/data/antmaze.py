@@ -47,6 +47,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from contrl.config import check_seed
 from contrl.data.collect import check_new, check_noise
 from contrl.data.datasets import load_dataset, minari_root, write_minari
 from contrl.envs import make_env
@@ -285,7 +286,10 @@ def make_maze_dataset(name: str, reacher: Policy, source: dict, steps: int = 1_0
     calling again)."""
     spec = dataset_spec(name)
     check_new(name)
-    if steps <= 0 or episode_steps <= 0 or steps % episode_steps:
+    if episode_steps <= 0:
+        raise ContrlError(f"episode_steps must be positive, got {episode_steps}")
+    check_seed(seed)  # before any part of the collection is written
+    if steps <= 0 or steps % episode_steps:
         raise ContrlError(f"steps ({steps}) must be a positive multiple of episode_steps "
                           f"({episode_steps})")
     check_noise(noise)

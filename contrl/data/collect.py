@@ -6,7 +6,7 @@ import sys
 import numpy as np
 
 from contrl.data.datasets import (check_name, dataset_metadata, load_dataset, minari_root,
-                                  write_minari)
+                                  recorded_env, same_env_family, write_minari)
 from contrl.data.replay import ReplayBuffer
 from contrl.envs import EnvPool
 from contrl.envs.make import raw_action_space
@@ -80,11 +80,13 @@ def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: flo
     if sample and (agent is None or noise > 0):
         raise ContrlError("sampled actions need a run's policy and no --noise (its own "
                           "distribution is the noise)")
-    refs = reference_scores(ref_from) if ref_from else None
+    refs = reference_scores(ref_from, env_id) if ref_from else None
     env_kwargs = env_kwargs or {}
     meta: dict = {"noise": noise, "sampled": sample, "seed": seed, **(source or {})}
     if env_kwargs.get("obs_keys"):
         meta["obs_keys"] = list(env_kwargs["obs_keys"])  # how dict observations were flattened
+    if env_kwargs.get("action_repeat", 1) > 1:
+        meta["action_repeat"] = env_kwargs["action_repeat"]  # a row is that many env steps
     action_dim = raw_action_space(env_id).shape[0]
     if refs is None:
         rand = RandomPolicy(action_dim, seed + 7)
@@ -127,6 +129,7 @@ def check_new(name: str) -> None:
 def _write(name, episodes, env_id, meta, ref_min, ref_max) -> dict:
     complete = [float(np.sum(e["rewards"])) for e in episodes if not e.get("cut")]
     meta["average_return"] = float(np.mean(complete)) if complete else None
+    meta["cut_episodes"] = [i for i, e in enumerate(episodes) if e.get("cut")]  # for concat
     path = write_minari(name, episodes, env_id, meta, ref_min, ref_max)
     load_dataset(path, env_id)  # builds the flat copy that makes later loads fast
     return {"name": name, "path": str(path), "episodes": len(episodes),
@@ -135,9 +138,14 @@ def _write(name, episodes, env_id, meta, ref_min, ref_max) -> dict:
             "ref_max_score": ref_max}
 
 
-def reference_scores(name: str) -> tuple[float | None, float | None]:
-    """(ref_min, ref_max) recorded in a local dataset's metadata."""
+def reference_scores(name: str, env_id: str) -> tuple[float | None, float | None]:
+    """(ref_min, ref_max) recorded in a local dataset's metadata, refused when that dataset
+    was collected in another environment than ``env_id``."""
     meta = dataset_metadata(name)
+    theirs = recorded_env(meta)
+    if theirs and not same_env_family(theirs, env_id):
+        raise ContrlError(f"--ref-from {name}: its reference scores are {theirs}'s, not "
+                          f"{env_id}'s")
     return meta.get("ref_min_score"), meta.get("ref_max_score")
 
 
@@ -153,7 +161,7 @@ def export_buffer(arrays: dict, capacity: int, num_envs: int, env_id: str, name:
     obs_dim, action_dim = arrays["buffer/obs"].shape[-1], arrays["buffer/action"].shape[-1]
     buffer = ReplayBuffer(capacity, obs_dim, action_dim, num_envs)
     buffer.load_state(arrays, buffer.rng.bit_generator.state)
-    refs = reference_scores(ref_from) if ref_from else (None, None)
+    refs = reference_scores(ref_from, env_id) if ref_from else (None, None)
     meta = dict(source)
     if ref_from:
         meta["references_from"] = ref_from
@@ -164,12 +172,41 @@ def concat(sources: list[str], name: str) -> dict:
     """The datasets ``sources``, one after the other, as the dataset ``name`` (e.g.
     medium-expert); reference scores are the first source's."""
     check_new(name)
+    twice = sorted({s for s in sources if sources.count(s) > 1})
+    if twice:
+        raise ContrlError(f"--concat names {', '.join(twice)} twice: its episodes would be "
+                          "in the new dataset twice")
     parts = [load_dataset(s) for s in sources]
+    unknown = [s for s, p in zip(sources, parts) if p.env_id is None]
+    if unknown:
+        raise ContrlError(f"cannot tell which env {', '.join(unknown)} was collected in (no env "
+                          "id in the file): concatenate datasets that record it (Minari "
+                          "datasets, or HDF5 files with an env_id attribute)")
     envs = {p.env_id for p in parts}
     if len(envs) != 1:
         raise ContrlError(f"cannot concatenate datasets of different envs ({', '.join(map(str, envs))})")
-    episodes = [ep for p in parts for ep in p.episodes()]
+    episodes = [ep for p in parts for ep in _marked_episodes(p)]
     meta = {"sources": list(sources), "policy": " + ".join(sources)}
     return _write(name, episodes, parts[0].env_id, meta, parts[0].ref_min_score,
                   parts[0].ref_max_score)
 
+
+
+def _marked_episodes(ds) -> list[dict]:
+    """``ds``'s episodes, those its collection cut short (by the step budget, not by the env)
+    marked ``cut`` as when they were collected, so that the average return of complete
+    episodes stays what it was: from the dataset's record, or for a dataset made before
+    contrl kept one, an episode ending in a truncation before the env's time limit."""
+    episodes = ds.episodes()
+    cut = ds.metadata.get("cut_episodes")
+    if cut is None:
+        from contrl.envs import make_env
+        env = make_env(ds.env_id)
+        limit = env.spec.max_episode_steps if env.spec is not None else None
+        env.close()
+        cut = [i for i, e in enumerate(episodes) if limit and e["truncations"][-1]
+               and len(e["rewards"]) < limit]
+    for i in cut:
+        if i < len(episodes):
+            episodes[i]["cut"] = True
+    return episodes

@@ -75,8 +75,13 @@ class Dataset:
                 self.rewards[cut], (self.terminals | self.timeouts)[cut]),
             name=f"{self.name}[:{n}]")
 
-    def check_env(self, env_id: str, obs_dim: int, action_dim: int) -> None:
-        """Refuse a dataset whose shapes do not fit the environment."""
+    def check_env(self, env_id: str, obs_dim: int, action_dim: int, action_repeat: int = 1) -> None:
+        """Refuse a dataset whose shapes do not fit the environment, or whose steps are not
+        the run's (collected with another action repeat)."""
+        recorded_repeat = self.metadata.get("action_repeat", 1)
+        if recorded_repeat != action_repeat:
+            raise DatasetError(f"dataset {self.name} was collected with action_repeat "
+                               f"{recorded_repeat}; this run has {action_repeat}")
         if self.obs_dim != obs_dim:
             raise DatasetError(f"dataset {self.name} has {self.obs_dim}-dim observations; "
                                f"{env_id} has {obs_dim}{_layout(env_id)}")
@@ -342,7 +347,8 @@ def _load_minari_dir(path: Path, env_id: str | None, obs_keys: tuple[str, ...] =
     if not (data / "metadata.json").is_file():
         raise DatasetError(f"{path} is not a Minari dataset (no data/metadata.json)")
     meta = _read_metadata(data)
-    env_id = env_id or meta.get("contrl", {}).get("env_id") or _spec_id(meta.get("env_spec"))
+    check_recorded_env(meta.get("dataset_id", path.name), recorded_env(meta), env_id)
+    env_id = env_id or recorded_env(meta)
     obs_keys = _obs_order(obs_keys, meta.get("contrl", {}).get("obs_keys"), env_id)
     info = dict(name=meta.get("dataset_id", path.name), env_id=env_id,
                 ref_min_score=meta.get("ref_min_score"), ref_max_score=meta.get("ref_max_score"),
@@ -433,6 +439,33 @@ def _append_episodes(ds, parts: dict, path: Path, obs_keys: tuple[str, ...]) -> 
         parts["trunc"].append(np.asarray(ep.truncations, bool).copy())
 
 
+def recorded_env(meta: dict) -> str | None:
+    """The env a Minari dataset was collected in, from its metadata: contrl's record, else
+    Minari's env spec."""
+    entry = meta.get("contrl")
+    return (entry.get("env_id") if isinstance(entry, dict) else None) or _spec_id(meta.get("env_spec"))
+
+
+def env_family(env_id: str) -> str:
+    """The environment an id names, its version and variant aside: hopper for Hopper-v5 and
+    Hopper-P-v5, antmaze for every AntMaze, dmc:walker for dm_control's walker tasks."""
+    if env_id.startswith("dmc:"):
+        return env_id.split("-")[0].lower()
+    return re.split(r"[-_]", env_id.split("/")[-1])[0].lower()
+
+
+def same_env_family(a: str, b: str) -> bool:
+    return env_family(a) == env_family(b)
+
+
+def check_recorded_env(name: str, recorded: str | None, env_id: str | None) -> None:
+    """Refuse data collected in another environment than the run's (versions and variants of
+    one environment are allowed: D4RL's hopper data on Hopper-v5, an AntMaze's data on
+    another goal layout of the same maze family)."""
+    if recorded and env_id and not same_env_family(recorded, env_id):
+        raise DatasetError(f"dataset {name} was collected in {recorded}, not {env_id}")
+
+
 def _spec_id(env_spec) -> str | None:
     if not env_spec:
         return None
@@ -486,6 +519,19 @@ def _load_d4rl(path: Path, env_id: str | None, obs_keys: tuple[str, ...] = (),
         bad.append(f"next_observations ({len(next_obs)})")
     if bad:
         raise DatasetError(f"{path}: lengths differ from rewards ({n}): {', '.join(bad)}")
+    for k in ("rewards", "terminals", "timeouts"):
+        if arrays[k].size != n:
+            raise DatasetError(f"{path}: {k} has shape {arrays[k].shape}; expected ({n},), "
+                               "one value per row")
+    for k in ("terminals", "timeouts"):
+        flags = arrays[k]
+        if flags.dtype != bool and not np.isin(flags, (0, 1)).all():
+            odd = flags.reshape(-1)[~np.isin(flags.reshape(-1), (0, 1))][0]
+            raise DatasetError(f"{path}: {k} must be booleans (0 or 1), found {odd}")
+    recorded = attrs.get("env_id")
+    if isinstance(recorded, bytes):
+        recorded = recorded.decode()
+    check_recorded_env(path.name, recorded, env_id)
     obs = np.asarray(arrays["observations"], np.float32).reshape(n, -1)
     actions = np.asarray(arrays["actions"], np.float32).reshape(n, -1)
     rewards = np.asarray(arrays["rewards"], np.float32).reshape(n)
@@ -512,6 +558,9 @@ def _load_d4rl(path: Path, env_id: str | None, obs_keys: tuple[str, ...] = (),
         timeouts, ends = cut[idx], ends[idx]
     else:
         nxt = np.asarray(next_obs, np.float32).reshape(n, -1)
+        if nxt.shape[1] != obs.shape[1]:
+            raise DatasetError(f"{path}: next_observations have {nxt.shape[1]} numbers a row, "
+                               f"observations {obs.shape[1]}")
         ep_returns = _episode_returns(rewards, terms | timeouts)
         ends = terms | timeouts
         ends[-1] = True

@@ -39,7 +39,8 @@ class OffPolicyLoop(Loop):
         if self.n_offline > 0:
             self.offline = with_run_inputs(data, self.pool.obs_dim, run_cfg.prev_action,
                                            run_cfg.prev_reward, run_cfg.frame_stack)
-            self.offline.check_env(run_cfg.env, self.pool.obs_dim, self.pool.action_dim)
+            self.offline.check_env(run_cfg.env, self.pool.obs_dim, self.pool.action_dim,
+                                   run_cfg.action_repeat)
             if state is not None:
                 self.data_rng.bit_generator.state = state["data_rng"]
         self.cfg, self.n_envs = algo_cfg, n_envs
