@@ -13,7 +13,8 @@ return on those rows, their mean difference and its spread, the correlation, the
 rows whose Q exceeds the largest discounted return any policy could get (r_max / (1 - gamma)
 from the data's largest reward), and the same for Q(s, pi(s)) with the run's policy; then
 the mean Q and return by how far into its episode a row lies (0-50 steps, 50-200, 200 on),
-since a walker's or hopper's first steps (getting up, starting) are the data's rarest states.
+since a walker's or hopper's first steps (getting up, starting) are the data's rarest states,
+with the margin by which the critic values the policy's action over the data's there.
 
     python benchmarks/q_calibration.py RUN [RUN ...] [--which latest] [--rows 20000]
         [--horizon 500] [--out FILE]
@@ -83,7 +84,8 @@ def calibrate(run: str, which: str, rows: int, horizon: int, seed: int) -> dict:
     for lo, hi in PHASES:
         rows_in = (into >= lo) & (into < (hi if hi is not None else np.inf))
         phases[f"{lo}-{hi or ''}"] = (float(q_data[rows_in].mean()), float(mc[rows_in].mean()),
-                                      int(rows_in.sum())) if rows_in.any() else None
+                                      int(rows_in.sum()),
+                                      float((q_pi - q_data)[rows_in].mean())) if rows_in.any() else None
     return {"run": run, "step": meta.get("step"), "dataset": ds.name, "rows": len(pick),
             "q_data": float(q_data.mean()), "q_pi": float(q_pi.mean()), "mc": float(mc.mean()),
             "diff": float(diff.mean()), "diff_sd": float(diff.std()),
@@ -114,11 +116,13 @@ def main():
             f"| {r['mc']:.1f} | {r['diff']:+.1f} ({r['diff_sd']:.1f}) [{r['diff_p5']:+.1f}, "
             f"{r['diff_p95']:+.1f}] | {r['corr']:.2f} | {100 * r['over_bound']:.0f}% of "
             f"{r['bound']:.0f} | {r['q_pi']:.1f} | {100 * r['pi_over_bound']:.0f}% |")
-    lines += ["", "By steps into the episode (mean Q(s, a_data) / mean MC return, rows):", "",
+    lines += ["", "By steps into the episode (mean Q(s, a_data) / mean MC return, rows; then the "
+              "policy's action over the data's, mean Q(s, pi(s)) - Q(s, a_data)):", "",
               "| run | " + " | ".join(f"steps {k}" for k in results[0]["phases"]) + " |",
               "|---|" + "---|" * len(PHASES)]
     for r in results:
-        cells = [f"{v[0]:.1f} / {v[1]:.1f} ({v[2]})" if v else "-" for v in r["phases"].values()]
+        cells = [f"{v[0]:.1f} / {v[1]:.1f} ({v[2]}); {v[3]:+.2f}" if v else "-"
+                 for v in r["phases"].values()]
         lines.append(f"| {r['run'].rstrip('/').split('/')[-1]} | " + " | ".join(cells) + " |")
     emit(lines, a.out)
 
