@@ -329,6 +329,8 @@ CASES = [
      "--from-buffer writes the run's buffer as it is: --steps would be ignored"),
     (["collect", "--concat", "a-v0", "a-v0", "--name", "x-v0"], "--concat names a-v0 twice"),
     (["collect", "--concat", "{h5}", "--name", "x-v0"], "cannot tell which env"),
+    (["sweep", "iql", "Pendulum-v1", "--set", "dataset={other_env_h5}", "--dir", "{sweep_dir}"],
+     "oe.hdf5 was collected in MountainCarContinuous-v0, not Pendulum-v1"),
 ]
 
 
@@ -338,6 +340,8 @@ def test_bad_input(argv, msg, files, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(minari))
     runs = tmp_path / "runs"
     argv = [files(a[1:-1]) if a.startswith("{") else a for a in argv]
+    argv = [f"{a.split('=')[0]}={files(a.split('={')[1][:-1])}" if "={" in a else a
+            for a in argv]  # --set NAME={input}
     if argv[0] == "train" and "--runs-dir" not in argv and "--resume" not in argv:
         argv += ["--runs-dir", str(runs)]
     before = {p for p in tmp_path.rglob("*")}

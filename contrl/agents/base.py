@@ -12,6 +12,7 @@ from flax.training.train_state import TrainState
 
 from contrl.config import AlgoConfig, ConfigError
 from contrl.data.batch import Batch
+from contrl.data.datasets import check_recorded_env, dataset_env
 from contrl.policy import Carry, Stateless
 
 
@@ -169,6 +170,8 @@ class OffPolicyConfig(AlgoConfig):
         self.updates_per_call(run.num_envs)
         if self.offline_ratio > 0 and not self.dataset:
             raise ConfigError("offline_ratio needs --dataset")
+        if self.dataset:  # data of another env is named before any run directory is made
+            check_recorded_env(self.dataset, dataset_env(self.dataset), run.env)
         if self.dataset and self.offline_ratio == 0 and not self.READS_DATASET_ALONE:
             raise ConfigError("--dataset is only read with --offline-ratio above 0 (the share of "
                               "every batch drawn from it, e.g. 0.5): give both, or neither")

@@ -458,6 +458,26 @@ def same_env_family(a: str, b: str) -> bool:
     return env_family(a) == env_family(b)
 
 
+def dataset_env(source: str | os.PathLike) -> str | None:
+    """The env a dataset (Minari id or directory, HDF5 file) records it was collected in,
+    read from its metadata alone; None where it records none or cannot be read (loading it
+    names that problem)."""
+    path = Path(source)
+    if not path.exists():
+        path = minari_root() / str(source)
+    try:
+        if path.is_file():
+            import h5py
+            with h5py.File(path, "r") as f:
+                env = f.attrs.get("env_id")
+            return env.decode() if isinstance(env, bytes) else env
+        if path.is_dir():
+            return recorded_env(_read_metadata(_data_dir(path)))
+    except (OSError, DatasetError):
+        pass
+    return None
+
+
 def check_recorded_env(name: str, recorded: str | None, env_id: str | None) -> None:
     """Refuse data collected in another environment than the run's (versions and variants of
     one environment are allowed: D4RL's hopper data on Hopper-v5, an AntMaze's data on
