@@ -83,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--env", default=None, help="environment (needed with --random)")
     co.add_argument("--checkpoint", choices=("best", "latest"), default=None,
                     help="checkpoint whose policy acts (default best; latest with --from-buffer)")
-    co.add_argument("--seed", type=int, default=0)
-    co.add_argument("--num-envs", type=int, default=8, help="envs stepped in lockstep")
+    co.add_argument("--seed", type=int, default=None, help="(default 0)")
+    co.add_argument("--num-envs", type=int, default=None, help="envs stepped in lockstep "
+                    "(default 8)")
     co.add_argument("--ref-from", default=None, metavar="ID",
                     help="take the reference min/max scores from this dataset (e.g. a medium "
                          "dataset takes the expert dataset's) instead of evaluating them")
@@ -286,12 +287,13 @@ def check_collect_flags(args) -> None:
              "--env": args.env is not None, "--steps": args.steps is not None,
              "--noise": args.noise is not None, "--sample": args.sample,
              "--checkpoint": args.checkpoint is not None, "--ref-from": args.ref_from is not None,
-             "--from-buffer": args.from_buffer}
+             "--from-buffer": args.from_buffer, "--seed": args.seed is not None,
+             "--num-envs": args.num_envs is not None}
     if args.concat:
         mode, unused = "--concat joins datasets as they are", list(given)
     elif args.from_buffer:
         mode, unused = "--from-buffer writes the run's buffer as it is", [
-            "--random", "--env", "--steps", "--noise", "--sample"]
+            "--random", "--env", "--steps", "--noise", "--sample", "--seed", "--num-envs"]
     elif args.random:
         mode, unused = "--random acts uniformly at random", [
             "a run directory", "--noise", "--sample", "--checkpoint"]
@@ -306,7 +308,8 @@ def cmd_collect(args) -> int:
     from contrl.data.collect import check_noise, concat
     from contrl.rundir import collect_run, export_run_buffer
 
-    C.check_seed(args.seed)
+    if args.seed is not None:
+        C.check_seed(args.seed)
     if args.noise is not None:
         check_noise(args.noise)
     check_collect_flags(args)
@@ -321,11 +324,11 @@ def cmd_collect(args) -> int:
         return 0
     if args.run_dir is None and not args.random:
         raise ContrlError("give a run directory whose policy collects, or --random --env ENV")
-    if args.num_envs <= 0:
+    if args.num_envs is not None and args.num_envs <= 0:
         raise C.ConfigError(f"num_envs must be positive, got {args.num_envs}")
     steps = 1_000_000 if args.steps is None else args.steps
     out = collect_run(None if args.random else args.run_dir, args.name, steps, args.noise or 0.0,
-                      args.env, args.seed, args.checkpoint or "best", args.num_envs,
+                      args.env, args.seed or 0, args.checkpoint or "best", args.num_envs or 8,
                       ref_from=args.ref_from, sample=args.sample)
     print(json.dumps(out))
     return 0

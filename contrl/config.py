@@ -96,6 +96,9 @@ class AlgoConfig(_Checks):
     def check_run(self, run: "RunConfig") -> None:
         """Raise ConfigError where this config cannot work with the run's settings."""
 
+    def check_new_run(self, run: "RunConfig") -> None:
+        """Checks for a new run only (a resumed run keeps what it was started with)."""
+
     @classmethod
     def resume_blocker(cls, saved: dict) -> str | None:
         """Why a run saved with the config ``saved`` (as read from its config.json, RETIRED

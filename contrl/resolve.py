@@ -49,6 +49,7 @@ def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = Tr
         run_cfg.validate()
         algo_cfg.validate()
         algo_cfg.check_run(run_cfg)
+        algo_cfg.check_new_run(run_cfg)
     except C.ConfigError as e:  # say which of the values it names the user did not give
         named = [k for k in preset if k not in overrides  # as messages name fields: "k (v)", "k must"
                  and re.search(rf"(?<![\w-]){k}(?= \(| must)", str(e))]

@@ -34,8 +34,9 @@ def time_stamp() -> str:
 
 def new_run_dir(runs_dir: str, algo: str, env_id: str, seed: int) -> Path:
     root = Path(runs_dir)
-    if root.exists() and not root.is_dir():
-        raise ContrlError(f"--runs-dir {root} is not a directory")
+    if (root.exists() and not root.is_dir()) or (root.is_symlink() and not root.exists()):
+        raise ContrlError(f"--runs-dir {root} is not a directory" + (
+            " (a link to nothing)" if root.is_symlink() else ""))
     base = root / f"{algo}-{env_id.replace(':', '_').replace('/', '_')}-s{seed}-{time_stamp()}"
     # mkdir itself claims the name: two runs started in the same second (a sweep, a script
     # launching runs side by side) get -1, -2, ... instead of one of them failing

@@ -100,6 +100,8 @@ def export_run_buffer(run_dir: str | Path, name: str, which: str = "latest",
     source = {"run": str(Path(run_dir).resolve()), "checkpoint": which,
               "checkpoint_step": ckpt.meta.get("step"),
               "policy": f"replay buffer of contrl {Path(run_dir).name} ({which} checkpoint)"}
+    if run_cfg.action_repeat > 1:
+        source["action_repeat"] = run_cfg.action_repeat  # a row is that many env steps
     return export_buffer(arrays, algo_cfg.buffer_size, run_cfg.num_envs,
                          run_cfg.env, name, source, ref_from)
 

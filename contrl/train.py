@@ -70,33 +70,46 @@ def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Pat
     return run_cfg, algo_cfg
 
 
-def open_run_dir(run_cfg, algo: str, run_dir: str | None) -> tuple[Path, Path | None]:
+def open_run_dir(run_cfg, algo: str, run_dir: str | None) -> tuple[Path, list[Path]]:
     """A new run's directory (``run_dir``, new or empty, or a fresh one under runs_dir) and
-    the directory this created (None if it existed), for removal if the start fails: the
-    run's own, or the topmost folder of runs_dir that did not exist before."""
+    what this made, for removal if the start fails: the run's own directory (if it made it),
+    then the folders above it that it made, nearest first."""
     if run_dir is None:
-        root = Path(run_cfg.runs_dir).absolute()
-        missing = [p for p in (root, *root.parents) if not p.exists()]
+        above = _missing_folders(Path(run_cfg.runs_dir))
         path = new_run_dir(run_cfg.runs_dir, algo, run_cfg.env, run_cfg.seed)
-        return path, (missing[-1] if missing else path)
+        return path, [path, *above]
     path = Path(run_dir)
     if path.exists() and any(path.iterdir()):
         raise ContrlError(f"{path} already exists and is not empty")
-    created = None if path.exists() else path
+    made = _missing_folders(path) if not path.exists() else []
     try:
         (path / "checkpoints").mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ContrlError(f"cannot make the run directory --run-dir {path} ({e.strerror})") from None
-    return path, created
+    return path, made
 
 
-def remove_dirs(paths: list[Path]) -> None:
-    """Remove the directories a failed start created."""
-    for path in paths:
-        shutil.rmtree(path, ignore_errors=True)
+def _missing_folders(path: Path) -> list[Path]:
+    """``path`` and the folders above it that do not exist yet, nearest first."""
+    return [p for p in (path.absolute(), *path.absolute().parents) if not p.exists()]
 
 
-def launch(algo: str, runs: list, algo_cfg, created: list[Path], make_loop: Callable[[], Loop]):
+def remove_dirs(made: list[list[Path]]) -> None:
+    """Remove what failed starts made: each run's own directory with all in it, then the
+    folders above it that the start made, while they are empty (another run may be in one)."""
+    for paths in made:
+        if not paths:
+            continue
+        shutil.rmtree(paths[0], ignore_errors=True)
+        for folder in paths[1:]:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (another run's), or gone
+                break
+
+
+def launch(algo: str, runs: list, algo_cfg, created: list[list[Path]],
+           make_loop: Callable[[], Loop]):
     """Write each run's config.json (``runs``: (RunConfig, run directory) pairs), set the loop
     up with ``make_loop()`` and run it. Signals are watched from the start, so a stop during
     set-up ends in a resumable checkpoint; a failed (or aborted) start removes ``created``."""
@@ -128,7 +141,7 @@ def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = N
             raise ContrlError("an environment id is required (e.g. HalfCheetah-v5)")
         run_cfg, algo_cfg = build_configs(algo, env_id, overrides, use_preset)
         run_dir, made = open_run_dir(run_cfg, algo, run_dir)
-        created = [made] if made else []
+        created = [made]
     return launch(algo, [(run_cfg, run_dir)], algo_cfg, created,
                   lambda: LOOPS[kind](run_cfg, algo_cfg, agent_cls, run_dir,
                                       resume=bool(resume), algo=algo))
@@ -169,7 +182,7 @@ def train_seeds(algo: str, env_id: str | None, overrides: dict, seeds: list[int]
         if differ:
             raise C.ConfigError(f"runs trained together must differ in their seed alone; "
                                 f"these differ in {', '.join(differ)}")
-    created: list[Path] = []
+    created: list[list[Path]] = []
     if resume:
         dirs = [Path(r) for r in resume]
     else:
@@ -179,7 +192,7 @@ def train_seeds(algo: str, env_id: str | None, overrides: dict, seeds: list[int]
                 path, made = open_run_dir(cfg, algo, None if run_dir is None
                                           else run_dir.replace("{seed}", str(seed)))
                 dirs.append(path)
-                created += [made] if made else []
+                created.append(made)
         except BaseException:
             remove_dirs(created)
             raise

@@ -90,7 +90,9 @@ def test_maze_data_of_the_other_ant_is_refused():
     """Data collected with Gymnasium's ant (the _Fixed mazes) do not fit the _D4RL mazes."""
     ds = _zeros(31, 8, "antmaze-umaze-v0", "AntMaze_UMaze_Fixed-v5")
     ds.check_env("AntMaze_UMaze_Fixed-v5", 31, 8)
-    ds.check_env("AntMaze_Medium_Fixed-v5", 31, 8)  # the same ant: allowed
+    with pytest.raises(DatasetError, match="collected in AntMaze_UMaze_Fixed-v5, not "
+                       "AntMaze_Medium_Fixed-v5"):  # the same ant, another maze's goals
+        ds.check_env("AntMaze_Medium_Fixed-v5", 31, 8)
     with pytest.raises(DatasetError, match="collected in AntMaze_UMaze_Fixed-v5 \\(gymnasium's "
                        "ant\\); AntMaze_UMaze_D4RL-v5 has d4rl's ant"):
         ds.check_env("AntMaze_UMaze_D4RL-v5", 31, 8)
@@ -218,6 +220,13 @@ def test_a_dataset_of_another_env_is_refused_by_name(minari_dir):
     assert env_family("Hopper-v5") == env_family("hopper-medium-v2") == env_family("Hopper-P-v5")
     assert env_family("AntMaze_UMaze_D4RL-v5") == env_family("AntMaze_Medium_Fixed-v5")
     assert env_family("dmc:walker-walk") == env_family("dmc:walker-run") != env_family("Walker2d-v5")
+    # rewards: a dm_control task, a maze's layout (any goal variant), else the family
+    from contrl.data.datasets import env_task
+    assert env_task("dmc:walker-walk") != env_task("dmc:walker-run")
+    assert env_task("AntMaze_UMaze_D4RL-v5") == env_task("AntMaze_UMaze_Fixed-v5") == "antmaze_umaze"
+    assert env_task("AntMaze_Medium_Diverse_GR-v5") == env_task("antmaze-medium-play-v2") != \
+        env_task("AntMaze_UMaze-v5")
+    assert env_task("Hopper-P-v5") == env_task("Hopper-v4") == "hopper"
 
 
 def test_dmc_dataset_keeps_its_reference_scores(minari_dir):

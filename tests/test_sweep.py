@@ -110,15 +110,17 @@ def test_sweep_interrupted_resumed_then_skipped(tmp_path, monkeypatch):
     assert proc.returncode == 130, (out, err)
     assert "run the same command again" in out
     steps = [last_step(r) for r in runs]
-    assert all(300 <= s < 4000 for s in steps), steps
+    stopped = [r for r, s in zip(runs, steps) if s < 4000]  # under load one may have finished
+    assert stopped and all(300 <= s <= 4000 for s in steps), steps
     assert all((r / "checkpoints" / "latest.ckpt").exists() for r in runs)
 
     summary = sweep(["sac"], ["Pendulum-v1"], "0-1", [*_sets(), "steps=4000"], str(root),
                     jobs=2, show=False)
-    assert summary["finished"] == ["sac-Pendulum-v1-s0", "sac-Pendulum-v1-s1"]
+    assert summary["finished"] == [r.name for r in stopped]
     assert summary["failed"] == {}
     for r in runs:
         assert last_step(r) == 4000
+    for r in stopped:
         log = (root / "logs" / f"{r.name}.log").read_text()
         assert "--resume" in log and "step 4000" in log
     again = sweep(["sac"], ["Pendulum-v1"], "0-1", [*_sets(), "steps=4000"], str(root),

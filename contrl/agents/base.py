@@ -165,18 +165,26 @@ class OffPolicyConfig(AlgoConfig):
         """Refuse env steps that the envs cannot share out evenly."""
         run.check_whole_env_steps()
 
+    def check_new_run(self, run) -> None:
+        check_dataset_env(self.dataset, run.env)
+        if self.dataset and self.offline_ratio == 0 and not self.READS_DATASET_ALONE:
+            raise ConfigError("--dataset is only read with --offline-ratio above 0 (the share of "
+                              "every batch drawn from it, e.g. 0.5): give both, or neither")
+
     def check_run(self, run) -> None:
         self.check_env_steps(run)
         self.updates_per_call(run.num_envs)
         if self.offline_ratio > 0 and not self.dataset:
             raise ConfigError("offline_ratio needs --dataset")
-        if self.dataset:  # data of another env is named before any run directory is made
-            check_recorded_env(self.dataset, dataset_env(self.dataset), run.env)
-        if self.dataset and self.offline_ratio == 0 and not self.READS_DATASET_ALONE:
-            raise ConfigError("--dataset is only read with --offline-ratio above 0 (the share of "
-                              "every batch drawn from it, e.g. 0.5): give both, or neither")
         if self.buffer_size < 2 * run.num_envs:
             raise ConfigError("buffer_size must hold at least two rows per env")
+
+
+def check_dataset_env(dataset: str, env_id: str) -> None:
+    """Refuse, from its metadata alone and so before any run directory is made, a dataset
+    recorded in another environment or task than ``env_id``."""
+    if dataset:
+        check_recorded_env(dataset, dataset_env(dataset), env_id)
 
 
 _BUILDERS: dict = {}

@@ -16,7 +16,8 @@ import numpy as np
 from flax import struct
 from flax.training.train_state import TrainState
 
-from contrl.agents.base import AgentBase, compiled_create, make_state, scan_updates
+from contrl.agents.base import (AgentBase, check_dataset_env, compiled_create, make_state,
+                                scan_updates)
 from contrl.config import AlgoConfig, ConfigError
 from contrl.data.batch import Batch
 from contrl.nets import (DeterministicActor, TanhGaussianActor, deterministic_policy,
@@ -79,6 +80,9 @@ class BCConfig(AlgoConfig):
         if not self.dataset:
             raise ConfigError("behaviour cloning needs --dataset (a Minari id, directory or "
                               "HDF5 file; `contrl datasets` lists local ones)")
+
+    def check_new_run(self, run) -> None:
+        check_dataset_env(self.dataset, run.env)
 
 
 def mse_loss(pred, target):

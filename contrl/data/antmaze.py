@@ -324,6 +324,7 @@ def make_maze_dataset(name: str, reacher: Policy, source: dict, steps: int = 1_0
     episodes = [ep for first in range(0, n_episodes, num_envs)
                 for ep in _load_part(parts / f"part-{first:06d}.npz")]
     meta = _metadata(settings, episodes, *cell_sets(spec, maze_map))
+    meta["cut_episodes"] = []  # every episode ends by the env, a goal or a restart (for concat)
     path = write_minari(name, episodes, spec.env_id, meta)
     load_dataset(path, spec.env_id)  # the flat copy that makes later loads fast
     shutil.rmtree(parts)

@@ -185,8 +185,14 @@ def concat(sources: list[str], name: str) -> dict:
     envs = {p.env_id for p in parts}
     if len(envs) != 1:
         raise ContrlError(f"cannot concatenate datasets of different envs ({', '.join(map(str, envs))})")
+    repeats = {p.metadata.get("action_repeat", 1) for p in parts}
+    if len(repeats) != 1:
+        raise ContrlError(f"cannot concatenate datasets collected with different action_repeat "
+                          f"({', '.join(map(str, sorted(repeats)))})")
     episodes = [ep for p in parts for ep in _marked_episodes(p)]
     meta = {"sources": list(sources), "policy": " + ".join(sources)}
+    if repeats != {1}:
+        meta["action_repeat"] = repeats.pop()
     return _write(name, episodes, parts[0].env_id, meta, parts[0].ref_min_score,
                   parts[0].ref_max_score)
 
@@ -201,11 +207,15 @@ def _marked_episodes(ds) -> list[dict]:
     cut = ds.metadata.get("cut_episodes")
     if cut is None:
         from contrl.envs import make_env
-        env = make_env(ds.env_id)
+        try:
+            env = make_env(ds.env_id)
+        except ContrlError:  # an env this machine cannot make: nothing is known to be cut
+            return episodes
         limit = env.spec.max_episode_steps if env.spec is not None else None
         env.close()
+        repeat = ds.metadata.get("action_repeat", 1)  # a row is that many env steps
         cut = [i for i, e in enumerate(episodes) if limit and e["truncations"][-1]
-               and len(e["rewards"]) < limit]
+               and len(e["rewards"]) * repeat < limit]
     for i in cut:
         if i < len(episodes):
             episodes[i]["cut"] = True

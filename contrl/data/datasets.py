@@ -89,10 +89,7 @@ class Dataset:
             raise DatasetError(f"dataset {self.name} has {self.action_dim}-dim actions; "
                                f"{env_id} has {action_dim}")
         made_in = self.metadata.get("env_id")
-        if made_in and made_in != env_id and made_in.startswith("dmc:") and env_id.startswith("dmc:"):
-            # one domain's tasks share observations and actions and differ in the reward
-            raise DatasetError(f"dataset {self.name} was collected in {made_in}, not {env_id}: "
-                               "its rewards are that task's")
+        check_recorded_env(self.name, made_in, env_id)  # another env, dm_control task or maze
         if made_in:
             from contrl.envs.make import ant_model
             theirs, ours = ant_model(made_in), ant_model(env_id)
@@ -454,8 +451,22 @@ def env_family(env_id: str) -> str:
     return re.split(r"[-_]", env_id.split("/")[-1])[0].lower()
 
 
+def env_task(env_id: str) -> str:
+    """What an id's rewards are about: a dm_control task (dmc:walker-walk), a maze's layout
+    (antmaze_umaze, whatever its goal variant: _D4RL, _Fixed, _Diverse_GR), else the
+    environment family (versions and POMDP variants share their rewards' meaning)."""
+    if env_id.startswith("dmc:"):
+        return env_id.lower()
+    family = env_family(env_id)
+    if family.endswith("maze"):
+        parts = re.split(r"[-_]", env_id.split("/")[-1])
+        layout = parts[1].lower() if len(parts) > 1 else ""
+        return f"{family}_{layout}" if layout in ("umaze", "medium", "large") else family
+    return family
+
+
 def same_env_family(a: str, b: str) -> bool:
-    return env_family(a) == env_family(b)
+    return env_task(a) == env_task(b)
 
 
 def dataset_env(source: str | os.PathLike) -> str | None:
@@ -479,9 +490,9 @@ def dataset_env(source: str | os.PathLike) -> str | None:
 
 
 def check_recorded_env(name: str, recorded: str | None, env_id: str | None) -> None:
-    """Refuse data collected in another environment than the run's (versions and variants of
-    one environment are allowed: D4RL's hopper data on Hopper-v5, an AntMaze's data on
-    another goal layout of the same maze family)."""
+    """Refuse data collected in another environment or task than the run's (versions and
+    variants of one environment are allowed: D4RL's hopper data on Hopper-v5, a maze's data
+    on another goal variant of the same maze; another dm_control task or maze is not)."""
     if recorded and env_id and not same_env_family(recorded, env_id):
         raise DatasetError(f"dataset {name} was collected in {recorded}, not {env_id}")
 
@@ -601,7 +612,8 @@ def _load_d4rl(path: Path, env_id: str | None, obs_keys: tuple[str, ...] = (),
         actions = to_unit(actions, low, high)
     return Dataset(obs, actions, rewards, terms, timeouts, nxt, ep_returns, ends, name=path.name,
                    env_id=env_id or attrs.get("env_id"),
-                   ref_min_score=attrs.get("ref_min_score"), ref_max_score=attrs.get("ref_max_score"))
+                   ref_min_score=attrs.get("ref_min_score"), ref_max_score=attrs.get("ref_max_score"),
+                   metadata={"action_repeat": int(attrs.get("action_repeat", 1))})
 
 
 def with_run_inputs(ds: Dataset, obs_dim: int, prev_action: bool, prev_reward: bool,

@@ -1,0 +1,23 @@
+"""Starting runs: what a failed start removes (its own directory and the empty folders it made
+above it, never another run's)."""
+from types import SimpleNamespace
+
+from contrl.train import open_run_dir, remove_dirs
+
+
+def test_a_failed_start_removes_what_it_made_and_nothing_else(tmp_path):
+    cfg = SimpleNamespace(runs_dir=str(tmp_path / "new" / "runs"), env="Pendulum-v1", seed=0)
+    mine, made = open_run_dir(cfg, "sac", None)
+    assert made == [mine, tmp_path / "new" / "runs", tmp_path / "new"]
+    other, _ = open_run_dir(SimpleNamespace(**{**vars(cfg), "seed": 1}), "sac", None)
+    remove_dirs([made])  # another run started in the same new folder: it stays
+    assert not mine.exists() and other.is_dir()
+    remove_dirs([[other, other.parent, other.parent.parent]])
+    assert not (tmp_path / "new").exists() and tmp_path.is_dir()
+    # --run-dir: a new one goes with the folders made above it; an existing empty one stays
+    path, made = open_run_dir(cfg, "sac", str(tmp_path / "a" / "b" / "run"))
+    remove_dirs([made])
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "mine").mkdir()
+    path, made = open_run_dir(cfg, "sac", str(tmp_path / "mine"))
+    assert made == [] and path.is_dir()
