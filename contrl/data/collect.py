@@ -6,7 +6,7 @@ import sys
 import numpy as np
 
 from contrl.data.datasets import (check_name, dataset_metadata, load_dataset, minari_root,
-                                  recorded_env, same_env_family, write_minari)
+                                  recorded_env, same_env_task, write_minari)
 from contrl.data.replay import ReplayBuffer
 from contrl.envs import EnvPool
 from contrl.envs.make import raw_action_space
@@ -143,7 +143,7 @@ def reference_scores(name: str, env_id: str) -> tuple[float | None, float | None
     was collected in another environment than ``env_id``."""
     meta = dataset_metadata(name)
     theirs = recorded_env(meta)
-    if theirs and not same_env_family(theirs, env_id):
+    if theirs and not same_env_task(theirs, env_id):
         raise ContrlError(f"--ref-from {name}: its reference scores are {theirs}'s, not "
                           f"{env_id}'s")
     return meta.get("ref_min_score"), meta.get("ref_max_score")
@@ -195,7 +195,6 @@ def concat(sources: list[str], name: str) -> dict:
         meta["action_repeat"] = repeats.pop()
     return _write(name, episodes, parts[0].env_id, meta, parts[0].ref_min_score,
                   parts[0].ref_max_score)
-
 
 
 def _marked_episodes(ds) -> list[dict]:

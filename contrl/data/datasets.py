@@ -465,7 +465,7 @@ def env_task(env_id: str) -> str:
     return family
 
 
-def same_env_family(a: str, b: str) -> bool:
+def same_env_task(a: str, b: str) -> bool:
     return env_task(a) == env_task(b)
 
 
@@ -493,7 +493,7 @@ def check_recorded_env(name: str, recorded: str | None, env_id: str | None) -> N
     """Refuse data collected in another environment or task than the run's (versions and
     variants of one environment are allowed: D4RL's hopper data on Hopper-v5, a maze's data
     on another goal variant of the same maze; another dm_control task or maze is not)."""
-    if recorded and env_id and not same_env_family(recorded, env_id):
+    if recorded and env_id and not same_env_task(recorded, env_id):
         raise DatasetError(f"dataset {name} was collected in {recorded}, not {env_id}")
 
 
