@@ -229,7 +229,7 @@ def cmd_eval(args) -> int:
     agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)
     seed = run_cfg.seed if args.seed is None else args.seed
     episodes = default_eval_episodes(run_cfg.env) if args.episodes is None else args.episodes
-    with episode_bar(episodes) as on_chunk:
+    with progress_bar("evaluating (episodes)") as on_chunk:
         result = evaluate(agent, run_cfg.env, episodes, seed, trace=True, on_chunk=on_chunk,
                           **run_cfg.env_kwargs)
     result.update(checkpoint=args.checkpoint, step=meta.get("step"))
@@ -243,20 +243,19 @@ def cmd_eval(args) -> int:
 
 
 @contextlib.contextmanager
-def episode_bar(episodes: int):
-    """A progress bar (episodes done, time left) for an evaluation of more than one chunk of
-    episodes; yields the ``on_chunk`` callback for ``evaluate`` (None for a short one)."""
-    from contrl.evaluate import EVAL_CHUNK
-    if episodes <= EVAL_CHUNK:
+def progress_bar(what: str):
+    """Yields an ``on_progress(done, total)`` callback that draws a progress bar (count, time
+    left) on stderr for something long (an evaluation's episodes, a collection's
+    transitions); on a terminal only, so stdout keeps only the result."""
+    if not sys.stderr.isatty():
         yield None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-    with Progress("evaluating", BarColumn(), MofNCompleteColumn(), "episodes, eta",
-                  TimeRemainingColumn(), transient=True, console=Console(stderr=True),
-                  disable=not sys.stderr.isatty()) as bar:  # stdout keeps only the result
-        task = bar.add_task("eval", total=episodes)
-        yield lambda done, total: bar.update(task, completed=done)
+    with Progress(what, BarColumn(), MofNCompleteColumn(), "eta", TimeRemainingColumn(),
+                  transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def cmd_list(args) -> int:
@@ -327,9 +326,11 @@ def cmd_collect(args) -> int:
     if args.num_envs is not None and args.num_envs <= 0:
         raise C.ConfigError(f"num_envs must be positive, got {args.num_envs}")
     steps = 1_000_000 if args.steps is None else args.steps
-    out = collect_run(None if args.random else args.run_dir, args.name, steps, args.noise or 0.0,
-                      args.env, args.seed or 0, args.checkpoint or "best", args.num_envs or 8,
-                      ref_from=args.ref_from, sample=args.sample)
+    with progress_bar("collecting (transitions)") as on_progress:
+        out = collect_run(None if args.random else args.run_dir, args.name, steps,
+                          args.noise or 0.0, args.env, args.seed or 0, args.checkpoint or "best",
+                          args.num_envs or 8, ref_from=args.ref_from, sample=args.sample,
+                          on_progress=on_progress)
     print(json.dumps(out))
     return 0
 
@@ -338,11 +339,12 @@ def cmd_make_dataset(args) -> int:
     from contrl.loops.common import StopFlag
     from contrl.rundir import make_maze_dataset_from_run
 
-    with StopFlag() as stop:
+    with StopFlag() as stop, progress_bar("collecting (episodes)") as on_progress:
         out = make_maze_dataset_from_run(
             args.name, args.reacher, args.checkpoint, stop=lambda: stop.raised, steps=args.steps,
             noise=args.noise, episode_steps=args.episode_steps, seed=args.seed,
-            num_envs=args.num_envs, restart_turned_over=not args.keep_turned_over)
+            num_envs=args.num_envs, restart_turned_over=not args.keep_turned_over,
+            on_progress=on_progress)
     print(json.dumps(out))
     if out.get("interrupted"):
         print(f"interrupted after {out['episodes_done']} episodes; run the same command again "

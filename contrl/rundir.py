@@ -60,10 +60,12 @@ def load_agent(run_dir: str | Path, which: str = "best"):
 
 def collect_run(run_dir: str | Path | None, name: str, steps: int, noise: float = 0.0,
                 env_id: str | None = None, seed: int = 0, which: str = "best",
-                num_envs: int = 8, ref_from: str | None = None, sample: bool = False) -> dict:
+                num_envs: int = 8, ref_from: str | None = None, sample: bool = False,
+                on_progress=None) -> dict:
     """``contrl collect``: roll out the policy of a run's ``which`` checkpoint (or, without a
     run, a uniform random policy on ``env_id``) into the Minari dataset ``name``; with
-    ``sample`` its actions are drawn from its own distribution instead of its mode."""
+    ``sample`` its actions are drawn from its own distribution instead of its mode.
+    ``on_progress(done, steps)``: see ``rollout_episodes``."""
     from contrl.data.collect import collect
     from contrl.data.datasets import check_name
 
@@ -72,7 +74,7 @@ def collect_run(run_dir: str | Path | None, name: str, steps: int, noise: float 
         if env_id is None:
             raise ContrlError("a random dataset needs --env")
         return collect(None, resolve_env_id(env_id), name, steps, noise, seed, num_envs,
-                       ref_from=ref_from, sample=sample)
+                       ref_from=ref_from, sample=sample, on_progress=on_progress)
     agent, run_cfg, _, meta = load_agent(run_dir, which)
     if env_id is not None and resolve_env_id(env_id) != run_cfg.env:
         raise ContrlError(f"{run_dir} was trained on {run_cfg.env}, not {env_id}")
@@ -80,7 +82,8 @@ def collect_run(run_dir: str | Path | None, name: str, steps: int, noise: float 
               "checkpoint_step": meta.get("step"),
               "policy": f"contrl {Path(run_dir).name} ({which} checkpoint)"}
     return collect(agent, run_cfg.env, name, steps, noise, seed, num_envs, ref_from=ref_from,
-                   source=source, env_kwargs=run_cfg.env_kwargs, sample=sample)
+                   source=source, env_kwargs=run_cfg.env_kwargs, sample=sample,
+                   on_progress=on_progress)
 
 
 def export_run_buffer(run_dir: str | Path, name: str, which: str = "latest",

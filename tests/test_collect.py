@@ -29,6 +29,13 @@ def test_rollout_carries_the_policy_state_and_resets_it_per_episode():
                                    rtol=1e-6)
 
 
+def test_rollout_reports_its_progress_every_thousand_transitions():
+    seen = []
+    eps = rollout_episodes(CountingPolicy(), "Pendulum-v1", 2500, seed=0, num_envs=2,
+                           on_progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1000, 2500), (2000, 2500)] and sum(len(e["rewards"]) for e in eps) == 2500
+
+
 def test_collect_refuses_bad_noise_and_names(tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
     with pytest.raises(ContrlError, match="noise must be a number >= 0"):

@@ -278,12 +278,13 @@ def _load_part(path: Path) -> list[dict]:
 
 def make_maze_dataset(name: str, reacher: Policy, source: dict, steps: int = 1_000_000,
                       noise: float = 0.2, episode_steps: int = 1000, seed: int = 0,
-                      num_envs: int = 8, restart_turned_over: bool = True, stop=None) -> dict:
+                      num_envs: int = 8, restart_turned_over: bool = True, stop=None,
+                      on_progress=None) -> dict:
     """Write the AntMaze dataset ``name`` (one of ``DATASETS``) with the goal-reaching policy
     ``reacher`` (``source``: where it came from, for the metadata); see the module docstring.
     ``restart_turned_over``: an ant on its back starts afresh (see ``_Episode``).
     ``stop()``, if given, is asked after every chunk; a true answer returns early (resume by
-    calling again)."""
+    calling again). ``on_progress(episodes_done, episodes)`` is called after every chunk."""
     spec = dataset_spec(name)
     check_new(name)
     if episode_steps <= 0:
@@ -319,6 +320,8 @@ def make_maze_dataset(name: str, reacher: Policy, source: dict, steps: int = 1_0
         count = min(num_envs, n_episodes - first)
         _save_part(part, collect_chunk(driver, spec, first, count, episode_steps, noise, seed,
                                        restart_turned_over))
+        if on_progress is not None:
+            on_progress(first + count, n_episodes)
         if stop is not None and stop():
             return {"name": name, "interrupted": True, "episodes_done": first + count}
     episodes = [ep for first in range(0, n_episodes, num_envs)

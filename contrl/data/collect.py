@@ -16,10 +16,11 @@ from contrl.policy import NoisyPolicy, Policy, RandomPolicy, SampledPolicy, rese
 
 
 def rollout_episodes(policy: Policy, env_id: str, steps: int, seed: int, num_envs: int = 8,
-                     env_kwargs: dict | None = None) -> list[dict]:
+                     env_kwargs: dict | None = None, on_progress=None) -> list[dict]:
     """Exactly ``steps`` transitions from ``num_envs`` envs in lockstep, as episodes (dicts of
     observations (T+1, the real final one last), actions, rewards, terminations, truncations).
-    Episodes still running when the budget is reached end with a truncation."""
+    Episodes still running when the budget is reached end with a truncation.
+    ``on_progress(done, steps)``, if given, is called every 1000 transitions or so."""
     pool = EnvPool(env_id, num_envs, seed, **(env_kwargs or {}))
     carry = policy.initial_carry(num_envs)
     open_eps = [_new_episode(o) for o in pool.obs]
@@ -37,6 +38,8 @@ def rollout_episodes(policy: Policy, env_id: str, steps: int, seed: int, num_env
             ep["terminations"].append(bool(term[i]))
             ep["truncations"].append(bool(trunc[i]))
             ep["observations"].append(next_obs[i])
+        if on_progress is not None and (count + take) // 1000 > count // 1000:
+            on_progress(count + take, steps)
         count += take
         done = term | trunc
         done[take:] = False
@@ -62,7 +65,7 @@ def _new_episode(obs) -> dict:
 def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: float = 0.0,
             seed: int = 0, num_envs: int = 8, ref_episodes: int = 10,
             ref_from: str | None = None, source: dict | None = None,
-            env_kwargs: dict | None = None, sample: bool = False) -> dict:
+            env_kwargs: dict | None = None, sample: bool = False, on_progress=None) -> dict:
     """Write ``steps`` transitions of a policy as the Minari dataset ``name``.
 
     The policy is ``agent``'s deterministic action plus Gaussian ``noise``, or with ``sample``
@@ -110,7 +113,7 @@ def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: flo
         policy = NoisyPolicy(agent, noise, seed) if noise > 0 else agent
         meta["policy"] = meta.get("policy", "a contrl policy") + (
             f" + N(0, {noise}^2) noise" if noise > 0 else "")
-    episodes = rollout_episodes(policy, env_id, steps, seed, num_envs, env_kwargs)
+    episodes = rollout_episodes(policy, env_id, steps, seed, num_envs, env_kwargs, on_progress)
     return _write(name, episodes, env_id, meta, ref_min, ref_max)
 
 
