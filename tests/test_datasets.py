@@ -227,6 +227,7 @@ def test_a_dataset_of_another_env_is_refused_by_name(minari_dir):
     assert env_task("AntMaze_Medium_Diverse_GR-v5") == env_task("antmaze-medium-play-v2") != \
         env_task("AntMaze_UMaze-v5")
     assert env_task("Hopper-P-v5") == env_task("Hopper-v4") == "hopper"
+    assert env_task("dm_control/walker-walk-v0") == env_task("dmc:walker-walk")
 
 
 def test_dmc_dataset_keeps_its_reference_scores(minari_dir):

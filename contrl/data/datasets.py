@@ -455,6 +455,8 @@ def env_task(env_id: str) -> str:
     """What an id's rewards are about: a dm_control task (dmc:walker-walk), a maze's layout
     (antmaze_umaze, whatever its goal variant: _D4RL, _Fixed, _Diverse_GR), else the
     environment family (versions and POMDP variants share their rewards' meaning)."""
+    if env_id.startswith("dm_control/"):  # Shimmy's id of a dm_control task, as Minari records it
+        env_id = "dmc:" + re.sub(r"-v\d+$", "", env_id[len("dm_control/"):])
     if env_id.startswith("dmc:"):
         return env_id.lower()
     family = env_family(env_id)
