@@ -325,12 +325,12 @@ def cmd_collect(args) -> int:
         raise ContrlError("give a run directory whose policy collects, or --random --env ENV")
     if args.num_envs is not None and args.num_envs <= 0:
         raise C.ConfigError(f"num_envs must be positive, got {args.num_envs}")
-    steps = 1_000_000 if args.steps is None else args.steps
-    with progress_bar("collecting (transitions)") as on_progress:
-        out = collect_run(None if args.random else args.run_dir, args.name, steps,
-                          args.noise or 0.0, args.env, args.seed or 0, args.checkpoint or "best",
-                          args.num_envs or 8, ref_from=args.ref_from, sample=args.sample,
-                          on_progress=on_progress)
+    given = {k: v for k, v in {"steps": args.steps, "noise": args.noise, "seed": args.seed,
+                               "num_envs": args.num_envs}.items() if v is not None}
+    with progress_bar("collecting (transitions)") as on_progress:  # the rest: collect_run's
+        out = collect_run(None if args.random else args.run_dir, args.name, env_id=args.env,
+                          which=args.checkpoint or "best", ref_from=args.ref_from,
+                          sample=args.sample, on_progress=on_progress, **given)
     print(json.dumps(out))
     return 0
 

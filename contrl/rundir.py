@@ -58,8 +58,8 @@ def load_agent(run_dir: str | Path, which: str = "best"):
     return ckpt.restore_agent(template), run_cfg, algo_cfg, ckpt.meta
 
 
-def collect_run(run_dir: str | Path | None, name: str, steps: int, noise: float = 0.0,
-                env_id: str | None = None, seed: int = 0, which: str = "best",
+def collect_run(run_dir: str | Path | None, name: str, steps: int = 1_000_000,
+                noise: float = 0.0, env_id: str | None = None, seed: int = 0, which: str = "best",
                 num_envs: int = 8, ref_from: str | None = None, sample: bool = False,
                 on_progress=None) -> dict:
     """``contrl collect``: roll out the policy of a run's ``which`` checkpoint (or, without a

@@ -63,7 +63,7 @@ def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Pat
     algo_cfg.validate()
     algo_cfg.check_run(run_cfg)
     done = saved_step(run_dir)
-    if "steps" in run_over and run_cfg.steps < done:
+    if run_cfg.steps < done:
         raise ContrlError(f"{run_dir} is already at step {done}, past --steps {run_cfg.steps}: "
                           f"give --steps above {done} to train it further (the run is unchanged)")
     remove_stale_temporaries(run_dir)

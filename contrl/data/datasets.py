@@ -482,13 +482,21 @@ def dataset_env(source: str | os.PathLike) -> str | None:
         if path.is_file():
             import h5py
             with h5py.File(path, "r") as f:
-                env = f.attrs.get("env_id")
-            return env.decode() if isinstance(env, bytes) else env
+                return _h5_attrs(f).get("env_id")
         if path.is_dir():
             return recorded_env(_read_metadata(_data_dir(path)))
     except (OSError, DatasetError):
         pass
     return None
+
+
+def _h5_attrs(f) -> dict:
+    """An HDF5 file's attributes as Python values (text decoded, numbers unwrapped)."""
+    out = {}
+    for k, v in f.attrs.items():
+        v = v.item() if hasattr(v, "item") else v
+        out[k] = v.decode() if isinstance(v, bytes) else v
+    return out
 
 
 def check_recorded_env(name: str, recorded: str | None, env_id: str | None) -> None:
@@ -520,7 +528,8 @@ def _load_d4rl(path: Path, env_id: str | None, obs_keys: tuple[str, ...] = (),
         if missing:
             raise DatasetError(f"{path} lacks {', '.join(missing)} (a D4RL-style file has "
                                f"{', '.join(D4RL_KEYS)})")
-        keys = _obs_order(obs_keys, None, env_id or f.attrs.get("env_id"))
+        attrs = _h5_attrs(f)
+        keys = _obs_order(obs_keys, None, env_id or attrs.get("env_id"))
 
         def member(name: str) -> np.ndarray:
             """An array member of the file: observations may be a group of arrays (dict
@@ -539,7 +548,6 @@ def _load_d4rl(path: Path, env_id: str | None, obs_keys: tuple[str, ...] = (),
 
         arrays = {k: member(k) for k in D4RL_KEYS}
         next_obs = member("next_observations") if "next_observations" in f else None
-        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
     n = len(arrays["rewards"])
     if n == 0:
         raise DatasetError(f"{path}: the dataset has no rows")
@@ -561,10 +569,7 @@ def _load_d4rl(path: Path, env_id: str | None, obs_keys: tuple[str, ...] = (),
         if flags.dtype != bool and not np.isin(flags, (0, 1)).all():
             odd = flags.reshape(-1)[~np.isin(flags.reshape(-1), (0, 1))][0]
             raise DatasetError(f"{path}: {k} must be booleans (0 or 1), found {odd}")
-    recorded = attrs.get("env_id")
-    if isinstance(recorded, bytes):
-        recorded = recorded.decode()
-    check_recorded_env(path.name, recorded, env_id)
+    check_recorded_env(path.name, attrs.get("env_id"), env_id)
     obs = np.asarray(arrays["observations"], np.float32).reshape(n, -1)
     actions = np.asarray(arrays["actions"], np.float32).reshape(n, -1)
     rewards = np.asarray(arrays["rewards"], np.float32).reshape(n)
@@ -598,8 +603,6 @@ def _load_d4rl(path: Path, env_id: str | None, obs_keys: tuple[str, ...] = (),
         ends = terms | timeouts
         ends[-1] = True
     units = attrs.get("action_units", action_units)
-    if isinstance(units, bytes):
-        units = units.decode()
     if units not in ACTION_UNITS:
         raise DatasetError(f"{path}: action_units attribute must be env or scaled, got {units!r}")
     env_id = env_id or attrs.get("env_id")
@@ -677,16 +680,15 @@ def list_datasets() -> list[dict]:
     for meta_path in sorted(root.glob("**/data/metadata.json")):
         if any(part.startswith(".") for part in meta_path.relative_to(root).parts):
             continue
+        folder_id = meta_path.parent.parent.relative_to(root).as_posix()  # what loads it
         try:
             meta = _read_metadata(meta_path.parent)
         except (OSError, DatasetError) as e:  # listed, with why it cannot be read
-            rows.append({"id": meta_path.parent.parent.relative_to(root).as_posix(), "path": str(meta_path.parent.parent),
-                         "problem": str(e)})
+            rows.append({"id": folder_id, "path": str(meta_path.parent.parent), "problem": str(e)})
             continue
         extra = meta.get("contrl", {})
         size = sum(p.stat().st_size for p in meta_path.parent.iterdir()
                    if p.is_file() and p.name != CACHE_NAME and not p.name.startswith("."))
-        folder_id = meta_path.parent.parent.relative_to(root).as_posix()  # what loads it
         named = meta.get("dataset_id", folder_id)
         rows.append({"id": folder_id, **({"metadata_id": named} if named != folder_id else {}),
                      "episodes": meta.get("total_episodes"), "steps": meta.get("total_steps"),

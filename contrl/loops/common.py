@@ -109,6 +109,16 @@ def start(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool, agent=None)
     return Start(pool, ckpt.restore_agent(agent), ckpt, state)
 
 
+def dataset_for_run(data, run_cfg, pool: EnvPool):
+    """``data`` as the run's policy sees it (its observations with the previous action or
+    reward appended where the run appends them), refused unless it fits the run's env."""
+    from contrl.data.datasets import with_run_inputs
+    data = with_run_inputs(data, pool.obs_dim, run_cfg.prev_action, run_cfg.prev_reward,
+                           run_cfg.frame_stack)
+    data.check_env(run_cfg.env, pool.obs_dim, pool.action_dim, run_cfg.action_repeat)
+    return data
+
+
 def saved_carry(ckpt: Checkpoint | None, template: Carry, prefix: str = "carry/") -> Carry:
     """The policy state saved in a checkpoint (``template`` when there is none to restore)."""
     if ckpt is None:
@@ -136,9 +146,6 @@ class Session:
             from contrl import video
             video.check_renderable(run_cfg.env, **run_cfg.env_kwargs)
         self.step = state.get("step", 0)
-        if self.step > run_cfg.steps:  # resumed with fewer steps than it has done
-            print(f"{run_dir} is already at step {self.step}, past --steps {run_cfg.steps}: "
-                  "nothing to train", file=sys.stderr)
         self.episodes = state.get("episodes", 0)
         best = state.get("best_eval")
         self.best = None if best is None or best == -np.inf else (

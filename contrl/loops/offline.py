@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from contrl.data.datasets import load_dataset, with_run_inputs
-from contrl.loops.common import Loop, Session, start
+from contrl.data.datasets import load_dataset
+from contrl.loops.common import Loop, Session, dataset_for_run, start
 
 
 class OfflineLoop(Loop):
@@ -28,9 +28,7 @@ class OfflineLoop(Loop):
             algo_cfg.dataset_size)
         pool, self.agent, self.ckpt, state = start(run_cfg, algo_cfg, agent_cls, run_dir, resume)
         pool.close()  # offline: the env is only evaluated
-        self.dataset = with_run_inputs(self.dataset, pool.obs_dim, run_cfg.prev_action,
-                                       run_cfg.prev_reward, run_cfg.frame_stack)
-        self.dataset.check_env(run_cfg.env, pool.obs_dim, pool.action_dim, run_cfg.action_repeat)
+        self.dataset = dataset_for_run(self.dataset, run_cfg, pool)
         self.rng = np.random.default_rng(run_cfg.seed)
         if state is not None:
             self.rng.bit_generator.state = state["data_rng"]

@@ -17,7 +17,7 @@ import numpy as np
 
 from contrl.data import ReplayBuffer
 from contrl.data.batch import concat
-from contrl.loops.common import Loop, Session, saved_carry, start
+from contrl.loops.common import Loop, Session, dataset_for_run, saved_carry, start
 from contrl.policy import carry_arrays, reset_carry
 
 
@@ -29,7 +29,7 @@ class OffPolicyLoop(Loop):
         fresh = agent is None
         self.offline, self.n_offline = None, round(algo_cfg.offline_ratio * algo_cfg.batch_size)
         if self.n_offline > 0:  # symmetric sampling: part of every batch from the dataset
-            from contrl.data.datasets import load_dataset, with_run_inputs
+            from contrl.data.datasets import load_dataset
             data = load_dataset(algo_cfg.dataset, run_cfg.env, run_cfg.obs_keys,
                                 algo_cfg.dataset_action_units)
             algo_cfg.check_dataset(data)  # before anything is built
@@ -37,10 +37,7 @@ class OffPolicyLoop(Loop):
                                                    resume, agent)
         self.data_rng = np.random.default_rng(seed + 2)
         if self.n_offline > 0:
-            self.offline = with_run_inputs(data, self.pool.obs_dim, run_cfg.prev_action,
-                                           run_cfg.prev_reward, run_cfg.frame_stack)
-            self.offline.check_env(run_cfg.env, self.pool.obs_dim, self.pool.action_dim,
-                                   run_cfg.action_repeat)
+            self.offline = dataset_for_run(data, run_cfg, self.pool)
             if state is not None:
                 self.data_rng.bit_generator.state = state["data_rng"]
         self.cfg, self.n_envs = algo_cfg, n_envs
