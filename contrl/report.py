@@ -413,6 +413,9 @@ def _curves_json(curve_data: dict) -> dict:
             for (e, a), (g, p, lo, hi) in curve_data.items()}
 
 
+MIN_REPS = 10
+
+
 def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int = 0,
            pick: str = "final", figures: bool = True, refs_path: Path = REFERENCES,
            step: int | None = None) -> dict:
@@ -420,8 +423,9 @@ def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int 
     (default: the first directory). ``pick``: aggregate the final or the best evaluations.
     ``step``: use each run's evaluations up to this env step only (compare runs of different
     lengths at equal steps)."""
-    if reps <= 0:
-        raise ContrlError(f"reps must be positive, got {reps}")
+    if reps < MIN_REPS:  # one resample gives an interval of width 0, which reads as certainty
+        raise ContrlError(f"reps must be at least {MIN_REPS} (bootstrap resamples for the "
+                          f"95% intervals; the default is 2000), got {reps}")
     if pick not in ("final", "best"):
         raise ContrlError(f"pick must be final or best, got '{pick}'")
     if step is not None and step <= 0:

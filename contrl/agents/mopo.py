@@ -31,6 +31,11 @@ from contrl.envs.termination import termination_fn
 from contrl.nets import tanh_gaussian_sample
 
 
+# how the ensemble is fitted: unused when --dynamics reuses one
+FIT_FIELDS = ("dynamics_lr", "dynamics_weight_decay", "dynamics_batch_size", "dynamics_epochs",
+              "dynamics_patience", "dynamics_holdout")
+
+
 @dataclasses.dataclass
 class MOPOConfig(OfflineConfig, SACConfig):
     """MOPO hyperparameters (defaults: the paper's, with SAC's; the rollout horizon and the
@@ -79,8 +84,7 @@ class MOPOConfig(OfflineConfig, SACConfig):
 
     LOOP_FIELDS = OfflineConfig.LOOP_FIELDS + (
         "real_ratio", "rollout_batch_size", "rollout_every", "model_buffer_size",
-        "dynamics_lr", "dynamics_weight_decay", "dynamics_batch_size", "dynamics_epochs",
-        "dynamics_patience", "dynamics_holdout", "dynamics")
+        *FIT_FIELDS, "dynamics")
     PATH_FIELDS = OfflineConfig.PATH_FIELDS + ("dynamics",)
 
     def validate(self) -> None:
@@ -104,6 +108,13 @@ class MOPOConfig(OfflineConfig, SACConfig):
         if self.online_steps:
             raise ConfigError("mopo has no online phase (online_steps must be 0)")
         if self.dynamics:  # the shape now; the dataset once it is loaded
+            unused = [f.name for f in dataclasses.fields(self)
+                      if f.name in FIT_FIELDS and getattr(self, f.name) != f.default]
+            if unused:
+                raise ConfigError(
+                    f"--dynamics {self.dynamics} reuses a fitted ensemble, so "
+                    f"{', '.join('--' + n.replace('_', '-') for n in unused)} would not be used "
+                    "(drop them, or drop --dynamics to fit a new ensemble)")
             diff = spec_difference(saved_model_meta(self.dynamics)["spec"], {
                 "hidden": list(self.dynamics_hidden), "n_models": self.ensemble_size,
                 "n_elites": self.elites})

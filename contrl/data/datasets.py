@@ -61,8 +61,12 @@ class Dataset:
         return self.actions.shape[1]
 
     def head(self, n: int) -> "Dataset":
-        """The first ``n`` transitions (all of them if ``n`` is 0 or larger than the data)."""
-        if n <= 0 or n >= len(self):
+        """The first ``n`` transitions (all of them if ``n`` is 0); more than the data holds is
+        refused (a run would train on fewer transitions than it says)."""
+        if n > len(self):
+            raise DatasetError(f"dataset_size {n} is more than {self.name}'s {len(self)} "
+                               "transitions (0 uses them all)")
+        if n <= 0 or n == len(self):
             return self
         ends = self.episode_ends[:n].copy()
         ends[-1] = True
