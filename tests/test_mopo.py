@@ -246,6 +246,8 @@ def test_dynamics_reuse_and_its_refusals(mopo_run, pendulum_dataset, tmp_path, m
     assert not (tmp_path / "ok" / out["run_dir"].split("/")[-1] / "dynamics").exists()
     for over, msg in [({"dataset_size": 1500}, "was trained on dataset"),
                       ({"ensemble_size": 4}, "has another shape: n_models 3 (this run: 4)"),
+                      ({"dynamics_epochs": 7, "dynamics_lr": 0.01},
+                       "reuses a fitted ensemble, so --dynamics-lr, --dynamics-epochs would not"),
                       ({"dynamics": str(tmp_path)}, "no trained dynamics model at")]:
         with pytest.raises((ContrlError, ConfigError), match=re.escape(msg)):
             train("mopo", "Pendulum-v1", dict(base, runs_dir=str(tmp_path / "bad"), **over))

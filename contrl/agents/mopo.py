@@ -13,6 +13,7 @@ the ``rollout_every`` SAC steps (sampling the model buffer inside it).
 from __future__ import annotations
 
 import dataclasses
+import json
 from functools import partial
 
 import jax
@@ -21,7 +22,7 @@ from flax import struct
 
 from contrl.agents.base import compiled_create, scan_updates
 from contrl.agents.dynamics import (Dynamics, DynamicsSpec, TrainSpec, imagine,
-                                    saved_model_meta, spec_difference)
+                                    dynamics_path, saved_model_meta, spec_difference)
 from contrl.agents.offline import DataNormalized, DataStats, OfflineConfig
 from contrl.agents.sac import SAC, SACConfig, sac_fields
 from contrl.config import ConfigError
@@ -34,6 +35,18 @@ from contrl.nets import tanh_gaussian_sample
 # how the ensemble is fitted: unused when --dynamics reuses one
 FIT_FIELDS = ("dynamics_lr", "dynamics_weight_decay", "dynamics_batch_size", "dynamics_epochs",
               "dynamics_patience", "dynamics_holdout")
+
+
+def fit_settings(source) -> dict:
+    """How the ensemble at ``source`` was fitted: the FIT_FIELDS in its run's config.json
+    ({} when that is not known, e.g. a model.ckpt copied out of its run). A reusing run may
+    leave them at their defaults or repeat them; other values would not be used."""
+    config = dynamics_path(source).parent.parent / "config.json"
+    try:
+        algo = json.loads(config.read_text()).get("algo_config", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {k: algo[k] for k in FIT_FIELDS if k in algo} if isinstance(algo, dict) else {}
 
 
 @dataclasses.dataclass
@@ -108,14 +121,16 @@ class MOPOConfig(OfflineConfig, SACConfig):
         if self.online_steps:
             raise ConfigError("mopo has no online phase (online_steps must be 0)")
         if self.dynamics:  # the shape now; the dataset once it is loaded
-            unused = [f.name for f in dataclasses.fields(self)
-                      if f.name in FIT_FIELDS and getattr(self, f.name) != f.default]
+            saved = saved_model_meta(self.dynamics)  # refuses a path without one
+            fitted = fit_settings(self.dynamics)
+            unused = [f.name for f in dataclasses.fields(self) if f.name in FIT_FIELDS
+                      and getattr(self, f.name) not in (f.default, fitted.get(f.name))]
             if unused:
                 raise ConfigError(
                     f"--dynamics {self.dynamics} reuses a fitted ensemble, so "
                     f"{', '.join('--' + n.replace('_', '-') for n in unused)} would not be used "
                     "(drop them, or drop --dynamics to fit a new ensemble)")
-            diff = spec_difference(saved_model_meta(self.dynamics)["spec"], {
+            diff = spec_difference(saved["spec"], {
                 "hidden": list(self.dynamics_hidden), "n_models": self.ensemble_size,
                 "n_elites": self.elites})
             if diff:
