@@ -13,6 +13,9 @@ from pathlib import Path
 from contrl import config as C
 from contrl.errors import ContrlError
 
+MAX_VIDEO_SIDE = 4096
+"""The largest video side in pixels (8K frames are 4320 high; one of 4096x4096 is 50 MB)."""
+
 
 def _add_config_args(parser: argparse.ArgumentParser, cls: type, title: str, skip=()) -> None:
     group = parser.add_argument_group(title)
@@ -33,11 +36,20 @@ def _add_config_args(parser: argparse.ArgumentParser, cls: type, title: str, ski
             group.add_argument(flag, type=tp, metavar=tp.__name__.upper(), **kwargs)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument gets a short usage line and the error, not the whole
+    usage of a command with fifty flags (``--help`` has them)."""
+
+    def error(self, message):
+        self.exit(2, f"usage: {self.prog} ... (`{self.prog} --help` lists the options)\n"
+                     f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from contrl.loops.vmap_seeds import VMAPPABLE
     from contrl.registry import REGISTRY
 
-    parser = argparse.ArgumentParser(prog="contrl", description="Continuous-control RL on MuJoCo.")
+    parser = _Parser(prog="contrl", description="Continuous-control RL on MuJoCo.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = sub.add_parser("train", help="train an agent", description="Train an agent.")
@@ -402,8 +414,9 @@ def cmd_video(args) -> int:
     for name in ("episodes", "fps"):
         if getattr(args, name) <= 0:
             raise C.ConfigError(f"{name} must be positive, got {getattr(args, name)}")
-    if min(args.size) < 16:
-        raise C.ConfigError(f"size must be at least 16x16 pixels, got {args.size}")
+    if min(args.size) < 16 or max(args.size) > MAX_VIDEO_SIDE:
+        raise C.ConfigError(f"size must be between 16x16 and {MAX_VIDEO_SIDE}x{MAX_VIDEO_SIDE} "
+                            f"pixels, got {args.size}")
     if args.max_steps is not None and args.max_steps <= 0:
         raise C.ConfigError(f"max_steps must be positive, got {args.max_steps}")
     if args.seed is not None:  # else the run's own

@@ -65,6 +65,10 @@ def read_curve(run_dir: Path, up_to: int | None = None) -> RunCurve | None:
     """The evaluations of a run directory, those at or before env step ``up_to`` if given
     (None if there are none)."""
     saved = read_run_config(run_dir)
+    algo, env, seed = saved["algo"], saved["run"].get("env"), saved["run"].get("seed")
+    if not (isinstance(algo, str) and isinstance(env, str) and type(seed) is int):
+        raise ContrlError(f"{run_dir / 'config.json'} does not name the run's algorithm, env "
+                          f"and integer seed (algo {algo!r}, env {env!r}, seed {seed!r})")
     steps, returns, successes, times = [], [], [], []
     last_step = 0
     path = run_dir / "progress.csv"
@@ -86,9 +90,9 @@ def read_curve(run_dir: Path, up_to: int | None = None) -> RunCurve | None:
             raise ContrlError(f"{path} is not a readable progress log ({e})") from None
     if not steps:
         return None
-    return RunCurve(run_dir, saved["algo"], saved["run"]["env"], int(saved["run"]["seed"]),
+    return RunCurve(run_dir, algo, env, seed,
                     np.asarray(steps), np.asarray(returns),
-                    {**_defaults(saved["algo"]), **saved["algo_config"], **saved["run"]},
+                    {**_defaults(algo), **saved["algo_config"], **saved["run"]},
                     None if None in successes else np.asarray(successes),
                     None if None in times else np.asarray(times), last_step)
 

@@ -36,7 +36,12 @@ def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = Tr
     run_over, algo_over = split_overrides(algo, overrides)
     run_cfg = C.build(C.RunConfig, {**run_pre, **run_over, "env": env_id})
     algo_cfg = C.build(algo_cls, {**algo_pre, **algo_over})
-    if not env_id.startswith("dmc:"):  # dm_control's observations are always dicts
+    if env_id.startswith("dmc:"):  # dm_control's dicts are flattened whole, in sorted key order
+        if run_cfg.obs_keys:
+            raise C.ConfigError(f"--obs-keys does not apply to {env_id}: contrl flattens all of a "
+                                "dm_control task's observation keys (the -P and -V variants keep "
+                                "the position-like or the velocity keys)")
+    else:
         if not has_dict_observations(env_id) and run_cfg.obs_keys:
             raise C.ConfigError(f"--obs-keys picks keys of dict observations; {env_id}'s are a "
                                 "flat vector")

@@ -160,8 +160,14 @@ def parse_sets(algos: list[str], sets: list[str]) -> list[tuple[str, list[str]]]
         texts = [v.strip() for v in values.split(",")]
         for algo in algos:
             cls = _field_class(algo, name)
+            seen: dict = {}
             for t in texts:
-                _read_value(cls, name, t)
+                value = _read_value(cls, name, t)
+                key = repr(value)
+                if key in seen:  # 1e-3 and 0.001: two runs of one setting, counted as two samples
+                    raise C.ConfigError(f"--set {name}: '{seen[key]}' and '{t}' are the same "
+                                        "value; give each value once")
+                seen[key] = t
         out.append((name, texts))
     return out
 
@@ -235,12 +241,21 @@ def prepare(sweep_dir: Path, spec: dict) -> None:
     record lists every seed the directory has been given."""
     path = sweep_dir / SWEEP_FILE
     if path.is_file():
-        saved = json.loads(path.read_text())
+        try:
+            saved = json.loads(path.read_text())
+        except (ValueError, OSError) as e:  # JSONDecodeError and UnicodeDecodeError included
+            raise ContrlError(f"{path} is damaged ({type(e).__name__}); it records the sweep "
+                              "this directory holds: restore it or give a new --dir") from None
+        if not isinstance(saved, dict):
+            raise ContrlError(f"{path} is not a sweep record (a JSON object); restore it or "
+                              "give a new --dir")
         if grid_of(saved) != grid_of(spec):
             raise ContrlError(f"{sweep_dir} holds another sweep ({path}); give a new --dir")
         spec = {**spec, "seeds": sorted({*saved.get("seeds", []), *spec["seeds"]})}
     elif sweep_dir.exists() and not sweep_dir.is_dir():
         raise ContrlError(f"--dir {sweep_dir} is not a directory")
+    elif (sweep_dir / "config.json").is_file():
+        raise ContrlError(f"--dir {sweep_dir} is a run directory, not a sweep's; give a new --dir")
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "logs").mkdir(exist_ok=True)
     atomic_write_json(path, spec)

@@ -118,6 +118,22 @@ def files(tmp_path):
             (d / name / "config.json").write_text(json.dumps(
                 {"algo": "sac", "run": {"env": env}, "algo_config": {}}))
             return str(d / name)
+        if name in ("runs_no_env", "runs_text_seed"):  # readable logs, configs that lack what a report groups by
+            run = d / name / "a"
+            run.mkdir(parents=True)
+            saved = {} if name == "runs_no_env" else {"env": "Pendulum-v1", "seed": "zero"}
+            (run / "config.json").write_text(json.dumps(
+                {"algo": "sac", "run": saved, "algo_config": {}}))
+            (run / "progress.csv").write_text("step,time,eval_return\n200,1.0,-1200.0\n")
+            return str(d / name)
+        if name in ("sweep_damaged", "sweep_list", "sweep_is_run"):  # --dir of a sweep
+            sweep = d / name
+            sweep.mkdir()
+            if name == "sweep_is_run":
+                (sweep / "config.json").write_text("{}")
+            else:
+                (sweep / "sweep.json").write_text("{oops" if name == "sweep_damaged" else "[]")
+            return str(sweep)
         if name in ("runs_bad_progress", "runs_binary_progress"):  # a run whose log is damaged
             run = d / name / "a"
             run.mkdir(parents=True)
@@ -286,7 +302,9 @@ CASES = [
     (["sweep", "sac", "Pendulum-v1", "--set", "lr=-1", "--dir", "{sweep_dir}"], "lr must be in"),
     (["sweep", "sac", "Pendulum-v1", "--jobs", "0", "--dir", "{sweep_dir}"], "jobs must be positive"),
     (["sweep", "sac", "Pendulum-v1", "--set", "lr=0.1,0.1", "--dir", "{sweep_dir}"],
-     "names two runs sac-Pendulum-v1-lr0.1-s0 (an algorithm, env or --set value given twice?)"),
+     "--set lr: '0.1' and '0.1' are the same value; give each value once"),
+    (["sweep", "sac,sac", "Pendulum-v1", "--dir", "{sweep_dir}"],
+     "names two runs sac-Pendulum-v1-s0 (an algorithm, env or --set value given twice?)"),
     (["sweep", "sac", ",", "--dir", "{sweep_dir}"], "expected a comma-separated list"),
     (["sweep", "sac", "Pendulum-v1", "--set", "steps=0", "--steps", "1000", "--dir", "{sweep_dir}"],
      "steps is given twice (--steps and --set steps=...)"),
@@ -338,6 +356,21 @@ CASES = [
     (["collect", "--concat", "{h5}", "--name", "x-v0"], "cannot tell which env"),
     (["sweep", "iql", "Pendulum-v1", "--set", "dataset={other_env_h5}", "--dir", "{sweep_dir}"],
      "oe.hdf5 was collected in MountainCarContinuous-v0, not Pendulum-v1"),
+    # session 32's sweep of new paths
+    (["train", "sac", "Hopper-v3"], "environment 'Hopper-v3' cannot be made here (No module "
+     "named 'mujoco_py'"),
+    (["train", "sac", "Hopper-v3"], "; use Hopper-v5, Hopper-v4"),
+    (["train", "sac", "dmc:cheetah-run", "--obs-keys", "position"],
+     "--obs-keys does not apply to dmc:cheetah-run"),
+    (["sweep", "sac", "Pendulum-v1", "--dir", "{sweep_damaged}"], "sweep.json is damaged"),
+    (["sweep", "sac", "Pendulum-v1", "--dir", "{sweep_list}"], "sweep.json is not a sweep record"),
+    (["sweep", "sac", "Pendulum-v1", "--dir", "{sweep_is_run}"], "is a run directory, not a sweep's"),
+    (["sweep", "sac", "Pendulum-v1", "--set", "lr=0.001,1e-3", "--dir", "{sweep_dir}"],
+     "--set lr: '0.001' and '1e-3' are the same value"),
+    (["report", "{runs_no_env}"], "does not name the run's algorithm, env and integer seed"),
+    (["report", "{runs_text_seed}"], "seed 'zero'"),
+    (["video", "{run_missing_keys}", "--size", "5000", "100"],
+     "size must be between 16x16 and 4096x4096 pixels"),
 ]
 
 

@@ -46,6 +46,17 @@ def test_unknown_flag_names_its_subcommand(argv, usage, msg, capsys):
     assert exit_.value.code == 2 and err.startswith(usage) and msg in err
 
 
+def test_a_bad_value_gets_a_short_usage_and_one_error_line(capsys):
+    """Not the usage of all fifty flags of `train sac`: one line pointing to --help, then
+    the error."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "sac", "Pendulum-v1", "--lr", "abc"])
+    err = capsys.readouterr().err.splitlines()
+    assert exit_.value.code == 2 and err == [
+        "usage: contrl train sac ... (`contrl train sac --help` lists the options)",
+        "contrl train sac: error: argument --lr: invalid float value: 'abc'"]
+
+
 def test_help_shows_documented_hyperparameters():
     proc = subprocess.run([sys.executable, "-m", "contrl.cli", "train", "sac", "--help"],
                           capture_output=True, text=True)

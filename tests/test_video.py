@@ -63,6 +63,22 @@ def test_video_of_a_non_mujoco_env_is_refused():
         make_env("Pendulum-v1", render_size=(64, 64))
 
 
+@needs_gl
+def test_dm_control_frames_larger_than_its_default_buffer():
+    """dm_control's offscreen buffer is 640x480 in its tasks' models; a larger video enlarges
+    it (it raised a multi-line ValueError before), also after a seeded reset reloads the task."""
+    import subprocess
+    import sys
+    code = ("from contrl import video; video.choose_gl_backend(); "
+            "from contrl.envs import make_env; "
+            "env = make_env('dmc:walker-walk', render_size=(500, 720)); env.reset(seed=1); "
+            "frame = env.render(); print(frame.shape, video.is_blank(frame))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)  # a fresh process: dm_control fixes its GL at import
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split("\n")[-2] == "(500, 720, 3) False", proc.stdout
+
+
 def test_no_off_screen_gl_is_one_error_and_leaves_mujoco_gl_unset(monkeypatch):
     """Without EGL or OSMesa, choosing a backend is refused in one line; setting MUJOCO_GL
     to osmesa anyway made every later dm_control import in the process fail."""

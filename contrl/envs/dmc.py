@@ -61,6 +61,10 @@ class DMCEnv(gym.Env):
 
     def _load(self, seed):
         self._env = _suite().load(self.domain, self.task, task_kwargs={"random": seed})
+        if self.render_size is not None:  # the offscreen buffer (640x480 in most tasks) must hold a frame
+            vis = self._env.physics.model.vis.global_
+            vis.offheight = max(int(vis.offheight), self.render_size[0])
+            vis.offwidth = max(int(vis.offwidth), self.render_size[1])
 
     def _flat(self, obs: dict) -> np.ndarray:
         return np.concatenate([np.asarray(obs[k], np.float32).ravel() for k in self._keys])

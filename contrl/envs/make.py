@@ -214,8 +214,22 @@ def _make_base(env_id: str, render_size: tuple[int, int] | None = None) -> gym.E
         kwargs.update(render_mode="rgb_array", height=render_size[0], width=render_size[1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        env = gym.make(env_id, **kwargs)
+        try:
+            env = gym.make(env_id, **kwargs)
+        except (ImportError, gym.error.Error) as e:  # e.g. Hopper-v3 (mujoco-py), Box2D ids
+            raise UnknownIdError(_unmakeable(env_id, e)) from None
     return wrap(env) if wrap else env
+
+
+def _unmakeable(env_id: str, error: Exception) -> str:
+    """One line for a registered Gymnasium id that cannot be made here (an old MuJoCo version
+    needing mujoco-py, an env whose extra is not installed), naming the ids contrl can make."""
+    reason = str(error.args[0] if error.args else error).splitlines()[0][:160]
+    name = env_id.rpartition("-v")[0]
+    newer = sorted((k for k in known_env_ids() if k.rpartition("-v")[0] == name), reverse=True)
+    hint = (f"use {', '.join(newer)}" if newer else
+            "see `contrl list` for the envs contrl makes")
+    return f"environment '{env_id}' cannot be made here ({reason}); {hint}"
 
 
 def make_env(env_id: str, action_repeat: int = 1, obs_keys: tuple[str, ...] = (),
