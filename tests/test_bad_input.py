@@ -369,6 +369,9 @@ CASES = [
      "--set lr: '0.001' and '1e-3' are the same value"),
     (["report", "{runs_no_env}"], "does not name the run's algorithm, env and integer seed"),
     (["report", "{runs_text_seed}"], "seed 'zero'"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "{h5}", "--learning-starts", "100", "--utd-ratio",
+      "2"], "--learning-starts, --utd-ratio set the online phase, which iql runs only with "
+     "--online-steps above 0"),
     (["video", "{run_missing_keys}", "--size", "5000", "100"],
      "size must be between 16x16 and 4096x4096 pixels"),
 ]

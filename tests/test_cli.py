@@ -117,3 +117,13 @@ def test_an_interrupted_run_exits_130_after_saving(tmp_path, capsys, monkeypatch
     captured = capsys.readouterr()
     assert "checkpoint saved. Resume with" in captured.out
     assert "stopping at the next safe point" in captured.err
+
+
+def test_online_flags_are_refused_only_without_an_online_phase(pendulum_dataset):
+    from contrl.cli import _refuse_online_flags_offline
+    from contrl.config import ConfigError
+    given = {"dataset": pendulum_dataset, "online_steps": 1000, "learning_starts": 100}
+    _refuse_online_flags_offline("iql", "Pendulum-v1", given, True)  # used by the online phase
+    _refuse_online_flags_offline("sac", "Pendulum-v1", {"learning_starts": 100}, True)
+    with pytest.raises(ConfigError, match="^--learning-starts set the online phase"):
+        _refuse_online_flags_offline("iql", "Pendulum-v1", {**given, "online_steps": 0}, True)

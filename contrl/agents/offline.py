@@ -48,6 +48,9 @@ class OfflineConfig(OffPolicyConfig):
 
     LOOP_FIELDS = OffPolicyConfig.LOOP_FIELDS + ("dataset_size", "normalize_obs",
                                                   "reward_normalization", "steps_per_call")
+    ONLINE_FIELDS = ("offline_ratio", "learning_starts", "random_warmup", "utd_ratio",
+                     "update_every", "buffer_size")
+    """Fields read only by the online phase: given for a run without one, they do nothing."""
     READS_DATASET_ALONE = True
 
     def validate(self) -> None:
