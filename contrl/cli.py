@@ -201,22 +201,6 @@ def unknown_flags(leaf: argparse.ArgumentParser, args, extra: list[str]) -> None
     leaf.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
 
 
-def _refuse_online_flags_offline(algo: str, env: str, given: dict, use_preset: bool) -> None:
-    """An offline run without an online phase would silently ignore the online phase's flags
-    (--learning-starts, --utd-ratio, ...): refuse those the user gave."""
-    from contrl.agents.offline import OfflineConfig
-    from contrl.registry import resolve_algo
-    from contrl.resolve import build_configs
-
-    if not issubclass(resolve_algo(algo)[0], OfflineConfig) or env is None:
-        return
-    fields = [f for f in OfflineConfig.ONLINE_FIELDS if f in given]
-    if fields and build_configs(algo, env, given, use_preset)[1].online_steps == 0:
-        flags = ", ".join("--" + f.replace("_", "-") for f in fields)
-        raise C.ConfigError(f"{flags} set the online phase, which {algo} runs only with "
-                            "--online-steps above 0; drop them or give --online-steps")
-
-
 def cmd_train(args) -> int:
     from contrl.resolve import parse_seeds
     from contrl.train import train, train_seeds
@@ -226,8 +210,6 @@ def cmd_train(args) -> int:
                  if k not in ("command", "algo", "env", "resume", "no_preset", "run_dir", "seeds")}
     if args.run_dir and args.resume:
         raise ContrlError("--run-dir names a new run; --resume continues an existing one")
-    if not args.resume:
-        _refuse_online_flags_offline(args.algo, args.env, overrides, not args.no_preset)
     if seeds is not None or (args.resume and len(args.resume) > 1):
         out = train_seeds(args.algo, args.env, overrides,
                           None if seeds is None else parse_seeds(seeds),

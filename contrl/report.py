@@ -65,10 +65,6 @@ def read_curve(run_dir: Path, up_to: int | None = None) -> RunCurve | None:
     """The evaluations of a run directory, those at or before env step ``up_to`` if given
     (None if there are none)."""
     saved = read_run_config(run_dir)
-    algo, env, seed = saved["algo"], saved["run"].get("env"), saved["run"].get("seed")
-    if not (isinstance(algo, str) and isinstance(env, str) and type(seed) is int):
-        raise ContrlError(f"{run_dir / 'config.json'} does not name the run's algorithm, env "
-                          f"and integer seed (algo {algo!r}, env {env!r}, seed {seed!r})")
     steps, returns, successes, times = [], [], [], []
     last_step = 0
     path = run_dir / "progress.csv"
@@ -90,6 +86,10 @@ def read_curve(run_dir: Path, up_to: int | None = None) -> RunCurve | None:
             raise ContrlError(f"{path} is not a readable progress log ({e})") from None
     if not steps:
         return None
+    algo, env, seed = saved["algo"], saved["run"].get("env"), saved["run"].get("seed")
+    if not (isinstance(algo, str) and isinstance(env, str) and type(seed) is int):
+        raise ContrlError(f"{run_dir / 'config.json'} does not name the run's algorithm, env "
+                          f"and integer seed (algo {algo!r}, env {env!r}, seed {seed!r})")
     return RunCurve(run_dir, algo, env, seed,
                     np.asarray(steps), np.asarray(returns),
                     {**_defaults(algo), **saved["algo_config"], **saved["run"]},

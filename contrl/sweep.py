@@ -243,10 +243,10 @@ def prepare(sweep_dir: Path, spec: dict) -> None:
     if path.is_file():
         try:
             saved = json.loads(path.read_text())
-        except (ValueError, OSError) as e:  # JSONDecodeError and UnicodeDecodeError included
+        except ValueError as e:  # JSONDecodeError and UnicodeDecodeError included
             raise ContrlError(f"{path} is damaged ({type(e).__name__}); it records the sweep "
                               "this directory holds: restore it or give a new --dir") from None
-        if not isinstance(saved, dict):
+        if not isinstance(saved, dict) or not isinstance(saved.get("seeds", []), list):
             raise ContrlError(f"{path} is not a sweep record (a JSON object); restore it or "
                               "give a new --dir")
         if grid_of(saved) != grid_of(spec):

@@ -369,9 +369,14 @@ CASES = [
      "--set lr: '0.001' and '1e-3' are the same value"),
     (["report", "{runs_no_env}"], "does not name the run's algorithm, env and integer seed"),
     (["report", "{runs_text_seed}"], "seed 'zero'"),
-    (["train", "iql", "Pendulum-v1", "--dataset", "{h5}", "--learning-starts", "100", "--utd-ratio",
-      "2"], "--learning-starts, --utd-ratio set the online phase, which iql runs only with "
-     "--online-steps above 0"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "{h5}", "--learning-starts", "100",
+      "--no-random-warmup"], "--learning-starts, --no-random-warmup: settings of the online "
+     "phase, which this run does not have (give --online-steps, or drop them)"),
+    (["train", "mopo", "Pendulum-v1", "--dataset", "{h5}", "--utd-ratio", "2"],
+     "--utd-ratio: settings of the online phase, which this run does not have (it has no "
+     "online phase: drop them)"),
+    (["sweep", "iql", "Pendulum-v1", "--set", "dataset={h5}", "--set", "n_step=3", "--dir",
+      "{sweep_dir}"], "--n-step: settings of the online phase"),
     (["video", "{run_missing_keys}", "--size", "5000", "100"],
      "size must be between 16x16 and 4096x4096 pixels"),
 ]

@@ -120,10 +120,11 @@ def test_an_interrupted_run_exits_130_after_saving(tmp_path, capsys, monkeypatch
 
 
 def test_online_flags_are_refused_only_without_an_online_phase(pendulum_dataset):
-    from contrl.cli import _refuse_online_flags_offline
     from contrl.config import ConfigError
-    given = {"dataset": pendulum_dataset, "online_steps": 1000, "learning_starts": 100}
-    _refuse_online_flags_offline("iql", "Pendulum-v1", given, True)  # used by the online phase
-    _refuse_online_flags_offline("sac", "Pendulum-v1", {"learning_starts": 100}, True)
-    with pytest.raises(ConfigError, match="^--learning-starts set the online phase"):
-        _refuse_online_flags_offline("iql", "Pendulum-v1", {**given, "online_steps": 0}, True)
+    from contrl.resolve import build_configs
+    given = {"dataset": pendulum_dataset, "online_steps": 1000, "learning_starts": 100,
+             "n_step": 3}
+    assert build_configs("iql", "Pendulum-v1", given)[1].learning_starts == 100  # used online
+    assert build_configs("sac", "Pendulum-v1", {"learning_starts": 100})[1].learning_starts == 100
+    with pytest.raises(ConfigError, match="^--learning-starts, --n-step: settings of the online"):
+        build_configs("iql", "Pendulum-v1", {**given, "online_steps": 0})

@@ -54,6 +54,8 @@ class MOPOConfig(OfflineConfig, SACConfig):
     """MOPO hyperparameters (defaults: the paper's, with SAC's; the rollout horizon and the
     penalty per task are in presets/mopo.toml)."""
 
+    HAS_ONLINE_PHASE = False
+
     normalize_obs: bool = False
     """Standardize the policy's and critics' observations with the dataset's statistics
     (MOPO's SAC reads raw observations; the dynamics model always normalizes its own)."""

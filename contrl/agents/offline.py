@@ -49,8 +49,11 @@ class OfflineConfig(OffPolicyConfig):
     LOOP_FIELDS = OffPolicyConfig.LOOP_FIELDS + ("dataset_size", "normalize_obs",
                                                   "reward_normalization", "steps_per_call")
     ONLINE_FIELDS = ("offline_ratio", "learning_starts", "random_warmup", "utd_ratio",
-                     "update_every", "buffer_size")
-    """Fields read only by the online phase: given for a run without one, they do nothing."""
+                     "update_every", "buffer_size", "n_step", "exploration_noise", "noise_type",
+                     "ou_theta")
+    """Fields read only by the online phase (those the algorithm has): given for a run without
+    one, they would do nothing."""
+    HAS_ONLINE_PHASE = True
     READS_DATASET_ALONE = True
 
     def validate(self) -> None:
@@ -60,6 +63,20 @@ class OfflineConfig(OffPolicyConfig):
         if self.reward_normalization not in REWARD_NORMALIZATIONS:
             raise ConfigError(f"reward_normalization must be one of "
                               f"{', '.join(REWARD_NORMALIZATIONS)}, got '{self.reward_normalization}'")
+
+    def refuse_online_fields(self, given: dict) -> None:
+        """Refuse the online phase's fields named in ``given`` (the values a user set) when
+        this run has no online phase: they would be ignored."""
+        names = {f.name for f in dataclasses.fields(self)}
+        fields = [f for f in self.ONLINE_FIELDS if f in given and f in names]
+        if not fields or self.online_steps:
+            return
+        flags = ", ".join(("--no-" if given[f] is False else "--") + f.replace("_", "-")
+                          for f in fields)
+        remedy = ("give --online-steps, or drop them" if self.HAS_ONLINE_PHASE else
+                  "it has no online phase: drop them")
+        raise ConfigError(f"{flags}: settings of the online phase, which this run does not "
+                          f"have ({remedy})")
 
     def check_env_steps(self, run) -> None:
         """Steps count gradient steps here; the env steps are the online phase's."""
