@@ -115,11 +115,16 @@ def make_maze_dataset_from_run(name: str, run_dir: str | Path, which: str = "bes
     run trained on AntGoal-v3, -v2 or -v1 whose ant is the maze's (its ``which`` checkpoint);
     ``options``: ``make_maze_dataset``'s (steps, noise, episode_steps, seed, num_envs,
     restart_turned_over)."""
-    from contrl.data.antmaze import dataset_spec, make_maze_dataset
+    from contrl.data.antmaze import check_collection, dataset_spec, make_maze_dataset
+    from contrl.data.collect import check_new
     from contrl.envs.antgoal import ENV_ID, ENV_IDS
     from contrl.envs.make import ant_model
 
     spec = dataset_spec(name)
+    check_new(name)
+    collection = ("steps", "noise", "episode_steps", "seed", "num_envs")
+    if all(k in options for k in collection):  # bad settings before the reacher loads
+        check_collection(**{k: options[k] for k in collection})
     run_cfg, _ = run_configs(run_dir)
     if run_cfg.env not in ENV_IDS or run_cfg.frame_stack != 1 or run_cfg.prev_action \
             or run_cfg.prev_reward or run_cfg.action_repeat != 1:

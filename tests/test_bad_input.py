@@ -126,6 +126,11 @@ def files(tmp_path):
                 {"algo": "sac", "run": saved, "algo_config": {}}))
             (run / "progress.csv").write_text("step,time,eval_return\n200,1.0,-1200.0\n")
             return str(d / name)
+        if name == "reacher_no_ckpt":  # a goal reacher's configuration, no checkpoint
+            (d / name).mkdir()
+            (d / name / "config.json").write_text(json.dumps(
+                {"algo": "sac", "run": {"env": "AntGoal-v3", "seed": 0}, "algo_config": {}}))
+            return str(d / name)
         if name in ("sweep_damaged", "sweep_list", "sweep_is_run"):  # --dir of a sweep
             sweep = d / name
             sweep.mkdir()
@@ -377,6 +382,8 @@ CASES = [
      "online phase: drop them)"),
     (["sweep", "iql", "Pendulum-v1", "--set", "dataset={h5}", "--set", "n_step=3", "--dir",
       "{sweep_dir}"], "--n-step: settings of the online phase"),
+    (["make-dataset", "antmaze-umaze-v1", "--reacher", "{reacher_no_ckpt}", "--noise", "-1"],
+     "noise must be a number >= 0, got -1.0"),  # the setting, not the missing checkpoint
     (["video", "{run_missing_keys}", "--size", "5000", "100"],
      "size must be between 16x16 and 4096x4096 pixels"),
 ]

@@ -276,6 +276,20 @@ def _load_part(path: Path) -> list[dict]:
                                             "terminations", "truncations")} for i in range(n)]
 
 
+def check_collection(steps: int, noise: float, episode_steps: int, seed: int,
+                     num_envs: int) -> None:
+    """Refuse collection settings that cannot work (cheap: called before a reacher loads)."""
+    if episode_steps <= 0:
+        raise ContrlError(f"episode_steps must be positive, got {episode_steps}")
+    check_seed(seed)
+    if steps <= 0 or steps % episode_steps:
+        raise ContrlError(f"steps ({steps}) must be a positive multiple of episode_steps "
+                          f"({episode_steps})")
+    check_noise(noise)
+    if num_envs <= 0:
+        raise ContrlError(f"num_envs must be positive, got {num_envs}")
+
+
 def make_maze_dataset(name: str, reacher: Policy, source: dict, steps: int = 1_000_000,
                       noise: float = 0.2, episode_steps: int = 1000, seed: int = 0,
                       num_envs: int = 8, restart_turned_over: bool = True, stop=None,
@@ -287,15 +301,7 @@ def make_maze_dataset(name: str, reacher: Policy, source: dict, steps: int = 1_0
     calling again). ``on_progress(episodes_done, episodes)`` is called after every chunk."""
     spec = dataset_spec(name)
     check_new(name)
-    if episode_steps <= 0:
-        raise ContrlError(f"episode_steps must be positive, got {episode_steps}")
-    check_seed(seed)  # before any part of the collection is written
-    if steps <= 0 or steps % episode_steps:
-        raise ContrlError(f"steps ({steps}) must be a positive multiple of episode_steps "
-                          f"({episode_steps})")
-    check_noise(noise)
-    if num_envs <= 0:
-        raise ContrlError(f"num_envs must be positive, got {num_envs}")
+    check_collection(steps, noise, episode_steps, seed, num_envs)  # before any part is written
     settings = {"dataset": name, "env_id": spec.env_id, "cells": spec.cells, "steps": steps,
                 "episode_steps": episode_steps, "noise": noise, "seed": seed,
                 "num_envs": num_envs, "restart_turned_over": restart_turned_over,
