@@ -99,6 +99,10 @@ class AlgoConfig(_Checks):
     def check_new_run(self, run: "RunConfig") -> None:
         """Checks for a new run only (a resumed run keeps what it was started with)."""
 
+    def check_given(self, given: dict) -> None:
+        """Checks of the values a user set for a new run (``given``: not the preset's or the
+        defaults), e.g. settings this run would not use."""
+
     @classmethod
     def resume_blocker(cls, saved: dict) -> str | None:
         """Why a run saved with the config ``saved`` (as read from its config.json, RETIRED

@@ -50,8 +50,7 @@ def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = Tr
     if run_cfg.eval_episodes is None:
         run_cfg.eval_episodes = default_eval_episodes(env_id)  # recorded in config.json
     algo_cfg.resolve_paths()  # recorded absolute in config.json
-    if hasattr(algo_cfg, "refuse_online_fields"):  # offline algorithms
-        algo_cfg.refuse_online_fields(overrides)
+    algo_cfg.check_given(overrides)
     try:
         run_cfg.validate()
         algo_cfg.validate()

@@ -13,7 +13,6 @@ the ``rollout_every`` SAC steps (sampling the model buffer inside it).
 from __future__ import annotations
 
 import dataclasses
-import json
 from functools import partial
 
 import jax
@@ -29,7 +28,9 @@ from contrl.config import ConfigError
 from contrl.data.batch import Batch
 from contrl.data.model_buffer import ModelBuffer
 from contrl.envs.termination import termination_fn
+from contrl.errors import ContrlError
 from contrl.nets import tanh_gaussian_sample
+from contrl.run import read_run_config
 
 
 # how the ensemble is fitted: unused when --dynamics reuses one
@@ -41,12 +42,11 @@ def fit_settings(source) -> dict:
     """How the ensemble at ``source`` was fitted: the FIT_FIELDS in its run's config.json
     ({} when that is not known, e.g. a model.ckpt copied out of its run). A reusing run may
     leave them at their defaults or repeat them; other values would not be used."""
-    config = dynamics_path(source).parent.parent / "config.json"
     try:
-        algo = json.loads(config.read_text()).get("algo_config", {})
-    except (OSError, ValueError, AttributeError):
+        algo = read_run_config(dynamics_path(source).parent.parent)["algo_config"]
+    except (ContrlError, OSError):
         return {}
-    return {k: algo[k] for k in FIT_FIELDS if k in algo} if isinstance(algo, dict) else {}
+    return {k: algo[k] for k in FIT_FIELDS if k in algo}
 
 
 @dataclasses.dataclass

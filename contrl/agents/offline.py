@@ -64,9 +64,10 @@ class OfflineConfig(OffPolicyConfig):
             raise ConfigError(f"reward_normalization must be one of "
                               f"{', '.join(REWARD_NORMALIZATIONS)}, got '{self.reward_normalization}'")
 
-    def refuse_online_fields(self, given: dict) -> None:
-        """Refuse the online phase's fields named in ``given`` (the values a user set) when
-        this run has no online phase: they would be ignored."""
+    def check_given(self, given: dict) -> None:
+        """Refuse the online phase's fields named in ``given`` when this run has no online
+        phase: they would be ignored."""
+        super().check_given(given)
         names = {f.name for f in dataclasses.fields(self)}
         fields = [f for f in self.ONLINE_FIELDS if f in given and f in names]
         if not fields or self.online_steps:

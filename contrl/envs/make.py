@@ -224,9 +224,8 @@ def _make_base(env_id: str, render_size: tuple[int, int] | None = None) -> gym.E
 def _unmakeable(env_id: str, error: Exception) -> str:
     """One line for a registered Gymnasium id that cannot be made here (an old MuJoCo version
     needing mujoco-py, an env whose extra is not installed), naming the ids contrl can make."""
-    reason = (str(error).strip() or type(error).__name__).splitlines()[0][:160]
-    if error.args and isinstance(error.args[0], str) and error.args[0].strip():
-        reason = error.args[0].strip().splitlines()[0][:160]  # not the tuple's repr
+    first = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
+    reason = (first.strip() or type(error).__name__).splitlines()[0][:160]  # not a tuple's repr
     name = env_id.rpartition("-v")[0]
     newer = sorted((k for k in known_env_ids(dmc=False)
                     if k.rpartition("-v")[0] == name and k != env_id), reverse=True)
