@@ -13,8 +13,14 @@ from contrl.run import Checkpoint, atomic_write_bytes, read_run_config
 def run_configs(run_dir: str | Path):
     """(RunConfig, algorithm config) saved in a run directory."""
     saved = read_run_config(Path(run_dir))
-    return (C.build(C.RunConfig, saved["run"]),
-            C.build(resolve_algo(saved["algo"])[0], saved["algo_config"]))
+    try:
+        run_cfg = C.build(C.RunConfig, saved["run"])
+        algo_cfg = C.build(resolve_algo(saved["algo"])[0], saved["algo_config"])
+        run_cfg.validate()  # a hand-edited value is named here, not by a traceback later
+        algo_cfg.validate()
+    except C.ConfigError as e:
+        raise ContrlError(f"{Path(run_dir) / 'config.json'}: {e}") from None
+    return run_cfg, algo_cfg
 
 
 RUN_RECORDS = ("config.json", "eval.json", "progress.csv")

@@ -160,10 +160,11 @@ def parse_sets(algos: list[str], sets: list[str]) -> list[tuple[str, list[str]]]
         texts = [v.strip() for v in values.split(",")]
         for algo in algos:
             cls = _field_class(algo, name)
+            is_path = name in getattr(cls, "PATH_FIELDS", ())
             seen: dict = {}
             for t in texts:
                 value = _read_value(cls, name, t)
-                key = repr(value)
+                key = repr(C.resolved_path(value) if is_path else value)  # a.h5 and ./a.h5
                 if key in seen:  # 1e-3 and 0.001: two runs of one setting, counted as two samples
                     raise C.ConfigError(f"--set {name}: '{seen[key]}' and '{t}' are the same "
                                         "value; give each value once")

@@ -80,6 +80,9 @@ def files(tmp_path):
             return _h5(d / "i.hdf5", observations=obs)
         if name == "h5":
             return _h5(d / "ok.hdf5")
+        if name == "h5_twice":  # one file named two ways
+            path = _h5(d / "ok.hdf5")
+            return f"{path},/.{path}"
         if name == "rewards_2col_h5":
             return _h5(d / "r2.hdf5", rewards=np.zeros((8, 2), np.float32))
         if name == "next_obs_7_h5":
@@ -372,6 +375,8 @@ CASES = [
     (["sweep", "sac", "Pendulum-v1", "--dir", "{sweep_is_run}"], "is a run directory, not a sweep's"),
     (["sweep", "sac", "Pendulum-v1", "--set", "lr=0.001,1e-3", "--dir", "{sweep_dir}"],
      "--set lr: '0.001' and '1e-3' are the same value"),
+    (["sweep", "iql", "Pendulum-v1", "--set", "dataset={h5_twice}", "--dir", "{sweep_dir}"],
+     "are the same value; give each value once"),
     (["report", "{runs_no_env}"], "does not name the run's algorithm, env and integer seed"),
     (["report", "{runs_text_seed}"], "seed 'zero'"),
     (["train", "iql", "Pendulum-v1", "--dataset", "{h5}", "--learning-starts", "100",

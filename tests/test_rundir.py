@@ -30,6 +30,20 @@ def test_configs_saved_before_the_seeding_split_still_load(tmp_path):
     assert run_cfg.env == "Pendulum-v1" and algo_cfg.lr == 1e-3
 
 
+@pytest.mark.parametrize("run,algo,msg", [
+    ({"num_envs": 0}, {}, "num_envs must be positive, got 0"),
+    ({}, {"hidden": [0, 256]}, "hidden must be positive layer widths"),
+    ({}, {"lr": "x"}, "lr: cannot read 'x' as float"),
+])
+def test_a_hand_edited_config_is_named_before_it_is_used(tmp_path, run, algo, msg):
+    # eval/collect/video read configs through run_configs; without this check hidden=[0, 256]
+    # ended in a ZeroDivisionError traceback from the network's initializer
+    (tmp_path / "config.json").write_text(json.dumps({
+        "algo": "sac", "run": {"env": "Pendulum-v1", **run}, "algo_config": algo}))
+    with pytest.raises(ContrlError, match=f"config.json: {msg}"):
+        run_configs(tmp_path)
+
+
 def test_a_run_seeded_by_an_older_sac_cannot_be_resumed_silently_unseeded(tmp_path):
     from contrl.train import train
     (tmp_path / "checkpoints").mkdir()
