@@ -15,6 +15,9 @@ from contrl.errors import ContrlError
 
 MAX_VIDEO_SIDE = 4096
 """The largest video side in pixels (8K frames are 4320 high; one of 4096x4096 is 50 MB)."""
+MAX_VIDEO_FPS = 1000
+"""The highest frame rate a video may ask for (players show 24-240; above that, a clip of an
+episode lasts no time)."""
 
 
 def _add_config_args(parser: argparse.ArgumentParser, cls: type, title: str, skip=()) -> None:
@@ -172,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     vd.add_argument("--out", default=None, help="video file (.mp4 or .gif; default "
                     "RUN_DIR/videos/<checkpoint>.mp4)")
     vd.add_argument("--gif", action="store_true", help="also write a small GIF beside the MP4")
+    vd.add_argument("--overwrite", action="store_true", help="replace an existing --out file "
+                    "(and its GIF with --gif); without it an existing file is refused")
     vd.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
     vd.add_argument("--fps", type=int, default=30)
     vd.add_argument("--max-steps", type=int, default=None, help="cut each episode after this")
@@ -244,12 +249,13 @@ def cmd_eval(args) -> int:
     with progress_bar("evaluating (episodes)") as on_chunk:
         result = evaluate(agent, run_cfg.env, episodes, seed, trace=True, on_chunk=on_chunk,
                           **run_cfg.env_kwargs)
-    result.update(checkpoint=args.checkpoint, step=meta.get("step"))
+    used = meta["checkpoint"]  # best falls back to latest in a run that never evaluated
+    result.update(checkpoint=used, step=meta.get("step"))
     trace = result.pop("trace", None)
-    atomic_write_json(os.path.join(args.run_dir, f"eval-{args.checkpoint}.json"), result)
+    atomic_write_json(os.path.join(args.run_dir, f"eval-{used}.json"), result)
     if trace is not None:
-        picture = draw_trace(trace, f"{run_cfg.env} {args.checkpoint} (step {meta.get('step')})")
-        atomic_write_bytes(Path(args.run_dir) / f"eval-{args.checkpoint}.png", picture.png)
+        picture = draw_trace(trace, f"{run_cfg.env} {used} (step {meta.get('step')})")
+        atomic_write_bytes(Path(args.run_dir) / f"eval-{used}.png", picture.png)
     print(json.dumps({k: v for k, v in result.items() if k != "returns"}))
     return 0
 
@@ -409,11 +415,13 @@ def cmd_video(args) -> int:
     from contrl import video
     from contrl.evaluate import EVAL_SEED_OFFSET
     from contrl.run import read_run_config
-    from contrl.rundir import load_agent
+    from contrl.rundir import checkpoint_path, load_agent
 
     for name in ("episodes", "fps"):
         if getattr(args, name) <= 0:
             raise C.ConfigError(f"{name} must be positive, got {getattr(args, name)}")
+    if args.fps > MAX_VIDEO_FPS:
+        raise C.ConfigError(f"fps must be at most {MAX_VIDEO_FPS}, got {args.fps}")
     if min(args.size) < 16 or max(args.size) > MAX_VIDEO_SIDE:
         raise C.ConfigError(f"size must be between 16x16 and {MAX_VIDEO_SIDE}x{MAX_VIDEO_SIDE} "
                             f"pixels, got {args.size}")
@@ -421,11 +429,27 @@ def cmd_video(args) -> int:
         raise C.ConfigError(f"max_steps must be positive, got {args.max_steps}")
     if args.seed is not None:  # else the run's own
         C.check_seed(args.seed)
-    out = Path(args.out) if args.out else Path(args.run_dir) / "videos" / f"{args.checkpoint}.mp4"
+    used = checkpoint_path(args.run_dir, args.checkpoint).stem
+    out = Path(args.out) if args.out else Path(args.run_dir) / "videos" / f"{used}.mp4"
     if out.suffix not in (".mp4", ".gif"):
         raise C.ConfigError(f"--out must end in .mp4 or .gif, got {out}")
     if any(p.exists() and not p.is_dir() for p in out.parents):
         raise C.ConfigError(f"--out {out}: a folder on its path is a file")
+    if out.suffix == ".mp4" and any(side % 2 for side in args.size):
+        h, w = args.size
+        raise C.ConfigError(f"--size {h} {w}: an MP4 (H.264) needs even sides; give --size "
+                            f"{h + h % 2} {w + w % 2}, or --out a .gif")
+    if args.gif and out.suffix == ".gif":
+        raise C.ConfigError("--gif adds a GIF beside the MP4, and --out is already a .gif: "
+                            "drop --gif")
+    if out.is_dir():
+        raise C.ConfigError(f"--out {out} is a directory: give a file name ending in "
+                            f"{out.suffix}")
+    if args.out and not args.overwrite:  # a run's own videos/ are remade freely
+        taken = [p for p in (out, *([out.with_suffix(".gif")] if args.gif else [])) if p.exists()]
+        if taken:
+            raise C.ConfigError(f"--out: {taken[0]} exists; give --overwrite to replace it, or "
+                                "another name")
     read_run_config(args.run_dir)  # a missing run is named before any GL question
     video.choose_gl_backend()
     agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)
@@ -434,7 +458,7 @@ def cmd_video(args) -> int:
                                  args.max_steps, **run_cfg.env_kwargs)
     out.parent.mkdir(parents=True, exist_ok=True)
     written = [video.write_video(clip["frames"], out, clip["fps"])]
-    if args.gif and out.suffix == ".mp4":
+    if args.gif:
         written.append(video.write_video(video.gif_frames(clip["frames"], clip["fps"]),
                                          out.with_suffix(".gif"), 15))
     print(json.dumps({"files": [str(p) for p in written], "frames": len(clip["frames"]),

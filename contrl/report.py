@@ -90,6 +90,10 @@ def read_curve(run_dir: Path, up_to: int | None = None) -> RunCurve | None:
     if not (isinstance(algo, str) and isinstance(env, str) and type(seed) is int):
         raise ContrlError(f"{run_dir / 'config.json'} does not name the run's algorithm, env "
                           f"and integer seed (algo {algo!r}, env {env!r}, seed {seed!r})")
+    length = saved["run"].get("steps", C.RunConfig.steps)
+    if type(length) is not int or length <= 0:
+        raise ContrlError(f"{run_dir / 'config.json'}: steps must be a positive integer, got "
+                          f"{length!r}")
     return RunCurve(run_dir, algo, env, seed,
                     np.asarray(steps), np.asarray(returns),
                     {**_defaults(algo), **saved["algo_config"], **saved["run"]},
@@ -154,6 +158,12 @@ def group(runs: list[RunCurve]) -> dict[tuple[str, str], list[RunCurve]]:
         varying = [k for k in keys if len({repr(r.config.get(k)) for r in rs}) > 1]
         for r in sorted(rs, key=lambda r: r.seed):
             out.setdefault((env, setting_label(r, varying)), []).append(r)
+    for (env, label), rs in out.items():
+        for a, b in zip(rs, rs[1:]):
+            if a.seed == b.seed:  # a copied run counted twice would narrow the interval
+                raise ContrlError(f"{a.path} and {b.path} are both seed {a.seed} of {label} on "
+                                  f"{env} (a copy, or one run twice?): give each seed once "
+                                  "(pass their folders to separate contrl report commands)")
     return out
 
 
@@ -418,6 +428,9 @@ def _curves_json(curve_data: dict) -> dict:
 
 
 MIN_REPS = 10
+MAX_REPS = 100_000
+"""rliable's intervals settle by a few thousand resamples; beyond this the bootstrap's arrays
+(seeds x tasks x reps) stop fitting in memory for no better interval."""
 
 
 def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int = 0,
@@ -430,6 +443,8 @@ def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int 
     if reps < MIN_REPS:  # one resample gives an interval of width 0, which reads as certainty
         raise ContrlError(f"reps must be at least {MIN_REPS} (bootstrap resamples for the "
                           f"95% intervals; the default is 2000), got {reps}")
+    if reps > MAX_REPS:
+        raise ContrlError(f"reps must be at most {MAX_REPS} (the default is 2000), got {reps}")
     if pick not in ("final", "best"):
         raise ContrlError(f"pick must be final or best, got '{pick}'")
     if step is not None and step <= 0:
@@ -439,7 +454,6 @@ def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int 
         raise ContrlError(f"--out {out_dir} is a file; the report needs a folder")
     runs = find_runs(dirs, step)
     refs = load_references(refs_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
     groups = group(runs)
     table = per_task_table(groups, reps, seed, refs)
     mats, envs, notes = score_matrices(groups, refs, pick)
@@ -452,6 +466,7 @@ def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int 
     prob = improvement(mats, reps, seed) if len(mats) > 1 else {}
     curve_data = curves(groups, reps, seed)
     success_curves = curves(groups, reps, seed, "success_rate")
+    out_dir.mkdir(parents=True, exist_ok=True)  # made once the runs have been read
     figs = []
     if figures:
         figs += plot_curves(curve_data, refs, out_dir, groups)
@@ -463,9 +478,21 @@ def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int 
               "per_task": table, "aggregate_envs": envs, "aggregates": agg,
               "probability_of_improvement": prob, "notes": notes, "figures": figs,
               "curves": _curves_json(curve_data), "success_curves": _curves_json(success_curves)}
-    atomic_write_json(out_dir / "report.json", result)
+    atomic_write_json(out_dir / "report.json", _strict_json(result))
     atomic_write_bytes(out_dir / "report.md", markdown(result, refs).encode())
     return result
+
+
+def _strict_json(value):
+    """``value`` with NaN and infinities as null (a diverged run's evaluations are NaN; bare NaN
+    is not JSON, and strict readers such as jq and JavaScript refuse the whole file)."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    return value
 
 
 def markdown(result: dict, refs: dict) -> str:

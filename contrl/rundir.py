@@ -46,22 +46,29 @@ def export_policies(run_dir: str | Path, out_dir: str | Path,
     return out
 
 
+def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
+    """The checkpoint file that ``which`` names in a run: ``best``, else (a run that never
+    evaluated, or an exported copy) ``latest``."""
+    path = Path(run_dir) / "checkpoints" / f"{which}.ckpt"
+    if which == "best" and not path.exists():
+        path = Path(run_dir) / "checkpoints" / "latest.ckpt"
+    return path
+
+
 def load_agent(run_dir: str | Path, which: str = "best"):
     """The agent saved in a run directory (``best``, else ``latest``; or ``latest``), the
-    run's configs and the checkpoint's metadata."""
+    run's configs and the checkpoint's metadata, whose ``checkpoint`` names the one used."""
     run_dir = Path(run_dir)
     run_cfg, algo_cfg = run_configs(run_dir)
     agent_cls = resolve_algo(read_run_config(run_dir)["algo"])[1]
-    path = run_dir / "checkpoints" / f"{which}.ckpt"
-    if which == "best" and not path.exists():
-        path = run_dir / "checkpoints" / "latest.ckpt"
+    path = checkpoint_path(run_dir, which)
     ckpt = Checkpoint(path)
     env = make_env(run_cfg.env, **run_cfg.env_kwargs)
     template = agent_cls.create(algo_cfg, env.observation_space.shape[0],
                                 env.action_space.shape[0], run_cfg.seed,
                                 num_envs=run_cfg.num_envs)
     env.close()
-    return ckpt.restore_agent(template), run_cfg, algo_cfg, ckpt.meta
+    return ckpt.restore_agent(template), run_cfg, algo_cfg, {**ckpt.meta, "checkpoint": path.stem}
 
 
 def collect_run(run_dir: str | Path | None, name: str, steps: int = 1_000_000,
@@ -84,9 +91,9 @@ def collect_run(run_dir: str | Path | None, name: str, steps: int = 1_000_000,
     agent, run_cfg, _, meta = load_agent(run_dir, which)
     if env_id is not None and resolve_env_id(env_id) != run_cfg.env:
         raise ContrlError(f"{run_dir} was trained on {run_cfg.env}, not {env_id}")
-    source = {"run": str(Path(run_dir).resolve()), "checkpoint": which,
+    source = {"run": str(Path(run_dir).resolve()), "checkpoint": meta["checkpoint"],
               "checkpoint_step": meta.get("step"),
-              "policy": f"contrl {Path(run_dir).name} ({which} checkpoint)"}
+              "policy": f"contrl {Path(run_dir).name} ({meta['checkpoint']} checkpoint)"}
     return collect(agent, run_cfg.env, name, steps, noise, seed, num_envs, ref_from=ref_from,
                    source=source, env_kwargs=run_cfg.env_kwargs, sample=sample,
                    on_progress=on_progress)
@@ -144,7 +151,7 @@ def make_maze_dataset_from_run(name: str, run_dir: str | Path, which: str = "bes
                           f"({reacher_ant}'s ant): use a reacher trained on "
                           f"{' or '.join(fits)}")
     agent, _, _, meta = load_agent(run_dir, which)
-    source = {"run": str(Path(run_dir).resolve()), "checkpoint": which,
+    source = {"run": str(Path(run_dir).resolve()), "checkpoint": meta["checkpoint"],
               "checkpoint_step": meta.get("step")}
     rank = meta.get("best_metric")  # a best checkpoint's (success rate, return)
     if run_cfg.best_metric in ("auto", "success_rate") and rank and len(rank) == 2:

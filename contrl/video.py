@@ -116,6 +116,9 @@ def write_video(frames: np.ndarray, path: Path, fps: int) -> Path:
             with warnings.catch_warnings():  # ffmpeg runs in a forked child that execs at once:
                 warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)  # JAX's warning is moot
                 imageio.mimsave(tmp, list(frames), fps=fps, macro_block_size=1)
+        if not tmp.exists() or tmp.stat().st_size == 0:
+            raise ContrlError(f"the video encoder wrote nothing for {path} (see its messages "
+                              "above); nothing was replaced")
         os.replace(tmp, path)
     finally:
         if tmp.exists():

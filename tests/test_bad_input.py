@@ -48,6 +48,12 @@ def files(tmp_path):
         if name == "empty_dir":
             (d / "empty").mkdir()
             return str(d / "empty")
+        if name == "existing_mp4":  # a user's file, which a video must not replace
+            (d / "mine.mp4").write_text("precious")
+            return str(d / "mine.mp4")
+        if name == "dir_mp4":
+            (d / "d.mp4").mkdir()
+            return str(d / "d.mp4")
         if name == "file":
             (d / "a_file").write_text("x")
             return str(d / "a_file")
@@ -80,6 +86,10 @@ def files(tmp_path):
             return _h5(d / "i.hdf5", observations=obs)
         if name == "h5":
             return _h5(d / "ok.hdf5")
+        if name in ("h5_env3", "h5_env5"):  # Pendulum data, one with 5-number observations
+            width = int(name[-1])
+            return _h5(d / f"w{width}.hdf5", attrs={"env_id": "Pendulum-v1"},
+                       observations=np.zeros((8, width), np.float32))
         if name == "h5_twice":  # one file named two ways
             path = _h5(d / "ok.hdf5")
             return f"{path},/.{path}"
@@ -330,6 +340,13 @@ CASES = [
     (["video", "{run_missing_keys}", "--out", "clip.avi"], "must end in .mp4 or .gif"),
     (["video", "{run_missing_keys}", "--max-steps", "0"], "max_steps must be positive, got 0"),
     (["video", "{run_missing_keys}", "--out", "{clip_under_a_file}"], "a folder on its path is a file"),
+    (["video", "{run_missing_keys}", "--out", "{existing_mp4}"],
+     "mine.mp4 exists; give --overwrite to replace it, or another name"),
+    (["video", "{run_missing_keys}", "--out", "{dir_mp4}"], "d.mp4 is a directory"),
+    (["video", "{run_missing_keys}", "--size", "33", "32"],
+     "--size 33 32: an MP4 (H.264) needs even sides; give --size 34 32"),
+    (["video", "{run_missing_keys}", "--out", "c.gif", "--gif"], "drop --gif"),
+    (["video", "{run_missing_keys}", "--fps", "100000000"], "fps must be at most 1000"),
     # datasets whose content does not fit, flags that would be ignored (session 30's sweep)
     (["train", "iql", "Pendulum-v1", "--dataset", "{rewards_2col_h5}"],
      "rewards has shape (8, 2); expected (8,), one value per row"),
@@ -362,6 +379,8 @@ CASES = [
     (["collect", "--concat", "a-v0", "b-v0", "--seed", "3", "--name", "x-v0"],
      "--concat joins datasets as they are: --seed would be ignored"),
     (["collect", "--concat", "{h5}", "--name", "x-v0"], "cannot tell which env"),
+    (["collect", "--concat", "{h5_env3}", "{h5_env5}", "--name", "x-v0"],
+     "cannot concatenate datasets of different observation or action widths"),
     (["sweep", "iql", "Pendulum-v1", "--set", "dataset={other_env_h5}", "--dir", "{sweep_dir}"],
      "oe.hdf5 was collected in MountainCarContinuous-v0, not Pendulum-v1"),
     # session 32's sweep of new paths

@@ -92,6 +92,9 @@ def test_concat_keeps_the_average_of_complete_episodes(tmp_path, monkeypatch):
     assert dataset_metadata("pend-rand-v0")["contrl"]["cut_episodes"] != []
     out = concat(["pend-rand-v0"], "pend-again-v0")
     assert out["average_return"] == pytest.approx(src["average_return"])
+    with pytest.raises(ContrlError, match=r"pend-rand-v0/ twice \(as given or as another"):
+        concat(["pend-rand-v0", f"{tmp_path}/./pend-rand-v0/"],  # its id and its folder
+               "pend-twice-v0")
     # a dataset made before contrl kept the record: the env's time limit tells
     ds = load_dataset("pend-rand-v0")
     ds.metadata.pop("cut_episodes")

@@ -1,4 +1,5 @@
 """Datasets: Minari round trip, Minari DataCollector datasets, D4RL-style HDF5, bad input."""
+import json
 import shutil
 
 import gymnasium as gym
@@ -199,11 +200,28 @@ def test_datasets_with_unreadable_metadata_are_listed_with_the_problem(minari_di
     assert "not a Minari metadata object" in rows["list-v0"]["problem"]
     assert "not valid JSON" in rows["broken-v0"]["problem"]
     assert "'contrl' entry is not an object" in rows["entry-v0"]["problem"]
+    shutil.copytree(minari_dir / "pendulum-ok-v0", minari_dir / "edited-v0")
+    meta_path = minari_dir / "edited-v0" / "data" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["contrl"]["average_return"], meta["total_steps"] = "abc", {"x": 1}
+    meta_path.write_text(json.dumps(meta))
+    rows = {r["id"]: r for r in list_datasets()}  # listed as unreadable, not a crash
+    assert rows["edited-v0"]["problem"] == ("metadata.json: total_steps is {'x': 1}, "
+                                            "contrl.average_return is 'abc'")
+    shutil.rmtree(minari_dir / "edited-v0")
     shutil.copytree(minari_dir / "pendulum-ok-v0", minari_dir / "pendulum-copy-v0")
     rows = {r["id"]: r for r in list_datasets()}  # listed by the folder that loads it
     assert rows["pendulum-copy-v0"]["metadata_id"] == "pendulum-ok-v0"
     assert "metadata_id" not in rows["pendulum-ok-v0"]
     assert len(load_dataset("pendulum-copy-v0")) == 200
+
+
+def test_a_datasets_folder_that_is_a_file_is_named(tmp_path, monkeypatch):
+    from contrl.errors import ContrlError
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "afile"))
+    with pytest.raises(ContrlError, match="the datasets folder .*afile is a file"):
+        list_datasets()  # was: "no datasets in ...afile"; a collection failed only at its end
 
 
 def test_a_dataset_of_another_env_is_refused_by_name(minari_dir):

@@ -127,6 +127,30 @@ def test_no_runs_is_an_error(tmp_path):
         report([str(tmp_path / "missing")])
 
 
+def test_a_copied_run_is_not_a_second_seed(tmp_path):
+    import shutil
+    d = make_run(tmp_path / "a", "sac", 1, [_ret(0.5)])
+    shutil.copytree(d, tmp_path / "b" / d.name)
+    with pytest.raises(ContrlError, match="are both seed 1 of sac on Pendulum-v1"):
+        report([str(tmp_path)], out=str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()  # --out is made only once the runs are read
+
+
+def test_bad_steps_reps_and_nan_evaluations(tmp_path):
+    d = make_run(tmp_path / "a", "sac", 0, [_ret(0.5), float("nan")])
+    with pytest.raises(ContrlError, match="at most 100000"):
+        report([str(tmp_path)], reps=10**12)
+    result = report([str(tmp_path)], figures=False, reps=100)  # a diverged run: null, not NaN
+    text = (tmp_path / "report.json").read_text()
+    assert "NaN" not in text and json.loads(text)["per_task"][0]["final_per_seed"] == [None]
+    assert np.isnan(result["per_task"][0]["final_per_seed"][0])
+    saved = json.loads((d / "config.json").read_text())
+    saved["run"]["steps"] = None
+    (d / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(ContrlError, match="steps must be a positive integer, got None"):
+        report([str(tmp_path)])
+
+
 def make_maze_run(root, algo, seed, rates, dataset="antmaze-umaze-v0",
                   env="AntMaze_UMaze_Fixed-v5"):
     d = root / f"{algo}-maze-s{seed}"

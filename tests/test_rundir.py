@@ -1,5 +1,6 @@
 """Saved runs: reading a run's configuration refuses what is not one, with one line."""
 import json
+import shutil
 
 import pytest
 
@@ -42,6 +43,18 @@ def test_a_hand_edited_config_is_named_before_it_is_used(tmp_path, run, algo, ms
         "algo": "sac", "run": {"env": "Pendulum-v1", **run}, "algo_config": algo}))
     with pytest.raises(ContrlError, match=f"config.json: {msg}"):
         run_configs(tmp_path)
+
+
+def test_best_falls_back_to_latest_and_says_so(pendulum_expert, tmp_path):
+    from contrl.rundir import load_agent
+    run = tmp_path / "run"
+    shutil.copytree(pendulum_expert, run, ignore=shutil.ignore_patterns("best.ckpt", "tb"))
+    assert load_agent(pendulum_expert, "best")[3]["checkpoint"] == "best"
+    assert load_agent(run, "best")[3]["checkpoint"] == "latest"  # was labelled "best"
+    from contrl.cli import main
+    assert main(["eval", str(run), "--episodes", "1"]) == 0
+    assert json.loads((run / "eval-latest.json").read_text())["checkpoint"] == "latest"
+    assert not (run / "eval-best.json").exists()
 
 
 def test_a_run_seeded_by_an_older_sac_cannot_be_resumed_silently_unseeded(tmp_path):

@@ -26,6 +26,21 @@ def test_frame_strip_and_gif_frames():
     assert video.gif_frames(frames, fps=30, gif_fps=15, width=4).shape == (5, 2, 3, 3)
 
 
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
+def test_a_failed_encoding_replaces_nothing(tmp_path):
+    # H.264 refuses odd sides: ffmpeg exits without writing, and the empty temporary file was
+    # renamed over the target (the CLI now refuses odd sizes first; this is the last guard)
+    from contrl.errors import ContrlError
+    pytest.importorskip("imageio_ffmpeg")
+    target = tmp_path / "clip.mp4"
+    target.write_bytes(b"an older video")
+    frames = np.zeros((3, 33, 17, 3), np.uint8)
+    with pytest.raises(ContrlError, match="wrote nothing"):
+        video.write_video(frames, target, 30)
+    assert target.read_bytes() == b"an older video"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
 @needs_gl
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # the test reads the MP4 with ffmpeg
 def test_video_during_training_and_of_a_saved_run(tiny, tmp_path):

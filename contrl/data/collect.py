@@ -5,8 +5,8 @@ import sys
 
 import numpy as np
 
-from contrl.data.datasets import (check_name, dataset_metadata, load_dataset, minari_root,
-                                  recorded_env, same_env_task, write_minari)
+from contrl.data.datasets import (check_name, dataset_location, dataset_metadata, load_dataset,
+                                  minari_root, recorded_env, same_env_task, write_minari)
 from contrl.data.replay import ReplayBuffer
 from contrl.envs import EnvPool
 from contrl.envs.make import raw_action_space
@@ -175,10 +175,12 @@ def concat(sources: list[str], name: str) -> dict:
     """The datasets ``sources``, one after the other, as the dataset ``name`` (e.g.
     medium-expert); reference scores are the first source's."""
     check_new(name)
-    twice = sorted({s for s in sources if sources.count(s) > 1})
+    keys = [dataset_location(s).resolve() for s in sources]  # an id and its folder are one
+    twice = list(dict.fromkeys(s for i, s in enumerate(sources) if keys[i] in keys[:i]))
     if twice:
-        raise ContrlError(f"--concat names {', '.join(twice)} twice: its episodes would be "
-                          "in the new dataset twice")
+        raise ContrlError(f"--concat names {', '.join(twice)} twice (as given or as another "
+                          "name of the same dataset): its episodes would be in the new "
+                          "dataset twice")
     parts = [load_dataset(s) for s in sources]
     unknown = [s for s, p in zip(sources, parts) if p.env_id is None]
     if unknown:
@@ -192,6 +194,11 @@ def concat(sources: list[str], name: str) -> dict:
     if len(repeats) != 1:
         raise ContrlError(f"cannot concatenate datasets collected with different action_repeat "
                           f"({', '.join(map(str, sorted(repeats)))})")
+    if len({(p.obs_dim, p.action_dim) for p in parts}) != 1:
+        raise ContrlError("cannot concatenate datasets of different observation or action "
+                          "widths (" + ", ".join(f"{s}: observations {p.obs_dim}, actions "
+                                                 f"{p.action_dim}" for s, p in zip(sources, parts))
+                          + ")")
     episodes = [ep for p in parts for ep in _marked_episodes(p)]
     meta = {"sources": list(sources), "policy": " + ".join(sources)}
     if repeats != {1}:

@@ -267,12 +267,22 @@ def _env_bounds(env_id: str):
 # -------------------------------------------------------------------------------- reading
 def minari_root() -> Path:
     """Where Minari keeps local datasets (MINARI_DATASETS_PATH or ~/.minari/datasets)."""
-    root = os.environ.get("MINARI_DATASETS_PATH") or os.path.join(
-        os.path.expanduser("~"), ".minari", "datasets")
-    return Path(root)
+    root = Path(os.environ.get("MINARI_DATASETS_PATH") or os.path.join(
+        os.path.expanduser("~"), ".minari", "datasets"))
+    if root.exists() and not root.is_dir():  # else a collection fails only when it writes
+        raise ContrlError(f"the datasets folder {root} is a file (MINARI_DATASETS_PATH names "
+                          "the folder where datasets are kept)")
+    return root
 
 
 ACTION_UNITS = ("env", "scaled")
+
+
+def dataset_location(source: str | os.PathLike) -> Path:
+    """Where a dataset source lives: the file or directory it names, else the local Minari
+    dataset of that id (which may not exist)."""
+    path = Path(source)
+    return path if path.exists() else minari_root() / str(source)
 
 
 def load_dataset(source: str | os.PathLike, env_id: str | None = None,
@@ -288,14 +298,11 @@ def load_dataset(source: str | os.PathLike, env_id: str | None = None,
     ``env``, as D4RL stored them). Actions outside the declared range are refused."""
     if action_units not in ACTION_UNITS:
         raise DatasetError(f"dataset action units must be env or scaled, got '{action_units}'")
-    path = Path(source)
+    path = dataset_location(source)
     if path.is_file():
         return _load_d4rl(path, env_id, obs_keys, action_units)
     if path.is_dir():
         return _load_minari_dir(path, env_id, obs_keys)
-    local = minari_root() / str(source)
-    if local.is_dir():
-        return _load_minari_dir(local, env_id, obs_keys)
     known = ", ".join(r["id"] for r in list_datasets()) or "none"
     raise DatasetError(f"no dataset '{source}': not a file, a directory or a local Minari id "
                        f"(local datasets: {known}; `contrl collect` makes one)")
@@ -479,9 +486,7 @@ def dataset_env(source: str | os.PathLike) -> str | None:
     """The env a dataset (Minari id or directory, HDF5 file) records it was collected in,
     read from its metadata alone; None where it records none or cannot be read (loading it
     names that problem)."""
-    path = Path(source)
-    if not path.exists():
-        path = minari_root() / str(source)
+    path = dataset_location(source)
     try:
         if path.is_file():
             import h5py
@@ -515,9 +520,10 @@ def _spec_id(env_spec) -> str | None:
     if not env_spec:
         return None
     try:
-        return json.loads(env_spec)["id"] if isinstance(env_spec, str) else env_spec.id
-    except (ValueError, KeyError, AttributeError):
+        spec_id = json.loads(env_spec)["id"] if isinstance(env_spec, str) else env_spec.id
+    except (ValueError, KeyError, AttributeError, TypeError):
         return None
+    return spec_id if isinstance(spec_id, str) else None  # a hand-edited file may hold anything
 
 
 def _load_d4rl(path: Path, env_id: str | None, obs_keys: tuple[str, ...] = (),
@@ -672,6 +678,16 @@ def _read_metadata(data: Path) -> dict:
     return meta
 
 
+def _mistyped_fields(meta: dict, extra) -> str:
+    """What in a dataset's metadata the listing cannot show ('' if nothing)."""
+    expected = {"total_episodes": (meta.get("total_episodes"), int),
+                "total_steps": (meta.get("total_steps"), int),
+                "contrl.average_return": (extra.get("average_return"), (int, float)),
+                "contrl.env_id": (extra.get("env_id"), str)}
+    return ", ".join(f"{k} is {v!r}" for k, (v, kind) in expected.items()
+                     if v is not None and (isinstance(v, bool) or not isinstance(v, kind)))
+
+
 def list_datasets() -> list[dict]:
     """Local Minari datasets: id (its folder under the root, which is what loads it),
     episodes, steps, size in MB, average episode return, and ``metadata_id`` where the
@@ -691,6 +707,11 @@ def list_datasets() -> list[dict]:
             rows.append({"id": folder_id, "path": str(meta_path.parent.parent), "problem": str(e)})
             continue
         extra = meta.get("contrl", {})
+        wrong = _mistyped_fields(meta, extra)
+        if wrong:  # a hand-edited file: listed as unreadable, the other datasets still listed
+            rows.append({"id": folder_id, "path": str(meta_path.parent.parent),
+                         "problem": f"metadata.json: {wrong}"})
+            continue
         size = sum(p.stat().st_size for p in meta_path.parent.iterdir()
                    if p.is_file() and p.name != CACHE_NAME and not p.name.startswith("."))
         named = meta.get("dataset_id", folder_id)
