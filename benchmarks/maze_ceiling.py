@@ -72,12 +72,13 @@ def main() -> None:
             rows.append(row(f"driver, noise {noise:g}", maze, r, f"{name}.png"))
     for run in a.runs:
         agent, cfg, _, meta = load_agent(run, a.checkpoint)
-        name = f"{run.name}_{a.checkpoint}"
-        log(f"run      {run.name} ({a.checkpoint}, step {meta.get('step')})")
+        used = meta["checkpoint"]  # best falls back to latest in a run that never evaluated
+        name = f"{run.name}_{used}"
+        log(f"run      {run.name} ({used}, step {meta.get('step')})")
         r = evaluate_picture(agent, cfg.env, a.episodes, cfg.seed, a.out, name,
-                             f"{run.name} {a.checkpoint} (step {meta.get('step')})",
+                             f"{run.name} {used} (step {meta.get('step')})",
                              **cfg.env_kwargs)
-        rows.append(row(f"`{run.name}` {a.checkpoint} (step {meta.get('step')})", cfg.env, r,
+        rows.append(row(f"`{run.name}` {used} (step {meta.get('step')})", cfg.env, r,
                         f"{name}.png"))
     lines = report_header("AntMaze: the data's driver and trained agents on the evaluation task",
                           "maze_ceiling.py", minutes=True)

@@ -215,6 +215,9 @@ def cmd_train(args) -> int:
                  if k not in ("command", "algo", "env", "resume", "no_preset", "run_dir", "seeds")}
     if args.run_dir and args.resume:
         raise ContrlError("--run-dir names a new run; --resume continues an existing one")
+    if args.no_preset and args.resume:
+        raise ContrlError("--no-preset applies when a run starts; a resumed run keeps the "
+                          "settings it started with")
     if seeds is not None or (args.resume and len(args.resume) > 1):
         out = train_seeds(args.algo, args.env, overrides,
                           None if seeds is None else parse_seeds(seeds),

@@ -183,6 +183,9 @@ class RunConfig(_Checks):
         self._nonneg("eval_every", "video_every")
         check_seed(self.seed)
         self._one_of("best_metric", self.BEST_METRICS)
+        twice = sorted({k for k in self.obs_keys if list(self.obs_keys).count(k) > 1})
+        if twice:  # the policy's input would hold that key's values twice
+            raise ConfigError(f"obs_keys names {', '.join(twice)} twice")
 
     def check_whole_env_steps(self) -> None:
         """For loops that step every env at each step: steps must be a whole number of those."""

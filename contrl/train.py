@@ -17,8 +17,8 @@ from contrl.loops.onpolicy import OnPolicyLoop
 from contrl.loops.vmap_seeds import SeedGroup, check_vmappable
 from contrl.registry import resolve_algo
 from contrl.resolve import build_configs, split_overrides  # noqa: F401 (also this module's API)
-from contrl.run import (atomic_write_json, check_writable, new_run_dir, read_run_config,
-                        remove_stale_temporaries, saved_step)
+from contrl.run import (atomic_write_bytes, atomic_write_json, check_writable, new_run_dir,
+                        read_run_config, remove_stale_temporaries, saved_step)
 
 # the training loop of each kind of algorithm
 LOOPS = {
@@ -112,19 +112,39 @@ def launch(algo: str, runs: list, algo_cfg, created: list[list[Path]],
            make_loop: Callable[[], Loop]):
     """Write each run's config.json (``runs``: (RunConfig, run directory) pairs), set the loop
     up with ``make_loop()`` and run it. Signals are watched from the start, so a stop during
-    set-up ends in a resumable checkpoint; a failed (or aborted) start removes ``created``."""
+    set-up ends in a resumable checkpoint; a failed (or aborted) start removes ``created``, and
+    a resumed run's config.json is put back as it was."""
     with StopFlag() as stop:
+        previous: dict[Path, bytes] = {}
         try:
             for run_cfg, run_dir in runs:
                 check_writable(run_dir / "checkpoints")
-                atomic_write_json(run_dir / "config.json", {
+                path = run_dir / "config.json"
+                if path.exists():
+                    previous[path] = path.read_bytes()
+                atomic_write_json(path, {
                     "algo": algo, "run": C.to_dict(run_cfg), "algo_config": C.to_dict(algo_cfg),
                 })
             loop = make_loop()
         except BaseException:
+            for path, data in previous.items():
+                atomic_write_bytes(path, data)
             remove_dirs(created)
             raise
         return loop(stop)
+
+
+def prepare_rendering(overrides: dict, resume: list[str]) -> None:
+    """A run that records videos chooses its GL backend before anything imports dm_control,
+    which fixes its own at import (resolving a dmc: id imports it; with MUJOCO_GL unset it
+    takes GLFW, which fails without a display at the first video, after training)."""
+    if "video_every" in overrides:
+        wanted = overrides["video_every"]
+    else:
+        wanted = any(read_run_config(Path(r))["run"].get("video_every") for r in resume)
+    if wanted:
+        from contrl.video import choose_gl_backend
+        choose_gl_backend()
 
 
 def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = None,
@@ -132,6 +152,7 @@ def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = N
     """Train ``algo`` on ``env_id``; ``resume`` continues a saved run; ``run_dir`` names the
     new run's directory (default: ``<runs_dir>/<algo>-<env>-s<seed>-<time>``)."""
     _, agent_cls, kind = resolve_algo(algo)
+    prepare_rendering(overrides, [resume] if resume else [])
     if resume:
         run_dir = Path(resume)
         run_cfg, algo_cfg = resumed_configs(algo, env_id, overrides, run_dir)
@@ -155,6 +176,7 @@ def train_seeds(algo: str, env_id: str | None, overrides: dict, seeds: list[int]
     together. Each seed has its own ordinary run directory: ``run_dir``, with ``{seed}`` in
     it standing for the seed (default: one ``<runs_dir>/<algo>-<env>-s<seed>-<time>`` each)."""
     _, agent_cls, _ = resolve_algo(algo)
+    prepare_rendering(overrides, resume or [])
     if resume:
         if seeds:
             raise ContrlError("--seeds names new runs; --resume continues existing ones")

@@ -43,15 +43,19 @@ def check_renderable(env_id: str, **env_kwargs) -> None:
     make_env(env_id, render_size=(16, 16), **env_kwargs).close()
 
 
-def frame_skip(env, fps: int) -> int:
-    """Env steps between frames so that the video plays near real time at ``fps``."""
+def frame_skip(env, fps: int, action_repeat: int = 1) -> tuple[int, int]:
+    """Env steps between frames, and the frame rate, so that the video plays near real time:
+    ``fps``, or fewer where even a frame every step is slower (one step of an env with
+    ``action_repeat`` k lasts k physics control steps)."""
     dt = getattr(env.unwrapped, "dt", None)
     if dt is None:  # dm_control: the control timestep of its physics
         inner = getattr(env.unwrapped, "_env", None)
         dt = inner.control_timestep() if inner is not None else None
     if not dt:
-        return 1
-    return max(1, round(1.0 / (dt * fps)))
+        return 1, fps
+    step = dt * action_repeat
+    skip = max(1, round(1.0 / (step * fps)))
+    return skip, fps if skip > 1 else min(fps, max(1, round(1.0 / step)))
 
 
 def is_blank(frame: np.ndarray) -> bool:
@@ -68,7 +72,7 @@ def render_episodes(policy, env_id: str, episodes: int, seed: int, size=(256, 25
     from contrl.envs import make_env  # after the GL backend is chosen
 
     env = make_env(env_id, render_size=tuple(size), **env_kwargs)
-    skip = frame_skip(env, fps)
+    skip, fps = frame_skip(env, fps, env_kwargs.get("action_repeat", 1))
     frames, returns, lengths = [], [], []
     try:
         for ep in range(episodes):

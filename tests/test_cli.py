@@ -72,7 +72,7 @@ def test_list_shows_algorithms_envs_presets(capsys):
     assert "sac" in out and "Humanoid-v5" in out and "Pendulum-v1" in out and "presets" in out
 
 
-def test_train_eval_resume_roundtrip(tmp_path, capsys):
+def test_train_eval_resume_roundtrip(tmp_path, capsys, monkeypatch):
     # the tiny configuration of tests/conftest.py, so that its compiled update is reused
     common = ["--learning-starts", "100", "--batch-size", "32", "--hidden", "32", "32",
               "--update-every", "4", "--buffer-size", "5000", "--eval-every", "200",
@@ -88,6 +88,14 @@ def test_train_eval_resume_roundtrip(tmp_path, capsys):
     assert not any(f.exists() for f in stale)
     assert main(["train", "sac", "--resume", str(run), "--lr", "0.1"]) == 2
     assert "cannot change lr" in capsys.readouterr().err
+    # refused after config.json was written (Pendulum has no MuJoCo frames): put back as it was
+    monkeypatch.setenv("MUJOCO_GL", "egl")  # the GL question is not this test's
+    monkeypatch.setenv("PYOPENGL_PLATFORM", "egl")
+    before = (run / "config.json").read_bytes()
+    assert main(["train", "sac", "--resume", str(run), "--steps", "400", "--video-every",
+                 "100"]) == 2
+    assert "not rendered by MuJoCo" in capsys.readouterr().err
+    assert (run / "config.json").read_bytes() == before
     assert main(["eval", str(run), "--episodes", "3", "--checkpoint", "latest"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["episodes"] == 3 and out["step"] == 300

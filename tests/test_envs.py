@@ -114,3 +114,11 @@ def test_info_success_reads_either_key():
     assert info_success({"is_success": 1.0}) is True
     assert info_success({"success": False}) is False
     assert info_success({"x_position": 3.0}) is None
+
+
+def test_episode_limit_in_agent_steps():
+    # whole-episode training windows (seq_len -1) are this long: dm_control's limit was
+    # unknown (refused as "no time limit") and an action repeat's was counted in env steps
+    assert EnvPool("Hopper-v5", 1, 0).episode_limit == 1000
+    assert EnvPool("Hopper-v5", 1, 0, action_repeat=4).episode_limit == 250
+    assert EnvPool("dmc:cartpole-swingup-P", 1, 0, action_repeat=3).episode_limit == 334

@@ -277,9 +277,13 @@ def test_maze_run_resumes_mid_episode_with_its_goal_and_reports_success(tmp_path
         assert "eval_success_rate" in next(csv.reader(f))
 
 
-def test_best_checkpoint_follows_the_named_metric(tmp_path, tiny):
+def test_best_checkpoint_follows_the_named_metric(tmp_path, tiny, monkeypatch):
+    from contrl.errors import ContrlError
     from contrl.loops.common import Session
     run_cfg, algo_cfg = tiny(best_metric="success_rate")
+    with pytest.raises(ContrlError, match="Pendulum-v1 does not report success"):
+        Session(run_cfg, algo_cfg, (), tmp_path)  # before training, not at its first evaluation
+    monkeypatch.setattr("contrl.envs.make.reports_success", lambda *a, **k: True)
     session = Session(run_cfg, algo_cfg, (), tmp_path)
     # success rate first, the return breaks ties
     assert session.rank({"mean_return": -5.0, "success_rate": 0.5}) == (0.5, -5.0)
@@ -288,7 +292,6 @@ def test_best_checkpoint_follows_the_named_metric(tmp_path, tiny):
     auto = Session(tiny()[0], algo_cfg, (), tmp_path / "x")
     assert auto.rank({"mean_return": 3.0}) == (3.0,)
     assert auto.rank({"mean_return": 3.0, "success_rate": 0.1}) == (0.1, 3.0)
-    from contrl.errors import ContrlError
     with pytest.raises(ContrlError, match="does not report it"):
         session.rank({"mean_return": 1.0})
     with pytest.raises(ContrlError, match="normalized_score needs a dataset"):

@@ -33,6 +33,10 @@ def test_dmc_variants_split_the_observation_keys():
     assert make_env("dmc:cartpole-swingup-P").observation_space.shape == (3,)  # position
     assert make_env("dmc:cartpole-swingup-V").observation_space.shape == (2,)  # velocity
     assert make_env("dmc:hopper-hop-P").observation_space.shape == (8,)  # position + touch
+    from contrl.envs.pomdp import dmc_keys_kept  # velocities under other names (manipulator,
+    keys = ("arm_pos", "arm_vel", "object_vel", "joint_velocites", "touch")  # stacker, dog)
+    assert dmc_keys_kept(keys, "P") == ("arm_pos", "touch")
+    assert dmc_keys_kept(keys, "V") == ("arm_vel", "object_vel", "joint_velocites")
 
 
 def test_unknown_variant_names_the_closest_ids():

@@ -19,6 +19,16 @@ def test_blank_frames_are_detected():
     assert not video.is_blank(frame)
 
 
+def test_frames_keep_real_time_with_action_repeat():
+    from types import SimpleNamespace
+    env = lambda dt: SimpleNamespace(unwrapped=SimpleNamespace(dt=dt))  # noqa: E731
+    assert video.frame_skip(env(0.008), 30) == (4, 30)  # Hopper: every 4th step at 30 fps
+    # dm_control walker (0.025 s a step) with action repeat 4: a frame every step is 10 per
+    # second of simulation, shown at 10 fps (at 30 it played 3x too fast)
+    assert video.frame_skip(env(0.025), 30, action_repeat=4) == (1, 10)
+    assert video.frame_skip(env(None), 30) == (1, 30)  # no time step known
+
+
 def test_frame_strip_and_gif_frames():
     frames = np.arange(10 * 4 * 6 * 3, dtype=np.uint8).reshape(10, 4, 6, 3)
     assert video.frame_strip(frames, 5).shape == (4, 30, 3)

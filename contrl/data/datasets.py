@@ -509,11 +509,16 @@ def _h5_attrs(f) -> dict:
 
 
 def check_recorded_env(name: str, recorded: str | None, env_id: str | None) -> None:
-    """Refuse data collected in another environment or task than the run's (versions and
-    variants of one environment are allowed: D4RL's hopper data on Hopper-v5, a maze's data
-    on another goal variant of the same maze; another dm_control task or maze is not)."""
+    """Refuse data collected in another environment or task than the run's (versions of one
+    environment are allowed: D4RL's hopper data on Hopper-v5, a maze's data on another goal
+    variant of the same maze; another dm_control task or maze is not), or in a partially
+    observed variant of it whose observations differ (Pendulum-v1's on Pendulum-P-v1)."""
     if recorded and env_id and not same_env_task(recorded, env_id):
         raise DatasetError(f"dataset {name} was collected in {recorded}, not {env_id}")
+    from contrl.envs.pomdp import observation_view
+    if recorded and env_id and observation_view(recorded) != observation_view(env_id):
+        raise DatasetError(f"dataset {name} was collected in {recorded}, whose observations are "
+                           f"not those a {env_id} policy sees: collect the data in {env_id}")
 
 
 def _spec_id(env_spec) -> str | None:

@@ -295,6 +295,17 @@ def info_success(info: dict) -> bool | None:
     return None
 
 
+def reports_success(env_id: str, **env_kwargs) -> bool:
+    """Whether an env's steps say if the goal is reached (one random step of a fresh env)."""
+    env = make_env(env_id, **env_kwargs)
+    try:
+        env.reset(seed=0)
+        info = env.step(env.action_space.sample())[4]
+    finally:
+        env.close()
+    return info_success(info) is not None
+
+
 class Episode(NamedTuple):
     """A finished episode: undiscounted return, length, and whether it reached its goal at
     any step (None for envs that do not report success)."""
@@ -333,9 +344,19 @@ class EnvPool:
 
     @property
     def episode_limit(self) -> int | None:
-        """The env's time limit in agent steps (None if it has none)."""
-        spec = self.envs[0].spec
-        return spec.max_episode_steps if spec is not None else None
+        """The env's time limit in agent steps (None if it has none): gymnasium's from its
+        spec, dm_control's from its task, divided by the action repeat (an agent step is that
+        many env steps)."""
+        env = self.envs[0]
+        limit = env.spec.max_episode_steps if env.spec is not None else None
+        if limit is None:  # a dm_control task's step limit (inf: none)
+            step_limit = getattr(getattr(env.unwrapped, "_env", None), "_step_limit", None)
+            limit = int(step_limit) if step_limit and np.isfinite(step_limit) else None
+        repeat, inner = 1, env
+        while isinstance(inner, gym.Wrapper):
+            repeat *= inner.n if isinstance(inner, ActionRepeat) else 1
+            inner = inner.env
+        return -(-limit // repeat) if limit else None
 
     def step(self, actions: np.ndarray):
         """Step every env; returns (next_obs, reward, terminated, truncated)."""

@@ -3,7 +3,7 @@ feed-forward or recurrent policy some memory back.
 
 Naming (as in the pomdp-baselines benchmark): ``<Task>-P-v<N>`` keeps positions and angles
 only, ``<Task>-V-v<N>`` velocities only; ``dmc:<domain>-<task>-P`` / ``-V`` do the same with
-dm_control's observation keys (keys with "velocity" in the name go to -V, all others,
+dm_control's observation keys (velocity keys, ``*velocit*`` or ``*_vel``, go to -V, all others,
 positions, orientations, heights, touch sensors, to -P). ``Reacher-FirstTarget-v5`` shows the
 target only on the first step of an episode, so a policy must remember it for 49 steps.
 
@@ -75,9 +75,23 @@ def dmc_variant(env_id: str) -> tuple[str, str | None]:
     return env_id, None
 
 
+def is_velocity_key(key: str) -> bool:
+    """A dm_control key of velocities: ``velocity``, ``body_velocities``, ``arm_vel``,
+    ``object_vel``, and the suite's own spelling ``joint_velocites``."""
+    return "veloc" in key or key.endswith("_vel")
+
+
+def observation_view(env_id: str) -> str:
+    """Which part of its environment's observation an id shows: "" (all of it) or its
+    variant's tag (P, V, FirstTarget). Ids contrl does not know (D4RL's names) show all."""
+    if env_id in VARIANTS or env_id in FIRST_TARGET:
+        return env_id.split("-")[1]
+    return dmc_variant(env_id)[1] or ""
+
+
 def dmc_keys_kept(keys, kind: str) -> tuple[str, ...]:
     """The dm_control observation keys a -P or -V variant keeps."""
-    velocity = tuple(k for k in keys if "velocity" in k)
+    velocity = tuple(k for k in keys if is_velocity_key(k))
     return velocity if kind == "V" else tuple(k for k in keys if k not in velocity)
 
 

@@ -142,9 +142,17 @@ class Session:
             raise ContrlError("best_metric normalized_score needs a dataset with reference "
                               "scores (--dataset)")
         self.run_dir = run_dir
+        if run_cfg.best_metric == "success_rate":  # else refused at the first evaluation
+            from contrl.envs.make import reports_success
+            if not reports_success(run_cfg.env, **run_cfg.env_kwargs):
+                raise ContrlError(f"best_metric success_rate: {run_cfg.env} does not report "
+                                  "success (use return, or auto)")
         if run_cfg.video_every:
             from contrl import video
             video.check_renderable(run_cfg.env, **run_cfg.env_kwargs)
+            if run_cfg.video_every > run_cfg.steps:  # legal (a resume may go further)
+                print(f"note: video_every {run_cfg.video_every} is above this run's "
+                      f"{run_cfg.steps} steps: it will record no video", file=sys.stderr)
         self.step = state.get("step", 0)
         self.episodes = state.get("episodes", 0)
         best = state.get("best_eval")
