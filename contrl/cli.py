@@ -463,7 +463,7 @@ def cmd_video(args) -> int:
     written = [video.write_video(clip["frames"], out, clip["fps"])]
     if args.gif:
         written.append(video.write_video(video.gif_frames(clip["frames"], clip["fps"]),
-                                         out.with_suffix(".gif"), 15))
+                                         out.with_suffix(".gif"), video.gif_rate(clip["fps"])))
     print(json.dumps({"files": [str(p) for p in written], "frames": len(clip["frames"]),
                       "returns": clip["returns"], "lengths": clip["lengths"],
                       "step": meta.get("step")}))

@@ -134,15 +134,17 @@ def launch(algo: str, runs: list, algo_cfg, created: list[list[Path]],
         return loop(stop)
 
 
-def prepare_rendering(overrides: dict, resume: list[str]) -> None:
-    """A run that records videos chooses its GL backend before anything imports dm_control,
-    which fixes its own at import (resolving a dmc: id imports it; with MUJOCO_GL unset it
-    takes GLFW, which fails without a display at the first video, after training)."""
+def prepare_rendering(env_id: str | None, overrides: dict, resume: list[str]) -> None:
+    """A dm_control run that records videos chooses its GL backend before anything imports
+    dm_control, which fixes its own at import (resolving a dmc: id imports it; with MUJOCO_GL
+    unset it takes GLFW, which fails without a display at the first video, after training)."""
+    saved = [read_run_config(Path(r))["run"] for r in resume]
+    envs = [env_id or ""] + [str(run.get("env", "")) for run in saved]
     if "video_every" in overrides:
         wanted = overrides["video_every"]
     else:
-        wanted = any(read_run_config(Path(r))["run"].get("video_every") for r in resume)
-    if wanted:
+        wanted = any(run.get("video_every") for run in saved)
+    if wanted and any(e.startswith("dmc:") for e in envs):
         from contrl.video import choose_gl_backend
         choose_gl_backend()
 
@@ -152,7 +154,7 @@ def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = N
     """Train ``algo`` on ``env_id``; ``resume`` continues a saved run; ``run_dir`` names the
     new run's directory (default: ``<runs_dir>/<algo>-<env>-s<seed>-<time>``)."""
     _, agent_cls, kind = resolve_algo(algo)
-    prepare_rendering(overrides, [resume] if resume else [])
+    prepare_rendering(env_id, overrides, [resume] if resume else [])
     if resume:
         run_dir = Path(resume)
         run_cfg, algo_cfg = resumed_configs(algo, env_id, overrides, run_dir)
@@ -176,7 +178,7 @@ def train_seeds(algo: str, env_id: str | None, overrides: dict, seeds: list[int]
     together. Each seed has its own ordinary run directory: ``run_dir``, with ``{seed}`` in
     it standing for the seed (default: one ``<runs_dir>/<algo>-<env>-s<seed>-<time>`` each)."""
     _, agent_cls, _ = resolve_algo(algo)
-    prepare_rendering(overrides, resume or [])
+    prepare_rendering(env_id, overrides, resume or [])
     if resume:
         if seeds:
             raise ContrlError("--seeds names new runs; --resume continues existing ones")

@@ -131,11 +131,16 @@ def write_video(frames: np.ndarray, path: Path, fps: int) -> Path:
 
 
 def gif_frames(frames: np.ndarray, fps: int, gif_fps: int = 15, width: int = 192) -> np.ndarray:
-    """Fewer and smaller frames for a GIF small enough for a README."""
-    step = max(1, round(fps / gif_fps))
-    sub = frames[::step]
+    """Fewer and smaller frames for a GIF small enough for a README (played at
+    ``gif_rate(fps, gif_fps)``)."""
+    sub = frames[::max(1, round(fps / gif_fps))]
     factor = max(1, -(-frames.shape[2] // width))  # ceil: at most ``width`` pixels wide
     return sub[:, ::factor, ::factor]
+
+
+def gif_rate(fps: float, gif_fps: int = 15) -> float:
+    """The frame rate at which ``gif_frames``' frames play in real time."""
+    return fps / max(1, round(fps / gif_fps))
 
 
 def frame_strip(frames: np.ndarray, n: int = 8) -> np.ndarray:

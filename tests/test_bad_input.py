@@ -353,7 +353,7 @@ CASES = [
      "--no-preset applies when a run starts"),
     (["train", "sac", "Pendulum-P-v1", "--steps", "200", "--best-metric", "success_rate"],
      "best_metric success_rate: Pendulum-P-v1 does not report success"),
-    (["train", "bc", "Pendulum-P-v1", "--dataset", "{h5_env3}"],
+    (["train", "bc", "Pendulum-P-v1", "--dataset", "{h5_env3}", "--prev-reward"],
      "was collected in Pendulum-v1, whose observations are not those a Pendulum-P-v1 policy"),
     # datasets whose content does not fit, flags that would be ignored (session 30's sweep)
     (["train", "iql", "Pendulum-v1", "--dataset", "{rewards_2col_h5}"],

@@ -11,15 +11,17 @@ def test_a_run_with_videos_chooses_its_gl_backend_first(tmp_path, monkeypatch):
     # dm_control fixes its GL backend when first imported, which resolving a dmc: id does
     calls = []
     monkeypatch.setattr("contrl.video.choose_gl_backend", lambda: calls.append(1))
-    prepare_rendering({"video_every": 0}, [])
+    prepare_rendering("dmc:walker-walk", {"video_every": 0}, [])
     assert calls == []
-    prepare_rendering({"video_every": 100}, [])
+    prepare_rendering("dmc:walker-walk", {"video_every": 100}, [])
+    assert calls == [1]
+    prepare_rendering("Hopper-v5", {"video_every": 100}, [])  # gymnasium reads it when it renders
     assert calls == [1]
     (tmp_path / "config.json").write_text(json.dumps(
-        {"algo": "sac", "run": {"video_every": 500}, "algo_config": {}}))
-    prepare_rendering({}, [str(tmp_path)])  # a resumed run that records videos
+        {"algo": "sac", "run": {"env": "dmc:walker-walk", "video_every": 500}, "algo_config": {}}))
+    prepare_rendering(None, {}, [str(tmp_path)])  # a resumed run that records videos
     assert calls == [1, 1]
-    prepare_rendering({"video_every": 0}, [str(tmp_path)])  # turned off on resume
+    prepare_rendering(None, {"video_every": 0}, [str(tmp_path)])  # turned off on resume
     assert calls == [1, 1]
 
 

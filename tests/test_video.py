@@ -27,6 +27,7 @@ def test_frames_keep_real_time_with_action_repeat():
     # second of simulation, shown at 10 fps (at 30 it played 3x too fast)
     assert video.frame_skip(env(0.025), 30, action_repeat=4) == (1, 10)
     assert video.frame_skip(env(None), 30) == (1, 30)  # no time step known
+    assert video.gif_rate(30) == 15 and video.gif_rate(10) == 10  # the GIF as the MP4
 
 
 def test_frame_strip_and_gif_frames():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import io
+import math
 import warnings
 from functools import lru_cache
 from typing import NamedTuple
@@ -296,8 +297,14 @@ def info_success(info: dict) -> bool | None:
 
 
 def reports_success(env_id: str, **env_kwargs) -> bool:
-    """Whether an env's steps say if the goal is reached (one random step of a fresh env)."""
-    env = make_env(env_id, **env_kwargs)
+    """Whether an env's steps say if the goal is reached (one random step of a fresh env;
+    asked once per env and options, e.g. for all the seeds of a vmapped group)."""
+    return _reports_success(env_id, tuple(sorted(env_kwargs.items())))
+
+
+@lru_cache(maxsize=None)
+def _reports_success(env_id: str, env_kwargs: tuple) -> bool:
+    env = make_env(env_id, **dict(env_kwargs))
     try:
         env.reset(seed=0)
         info = env.step(env.action_space.sample())[4]
@@ -351,7 +358,7 @@ class EnvPool:
         limit = env.spec.max_episode_steps if env.spec is not None else None
         if limit is None:  # a dm_control task's step limit (inf: none)
             step_limit = getattr(getattr(env.unwrapped, "_env", None), "_step_limit", None)
-            limit = int(step_limit) if step_limit and np.isfinite(step_limit) else None
+            limit = math.ceil(step_limit) if step_limit and np.isfinite(step_limit) else None
         repeat, inner = 1, env
         while isinstance(inner, gym.Wrapper):
             repeat *= inner.n if isinstance(inner, ActionRepeat) else 1
