@@ -216,11 +216,12 @@ def _marked_episodes(ds) -> list[dict]:
     cut = ds.metadata.get("cut_episodes")
     if cut is None:
         from contrl.envs import make_env
+        from contrl.envs.make import time_limit
         try:
             env = make_env(ds.env_id)
         except ContrlError:  # an env this machine cannot make: nothing is known to be cut
             return episodes
-        limit = env.spec.max_episode_steps if env.spec is not None else None
+        limit = time_limit(env)
         env.close()
         repeat = ds.metadata.get("action_repeat", 1)  # a row is that many env steps
         cut = [i for i, e in enumerate(episodes) if limit and e["truncations"][-1]

@@ -296,6 +296,16 @@ def info_success(info: dict) -> bool | None:
     return None
 
 
+def time_limit(env: gym.Env) -> int | None:
+    """An env's time limit in env steps (None if it has none): gymnasium's from its spec,
+    dm_control's from its task's step limit."""
+    limit = env.spec.max_episode_steps if env.spec is not None else None
+    if limit is None:  # a dm_control task's step limit (inf: none)
+        step_limit = getattr(getattr(env.unwrapped, "_env", None), "_step_limit", None)
+        limit = math.ceil(step_limit) if step_limit and np.isfinite(step_limit) else None
+    return limit
+
+
 def reports_success(env_id: str, **env_kwargs) -> bool:
     """Whether an env's steps say if the goal is reached (one random step of a fresh env;
     asked once per env and options, e.g. for all the seeds of a vmapped group)."""
@@ -351,14 +361,10 @@ class EnvPool:
 
     @property
     def episode_limit(self) -> int | None:
-        """The env's time limit in agent steps (None if it has none): gymnasium's from its
-        spec, dm_control's from its task, divided by the action repeat (an agent step is that
-        many env steps)."""
+        """The env's time limit in agent steps (None if it has none): an agent step is
+        ``action_repeat`` env steps."""
         env = self.envs[0]
-        limit = env.spec.max_episode_steps if env.spec is not None else None
-        if limit is None:  # a dm_control task's step limit (inf: none)
-            step_limit = getattr(getattr(env.unwrapped, "_env", None), "_step_limit", None)
-            limit = math.ceil(step_limit) if step_limit and np.isfinite(step_limit) else None
+        limit = time_limit(env)
         repeat, inner = 1, env
         while isinstance(inner, gym.Wrapper):
             repeat *= inner.n if isinstance(inner, ActionRepeat) else 1
