@@ -144,7 +144,8 @@ def prepare_rendering(env_id: str | None, overrides: dict, resume: list[str]) ->
         wanted = overrides["video_every"]
     else:
         wanted = any(run.get("video_every") for run in saved)
-    if wanted and any(e.startswith("dmc:") for e in envs):
+    from contrl.envs.dmc import PREFIX
+    if wanted and any(e.startswith(PREFIX) for e in envs):
         from contrl.video import choose_gl_backend
         choose_gl_backend()
 

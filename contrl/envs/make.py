@@ -345,6 +345,7 @@ class EnvPool:
         """``env_kwargs``: how each env is made (``make_env``'s keyword arguments)."""
         self.envs = [make_env(env_id, **env_kwargs) for _ in range(n)]
         self.seed = seed
+        self.action_repeat = env_kwargs.get("action_repeat", 1)  # env steps per agent step
         self.obs_dim = self.envs[0].observation_space.shape[0]
         self.action_dim = self.envs[0].action_space.shape[0]
         self.obs = np.stack(
@@ -363,13 +364,8 @@ class EnvPool:
     def episode_limit(self) -> int | None:
         """The env's time limit in agent steps (None if it has none): an agent step is
         ``action_repeat`` env steps."""
-        env = self.envs[0]
-        limit = time_limit(env)
-        repeat, inner = 1, env
-        while isinstance(inner, gym.Wrapper):
-            repeat *= inner.n if isinstance(inner, ActionRepeat) else 1
-            inner = inner.env
-        return -(-limit // repeat) if limit else None
+        limit = time_limit(self.envs[0])
+        return -(-limit // self.action_repeat) if limit else None
 
     def step(self, actions: np.ndarray):
         """Step every env; returns (next_obs, reward, terminated, truncated)."""
