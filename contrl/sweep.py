@@ -24,7 +24,7 @@ from contrl.errors import ContrlError
 from contrl.loops.common import StopFlag
 from contrl.loops.vmap_seeds import check_vmappable
 from contrl.registry import resolve_algo
-from contrl.run import atomic_write_json, saved_step
+from contrl.run import atomic_write_json, read_run_config, saved_step
 from contrl.resolve import build_configs, parse_seeds
 
 SWEEP_FILE = "sweep.json"
@@ -214,10 +214,14 @@ def spec_hash(spec: dict) -> str:
 
 
 def status(run_dir: Path, steps: int) -> str:
-    """'new' (nothing there), 'done' (its latest checkpoint is at ``steps``) or 'resume'."""
+    """'new' (nothing there), 'done' (its latest checkpoint is at ``steps``, and its online
+    phase's at ``online_steps`` where it has one) or 'resume'."""
     if not (run_dir / "config.json").is_file():
         return "new"
-    return "done" if saved_step(run_dir) >= steps else "resume"
+    if saved_step(run_dir) < steps:
+        return "resume"
+    online = read_run_config(run_dir)["algo_config"].get("online_steps") or 0
+    return "done" if saved_step(run_dir / "online") >= online else "resume"
 
 
 def last_step(run_dir: Path) -> int:

@@ -409,6 +409,14 @@ CASES = [
     (["train", "iql", "Pendulum-v1", "--dataset", "{h5}", "--learning-starts", "100",
       "--no-random-warmup"], "--learning-starts, --no-random-warmup: settings of the online "
      "phase, which this run does not have (give --online-steps, or drop them)"),
+    (["train", "mopo", "Pendulum-v1", "--dataset", "{h5}", "--steps-per-call", "50"],
+     "--steps-per-call: not used by this algorithm"),
+    (["train", "td3bc", "Pendulum-v1", "--dataset", "{h5}", "--num-envs", "4"],
+     "--num-envs: settings of the online phase, which this run does not have"),
+    (["train", "mopo", "Pendulum-v1", "--dataset", "{h5}", "--real-ratio", "0"],
+     "gives 0 dataset rows per batch: mopo mixes dataset and model rows"),
+    (["train", "mopo", "Pendulum-v1", "--dataset", "{h5}", "--batch-size", "8"],
+     "real_ratio 0.05 of batch_size 8 gives 0 dataset rows"),
     (["train", "mopo", "Pendulum-v1", "--dataset", "{h5}", "--utd-ratio", "2"],
      "--utd-ratio: settings of the online phase, which this run does not have (it has no "
      "online phase: drop them)"),

@@ -33,6 +33,22 @@ def test_offline_to_online_phase(pendulum_dataset, tmp_path, offline_run):
         rows = [r for r in csv.DictReader(f) if r["eval_return"]]
     assert [int(r["step"]) for r in rows] == [300, 600]
     assert all(r["normalized_score"] for r in rows)  # scored against the dataset's references
+    # more offline steps once the online phase has begun would be ignored by it: refused
+    with pytest.raises(ContrlError, match="online phase has begun"):
+        train("td3bc", None, {"steps": 700}, resume=out["run_dir"])
+    # a sweep counts such a run done only when its online phase is
+    from contrl.sweep import status
+    assert status(Path(out["run_dir"]), 500) == "done"
+    (Path(online["run_dir"]) / "checkpoints" / "latest.ckpt").unlink()
+    assert status(Path(out["run_dir"]), 500) == "resume"
+
+
+def test_iql_refuses_steps_past_its_actor_schedule(pendulum_dataset, tmp_path, offline_run):
+    # the actor's cosine decay ends at the run's first --steps: more steps froze the actor
+    out = offline_run("iql", pendulum_dataset, tmp_path, steps=100, steps_per_call=100,
+                      eval_every=100)
+    with pytest.raises(ConfigError, match="decays to 0 by step 100"):
+        train("iql", None, {"steps": 200}, resume=out["run_dir"])
 
 
 def test_offline_algorithms_need_a_dataset(tmp_path):

@@ -71,10 +71,22 @@ def test_status_of_a_run_dir(tmp_path):
     run = tmp_path / "r"
     assert status(run, 100) == "new"
     (run / "checkpoints").mkdir(parents=True)
-    (run / "config.json").write_text("{}")
+    config = {"algo": "iql", "run": {}, "algo_config": {"online_steps": 0}}
+    (run / "config.json").write_text(json.dumps(config))
     assert status(run, 100) == "resume"  # killed before its first checkpoint
     save_checkpoint(run / "checkpoints" / "latest.ckpt", {"w": np.zeros(2)}, {"step": 60})
     assert status(run, 100) == "resume"
+    assert status(run, 60) == "done"
+    # an offline run with an online phase is done only when that phase is
+    config["algo_config"]["online_steps"] = 30
+    (run / "config.json").write_text(json.dumps(config))
+    assert status(run, 60) == "resume"
+    (run / "online" / "checkpoints").mkdir(parents=True)
+    save_checkpoint(run / "online" / "checkpoints" / "latest.ckpt", {"w": np.zeros(2)},
+                    {"step": 20})
+    assert status(run, 60) == "resume"
+    save_checkpoint(run / "online" / "checkpoints" / "latest.ckpt", {"w": np.zeros(2)},
+                    {"step": 30})
     assert status(run, 60) == "done"
     (run / "progress.csv").write_text("step,time\n10,0.1\n60,0.5\n70,0")
     assert last_step(run) == 70

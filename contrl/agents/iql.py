@@ -17,6 +17,7 @@ from flax.training.train_state import TrainState
 
 from contrl.agents.base import AgentBase, compiled_create, make_state, scan_updates, td_loss
 from contrl.agents.offline import DataStats, OfflineConfig, fit_stats
+from contrl.config import ConfigError
 from contrl.data.batch import Batch
 from contrl.nets import (BoundedGaussianPolicy, CriticEnsemble, StateValue, gaussian_log_prob,
                          polyak)
@@ -59,6 +60,11 @@ class IQLConfig(OfflineConfig):
         super().check_run(run)
         if self.actor_decay_steps == 0 and self.online_steps == 0:
             self.actor_decay_steps = run.steps
+        if self.online_steps == 0 and run.steps > self.actor_decay_steps:
+            raise ConfigError(
+                f"--steps {run.steps}: the actor's learning rate decays to 0 by step "
+                f"{self.actor_decay_steps} (actor_decay_steps; a run's --steps when it started), "
+                "so the actor would not train after it: start a new run with the steps wanted")
 
 
 def expectile_loss(diff: jax.Array, expectile: float) -> jax.Array:

@@ -55,6 +55,7 @@ class MOPOConfig(OfflineConfig, SACConfig):
     penalty per task are in presets/mopo.toml)."""
 
     HAS_ONLINE_PHASE = False
+    UNUSED_FIELDS = ("steps_per_call",)  # rollout_every is its compiled call's length
 
     normalize_obs: bool = False
     """Standardize the policy's and critics' observations with the dataset's statistics
@@ -109,6 +110,12 @@ class MOPOConfig(OfflineConfig, SACConfig):
                        "dynamics_epochs", "dynamics_patience", "dynamics_holdout")
         self._nonneg("penalty", "dynamics_weight_decay")
         self._in_range("real_ratio", 0.0, 1.0)
+        real = self.real_batch_size()
+        if not 0 < real < self.batch_size:  # a batch of one source only: nothing to mix
+            raise ConfigError(f"real_ratio {self.real_ratio} of batch_size {self.batch_size} "
+                              f"gives {real} dataset rows per batch: mopo mixes dataset and "
+                              f"model rows, so give real_ratio and batch_size with at least "
+                              f"one of each")
         self._in_range("dynamics_lr", 0.0, 1.0, low_open=True)
         if self.elites > self.ensemble_size:
             raise ConfigError(f"elites ({self.elites}) must be at most ensemble_size "

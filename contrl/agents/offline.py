@@ -53,6 +53,10 @@ class OfflineConfig(OffPolicyConfig):
                      "ou_theta")
     """Fields read only by the online phase (those the algorithm has): given for a run without
     one, they would do nothing."""
+    ONLINE_RUN_FIELDS = ("num_envs",)
+    """The run's fields read only by the online phase (the offline phase steps no env)."""
+    UNUSED_FIELDS = ()
+    """Inherited fields this algorithm does not read: refused where given."""
     HAS_ONLINE_PHASE = True
     READS_DATASET_ALONE = True
 
@@ -68,8 +72,13 @@ class OfflineConfig(OffPolicyConfig):
         """Refuse the online phase's fields named in ``given`` when this run has no online
         phase: they would be ignored."""
         super().check_given(given)
-        names = {f.name for f in dataclasses.fields(self)}
-        fields = [f for f in self.ONLINE_FIELDS if f in given and f in names]
+        unused = [f for f in self.UNUSED_FIELDS if f in given]
+        if unused:
+            raise ConfigError(f"{', '.join('--' + f.replace('_', '-') for f in unused)}: not "
+                              "used by this algorithm (see its --help)")
+        names = {f.name for f in dataclasses.fields(self)} | set(self.ONLINE_RUN_FIELDS)
+        fields = [f for f in self.ONLINE_FIELDS + self.ONLINE_RUN_FIELDS
+                  if f in given and f in names]
         if not fields or self.online_steps:
             return
         flags = ", ".join(("--no-" if given[f] is False else "--") + f.replace("_", "-")
