@@ -254,9 +254,11 @@ def prepare(sweep_dir: Path, spec: dict) -> None:
         if not isinstance(saved, dict) or not isinstance(saved.get("seeds", []), list):
             raise ContrlError(f"{path} is not a sweep record (a JSON object); restore it or "
                               "give a new --dir")
-        if grid_of(saved) != grid_of(spec):
+        if grid_of(saved) == grid_of(spec):
+            spec = {**spec, "seeds": sorted({*saved.get("seeds", []), *spec["seeds"]})}
+        elif any(sweep_dir.glob("*/config.json")):
             raise ContrlError(f"{sweep_dir} holds another sweep ({path}); give a new --dir")
-        spec = {**spec, "seeds": sorted({*saved.get("seeds", []), *spec["seeds"]})}
+        # else: a sweep none of whose runs started (all refused): this one takes its place
     elif sweep_dir.exists() and not sweep_dir.is_dir():
         raise ContrlError(f"--dir {sweep_dir} is not a directory")
     elif (sweep_dir / "config.json").is_file():

@@ -73,3 +73,21 @@ def offline_run():
         values.update(over)
         return train(algo, "Pendulum-v1", values)
     return run
+
+
+def altered_copy(dataset: str, dest) -> str:
+    """A copy of a Minari dataset directory with one reward changed: same name, same length,
+    other data (as a dataset remade under its id would be)."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    import h5py
+    shutil.copytree(dataset, dest)
+    (hdf5,) = Path(dest).rglob("*.hdf5")
+    with h5py.File(hdf5, "r+") as f:
+        episode = sorted(k for k in f if k.startswith("episode_"))[0]
+        f[episode]["rewards"][0] += 1.0
+    stat = hdf5.stat()
+    os.utime(hdf5, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a later file
+    return str(dest)

@@ -152,6 +152,17 @@ def test_unknown_dataset_and_non_hdf5_file(tmp_path, minari_dir):
         load_dataset(junk)
 
 
+def test_fingerprint_tells_same_sized_datasets_apart(tmp_path):
+    a = load_dataset(_h5(tmp_path / "a.hdf5"))
+    same = load_dataset(_h5(tmp_path / "b.hdf5"))  # same contents, another file
+    timeout_moved = load_dataset(_h5(tmp_path / "c.hdf5",
+                                     timeouts=np.array([0, 1, 0, 0, 0, 1], bool)))
+    reward = load_dataset(_h5(tmp_path / "d.hdf5", rewards=np.r_[2, np.ones(5)].astype("f4")))
+    assert len(a) == len(same) == len(reward) and a.fingerprint == same.fingerprint
+    assert len({a.fingerprint, timeout_moved.fingerprint, reward.fingerprint}) == 3
+    assert a.head(4).fingerprint != a.fingerprint and len(a.fingerprint) == 16
+
+
 def test_returns_to_go_and_normalized_score(tmp_path):
     ds = load_dataset(_h5(tmp_path / "d.hdf5", next_observations=np.zeros((6, 2), np.float32)))
     # episodes: rows 0-2 (terminal at 2), rows 3-5 (timeout at 5); gamma 0.5

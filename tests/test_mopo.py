@@ -27,6 +27,7 @@ from contrl.loops.mopo import MOPOLoop
 from contrl.resolve import build_configs
 from contrl.run import Checkpoint, new_run_dir
 from contrl.train import train
+from conftest import altered_copy
 
 
 def test_gaussian_nll_by_hand():
@@ -244,11 +245,19 @@ def test_dynamics_reuse_and_its_refusals(mopo_run, pendulum_dataset, tmp_path, m
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(reused),
                                                     jax.tree_util.tree_leaves(saved)))
     assert not (tmp_path / "ok" / out["run_dir"].split("/")[-1] / "dynamics").exists()
+    # the run holds the ensemble it reused: it resumes with its source moved away
+    shutil.move(run, tmp_path / "moved")
+    try:
+        assert train("mopo", None, {"steps": 200}, resume=out["run_dir"])["step"] == 200
+    finally:
+        shutil.move(tmp_path / "moved", run)
     for over, msg in [({"dataset_size": 1500}, "was trained on dataset"),
                       ({"ensemble_size": 4}, "has another shape: n_models 3 (this run: 4)"),
                       ({"dynamics_epochs": 7, "dynamics_lr": 0.01},
                        "reuses a fitted ensemble, so --dynamics-lr, --dynamics-epochs would not"),
-                      ({"dynamics": str(tmp_path)}, "no trained dynamics model at")]:
+                      ({"dynamics": str(tmp_path)}, "no trained dynamics model at"),
+                      ({"dataset": altered_copy(pendulum_dataset, tmp_path / "remade")},
+                       "trained on other data than the dataset")]:
         with pytest.raises((ContrlError, ConfigError), match=re.escape(msg)):
             train("mopo", "Pendulum-v1", dict(base, runs_dir=str(tmp_path / "bad"), **over))
         bad = tmp_path / "bad"

@@ -1,5 +1,6 @@
 """The offline loop: exact resume, the online phase, refusal without a dataset."""
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from contrl.config import ConfigError
 from contrl.errors import ContrlError
 from contrl.run import Checkpoint
 from contrl.train import train
+from conftest import altered_copy
 
 
 @pytest.mark.parametrize("algo", ["iql", "td3bc", "cql"])
@@ -51,17 +53,31 @@ def test_iql_refuses_steps_past_its_actor_schedule(pendulum_dataset, tmp_path, o
         train("iql", None, {"steps": 200}, resume=out["run_dir"])
 
 
+def test_resume_refuses_other_data_under_the_datasets_name(pendulum_dataset, tmp_path,
+                                                          offline_run):
+    data = tmp_path / "data"
+    shutil.copytree(pendulum_dataset, data)
+    out = offline_run("td3bc", str(data), tmp_path / "runs", steps=100, steps_per_call=100,
+                      eval_every=100)
+    shutil.rmtree(data)
+    altered_copy(pendulum_dataset, data)  # remade in place: same name and length
+    with pytest.raises(ContrlError, match="trained on other data than the dataset"):
+        train("td3bc", None, {"steps": 200}, resume=out["run_dir"])
+
+
 def test_offline_algorithms_need_a_dataset(tmp_path):
     with pytest.raises(ConfigError, match="needs --dataset"):
         train("iql", "Pendulum-v1", {"runs_dir": str(tmp_path)})
 
 
-def test_steps_asked_are_steps_done(pendulum_dataset, tmp_path):
+def test_steps_asked_are_steps_done(pendulum_dataset, tmp_path, capsys):
     # 250 gradient steps in chunks of 100: the last chunk is 50
     out = train("bc", "Pendulum-v1", dict(dataset=pendulum_dataset, steps=250, update_every=100,
                                          hidden=(32, 32), eval_episodes=1, runs_dir=str(tmp_path),
-                                         progress=False, tensorboard=False))
+                                         progress=False, tensorboard=False, dataset_size=10,
+                                         batch_size=64))
     assert out["step"] == 250
+    assert "note: 10 transitions, fewer than a batch of 64" in capsys.readouterr().out
     assert Checkpoint(f"{out['run_dir']}/checkpoints/latest.ckpt").meta["step"] == 250
 
 

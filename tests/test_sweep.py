@@ -150,6 +150,8 @@ def test_a_sweep_dir_holds_one_sweep(tmp_path):
     sets = _sets()
     root.mkdir()
     (root / "sweep.json").write_text(json.dumps({"algos": ["td3"]}))
+    (root / "td3-Pendulum-v1-s0").mkdir()
+    (root / "td3-Pendulum-v1-s0" / "config.json").write_text("{}")  # one of its runs began
     with pytest.raises(ContrlError, match="holds another sweep"):
         sweep(["sac"], ["Pendulum-v1"], "0", sets, str(root), show=False)
     plan = sweep(["sac"], ["Pendulum-v1"], "0-2", sets, str(tmp_path / "new"), dry_run=True)
@@ -164,8 +166,13 @@ def test_a_sweep_dir_takes_more_seeds(tmp_path):
     prepare(tmp_path, spec)
     prepare(tmp_path, {**spec, "seeds": [2, 1]})
     assert json.loads((tmp_path / "sweep.json").read_text())["seeds"] == [0, 1, 2]
+    # none of its runs began (all refused, say): a corrected sweep takes the folder
+    prepare(tmp_path, {**spec, "envs": ["Hopper-v5"], "seeds": [3]})
+    assert json.loads((tmp_path / "sweep.json").read_text())["envs"] == ["Hopper-v5"]
+    (tmp_path / "sac-Hopper-v5-s3").mkdir()
+    (tmp_path / "sac-Hopper-v5-s3" / "config.json").write_text("{}")
     with pytest.raises(ContrlError, match="holds another sweep"):
-        prepare(tmp_path, {**spec, "envs": ["Hopper-v5"], "seeds": [3]})
+        prepare(tmp_path, {**spec, "seeds": [3]})
 
 
 def test_ray_missing_or_unreachable(monkeypatch, tmp_path):

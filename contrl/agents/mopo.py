@@ -129,6 +129,16 @@ class MOPOConfig(OfflineConfig, SACConfig):
         super().check_run(run)
         if self.online_steps:
             raise ConfigError("mopo has no online phase (online_steps must be 0)")
+        if termination_fn(run.env) is not None and (run.frame_stack > 1 or run.prev_action
+                                                    or run.prev_reward or run.action_repeat > 1):
+            raise ConfigError(f"mopo's termination rule for {run.env} reads its plain "
+                              "observations: no frame_stack, prev_action, prev_reward or "
+                              "action_repeat")
+
+    def check_new_run(self, run) -> None:
+        """--dynamics is read when the run starts (a resumed run holds its copy: the source
+        may since have moved)."""
+        super().check_new_run(run)
         if self.dynamics:  # the shape now; the dataset once it is loaded
             saved = saved_model_meta(self.dynamics)  # refuses a path without one
             fitted = fit_settings(self.dynamics)
@@ -144,11 +154,6 @@ class MOPOConfig(OfflineConfig, SACConfig):
                 "n_elites": self.elites})
             if diff:
                 raise ConfigError(f"--dynamics {self.dynamics} has another shape: {diff}")
-        if termination_fn(run.env) is not None and (run.frame_stack > 1 or run.prev_action
-                                                    or run.prev_reward or run.action_repeat > 1):
-            raise ConfigError(f"mopo's termination rule for {run.env} reads its plain "
-                              "observations: no frame_stack, prev_action, prev_reward or "
-                              "action_repeat")
 
     def dynamics_spec(self, obs_dim: int, action_dim: int) -> DynamicsSpec:
         return DynamicsSpec(obs_dim, action_dim, tuple(self.dynamics_hidden),

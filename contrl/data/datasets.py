@@ -9,6 +9,8 @@ every Minari user expects; contrl rescales on reading and writing.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import os
 import re
@@ -59,6 +61,18 @@ class Dataset:
     @property
     def action_dim(self) -> int:
         return self.actions.shape[1]
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """16 hex digits hashing the transitions (observations, actions, rewards, ends): tells
+        apart two datasets of one name and length, e.g. one remade under the same id."""
+        h = hashlib.blake2b(digest_size=8)
+        for a in (self.observations, self.actions, self.rewards, self.terminals, self.timeouts,
+                  self.next_observations):
+            a = np.ascontiguousarray(a)
+            h.update(str((a.dtype.str, a.shape)).encode())
+            h.update(memoryview(a).cast("B"))
+        return h.hexdigest()
 
     def head(self, n: int) -> "Dataset":
         """The first ``n`` transitions (all of them if ``n`` is 0); more than the data holds is

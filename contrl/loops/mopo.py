@@ -25,7 +25,7 @@ from contrl.agents.dynamics import (DynamicsTrainer, dynamics_path, model_arrays
 from contrl.data.model_buffer import ModelBuffer
 from contrl.errors import ContrlError
 from contrl.loops.common import check_finite
-from contrl.loops.offline import OfflineLoop
+from contrl.loops.offline import OfflineLoop, check_same_data
 from contrl.run import Checkpoint, Logger, save_checkpoint
 
 DYNAMICS_METRICS = ("train_loss", "val_loss", "val_loss_elites", "epochs_since_improvement")
@@ -40,6 +40,7 @@ def load_dynamics(source: str, template, dataset):
         raise ContrlError(f"--dynamics {source} was trained on dataset {meta.get('dataset')} "
                           f"({meta.get('rows')} transitions), not {dataset.name} "
                           f"({len(dataset)} transitions)")
+    check_same_data(meta.get("fingerprint"), dataset, f"--dynamics {source}")
     wanted = {**dataclasses.asdict(template.spec), "hidden": list(template.spec.hidden)}
     diff = spec_difference(meta["spec"], wanted)
     if diff:
@@ -96,6 +97,7 @@ class MOPOLoop(OfflineLoop):
             best = np.asarray(self.trainer.best_loss)
             save_checkpoint(self.dyn_dir / "model.ckpt", dynamics, {
                 "kind": "dynamics", "dataset": self.dataset.name, "rows": len(self.dataset),
+                "fingerprint": self.dataset.fingerprint,
                 "spec": dataclasses.asdict(dynamics.spec), "epochs": epoch,
                 "elites": np.asarray(dynamics.elites).tolist(), "val_loss": best.tolist()})
             print(f"dynamics: {epoch} epochs, elites' validation error "

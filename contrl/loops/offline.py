@@ -16,7 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from contrl.data.datasets import load_dataset
+from contrl.errors import ContrlError
 from contrl.loops.common import Loop, Session, dataset_for_run, start
+
+
+def check_same_data(saved: str | None, dataset, where) -> None:
+    """Refuse data whose contents differ from what ``where`` was trained on (``saved``: its
+    fingerprint; None for runs from before fingerprints, which are not checked)."""
+    if saved is not None and saved != dataset.fingerprint:
+        raise ContrlError(f"{where} was trained on other data than the dataset now at "
+                          f"{dataset.name} (same name, different transitions: remade or "
+                          "replaced?); give the data it was trained on, or start a new run")
 
 
 class OfflineLoop(Loop):
@@ -29,8 +39,12 @@ class OfflineLoop(Loop):
         pool, self.agent, self.ckpt, state = start(run_cfg, algo_cfg, agent_cls, run_dir, resume)
         pool.close()  # offline: the env is only evaluated
         self.dataset = dataset_for_run(self.dataset, run_cfg, pool)
+        if len(self.dataset) < algo_cfg.batch_size:
+            print(f"note: {len(self.dataset)} transitions, fewer than a batch of "
+                  f"{algo_cfg.batch_size}: every batch repeats them")
         self.rng = np.random.default_rng(run_cfg.seed)
         if state is not None:
+            check_same_data(state.get("dataset_fingerprint"), self.dataset, run_dir)
             self.rng.bit_generator.state = state["data_rng"]
         else:
             self.agent = self.agent.fit_dataset(self.dataset, algo_cfg)
@@ -39,7 +53,8 @@ class OfflineLoop(Loop):
                            state, score=self.dataset.normalized_score)
 
     def checkpoint_parts(self):
-        return None, {"data_rng": self.rng.bit_generator.state, "dataset": self.dataset.name}
+        return None, {"data_rng": self.rng.bit_generator.state, "dataset": self.dataset.name,
+                      "dataset_fingerprint": self.dataset.fingerprint}
 
     def iteration(self) -> None:
         k = min(self.cfg.steps_per_call, self.run.cfg.steps - self.run.step)  # steps asked, done
