@@ -154,6 +154,9 @@ def parse_sets(algos: list[str], sets: list[str]) -> list[tuple[str, list[str]]]
         name = name.strip().replace("-", "_")
         if not eq or not name or not values:
             raise C.ConfigError(f"--set '{s}': expected FIELD=VALUE[,VALUE...]")
+        if name in dict(out):
+            raise C.ConfigError(f"--set {name} is given twice; give its values once, "
+                                "separated by commas")
         if name in ("seed", "env", "run_dir"):
             raise C.ConfigError(f"--set {name}: give seeds with --seeds and envs as the second "
                                 "argument")
@@ -220,7 +223,11 @@ def status(run_dir: Path, steps: int) -> str:
         return "new"
     if saved_step(run_dir) < steps:
         return "resume"
-    online = read_run_config(run_dir)["algo_config"].get("online_steps") or 0
+    try:
+        online = read_run_config(run_dir)["algo_config"].get("online_steps") or 0
+    except ContrlError:  # a damaged config.json: the resume says what is wrong, in its log
+        return "resume"
+    # without an online phase (online_steps 0) the missing <run>/online reads as step 0: done
     return "done" if saved_step(run_dir / "online") >= online else "resume"
 
 

@@ -49,7 +49,7 @@ def test_iql_refuses_steps_past_its_actor_schedule(pendulum_dataset, tmp_path, o
     # the actor's cosine decay ends at the run's first --steps: more steps froze the actor
     out = offline_run("iql", pendulum_dataset, tmp_path, steps=100, steps_per_call=100,
                       eval_every=100)
-    with pytest.raises(ConfigError, match="decays to 0 by step 100"):
+    with pytest.raises(ConfigError, match="--steps 200 is past actor_decay_steps 100"):
         train("iql", None, {"steps": 200}, resume=out["run_dir"])
 
 
@@ -61,8 +61,21 @@ def test_resume_refuses_other_data_under_the_datasets_name(pendulum_dataset, tmp
                       eval_every=100)
     shutil.rmtree(data)
     altered_copy(pendulum_dataset, data)  # remade in place: same name and length
-    with pytest.raises(ContrlError, match="trained on other data than the dataset"):
+    with pytest.raises(ContrlError, match="was trained on other transitions than .*data gives now"):
         train("td3bc", None, {"steps": 200}, resume=out["run_dir"])
+
+
+def test_runs_without_a_comparable_fingerprint_are_not_checked():
+    from types import SimpleNamespace
+
+    from contrl.loops.common import check_same_data
+    data = SimpleNamespace(fingerprint="d1:00000000000000aa")
+    check_same_data(None, data, "x", "run", "fix")  # a run from before fingerprints
+    check_same_data("d0:00000000000000bb", data, "x", "run", "fix")  # another loader version
+    check_same_data("d1:00000000000000aa", data, "x", "run", "fix")
+    with pytest.raises(ContrlError, match="run was trained on other transitions than x gives "
+                                          "now .*; fix$"):
+        check_same_data("d1:00000000000000bb", data, "x", "run", "fix")
 
 
 def test_offline_algorithms_need_a_dataset(tmp_path):
@@ -77,7 +90,7 @@ def test_steps_asked_are_steps_done(pendulum_dataset, tmp_path, capsys):
                                          progress=False, tensorboard=False, dataset_size=10,
                                          batch_size=64))
     assert out["step"] == 250
-    assert "note: 10 transitions, fewer than a batch of 64" in capsys.readouterr().out
+    assert "note: 10 transitions, fewer than a batch of 64" in capsys.readouterr().err
     assert Checkpoint(f"{out['run_dir']}/checkpoints/latest.ckpt").meta["step"] == 250
 
 

@@ -1,5 +1,6 @@
 """The shared online loop: exact resume, determinism, interruption and NaN handling."""
 import csv
+import shutil
 from pathlib import Path
 
 import jax
@@ -10,7 +11,7 @@ from flax import struct
 
 from contrl.agents.base import AgentBase
 from contrl.agents.sac import SAC
-from contrl.errors import NonFiniteLossError
+from contrl.errors import ContrlError, NonFiniteLossError
 from contrl.loops.offpolicy import train_offpolicy
 from contrl.run import Checkpoint, new_run_dir
 from contrl.train import train
@@ -173,6 +174,13 @@ def test_offline_ratio_mixes_dataset_into_batches(tmp_path, tiny, monkeypatch):
     assert seen and all(s.shape == (4, 32, 3) for s in seen)  # k=4 batches of 32
     for obs in seen:  # the last 16 rows of every batch come from the dataset
         assert all(tuple(o) in data for o in obs[:, 16:].reshape(-1, 3))
+    # the dataset remade under its name: the run's resume is refused
+    shutil.rmtree(tmp_path / "minari" / "pendulum-mix-v0")
+    write_minari("pendulum-mix-v0", rollout_episodes(RandomPolicy(1, 1), "Pendulum-v1", 400, 1),
+                 "Pendulum-v1", {})
+    with pytest.raises(ContrlError, match="was trained on other transitions than "
+                                          "pendulum-mix-v0 gives now"):
+        train_offpolicy(run_cfg, algo_cfg, SAC, run_dir, resume=True)
     with pytest.raises(C.ConfigError, match="offline_ratio needs --dataset"):
         tiny(offline_ratio=0.5)
 

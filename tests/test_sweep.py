@@ -41,6 +41,8 @@ def test_sets_are_typed_and_checked():
         parse_sets(["sac"], ["tensorboard=maybe"])
     with pytest.raises(C.ConfigError, match="expected FIELD=VALUE"):
         parse_sets(["sac"], ["lr"])
+    with pytest.raises(C.ConfigError, match="--set dataset_size is given twice"):
+        parse_sets(["iql"], ["dataset-size=10", "dataset_size=20"])
 
 
 def test_expand_is_the_full_grid():
@@ -77,6 +79,8 @@ def test_status_of_a_run_dir(tmp_path):
     save_checkpoint(run / "checkpoints" / "latest.ckpt", {"w": np.zeros(2)}, {"step": 60})
     assert status(run, 100) == "resume"
     assert status(run, 60) == "done"
+    (run / "config.json").write_text("{damaged")
+    assert status(run, 60) == "resume"  # its resume names the problem in the run's log
     # an offline run with an online phase is done only when that phase is
     config["algo_config"]["online_steps"] = 30
     (run / "config.json").write_text(json.dumps(config))

@@ -36,6 +36,7 @@ class BCConfig(AlgoConfig):
     # has no online phase
     gamma: typing.ClassVar[float] = 1.0
     online_steps: typing.ClassVar[int] = 0
+    STEPS_ENVS = False  # whether training steps --num-envs envs (DAgger's rollouts do)
 
     dataset: str = ""
     """Dataset to imitate: a Minari id, a Minari dataset directory or a D4RL-style HDF5 file."""
@@ -83,6 +84,12 @@ class BCConfig(AlgoConfig):
 
     def check_new_run(self, run) -> None:
         check_dataset_env(self.dataset, run.env)
+
+    def check_given(self, given: dict) -> None:
+        super().check_given(given)
+        if "num_envs" in given and not self.STEPS_ENVS:  # evaluation has its own env
+            raise ConfigError("--num-envs: behaviour cloning steps no env while it trains; "
+                              "drop it")
 
 
 def mse_loss(pred, target):

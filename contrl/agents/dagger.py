@@ -13,6 +13,8 @@ from contrl.config import ConfigError
 class DAggerConfig(BCConfig):
     """DAgger hyperparameters (the learner's are BC's). Steps count expert labels."""
 
+    STEPS_ENVS = True  # its rollouts run --num-envs envs
+
     LOOP_FIELDS = BCConfig.LOOP_FIELDS + ("expert", "steps_per_round", "updates_per_round",
                                           "beta_schedule", "beta_decay")
     PATH_FIELDS = BCConfig.PATH_FIELDS + ("expert",)

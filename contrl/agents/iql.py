@@ -62,9 +62,16 @@ class IQLConfig(OfflineConfig):
             self.actor_decay_steps = run.steps
         if self.online_steps == 0 and run.steps > self.actor_decay_steps:
             raise ConfigError(
-                f"--steps {run.steps}: the actor's learning rate decays to 0 by step "
-                f"{self.actor_decay_steps} (actor_decay_steps; a run's --steps when it started), "
-                "so the actor would not train after it: start a new run with the steps wanted")
+                f"--steps {run.steps} is past actor_decay_steps {self.actor_decay_steps}: the "
+                "actor's learning rate is 0 from then on, so it would not train (a resumed "
+                "run's decay ends at the --steps it started with: start a new run with the "
+                "steps wanted; a new run: --actor-decay-steps 0 decays over all its steps)")
+
+    def check_given(self, given: dict) -> None:
+        super().check_given(given)
+        if self.online_steps and given.get("actor_decay_steps"):
+            raise ConfigError("--actor-decay-steps: with --online-steps the actor keeps a "
+                              "constant learning rate (IQL's fine-tuning setting); drop it")
 
 
 def expectile_loss(diff: jax.Array, expectile: float) -> jax.Array:

@@ -26,6 +26,9 @@ from contrl.data.windows import leading_run, sequence_batch
 from contrl.errors import ContrlError
 
 D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
+FINGERPRINT_VERSION = "d1"
+"""Changes whenever loading changes what a file's transitions read as (action scaling, next
+observations, cut episodes): fingerprints of other versions are not compared."""
 NAME_RE = re.compile(r"^[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*-v\d+$")
 
 
@@ -64,15 +67,16 @@ class Dataset:
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """16 hex digits hashing the transitions (observations, actions, rewards, ends): tells
-        apart two datasets of one name and length, e.g. one remade under the same id."""
+        """``<FINGERPRINT_VERSION>:<16 hex digits>`` hashing the transitions as loaded
+        (observations, actions, rewards, ends): tells apart two datasets of one name and
+        length, e.g. one remade under the same id."""
         h = hashlib.blake2b(digest_size=8)
         for a in (self.observations, self.actions, self.rewards, self.terminals, self.timeouts,
                   self.next_observations):
             a = np.ascontiguousarray(a)
             h.update(str((a.dtype.str, a.shape)).encode())
-            h.update(memoryview(a).cast("B"))
-        return h.hexdigest()
+            h.update(a)
+        return f"{FINGERPRINT_VERSION}:{h.hexdigest()}"
 
     def head(self, n: int) -> "Dataset":
         """The first ``n`` transitions (all of them if ``n`` is 0); more than the data holds is

@@ -109,6 +109,18 @@ def start(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool, agent=None)
     return Start(pool, ckpt.restore_agent(agent), ckpt, state)
 
 
+def check_same_data(saved: str | None, dataset, source, where: str, fix: str) -> None:
+    """Refuse data whose transitions differ from those ``where`` was trained on (``saved``:
+    their fingerprint; None, from runs before fingerprints, or another fingerprint version is
+    not compared). ``source``: the dataset as given; ``fix``: what the user can do."""
+    if saved is None or saved.partition(":")[0] != dataset.fingerprint.partition(":")[0]:
+        return
+    if saved != dataset.fingerprint:
+        raise ContrlError(f"{where} was trained on other transitions than {source} gives now "
+                          "(the dataset remade or replaced under its name, or read "
+                          f"another way, e.g. other obs_keys or action units); {fix}")
+
+
 def dataset_for_run(data, run_cfg, pool: EnvPool):
     """``data`` as the run's policy sees it (its observations with the previous action or
     reward appended where the run appends them), refused unless it fits the run's env."""

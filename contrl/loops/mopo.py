@@ -24,27 +24,29 @@ from contrl.agents.dynamics import (DynamicsTrainer, dynamics_path, model_arrays
                                     saved_model_meta, spec_difference, split_dataset)
 from contrl.data.model_buffer import ModelBuffer
 from contrl.errors import ContrlError
-from contrl.loops.common import check_finite
-from contrl.loops.offline import OfflineLoop, check_same_data
+from contrl.loops.common import check_finite, check_same_data
+from contrl.loops.offline import OfflineLoop
 from contrl.run import Checkpoint, Logger, save_checkpoint
 
 DYNAMICS_METRICS = ("train_loss", "val_loss", "val_loss_elites", "epochs_since_improvement")
 TRAINER_KEY = "dynamics_trainer"
 
 
-def load_dynamics(source: str, template, dataset):
+def load_dynamics(source: str, template, dataset, given: str):
     """The ensemble saved at ``source``, in the structure of ``template`` (the agent's own
-    Dynamics); refused unless it was trained on ``dataset`` with the same shape."""
+    Dynamics); refused unless it was trained on ``dataset`` (``given``: as the user named it)
+    with the same shape."""
     meta = saved_model_meta(source)
     if (meta.get("dataset"), meta.get("rows")) != (dataset.name, len(dataset)):
         raise ContrlError(f"--dynamics {source} was trained on dataset {meta.get('dataset')} "
                           f"({meta.get('rows')} transitions), not {dataset.name} "
                           f"({len(dataset)} transitions)")
-    check_same_data(meta.get("fingerprint"), dataset, f"--dynamics {source}")
     wanted = {**dataclasses.asdict(template.spec), "hidden": list(template.spec.hidden)}
     diff = spec_difference(meta["spec"], wanted)
     if diff:
         raise ContrlError(f"--dynamics {source} has another shape: {diff}")
+    check_same_data(meta.get("fingerprint"), dataset, given, f"--dynamics {source}",
+                    "drop --dynamics to fit a new ensemble")
     return Checkpoint(dynamics_path(source)).restore_agent(template)
 
 
@@ -62,7 +64,7 @@ class MOPOLoop(OfflineLoop):
             self.buffer = self.buffer.load_state(self.ckpt.arrays("model_buffer/"))
         elif state is None and cfg.dynamics:
             self.agent = self.agent.replace(
-                dynamics=load_dynamics(cfg.dynamics, self.agent.dynamics, data))
+                dynamics=load_dynamics(cfg.dynamics, self.agent.dynamics, data, cfg.dataset))
         else:
             train_rows, val_rows = split_dataset(data, cfg.dynamics_holdout, run_cfg.seed)
             x, y = model_arrays(data, train_rows)

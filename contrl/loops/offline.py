@@ -11,22 +11,13 @@ score (0 = random, 100 = expert) when the dataset has reference scores.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from contrl.data.datasets import load_dataset
-from contrl.errors import ContrlError
-from contrl.loops.common import Loop, Session, dataset_for_run, start
-
-
-def check_same_data(saved: str | None, dataset, where) -> None:
-    """Refuse data whose contents differ from what ``where`` was trained on (``saved``: its
-    fingerprint; None for runs from before fingerprints, which are not checked)."""
-    if saved is not None and saved != dataset.fingerprint:
-        raise ContrlError(f"{where} was trained on other data than the dataset now at "
-                          f"{dataset.name} (same name, different transitions: remade or "
-                          "replaced?); give the data it was trained on, or start a new run")
+from contrl.loops.common import Loop, Session, check_same_data, dataset_for_run, start
 
 
 class OfflineLoop(Loop):
@@ -39,18 +30,19 @@ class OfflineLoop(Loop):
         pool, self.agent, self.ckpt, state = start(run_cfg, algo_cfg, agent_cls, run_dir, resume)
         pool.close()  # offline: the env is only evaluated
         self.dataset = dataset_for_run(self.dataset, run_cfg, pool)
-        if len(self.dataset) < algo_cfg.batch_size:
-            print(f"note: {len(self.dataset)} transitions, fewer than a batch of "
-                  f"{algo_cfg.batch_size}: every batch repeats them")
         self.rng = np.random.default_rng(run_cfg.seed)
         if state is not None:
-            check_same_data(state.get("dataset_fingerprint"), self.dataset, run_dir)
+            check_same_data(state.get("dataset_fingerprint"), self.dataset, algo_cfg.dataset,
+                            str(run_dir), "give the data it was trained on, or start a new run")
             self.rng.bit_generator.state = state["data_rng"]
         else:
             self.agent = self.agent.fit_dataset(self.dataset, algo_cfg)
         self.cfg = algo_cfg
         self.run = Session(run_cfg, algo_cfg, ("normalized_score",) + agent_cls.METRICS, run_dir,
                            state, score=self.dataset.normalized_score)
+        if state is None and len(self.dataset) < algo_cfg.batch_size:  # once set up
+            print(f"note: {len(self.dataset)} transitions, fewer than a batch of "
+                  f"{algo_cfg.batch_size}: every batch repeats them", file=sys.stderr)
 
     def checkpoint_parts(self):
         return None, {"data_rng": self.rng.bit_generator.state, "dataset": self.dataset.name,

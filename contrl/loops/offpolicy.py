@@ -17,7 +17,8 @@ import numpy as np
 
 from contrl.data import ReplayBuffer
 from contrl.data.batch import concat
-from contrl.loops.common import Loop, Session, dataset_for_run, saved_carry, start
+from contrl.loops.common import (Loop, Session, check_same_data, dataset_for_run, saved_carry,
+                                 start)
 from contrl.policy import carry_arrays, reset_carry
 
 
@@ -39,6 +40,9 @@ class OffPolicyLoop(Loop):
         if self.n_offline > 0:
             self.offline = dataset_for_run(data, run_cfg, self.pool)
             if state is not None:
+                check_same_data(state.get("dataset_fingerprint"), self.offline,
+                                algo_cfg.dataset, str(run_dir),
+                                "give the data it was trained on, or start a new run")
                 self.data_rng.bit_generator.state = state["data_rng"]
         self.cfg, self.n_envs = algo_cfg, n_envs
         self.buffer = ReplayBuffer(algo_cfg.buffer_size, self.pool.obs_dim, self.pool.action_dim,
@@ -65,7 +69,9 @@ class OffPolicyLoop(Loop):
         return ({**self.buffer.state(), **carry_arrays(self.carry)},
                 {"pool": self.pool.state(), "loop_rng": self.rng.bit_generator.state,
                  "buffer_rng": self.buffer.rng.bit_generator.state,
-                 "data_rng": self.data_rng.bit_generator.state})
+                 "data_rng": self.data_rng.bit_generator.state,
+                 **({"dataset_fingerprint": self.offline.fingerprint}
+                    if self.offline is not None else {})})
 
     def sample(self):
         cfg = self.cfg
