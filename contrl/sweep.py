@@ -231,6 +231,17 @@ def status(run_dir: Path, steps: int) -> str:
     return "done" if saved_step(run_dir / "online") >= online else "resume"
 
 
+def check_resumes(root: Path, trials: list[Trial]) -> None:
+    """Refuse the sweep before any run starts where a run to be continued would refuse to
+    resume to its steps (e.g. IQL past its actor's decay, a damaged config.json)."""
+    from contrl.train import resumed_configs
+    for t in trials:
+        try:
+            resumed_configs(t.algo, None, {"steps": t.steps}, root / t.name, clean=False)
+        except (ContrlError, C.ConfigError) as e:
+            raise ContrlError(f"{t.name} cannot be continued: {e}") from None
+
+
 def last_step(run_dir: Path) -> int:
     """The step of progress.csv's last row (0 if none yet): cheap, from the file's tail."""
     path = run_dir / "progress.csv"
@@ -427,6 +438,7 @@ def sweep(algos: list[str], envs: list[str], seeds: str, sets: list[str], sweep_
                "todo": [t.name for t in trials if states[t.name] != "done"]}
     if dry_run:
         return summary
+    check_resumes(root, [t for t in trials if states[t.name] == "resume"])
     prepare(root, spec)
     todo = [t for t in trials if states[t.name] != "done"]
     if use_ray:

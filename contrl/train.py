@@ -34,9 +34,11 @@ RESUME_OVERRIDABLE = {"steps", "progress", "tensorboard", "wandb", "eval_every",
                       "checkpoint_every", "log_every", "stop_at_return", "video_every"}
 
 
-def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Path):
+def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Path,
+                    clean: bool = True):
     """The configs of the saved run in ``run_dir`` to continue it, with the ``overrides``
-    allowed on resume (RESUME_OVERRIDABLE) applied; anything else changed is refused."""
+    allowed on resume (RESUME_OVERRIDABLE) applied; anything else changed is refused.
+    ``clean``: remove the temporaries a killed write left (False: only check)."""
     saved = read_run_config(run_dir)
     if saved["algo"] != algo:
         raise ContrlError(f"{run_dir} is a {saved['algo']} run, not {algo}")
@@ -70,7 +72,8 @@ def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Pat
     if run_cfg.steps < done:
         raise ContrlError(f"{run_dir} is already at step {done}, past --steps {run_cfg.steps}: "
                           f"give --steps above {done} to train it further (the run is unchanged)")
-    remove_stale_temporaries(run_dir)
+    if clean:
+        remove_stale_temporaries(run_dir)
     return run_cfg, algo_cfg
 
 

@@ -96,6 +96,31 @@ def test_status_of_a_run_dir(tmp_path):
     assert last_step(run) == 70
 
 
+def test_a_run_that_would_refuse_to_continue_stops_the_sweep_before_any_starts(tmp_path):
+    import h5py
+
+    from contrl.resolve import build_configs
+    data = tmp_path / "p.hdf5"
+    with h5py.File(data, "w") as f:  # a tiny Pendulum dataset
+        f["observations"], f["actions"] = np.zeros((8, 3), "f4"), np.zeros((8, 1), "f4")
+        f["rewards"], f["terminals"] = np.zeros(8, "f4"), np.zeros(8, bool)
+        f["timeouts"] = np.eye(1, 8, 7, dtype=bool)[0]
+    sets = [f"dataset={data}", "steps=100"]
+    (trial,) = expand(["iql"], ["Pendulum-v1"], [0], parse_sets(["iql"], sets))
+    run_cfg, algo_cfg = build_configs("iql", "Pendulum-v1", trial.options)  # as train has it
+    run = tmp_path / "sw" / trial.name
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(
+        {"algo": "iql", "run": C.to_dict(run_cfg), "algo_config": C.to_dict(algo_cfg)}))
+    save_checkpoint(run / "checkpoints" / "latest.ckpt", {"w": np.zeros(2)}, {"step": 50})
+    # IQL's actor decays over the run's first 100 steps: continuing it to 200 is refused
+    with pytest.raises(ContrlError, match=f"{trial.name} cannot be continued: --steps 200 is "
+                                          "past actor_decay_steps 100"):
+        sweep(["iql"], ["Pendulum-v1"], "0", [f"dataset={data}", "steps=200"],
+              str(tmp_path / "sw"), show=False)
+    assert not (tmp_path / "sw" / "logs").exists()  # nothing started
+
+
 def test_core_slots_are_disjoint():
     cores = sorted(os.sched_getaffinity(0))
     slots = core_slots(len(cores), 1)
