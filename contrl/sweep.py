@@ -49,6 +49,8 @@ class Trial:
     """The run directory's name inside the sweep directory."""
     steps: int = 0
     """Env steps the run trains for (its preset's or config's, or --steps)."""
+    use_preset: bool = True
+    """False: the run is started with --no-preset (the algorithm's defaults alone)."""
 
     @property
     def options(self) -> dict:
@@ -65,7 +67,7 @@ class Trial:
             return ["train", self.algo, "--resume", str(run_dir), "--no-progress",
                     "--steps", str(self.steps)]
         return ["train", self.algo, self.env, "--run-dir", str(run_dir), "--no-progress",
-                *option_flags(self.options)]
+                *(() if self.use_preset else ("--no-preset",)), *option_flags(self.options)]
 
 
 def option_flags(options: dict) -> list[str]:
@@ -108,6 +110,7 @@ class Job:
                     "--no-progress", "--steps", str(first.steps)]
         return ["train", first.algo, first.env, "--seeds", ",".join(str(t.seed) for t in self.trials),
                 "--run-dir", str(sweep_dir / f"{first.cell}-s{{seed}}"), "--no-progress",
+                *(() if first.use_preset else ("--no-preset",)),
                 *option_flags(dict(first.overrides))]
 
 
@@ -196,7 +199,8 @@ def expand(algos: list[str], envs: list[str], seeds: list[int],
                 run_cfg, _ = build_configs(algo, env, opts, use_preset)  # refuse a bad run now
                 safe_env = env.replace(":", "_").replace("/", "_")
                 name = f"{algo}-{safe_env}" + (f"-{label}" if label else "") + f"-s{seed}"
-                trials.append(Trial(algo, env, seed, tuple(values), name, run_cfg.steps))
+                trials.append(Trial(algo, env, seed, tuple(values), name, run_cfg.steps,
+                                    use_preset))
     names = [t.name for t in trials]
     if len(set(names)) != len(names):
         twice = next(n for n in names if names.count(n) > 1)
@@ -225,7 +229,7 @@ def status(run_dir: Path, steps: int) -> str:
         return "resume"
     try:
         online = read_run_config(run_dir)["algo_config"].get("online_steps") or 0
-    except ContrlError:  # a damaged config.json: the resume says what is wrong, in its log
+    except ContrlError:  # a damaged config.json: check_resumes names it
         return "resume"
     # without an online phase (online_steps 0) the missing <run>/online reads as step 0: done
     return "done" if saved_step(run_dir / "online") >= online else "resume"
@@ -262,6 +266,15 @@ def last_step(run_dir: Path) -> int:
 def prepare(sweep_dir: Path, spec: dict) -> None:
     """Create the sweep directory, or check that an existing one holds this same sweep; its
     record lists every seed the directory has been given."""
+    spec = recorded_spec(sweep_dir, spec)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / "logs").mkdir(exist_ok=True)
+    atomic_write_json(sweep_dir / SWEEP_FILE, spec)
+
+
+def recorded_spec(sweep_dir: Path, spec: dict) -> dict:
+    """What ``sweep_dir``'s record will hold with this sweep (refused where the directory
+    holds another sweep or is not a sweep's); writes nothing."""
     path = sweep_dir / SWEEP_FILE
     if path.is_file():
         try:
@@ -281,9 +294,7 @@ def prepare(sweep_dir: Path, spec: dict) -> None:
         raise ContrlError(f"--dir {sweep_dir} is not a directory")
     elif (sweep_dir / "config.json").is_file():
         raise ContrlError(f"--dir {sweep_dir} is a run directory, not a sweep's; give a new --dir")
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / "logs").mkdir(exist_ok=True)
-    atomic_write_json(path, spec)
+    return spec
 
 
 def core_slots(jobs: int, cores_per_run: int) -> list[list[int]]:
@@ -436,9 +447,10 @@ def sweep(algos: list[str], envs: list[str], seeds: str, sets: list[str], sweep_
     summary = {"dir": str(root), "runs": len(trials),
                "done_before": sorted(n for n, s in states.items() if s == "done"),
                "todo": [t.name for t in trials if states[t.name] != "done"]}
+    recorded_spec(root, spec)  # this same sweep's folder (or a new one), before its runs
+    check_resumes(root, [t for t in trials if states[t.name] == "resume"])
     if dry_run:
         return summary
-    check_resumes(root, [t for t in trials if states[t.name] == "resume"])
     prepare(root, spec)
     todo = [t for t in trials if states[t.name] != "done"]
     if use_ray:

@@ -65,7 +65,7 @@ def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Pat
     algo_cfg.validate()
     algo_cfg.check_run(run_cfg)
     done = saved_step(run_dir)
-    if run_cfg.steps > done and saved_step(run_dir / "online") > 0:
+    if run_cfg.steps > done and (run_dir / "online" / "checkpoints" / "latest.ckpt").exists():
         raise ContrlError(f"{run_dir}: its offline phase ended at step {done} and its online "
                           "phase has begun, which starts from that agent: --steps cannot grow "
                           "now (start a new run with the steps wanted)")

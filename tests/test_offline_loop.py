@@ -3,11 +3,12 @@ import csv
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from contrl.config import ConfigError
 from contrl.errors import ContrlError
-from contrl.run import Checkpoint
+from contrl.run import Checkpoint, save_checkpoint
 from contrl.train import train
 from conftest import altered_copy
 
@@ -38,6 +39,14 @@ def test_offline_to_online_phase(pendulum_dataset, tmp_path, offline_run):
     # more offline steps once the online phase has begun would be ignored by it: refused
     with pytest.raises(ContrlError, match="online phase has begun"):
         train("td3bc", None, {"steps": 700}, resume=out["run_dir"])
+    # so it is once the online phase has a checkpoint, even one at its step 0 (stopped while
+    # setting up), from which the online phase would start with the older agent
+    latest = Path(online["run_dir"]) / "checkpoints" / "latest.ckpt"
+    kept = latest.read_bytes()
+    save_checkpoint(latest, {"w": np.zeros(2)}, {"step": 0})
+    with pytest.raises(ContrlError, match="online phase has begun"):
+        train("td3bc", None, {"steps": 700}, resume=out["run_dir"])
+    latest.write_bytes(kept)
     # a sweep counts such a run done only when its online phase is
     from contrl.sweep import status
     assert status(Path(out["run_dir"]), 500) == "done"

@@ -58,6 +58,8 @@ def test_expand_is_the_full_grid():
     assert args[:5] == ["train", "sac", "Pendulum-v1", "--run-dir", "d"]
     assert args[5:] == ["--no-progress", "--lr", "0.001", "--hidden", "64", "64", "--seed", "0"]
     assert t.train_args("d", resume=True)[:4] == ["train", "sac", "--resume", "d"]
+    (bare,) = expand(["sac"], ["Pendulum-v1"], [0], [], use_preset=False)
+    assert bare.train_args("d", resume=False)[5:7] == ["--no-progress", "--no-preset"]
     with pytest.raises(ContrlError, match="unknown environment"):
         expand(["sac"], ["Pendulum-v9"], [0], [])
     with pytest.raises(C.ConfigError, match="lr must be"):  # checked as contrl train would
@@ -114,10 +116,11 @@ def test_a_run_that_would_refuse_to_continue_stops_the_sweep_before_any_starts(t
         {"algo": "iql", "run": C.to_dict(run_cfg), "algo_config": C.to_dict(algo_cfg)}))
     save_checkpoint(run / "checkpoints" / "latest.ckpt", {"w": np.zeros(2)}, {"step": 50})
     # IQL's actor decays over the run's first 100 steps: continuing it to 200 is refused
-    with pytest.raises(ContrlError, match=f"{trial.name} cannot be continued: --steps 200 is "
-                                          "past actor_decay_steps 100"):
-        sweep(["iql"], ["Pendulum-v1"], "0", [f"dataset={data}", "steps=200"],
-              str(tmp_path / "sw"), show=False)
+    for dry_run in (True, False):
+        with pytest.raises(ContrlError, match=f"{trial.name} cannot be continued: --steps 200 "
+                                              "is past actor_decay_steps 100"):
+            sweep(["iql"], ["Pendulum-v1"], "0", [f"dataset={data}", "steps=200"],
+                  str(tmp_path / "sw"), show=False, dry_run=dry_run)
     assert not (tmp_path / "sw" / "logs").exists()  # nothing started
 
 

@@ -32,7 +32,8 @@ class OffPolicyLoop(Loop):
         if self.n_offline > 0:  # symmetric sampling: part of every batch from the dataset
             from contrl.data.datasets import load_dataset
             data = load_dataset(algo_cfg.dataset, run_cfg.env, run_cfg.obs_keys,
-                                algo_cfg.dataset_action_units)
+                                algo_cfg.dataset_action_units).head(
+                getattr(algo_cfg, "dataset_size", 0))  # an offline run's online phase too
             algo_cfg.check_dataset(data)  # before anything is built
         self.pool, self.agent, ckpt, state = start(run_cfg, algo_cfg, agent_cls, run_dir,
                                                    resume, agent)
