@@ -27,8 +27,11 @@ def split_overrides(algo: str, overrides: dict) -> tuple[dict, dict]:
     return run_over, algo_over
 
 
-def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = True):
-    """Defaults, then the preset for (algo, env) if any, then the explicit overrides."""
+def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = True,
+                  new_run: bool = True):
+    """Defaults, then the preset for (algo, env) if any, then the explicit overrides.
+    ``new_run`` False: skip the checks for starting a run (of the options given and the files
+    read at the start), e.g. for a sweep's run that has begun and will be resumed."""
     algo_cls = resolve_algo(algo)[0]
     env_id = resolve_env_id(env_id)
     preset = C.preset_for(algo, env_id) if use_preset else {}
@@ -50,12 +53,14 @@ def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = Tr
     if run_cfg.eval_episodes is None:
         run_cfg.eval_episodes = default_eval_episodes(env_id)  # recorded in config.json
     algo_cfg.resolve_paths()  # recorded absolute in config.json
-    algo_cfg.check_given(overrides)
+    if new_run:
+        algo_cfg.check_given(overrides)
     try:
         run_cfg.validate()
         algo_cfg.validate()
         algo_cfg.check_run(run_cfg)
-        algo_cfg.check_new_run(run_cfg)
+        if new_run:
+            algo_cfg.check_new_run(run_cfg)
     except C.ConfigError as e:  # say which of the values it names the user did not give
         named = [k for k in preset if k not in overrides  # as messages name fields: "k (v)", "k must"
                  and re.search(rf"(?<![\w-]){k}(?= \(| must)", str(e))]

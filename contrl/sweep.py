@@ -180,9 +180,12 @@ def parse_sets(algos: list[str], sets: list[str]) -> list[tuple[str, list[str]]]
 
 
 def expand(algos: list[str], envs: list[str], seeds: list[int],
-           sets: list[tuple[str, list[str]]], use_preset: bool = True) -> list[Trial]:
+           sets: list[tuple[str, list[str]]], use_preset: bool = True,
+           sweep_dir: Path | None = None) -> list[Trial]:
     """Every (algo, env, grid point, seed), each checked as ``contrl train`` would check it
-    (unknown algorithm, env or field, invalid value: ConfigError/ContrlError)."""
+    (unknown algorithm, env or field, invalid value: ConfigError/ContrlError); a run that has
+    begun in ``sweep_dir`` is checked as its resume will check it (``check_resumes``), not as
+    a new run (the checks of new runs may have changed since, or its input files moved)."""
     for a in algos:
         resolve_algo(a)
     axes = [(name, texts) for name, texts in sets if len(texts) > 1]
@@ -196,9 +199,11 @@ def expand(algos: list[str], envs: list[str], seeds: list[int],
             label = "-".join(f"{n}{chosen[n].replace(':', 'x')}" for n, _ in axes)
             for seed in seeds:
                 opts = {**dict(values), "seed": seed}
-                run_cfg, _ = build_configs(algo, env, opts, use_preset)  # refuse a bad run now
                 safe_env = env.replace(":", "_").replace("/", "_")
                 name = f"{algo}-{safe_env}" + (f"-{label}" if label else "") + f"-s{seed}"
+                begun = sweep_dir is not None and (sweep_dir / name / "config.json").is_file()
+                run_cfg, _ = build_configs(algo, env, opts, use_preset,  # refuse a bad run now
+                                           new_run=not begun)
                 trials.append(Trial(algo, env, seed, tuple(values), name, run_cfg.steps,
                                     use_preset))
     names = [t.name for t in trials]
@@ -405,7 +410,8 @@ def vmapped_cells(trials: list[Trial], vmap_seeds: bool | None, use_preset: bool
     for cell, ts in cells.items():
         if len(ts) < 2:
             continue
-        run_cfg, algo_cfg = build_configs(ts[0].algo, ts[0].env, ts[0].options, use_preset)
+        run_cfg, algo_cfg = build_configs(ts[0].algo, ts[0].env, ts[0].options, use_preset,
+                                          new_run=False)  # expand has checked each run
         try:
             check_vmappable(ts[0].algo, run_cfg, algo_cfg)
         except C.ConfigError:
@@ -429,7 +435,11 @@ def sweep(algos: list[str], envs: list[str], seeds: str, sets: list[str], sweep_
         raise C.ConfigError(f"jobs must be positive, got {jobs}")
     seed_list = parse_seeds(seeds)
     parsed = parse_sets(algos, sets)
-    trials = expand(algos, envs, seed_list, parsed, use_preset)
+    spec = {"algos": algos, "envs": envs, "seeds": seed_list,
+            "sets": [[n, v] for n, v in parsed if n != "steps"], "preset": use_preset,
+            "steps": dict(parsed).get("steps")}
+    root = Path(sweep_dir) if sweep_dir else Path("sweeps") / f"sweep-{spec_hash(spec)}"
+    trials = expand(algos, envs, seed_list, parsed, use_preset, root)
     use_ray = ray or bool(os.environ.get("RAY_ADDRESS"))
     if use_ray and vmap_seeds:
         raise ContrlError("--vmap-seeds trains seeds together in local processes; through Ray "
@@ -439,10 +449,6 @@ def sweep(algos: list[str], envs: list[str], seeds: str, sets: list[str], sweep_
         raise C.ConfigError(f"cores_per_run ({cores_per_run}) is more than the {n_cores} "
                             "cores this process may use")
     together = set() if use_ray else vmapped_cells(trials, vmap_seeds, use_preset)
-    spec = {"algos": algos, "envs": envs, "seeds": seed_list,
-            "sets": [[n, v] for n, v in parsed if n != "steps"], "preset": use_preset,
-            "steps": dict(parsed).get("steps")}
-    root = Path(sweep_dir) if sweep_dir else Path("sweeps") / f"sweep-{spec_hash(spec)}"
     states = {t.name: status(root / t.name, t.steps) for t in trials}
     summary = {"dir": str(root), "runs": len(trials),
                "done_before": sorted(n for n, s in states.items() if s == "done"),

@@ -122,6 +122,21 @@ def test_a_run_that_would_refuse_to_continue_stops_the_sweep_before_any_starts(t
             sweep(["iql"], ["Pendulum-v1"], "0", [f"dataset={data}", "steps=200"],
                   str(tmp_path / "sw"), show=False, dry_run=dry_run)
     assert not (tmp_path / "sw" / "logs").exists()  # nothing started
+    # a run that has begun is checked as its resume will be, not as a new run: a setting
+    # refused for new runs since it began (say) does not stop its sweep
+    sets = [f"dataset={data}", "online_steps=1000", "actor_decay_steps=500", "steps=100"]
+    with pytest.raises(C.ConfigError, match="--actor-decay-steps: with --online-steps"):
+        expand(["iql"], ["Pendulum-v1"], [0], parse_sets(["iql"], sets))
+    run_cfg, algo_cfg = build_configs("iql", "Pendulum-v1", {
+        "dataset": str(data), "online_steps": 1000, "actor_decay_steps": 500, "steps": 100},
+        new_run=False)
+    run = tmp_path / "sw2" / trial.name
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(
+        {"algo": "iql", "run": C.to_dict(run_cfg), "algo_config": C.to_dict(algo_cfg)}))
+    plan = sweep(["iql"], ["Pendulum-v1"], "0", sets, str(tmp_path / "sw2"), show=False,
+                 dry_run=True)
+    assert plan["todo"] == [trial.name]
 
 
 def test_core_slots_are_disjoint():
