@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 
 from contrl import config as C
 from contrl.envs import resolve_env_id
 from contrl.envs.make import default_eval_episodes, default_obs_keys, has_dict_observations
 from contrl.errors import ContrlError
 from contrl.registry import resolve_algo
+from contrl.run import read_run_config, remove_stale_temporaries, saved_step
 
 
 def split_overrides(algo: str, overrides: dict) -> tuple[dict, dict]:
@@ -25,6 +27,53 @@ def split_overrides(algo: str, overrides: dict) -> tuple[dict, dict]:
         else:
             raise C.ConfigError(f"unknown option '{k}' for {algo}")
     return run_over, algo_over
+
+
+RESUME_OVERRIDABLE = {"steps", "progress", "tensorboard", "wandb", "eval_every",
+                      "checkpoint_every", "log_every", "stop_at_return", "video_every"}
+
+
+def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Path,
+                    clean: bool = True):
+    """The configs of the saved run in ``run_dir`` to continue it, with the ``overrides``
+    allowed on resume (RESUME_OVERRIDABLE) applied; anything else changed is refused.
+    ``clean``: remove the temporaries a killed write left (False: only check)."""
+    saved = read_run_config(run_dir)
+    if saved["algo"] != algo:
+        raise ContrlError(f"{run_dir} is a {saved['algo']} run, not {algo}")
+    if env_id is not None and resolve_env_id(env_id) != saved["run"]["env"]:
+        raise ContrlError(f"{run_dir} trains {saved['run']['env']}, not {env_id}")
+    blocker = resolve_algo(algo)[0].resume_blocker(saved["algo_config"])
+    if blocker:
+        raise ContrlError(f"{run_dir}: {blocker}")
+    run_over, algo_over = split_overrides(algo, overrides)
+
+    paths = resolve_algo(algo)[0].PATH_FIELDS
+
+    def norm(k, v):  # a path given again, relative or not, is the same option
+        return C.resolved_path(v) if k in paths else list(v) if isinstance(v, tuple) else v
+
+    saved_values = {**saved["algo_config"], **saved["run"]}
+    changed = [k for k, v in {**run_over, **algo_over}.items()
+               if k not in RESUME_OVERRIDABLE and norm(k, saved_values.get(k)) != norm(k, v)]
+    if changed:
+        raise C.ConfigError(f"cannot change {', '.join(sorted(changed))} when resuming")
+    run_cfg = C.build(C.RunConfig, {**saved["run"], **run_over})
+    algo_cfg = C.build(resolve_algo(algo)[0], saved["algo_config"])
+    run_cfg.validate()
+    algo_cfg.validate()
+    algo_cfg.check_run(run_cfg)
+    done = saved_step(run_dir)
+    if run_cfg.steps > done and (run_dir / "online" / "checkpoints" / "latest.ckpt").exists():
+        raise ContrlError(f"{run_dir}: its offline phase ended at step {done} and its online "
+                          "phase has begun, which starts from that agent: --steps cannot grow "
+                          "now (start a new run with the steps wanted)")
+    if run_cfg.steps < done:
+        raise ContrlError(f"{run_dir} is already at step {done}, past --steps {run_cfg.steps}: "
+                          f"give --steps above {done} to train it further (the run is unchanged)")
+    if clean:
+        remove_stale_temporaries(run_dir)
+    return run_cfg, algo_cfg
 
 
 def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = True,

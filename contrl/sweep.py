@@ -25,7 +25,7 @@ from contrl.loops.common import StopFlag
 from contrl.loops.vmap_seeds import check_vmappable
 from contrl.registry import resolve_algo
 from contrl.run import atomic_write_json, read_run_config, saved_step
-from contrl.resolve import build_configs, parse_seeds
+from contrl.resolve import build_configs, parse_seeds, resumed_configs
 
 SWEEP_FILE = "sweep.json"
 
@@ -243,7 +243,6 @@ def status(run_dir: Path, steps: int) -> str:
 def check_resumes(root: Path, trials: list[Trial]) -> None:
     """Refuse the sweep before any run starts where a run to be continued would refuse to
     resume to its steps (e.g. IQL past its actor's decay, a damaged config.json)."""
-    from contrl.train import resumed_configs
     for t in trials:
         try:
             resumed_configs(t.algo, None, {"steps": t.steps}, root / t.name, clean=False)

@@ -16,7 +16,8 @@ from contrl.loops.offpolicy import OffPolicyLoop
 from contrl.loops.onpolicy import OnPolicyLoop
 from contrl.loops.vmap_seeds import SeedGroup, check_vmappable
 from contrl.registry import resolve_algo
-from contrl.resolve import build_configs, split_overrides  # noqa: F401 (also this module's API)
+from contrl.resolve import (RESUME_OVERRIDABLE, build_configs, resumed_configs,  # noqa: F401
+                            split_overrides)  # (also this module's API)
 from contrl.run import (atomic_write_bytes, atomic_write_json, check_writable, new_run_dir,
                         read_run_config, remove_stale_temporaries, saved_step)
 
@@ -30,53 +31,6 @@ LOOPS = {
 }
 
 # fields that may change when a run is resumed (everything else must match the saved config)
-RESUME_OVERRIDABLE = {"steps", "progress", "tensorboard", "wandb", "eval_every",
-                      "checkpoint_every", "log_every", "stop_at_return", "video_every"}
-
-
-def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Path,
-                    clean: bool = True):
-    """The configs of the saved run in ``run_dir`` to continue it, with the ``overrides``
-    allowed on resume (RESUME_OVERRIDABLE) applied; anything else changed is refused.
-    ``clean``: remove the temporaries a killed write left (False: only check)."""
-    saved = read_run_config(run_dir)
-    if saved["algo"] != algo:
-        raise ContrlError(f"{run_dir} is a {saved['algo']} run, not {algo}")
-    if env_id is not None and resolve_env_id(env_id) != saved["run"]["env"]:
-        raise ContrlError(f"{run_dir} trains {saved['run']['env']}, not {env_id}")
-    blocker = resolve_algo(algo)[0].resume_blocker(saved["algo_config"])
-    if blocker:
-        raise ContrlError(f"{run_dir}: {blocker}")
-    run_over, algo_over = split_overrides(algo, overrides)
-
-    paths = resolve_algo(algo)[0].PATH_FIELDS
-
-    def norm(k, v):  # a path given again, relative or not, is the same option
-        return C.resolved_path(v) if k in paths else list(v) if isinstance(v, tuple) else v
-
-    saved_values = {**saved["algo_config"], **saved["run"]}
-    changed = [k for k, v in {**run_over, **algo_over}.items()
-               if k not in RESUME_OVERRIDABLE and norm(k, saved_values.get(k)) != norm(k, v)]
-    if changed:
-        raise C.ConfigError(f"cannot change {', '.join(sorted(changed))} when resuming")
-    run_cfg = C.build(C.RunConfig, {**saved["run"], **run_over})
-    algo_cfg = C.build(resolve_algo(algo)[0], saved["algo_config"])
-    run_cfg.validate()
-    algo_cfg.validate()
-    algo_cfg.check_run(run_cfg)
-    done = saved_step(run_dir)
-    if run_cfg.steps > done and (run_dir / "online" / "checkpoints" / "latest.ckpt").exists():
-        raise ContrlError(f"{run_dir}: its offline phase ended at step {done} and its online "
-                          "phase has begun, which starts from that agent: --steps cannot grow "
-                          "now (start a new run with the steps wanted)")
-    if run_cfg.steps < done:
-        raise ContrlError(f"{run_dir} is already at step {done}, past --steps {run_cfg.steps}: "
-                          f"give --steps above {done} to train it further (the run is unchanged)")
-    if clean:
-        remove_stale_temporaries(run_dir)
-    return run_cfg, algo_cfg
-
-
 def open_run_dir(run_cfg, algo: str, run_dir: str | None) -> tuple[Path, list[Path]]:
     """A new run's directory (``run_dir``, new or empty, or a fresh one under runs_dir) and
     what this made, for removal if the start fails: the run's own directory (if it made it),
