@@ -11,7 +11,7 @@ from contrl.envs import resolve_env_id
 from contrl.envs.make import default_eval_episodes, default_obs_keys, has_dict_observations
 from contrl.errors import ContrlError
 from contrl.registry import resolve_algo
-from contrl.run import read_run_config, remove_stale_temporaries, saved_step
+from contrl.run import read_run_config, saved_step
 
 
 def split_overrides(algo: str, overrides: dict) -> tuple[dict, dict]:
@@ -33,11 +33,10 @@ RESUME_OVERRIDABLE = {"steps", "progress", "tensorboard", "wandb", "eval_every",
                       "checkpoint_every", "log_every", "stop_at_return", "video_every"}
 
 
-def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Path,
-                    clean: bool = True):
+def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Path):
     """The configs of the saved run in ``run_dir`` to continue it, with the ``overrides``
-    allowed on resume (RESUME_OVERRIDABLE) applied; anything else changed is refused.
-    ``clean``: remove the temporaries a killed write left (False: only check)."""
+    allowed on resume (RESUME_OVERRIDABLE) applied; anything else changed is refused. Only
+    reads (the run may be training in another process: ``train.launch`` holds it first)."""
     saved = read_run_config(run_dir)
     if saved["algo"] != algo:
         raise ContrlError(f"{run_dir} is a {saved['algo']} run, not {algo}")
@@ -71,8 +70,6 @@ def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Pat
     if run_cfg.steps < done:
         raise ContrlError(f"{run_dir} is already at step {done}, past --steps {run_cfg.steps}: "
                           f"give --steps above {done} to train it further (the run is unchanged)")
-    if clean:
-        remove_stale_temporaries(run_dir)
     return run_cfg, algo_cfg
 
 

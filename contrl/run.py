@@ -22,6 +22,10 @@ from contrl import serialize
 from contrl.errors import CheckpointError, ContrlError
 
 CHECKPOINT_FORMAT = "contrl-checkpoint-1"
+try:
+    import fcntl
+except ImportError:  # not POSIX
+    fcntl = None
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -62,6 +66,47 @@ def check_writable(directory: Path) -> None:
             pass
     except OSError as e:
         raise ContrlError(f"cannot write in {directory} ({e.strerror})") from None
+
+
+class DirLock:
+    """An exclusive hold on a run's (or a sweep's) directory while this process trains it: a
+    second contrl process on the same run would interleave its checkpoints and progress.csv
+    with the first one's, and a second sweep would start the same runs again. The operating
+    system lets go when the process ends, however it ends (no stale lock to clear by hand)."""
+
+    FILE = ".lock"
+
+    def __init__(self, directory: Path, holder: str = "contrl process"):
+        self.directory, self.holder, self._file = Path(directory), holder, None
+
+    def __enter__(self) -> "DirLock":
+        if fcntl is None:  # no advisory locks here (not POSIX): nothing to hold
+            return self
+        try:
+            f = open(self.directory / self.FILE, "a+")
+        except OSError as e:
+            raise ContrlError(f"cannot write in {self.directory} ({e.strerror})") from None
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip()
+            f.close()
+            who = f"another {self.holder}" + (f" (pid {pid})" if pid.isdigit() else "")
+            raise ContrlError(f"{self.directory} is in use by {who}: wait for it to end, or "
+                              "stop it (Ctrl-C saves a checkpoint) and try again") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
 
 
 def remove_stale_temporaries(run_dir: Path) -> list[Path]:

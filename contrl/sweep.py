@@ -24,7 +24,7 @@ from contrl.errors import ContrlError
 from contrl.loops.common import StopFlag
 from contrl.loops.vmap_seeds import check_vmappable
 from contrl.registry import resolve_algo
-from contrl.run import atomic_write_json, read_run_config, saved_step
+from contrl.run import DirLock, atomic_write_json, read_run_config, saved_step
 from contrl.resolve import build_configs, parse_seeds, resumed_configs
 
 SWEEP_FILE = "sweep.json"
@@ -245,7 +245,7 @@ def check_resumes(root: Path, trials: list[Trial]) -> None:
     resume to its steps (e.g. IQL past its actor's decay, a damaged config.json)."""
     for t in trials:
         try:
-            resumed_configs(t.algo, None, {"steps": t.steps}, root / t.name, clean=False)
+            resumed_configs(t.algo, None, {"steps": t.steps}, root / t.name)
         except (ContrlError, C.ConfigError) as e:
             raise ContrlError(f"{t.name} cannot be continued: {e}") from None
 
@@ -456,21 +456,23 @@ def sweep(algos: list[str], envs: list[str], seeds: str, sets: list[str], sweep_
     check_resumes(root, [t for t in trials if states[t.name] == "resume"])
     if dry_run:
         return summary
-    prepare(root, spec)
-    todo = [t for t in trials if states[t.name] != "done"]
-    if use_ray:
-        from contrl.sweep_ray import run_with_ray
-        codes = run_with_ray(root, todo, cores_per_run, jobs)
-        summary["logs"] = {t.name: str(root / "logs" / f"{t.name}.log") for t in todo}
-    else:
-        jobs = jobs or max(1, n_cores // cores_per_run)
-        runner = LocalRunner(root, jobs, cores_per_run, show)
-        planned = plan_jobs(root, todo, together)
-        summary["logs"] = {t.name: str(root / "logs" / f"{j.name}.log")
-                           for j in planned for t in j.trials}
-        codes = runner(planned)
-        if runner.stop_signal is not None:
-            summary["signal"] = runner.stop_signal
+    root.mkdir(parents=True, exist_ok=True)
+    with DirLock(root, "contrl sweep"):  # one sweep at a time starts this folder's runs
+        prepare(root, spec)
+        todo = [t for t in trials if states[t.name] != "done"]
+        if use_ray:
+            from contrl.sweep_ray import run_with_ray
+            codes = run_with_ray(root, todo, cores_per_run, jobs)
+            summary["logs"] = {t.name: str(root / "logs" / f"{t.name}.log") for t in todo}
+        else:
+            jobs = jobs or max(1, n_cores // cores_per_run)
+            runner = LocalRunner(root, jobs, cores_per_run, show)
+            planned = plan_jobs(root, todo, together)
+            summary["logs"] = {t.name: str(root / "logs" / f"{j.name}.log")
+                               for j in planned for t in j.trials}
+            codes = runner(planned)
+            if runner.stop_signal is not None:
+                summary["signal"] = runner.stop_signal
     summary["failed"] = {n: c for n, c in codes.items() if c not in (0, 130, 143)}
     summary["finished"] = sorted(n for n, c in codes.items() if c == 0)
     return summary

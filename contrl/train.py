@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable
 
@@ -18,7 +19,7 @@ from contrl.loops.vmap_seeds import SeedGroup, check_vmappable
 from contrl.registry import resolve_algo
 from contrl.resolve import (RESUME_OVERRIDABLE, build_configs, resumed_configs,  # noqa: F401
                             split_overrides)  # (also this module's API)
-from contrl.run import (atomic_write_bytes, atomic_write_json, check_writable, new_run_dir,
+from contrl.run import (DirLock, atomic_write_bytes, atomic_write_json, check_writable, new_run_dir,
                         read_run_config, remove_stale_temporaries, saved_step)
 
 # the training loop of each kind of algorithm
@@ -72,17 +73,20 @@ def remove_dirs(made: list[list[Path]]) -> None:
 def launch(algo: str, runs: list, algo_cfg, created: list[list[Path]],
            make_loop: Callable[[], Loop]):
     """Write each run's config.json (``runs``: (RunConfig, run directory) pairs), set the loop
-    up with ``make_loop()`` and run it. Signals are watched from the start, so a stop during
+    up with ``make_loop()`` and run it, each run's directory held (``DirLock``). Signals are watched from the start, so a stop during
     set-up ends in a resumable checkpoint; a failed (or aborted) start removes ``created``, and
     a resumed run's config.json is put back as it was."""
-    with StopFlag() as stop:
+    with StopFlag() as stop, ExitStack() as held:
         previous: dict[Path, bytes] = {}
         try:
-            for run_cfg, run_dir in runs:
+            for _, run_dir in runs:  # every run held before any is changed
                 check_writable(run_dir / "checkpoints")
+                held.enter_context(DirLock(run_dir))
+            for run_cfg, run_dir in runs:
                 path = run_dir / "config.json"
-                if path.exists():
+                if path.exists():  # a resumed run: what a write killed mid-way left goes
                     previous[path] = path.read_bytes()
+                    remove_stale_temporaries(run_dir)
                 atomic_write_json(path, {
                     "algo": algo, "run": C.to_dict(run_cfg), "algo_config": C.to_dict(algo_cfg),
                 })

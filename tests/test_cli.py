@@ -84,6 +84,14 @@ def test_train_eval_resume_roundtrip(tmp_path, capsys, monkeypatch):
     stale = [run / ".config.json.x1.tmp", run / "checkpoints" / ".latest.ckpt.x2.tmp"]
     for f in stale:
         f.write_bytes(b"partial")
+    # while another process trains the run: refused, its config and files untouched
+    from contrl.run import DirLock
+    before = (run / "config.json").read_bytes()
+    with DirLock(run):
+        assert main(["train", "sac", "--resume", str(run), "--steps", "300"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is in use by another contrl process" in err and len(err.splitlines()) == 1
+    assert (run / "config.json").read_bytes() == before and all(f.exists() for f in stale)
     assert main(["train", "sac", "--resume", str(run), "--steps", "300", "--no-progress"]) == 0
     assert not any(f.exists() for f in stale)
     assert main(["train", "sac", "--resume", str(run), "--lr", "0.1"]) == 2

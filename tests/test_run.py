@@ -129,3 +129,19 @@ def test_runs_started_in_the_same_second_get_distinct_directories(tmp_path, monk
                                       "bc-Pendulum-v1-s0-20261204-181020-1",
                                       "bc-Pendulum-v1-s0-20261204-181020-2"]
     assert all((d / "checkpoints").is_dir() for d in dirs)
+
+
+def test_a_held_directory_is_refused_to_a_second_holder_until_let_go(tmp_path):
+    from contrl.errors import ContrlError
+    from contrl.run import DirLock
+    with DirLock(tmp_path):
+        # a second open of the lock file is another holder (as another process would be)
+        with pytest.raises(ContrlError, match=rf"{tmp_path} is in use by another contrl "
+                                              rf"process \(pid {os.getpid()}\): wait"):
+            DirLock(tmp_path).__enter__()
+    with DirLock(tmp_path, "contrl sweep"):  # let go at the end of the first
+        pass
+    # a process that ended without letting go holds nothing: its pid alone is no lock
+    assert (tmp_path / DirLock.FILE).read_text() == str(os.getpid())
+    with DirLock(tmp_path):
+        pass

@@ -206,6 +206,18 @@ def test_a_sweep_dir_holds_one_sweep(tmp_path):
     assert not (tmp_path / "new").exists()
 
 
+def test_a_sweep_dir_is_run_by_one_sweep_at_a_time(tmp_path):
+    from contrl.run import DirLock
+    root = tmp_path / "sw"
+    root.mkdir()
+    with DirLock(root, "contrl sweep"):  # another sweep running in this folder
+        with pytest.raises(ContrlError, match="in use by another contrl sweep"):
+            sweep(["sac"], ["Pendulum-v1"], "0", _sets(), str(root), show=False)
+        # a dry run only reads: it goes on
+        assert sweep(["sac"], ["Pendulum-v1"], "0", _sets(), str(root), dry_run=True)["todo"]
+    assert not (root / "sweep.json").exists() and not any(root.glob("sac-*"))
+
+
 def test_a_sweep_dir_takes_more_seeds(tmp_path):
     from contrl.sweep import prepare
     spec = {"algos": ["sac"], "envs": ["Pendulum-v1"], "seeds": [0], "sets": [],
