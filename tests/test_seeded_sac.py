@@ -65,3 +65,25 @@ def test_seed_from_a_deterministic_bc_run_is_refused(pendulum_dataset, tmp_path)
                                      "update_every": 100, "eval_every": 100})
     with pytest.raises(ContrlError, match="--head gaussian"):
         train("seeded_sac", "Pendulum-v1", {**opts, "seed_from": bc["run_dir"], "steps": 100})
+
+
+def test_seed_from_a_bc_run_whose_data_was_remade_since_is_refused(pendulum_dataset, tmp_path,
+                                                                    monkeypatch):
+    from contrl.data.datasets import Dataset
+    from contrl.errors import ContrlError
+    from contrl.train import train
+    opts = dict(runs_dir=str(tmp_path), progress=False, tensorboard=False, hidden=(16, 16))
+    bc = train("bc", "Pendulum-v1", {**opts, "dataset": pendulum_dataset, "steps": 100,
+                                     "update_every": 100, "eval_every": 100, "eval_episodes": 1,
+                                     "head": "gaussian"})
+    # the same data: seeded (the actor is the bc policy's), no refusal
+    run = train("seeded_sac", "Pendulum-v1", {**opts, "seed_from": bc["run_dir"], "steps": 100,
+                                              "pretrain_steps": 100, "learning_starts": 100,
+                                              "eval_every": 100, "eval_episodes": 1})
+    assert run["step"] == 100
+    # the dataset remade under its name: other transitions, another fingerprint
+    monkeypatch.setattr(Dataset, "fingerprint", property(lambda self: "d1:" + "f" * 16))
+    with pytest.raises(ContrlError, match=f"the bc run {bc['run_dir']} was trained on other "
+                                          "transitions than .* train the bc run again"):
+        train("seeded_sac", "Pendulum-v1", {**opts, "seed_from": bc["run_dir"], "steps": 100,
+                                            "pretrain_steps": 100})

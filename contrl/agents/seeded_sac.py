@@ -23,7 +23,7 @@ from contrl.agents.bc import BC, BCConfig
 from contrl.agents.sac import SAC, SACConfig, actor_loss, sac_fields
 from contrl.config import ConfigError
 from contrl.data.batch import Batch
-from contrl.data.datasets import load_dataset
+from contrl.data.datasets import check_same_data, load_dataset
 from contrl.errors import CheckpointError, ContrlError
 from contrl.nets import tanh_gaussian_sample
 from contrl.run import Checkpoint, read_run_config
@@ -130,6 +130,27 @@ def load_bc_run(run_dir: str, obs_dim: int, action_dim: int) -> tuple[BC, dict]:
         raise ContrlError(f"{run_dir}: {e}") from None
 
 
+def check_bc_data(run_dir: str, saved: dict, bc_cfg: BCConfig, cfg: SeededSACConfig,
+                  data) -> None:
+    """Refuse to fit the critics on other transitions than the bc run ``run_dir`` learned from
+    under the same dataset name (remade since). Compared where this reads the data as that run
+    did (all of it, no inputs appended); a run without the record (an exported copy, or one from
+    before fingerprints) is not compared."""
+    run = saved.get("run", {})
+    if (bc_cfg.dataset_size or bc_cfg.dataset_action_units != cfg.dataset_action_units
+            or run.get("obs_keys") or run.get("prev_action") or run.get("prev_reward")
+            or run.get("frame_stack", 1) != 1):
+        return
+    try:
+        state = Checkpoint(Path(run_dir) / "checkpoints" / "latest.ckpt").state()
+    except CheckpointError:
+        return
+    check_same_data(state.get("dataset_fingerprint"), data, bc_cfg.dataset,
+                    f"the bc run {run_dir}",
+                    "train the bc run again on this data, or give the data it learned from "
+                    "with --dataset")
+
+
 def actor_dims(actor_params) -> tuple[int, int]:
     """(obs_dim, action_dim) of a tanh-Gaussian actor's parameters (its last layer outputs the
     mean and the log std of each action dimension)."""
@@ -156,6 +177,8 @@ def seed_sac(agent: SeededSAC, cfg: SeededSACConfig, env_id: str, seed: int) -> 
         dataset_name = dataset_name or bc_cfg.dataset
     data = load_dataset(dataset_name, env_id, action_units=cfg.dataset_action_units
                         ) if dataset_name else None
+    if cfg.seed_from and data is not None and dataset_name == bc_cfg.dataset:
+        check_bc_data(cfg.seed_from, saved, bc_cfg, cfg, data)
     if not cfg.seed_from:
         # the Gaussian head: its network is SAC's actor
         bc = BC.create(BCConfig(head="gaussian", hidden=cfg.hidden, dataset=dataset_name),

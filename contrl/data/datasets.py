@@ -36,6 +36,18 @@ class DatasetError(ContrlError):
     """A missing, malformed or mismatched dataset."""
 
 
+def check_same_data(saved: str | None, dataset, source, where: str, fix: str) -> None:
+    """Refuse data whose transitions differ from those ``where`` was trained on (``saved``:
+    their fingerprint; None, from runs before fingerprints, or another fingerprint version is
+    not compared). ``source``: the dataset as given; ``fix``: what the user can do."""
+    if saved is None or saved.partition(":")[0] != dataset.fingerprint.partition(":")[0]:
+        return
+    if saved != dataset.fingerprint:
+        raise ContrlError(f"{where} was trained on other transitions than {source} gives now "
+                          "(the dataset remade or replaced under its name, or read "
+                          f"another way, e.g. other obs_keys or action units); {fix}")
+
+
 @dataclasses.dataclass
 class Dataset:
     """Transitions of a dataset (N rows) and what is known about where they came from."""

@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from contrl.agents.base import Agent
+from contrl.data.datasets import check_same_data  # noqa: F401 (the loops' too)
 from contrl.envs import EnvPool
 from contrl.envs.make import Episode
 from contrl.errors import ContrlError, NonFiniteLossError
@@ -107,18 +108,6 @@ def start(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool, agent=None)
     if "pool" in state:  # offline runs keep no env state
         pool.load_state(state["pool"])
     return Start(pool, ckpt.restore_agent(agent), ckpt, state)
-
-
-def check_same_data(saved: str | None, dataset, source, where: str, fix: str) -> None:
-    """Refuse data whose transitions differ from those ``where`` was trained on (``saved``:
-    their fingerprint; None, from runs before fingerprints, or another fingerprint version is
-    not compared). ``source``: the dataset as given; ``fix``: what the user can do."""
-    if saved is None or saved.partition(":")[0] != dataset.fingerprint.partition(":")[0]:
-        return
-    if saved != dataset.fingerprint:
-        raise ContrlError(f"{where} was trained on other transitions than {source} gives now "
-                          "(the dataset remade or replaced under its name, or read "
-                          f"another way, e.g. other obs_keys or action units); {fix}")
 
 
 def dataset_for_run(data, run_cfg, pool: EnvPool):
