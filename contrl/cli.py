@@ -78,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--episodes", type=int, default=None,
                     help="episodes (default: 100 on mazes, 10 otherwise)")
     ev.add_argument("--checkpoint", choices=("best", "latest"), default="best")
-    ev.add_argument("--seed", type=int, default=None, help="evaluation seed (default: the run's)")
+    ev.add_argument("--seed", type=int, default=None,
+                    help="evaluation seed (default: the run's + 1000000, episodes that the "
+                         "evaluations during training, which chose the best checkpoint, never "
+                         "saw; the run's own seed repeats those)")
 
     sub.add_parser("list", help="algorithms, environments and presets")
 
@@ -237,7 +240,7 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     from contrl.envs.make import default_eval_episodes
-    from contrl.evaluate import evaluate
+    from contrl.evaluate import evaluate, held_out_seed
     from contrl.maze_picture import draw_trace
     from contrl.run import atomic_write_bytes, atomic_write_json
     from contrl.rundir import load_agent
@@ -247,13 +250,13 @@ def cmd_eval(args) -> int:
     if args.seed is not None:  # else the run's own
         C.check_seed(args.seed)
     agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)
-    seed = run_cfg.seed if args.seed is None else args.seed
+    seed = held_out_seed(run_cfg.seed) if args.seed is None else args.seed
     episodes = default_eval_episodes(run_cfg.env) if args.episodes is None else args.episodes
     with progress_bar("evaluating (episodes)") as on_chunk:
         result = evaluate(agent, run_cfg.env, episodes, seed, trace=True, on_chunk=on_chunk,
                           **run_cfg.env_kwargs)
     used = meta["checkpoint"]  # best falls back to latest in a run that never evaluated
-    result.update(checkpoint=used, step=meta.get("step"))
+    result.update(checkpoint=used, step=meta.get("step"), seed=seed)
     trace = result.pop("trace", None)
     atomic_write_json(os.path.join(args.run_dir, f"eval-{used}.json"), result)
     if trace is not None:

@@ -11,6 +11,14 @@ from contrl.envs.maze import MazeGeometry, agent_xy, goal_xy, is_maze, turned_ov
 from contrl.policy import Policy
 
 EVAL_SEED_OFFSET = 100_000
+HELD_OUT_SEED_OFFSET = 1_000_000
+"""``contrl eval``'s default seed is the run's plus this: episodes that no evaluation during
+training saw (those chose the best checkpoint, so scoring it on them again is optimistic)."""
+
+
+def held_out_seed(run_seed: int) -> int:
+    """The evaluation seed of episodes held out from a run's training-time evaluations."""
+    return (run_seed + HELD_OUT_SEED_OFFSET) % 2**32
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

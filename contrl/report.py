@@ -211,9 +211,16 @@ def aggregate_fn(metrics):
                                metrics.aggregate_median(s), metrics.aggregate_optimality_gap(s)])
 
 
-def interval(values: np.ndarray, reps: int, seed: int) -> tuple[float, float, float]:
+FEW_SEEDS = 5
+"""Below this many seeds a percentile bootstrap interval covers the mean less often than it
+says (over 3 seeds it cannot reach beyond the seeds' own range): the report says so."""
+
+
+def interval(values: np.ndarray, reps: int, seed: int) -> tuple[float, float | None, float | None]:
     """Mean over seeds and its 95% bootstrap interval (one task: the stratified bootstrap of
-    rliable over runs)."""
+    rliable over runs); one seed has no interval (None, None), not one of width 0."""
+    if len(values) < 2:
+        return float(np.mean(values)), None, None
     rly, metrics = _rliable()
     np.random.seed(seed)  # rliable draws from numpy's global generator
     point, ci = rly.get_interval_estimates({"x": np.asarray(values, float)[:, None]},
@@ -412,7 +419,9 @@ def plot_profiles(mats: dict, out: Path, reps: int, seed: int) -> str:
 
 
 # ----------------------------------------------------------------------------- report
-def _fmt(v: list[float], digits: int = 1) -> str:
+def _fmt(v: list, digits: int = 1) -> str:
+    if v[1] is None:  # one seed
+        return f"{v[0]:.{digits}f} (1 seed)"
     return f"{v[0]:.{digits}f} [{v[1]:.{digits}f}, {v[2]:.{digits}f}]"
 
 
@@ -462,6 +471,12 @@ def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int 
     if unfinished:
         notes.append(f"{len(unfinished)} run(s) have not reached their steps yet; their "
                      f"\"final\" is their latest evaluation: {', '.join(unfinished)}")
+    few = sorted(f"{e} {a} ({len(rs)})" for (e, a), rs in groups.items()
+                 if 1 < len(rs) < FEW_SEEDS)
+    if few:
+        notes.append(f"fewer than {FEW_SEEDS} seeds: {', '.join(few)}; a bootstrap interval "
+                     "over so few seeds covers the mean less often than 95% (over 3 it cannot "
+                     "reach past the seeds' own range): read it as their spread")
     agg = aggregates(mats, reps, seed) if mats else {}
     prob = improvement(mats, reps, seed) if len(mats) > 1 else {}
     curve_data = curves(groups, reps, seed)

@@ -105,7 +105,8 @@ def test_up_to_compares_runs_at_equal_steps(runs):
     second = [_ret(0.2), _ret(0.45), _ret(0.7), _ret(1.0)]
     assert rows["sac"]["final_per_seed"] == pytest.approx(second)
     assert rows["td3"]["final_per_seed"] == pytest.approx([_ret(0.5)] * 4)
-    assert out["up_to_step"] == 250 and not out["notes"]  # all runs reached step 250's cut
+    # all runs reached step 250's cut (the one note: 4 seeds are few)
+    assert out["up_to_step"] == 250 and [n[:18] for n in out["notes"]] == ["fewer than 5 seeds"]
     assert "up to env step 250 only" in (runs / "report.md").read_text()
     with pytest.raises(ContrlError, match="no evaluated runs .* at or before step 50"):
         report([str(runs)], figures=False, step=50)
@@ -210,3 +211,16 @@ def test_published_figures_are_drawn_once_for_several_settings_of_one_algo(tmp_p
         t.get_text() for ax in fig.axes for t in ax.texts))
     R.plot_curves(curves, refs, tmp_path, groups)
     assert texts == ["sac X @0k"]  # one line for both settings, named by the algorithm
+
+
+def test_one_seed_has_no_interval_and_few_seeds_are_noted(tmp_path):
+    make_run(tmp_path / "a", "sac", 0, [_ret(0.2), _ret(0.4)])
+    for seed, score in enumerate([0.1, 0.3, 0.8]):
+        make_run(tmp_path / "b", "td3", seed, [_ret(0.2), _ret(score)])
+    out = report([str(tmp_path)], reps=50, seed=0, figures=False)
+    rows = {r["algo"]: r for r in out["per_task"]}
+    assert rows["sac"]["final"] == [pytest.approx(_ret(0.4)), None, None]  # not [x, x, x]
+    md = (tmp_path / "report.md").read_text()
+    assert f"{_ret(0.4):.1f} (1 seed)" in md
+    assert any("fewer than 5 seeds: Pendulum-v1 td3 (3)" in n for n in out["notes"])
+    assert not any("sac" in n for n in out["notes"] if "fewer than" in n)

@@ -38,7 +38,8 @@ class OnPolicyConfig(AlgoConfig):
     anneal_lr: bool = True
     """Decay the learning rate linearly to 0 over the run."""
     optimizer: str = "adam"
-    """adam or rmsprop (both with eps 1e-5)."""
+    """adam or rmsprop (both with eps 1e-5; RMSprop's inside the square root, sqrt(v + eps), as
+    TensorFlow's and OpenAI baselines' A2C: PyTorch's adds it outside)."""
     gamma: float = 0.99
     """Discount factor."""
     gae_lambda: float = 0.95
