@@ -222,6 +222,7 @@ CASES = [
     (["train", "sac", "Pendulum-V-v1", "--frame-stack", "0"], "frame_stack must be positive"),
     (["train", "rsac", "Pendulum-Q-v1"], "unknown environment 'Pendulum-Q-v1'"),
     (["train", "rsac", "dmc:cartpole-swingup-X"], "unknown environment"),
+    (["train", "rsac", "dmc:quadruped-walk-P"], "mix positions and velocities"),
     (["train", "rdpg", "Pendulum-v1", "--dataset", "{no_ends_h5}", "--offline-ratio", "0.5"],
      "has no episode boundaries (no terminal and no timeout in any row): recurrent agents"),
     (["train", "rsac", "Pendulum-v1", "--dataset", "{h5}", "--offline-ratio", "0.5",

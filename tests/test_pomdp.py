@@ -37,6 +37,12 @@ def test_dmc_variants_split_the_observation_keys():
     keys = ("arm_pos", "arm_vel", "object_vel", "joint_velocites", "touch")  # stacker, dog)
     assert dmc_keys_kept(keys, "P") == ("arm_pos", "touch")
     assert dmc_keys_kept(keys, "V") == ("arm_vel", "object_vel", "joint_velocites")
+    # quadruped's egocentric_state holds joint angles and velocities: no -P or -V by key
+    from contrl.errors import ContrlError
+    with pytest.raises(ContrlError, match="dmc:quadruped-walk-P: its observation key.s. "
+                                          "egocentric_state, imu mix positions and velocities"):
+        dmc_keys_kept(("egocentric_state", "imu", "torso_upright", "torso_velocity"), "P",
+                      "dmc:quadruped-walk")
 
 
 def test_unknown_variant_names_the_closest_ids():

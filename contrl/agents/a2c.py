@@ -27,8 +27,7 @@ class A2CConfig(OnPolicyConfig):
     lr: float = 7e-4
     """Learning rate of the policy and the value network."""
     optimizer: str = "rmsprop"
-    """adam or rmsprop (both with eps 1e-5; RMSprop's inside the square root, sqrt(v + eps), as
-    TensorFlow's and OpenAI baselines' A2C: PyTorch's adds it outside)."""
+    """adam or rmsprop (both with eps 1e-5; see eps_in_sqrt)."""
     ent_coef: float = 0.01
     """Weight of the entropy bonus in the policy loss."""
     init_log_std: float = -0.5

@@ -38,8 +38,11 @@ class OnPolicyConfig(AlgoConfig):
     anneal_lr: bool = True
     """Decay the learning rate linearly to 0 over the run."""
     optimizer: str = "adam"
-    """adam or rmsprop (both with eps 1e-5; RMSprop's inside the square root, sqrt(v + eps), as
-    TensorFlow's and OpenAI baselines' A2C: PyTorch's adds it outside)."""
+    """adam or rmsprop (both with eps 1e-5)."""
+    eps_in_sqrt: bool = True
+    """RMSprop only: its eps inside the square root, sqrt(v + eps), as TensorFlow's (OpenAI
+    baselines' A2C) and optax's; False: outside, sqrt(v) + eps, as PyTorch's (SB3's and
+    Tianshou's A2C)."""
     gamma: float = 0.99
     """Discount factor."""
     gae_lambda: float = 0.95
@@ -197,7 +200,8 @@ class OnPolicyAgent(AgentBase, struct.PyTreeNode):
         obs = jnp.zeros((1, obs_dim), jnp.float32)
         pi_net = GaussianPolicy(tuple(cfg.hidden), action_dim, cfg.activation, cfg.init_log_std)
         v_net = ValueNetwork(tuple(cfg.hidden), cfg.activation)
-        make_tx = optax.adam if cfg.optimizer == "adam" else partial(optax.rmsprop, decay=0.99)
+        make_tx = optax.adam if cfg.optimizer == "adam" else partial(
+            optax.rmsprop, decay=0.99, eps_in_sqrt=cfg.eps_in_sqrt)
         return cls(
             policy=TrainState.create(apply_fn=pi_net.apply, params=pi_net.init(k_pi, obs),
                                      tx=make_tx(cfg.lr, eps=1e-5)),

@@ -52,7 +52,7 @@ class DMCEnv(gym.Env):
         obs_spec = self._env.observation_spec()
         self._keys = sorted(obs_spec)  # fixed flattening order, decided once
         if kind is not None:
-            self._keys = list(dmc_keys_kept(self._keys, kind))
+            self._keys = list(dmc_keys_kept(self._keys, kind, env_id))
             if not self._keys:
                 raise ContrlError(f"{env_id}-{kind}: the task has no such observation keys "
                                   f"(it has {', '.join(sorted(obs_spec))})")

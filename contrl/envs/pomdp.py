@@ -4,7 +4,8 @@ feed-forward or recurrent policy some memory back.
 Naming (as in the pomdp-baselines benchmark): ``<Task>-P-v<N>`` keeps positions and angles
 only, ``<Task>-V-v<N>`` velocities only; ``dmc:<domain>-<task>-P`` / ``-V`` do the same with
 dm_control's observation keys (velocity keys, ``*velocit*`` or ``*_vel``, go to -V, all others,
-positions, orientations, heights, touch sensors, to -P). ``Reacher-FirstTarget-v5`` shows the
+positions, orientations, heights, touch sensors, to -P; quadruped and dog, whose keys mix the
+two, have no such variants). ``Reacher-FirstTarget-v5`` shows the
 target only on the first step of an episode, so a policy must remember it for 49 steps.
 
 Every variant records which observation indices it keeps and why (``VARIANTS``).
@@ -15,6 +16,8 @@ from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
+
+from contrl.errors import ContrlError
 
 
 class Variant(NamedTuple):
@@ -89,8 +92,26 @@ def observation_view(env_id: str) -> str:
     return dmc_variant(env_id)[1] or ""
 
 
-def dmc_keys_kept(keys, kind: str) -> tuple[str, ...]:
-    """The dm_control observation keys a -P or -V variant keeps."""
+MIXED_DMC_KEYS = {
+    "egocentric_state": "quadruped's joint angles, joint velocities and actuator states",
+    "imu": "quadruped's gyro and accelerometer",
+    "ball_state": "the ball's position, velocity and spin (quadruped-fetch, dog-fetch)",
+    "inertial_sensors": "dog's velocimeter, gyro and accelerometer",
+}
+"""dm_control keys that hold positions and velocities together: no -P or -V view of their
+tasks can be made by key, so those variants are refused."""
+
+
+def dmc_keys_kept(keys, kind: str, env_id: str = "") -> tuple[str, ...]:
+    """The dm_control observation keys a -P or -V variant keeps (refused where a key mixes
+    positions and velocities)."""
+    mixed = [k for k in keys if k in MIXED_DMC_KEYS]
+    if mixed:
+        raise ContrlError(f"{env_id}-{kind}: its observation key(s) {', '.join(mixed)} mix "
+                          f"positions and velocities ({'; '.join(MIXED_DMC_KEYS[k] for k in mixed)}"
+                          f"), so no {'velocities' if kind == 'V' else 'positions'}-only view "
+                          f"is made by key; use {env_id} (fully observed) or another task's "
+                          f"-{kind}")
     velocity = tuple(k for k in keys if is_velocity_key(k))
     return velocity if kind == "V" else tuple(k for k in keys if k not in velocity)
 
