@@ -29,6 +29,10 @@ class _Checks:
     RETIRED: typing.ClassVar[tuple[str, ...]] = ()
     """Fields removed from the class that configs saved by older versions may still hold;
     reading such a config drops them."""
+    FORMER_DEFAULTS: typing.ClassVar[dict] = {}
+    """Fields added with a default other than the behaviour before them: a saved config
+    without the field (a run from before it) reads as this value, so it resumes, evaluates and
+    reports as it was trained."""
 
     def _positive(self, *names: str) -> None:
         for n in names:
@@ -265,11 +269,14 @@ def coerce(cls: type, name: str, value):
         raise ConfigError(f"{name}: cannot read {value!r} as {tp.__name__}") from e
 
 
-def build(cls: type, values: dict):
+def build(cls: type, values: dict, saved: bool = False):
     """Instantiate ``cls`` from a mapping, ignoring nothing: unknown keys are errors, except
-    fields the class lists as ``RETIRED`` (removed fields that saved configs may still hold)."""
+    fields the class lists as ``RETIRED`` (removed fields that saved configs may still hold).
+    ``saved``: ``values`` are a saved run's, whose missing fields take ``FORMER_DEFAULTS``."""
     names = {f.name for f in dataclasses.fields(cls)}
     values = {k: v for k, v in values.items() if k not in cls.RETIRED}
+    if saved:
+        values = {**cls.FORMER_DEFAULTS, **values}
     unknown = set(values) - names
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")

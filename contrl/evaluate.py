@@ -18,7 +18,7 @@ training saw (those chose the best checkpoint, so scoring it on them again is op
 
 def held_out_seed(run_seed: int) -> int:
     """The evaluation seed of episodes held out from a run's training-time evaluations."""
-    return (run_seed + HELD_OUT_SEED_OFFSET) % 2**32
+    return (run_seed + HELD_OUT_SEED_OFFSET) % 2**31  # room for the episodes' offsets
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -103,11 +103,13 @@ def read_curve(run_dir: Path, up_to: int | None = None) -> RunCurve | None:
 
 def _defaults(algo: str) -> dict:
     """Default values of the run's and the algorithm's fields: a run saved before a field
-    existed had its default (so it is not a different setting)."""
+    existed had its default, or the class's FORMER_DEFAULTS value (so it is not a different
+    setting)."""
     classes = [C.RunConfig] + ([REGISTRY[algo][0]] if algo in REGISTRY else [])
-    return {f.name: list(f.default) if isinstance(f.default, tuple) else f.default
-            for cls in classes for f in dataclasses.fields(cls)
-            if f.default is not dataclasses.MISSING}
+    return {**{f.name: list(f.default) if isinstance(f.default, tuple) else f.default
+               for cls in classes for f in dataclasses.fields(cls)
+               if f.default is not dataclasses.MISSING},
+            **{k: v for cls in classes for k, v in cls.FORMER_DEFAULTS.items()}}
 
 
 def find_runs(dirs: list[str], step: int | None = None) -> list[RunCurve]:
@@ -288,7 +290,13 @@ def score_matrices(groups, refs: dict, pick: str = "final") -> tuple[dict, list[
 
 
 def aggregates(mats: dict, reps: int, seed: int) -> dict:
+    """The aggregate metrics of each algorithm with their intervals (none over one run per
+    env: resampling one run gives an interval of width 0)."""
     rly, metrics = _rliable()
+    if next(iter(mats.values())).shape[0] < 2:
+        fn = aggregate_fn(metrics)
+        return {a: {m: [float(v), None, None] for m, v in zip(AGGREGATES, fn(s))}
+                for a, s in mats.items()}
     np.random.seed(seed)
     point, ci = rly.get_interval_estimates(mats, aggregate_fn(metrics), reps=reps)
     return {a: {m: [float(point[a][i]), float(ci[a][0, i]), float(ci[a][1, i])]
@@ -301,6 +309,9 @@ def improvement(mats: dict, reps: int, seed: int) -> dict:
     pairs = {f"{x} > {y}": (mats[x], mats[y]) for x, y in itertools.permutations(sorted(mats), 2)}
     if not pairs:
         return {}
+    if next(iter(mats.values())).shape[0] < 2:  # one run per env: no interval
+        return {k: [float(np.ravel(metrics.probability_of_improvement(x, y))[0]), None, None]
+                for k, (x, y) in pairs.items()}
     np.random.seed(seed)
     point, ci = rly.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps)
     return {k: [float(np.ravel(point[k])[0]), float(np.ravel(ci[k])[0]), float(np.ravel(ci[k])[1])]
@@ -387,7 +398,8 @@ def plot_aggregates(agg: dict, out: Path) -> str:
     for ax, m in zip(np.atleast_1d(axes), AGGREGATES):
         for j, a in enumerate(algos):
             p, lo, hi = agg[a][m]
-            ax.barh(j, hi - lo, left=lo, height=0.6, color=f"C{j}", alpha=0.6)
+            if lo is not None:  # (none over one run per env)
+                ax.barh(j, hi - lo, left=lo, height=0.6, color=f"C{j}", alpha=0.6)
             ax.vlines(p, j - 0.3, j + 0.3, color="k")
         ax.set_yticks(range(len(algos)), algos if m == AGGREGATES[0] else [""] * len(algos))
         ax.set_title(m)
@@ -420,7 +432,7 @@ def plot_profiles(mats: dict, out: Path, reps: int, seed: int) -> str:
 
 # ----------------------------------------------------------------------------- report
 def _fmt(v: list, digits: int = 1) -> str:
-    if v[1] is None:  # one seed
+    if v[1] is None:  # one seed (per env)
         return f"{v[0]:.{digits}f} (1 seed)"
     return f"{v[0]:.{digits}f} [{v[1]:.{digits}f}, {v[2]:.{digits}f}]"
 
@@ -471,6 +483,9 @@ def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int 
     if unfinished:
         notes.append(f"{len(unfinished)} run(s) have not reached their steps yet; their "
                      f"\"final\" is their latest evaluation: {', '.join(unfinished)}")
+    single = sorted(f"{e} {a}" for (e, a), rs in groups.items() if len(rs) == 1)
+    if single:
+        notes.append(f"one seed: {', '.join(single)}; no interval (an interval needs seeds)")
     few = sorted(f"{e} {a} ({len(rs)})" for (e, a), rs in groups.items()
                  if 1 < len(rs) < FEW_SEEDS)
     if few:

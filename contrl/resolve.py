@@ -52,13 +52,14 @@ def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Pat
     def norm(k, v):  # a path given again, relative or not, is the same option
         return C.resolved_path(v) if k in paths else list(v) if isinstance(v, tuple) else v
 
-    saved_values = {**saved["algo_config"], **saved["run"]}
+    saved_values = {**resolve_algo(algo)[0].FORMER_DEFAULTS, **saved["algo_config"],
+                    **C.RunConfig.FORMER_DEFAULTS, **saved["run"]}
     changed = [k for k, v in {**run_over, **algo_over}.items()
                if k not in RESUME_OVERRIDABLE and norm(k, saved_values.get(k)) != norm(k, v)]
     if changed:
         raise C.ConfigError(f"cannot change {', '.join(sorted(changed))} when resuming")
-    run_cfg = C.build(C.RunConfig, {**saved["run"], **run_over})
-    algo_cfg = C.build(resolve_algo(algo)[0], saved["algo_config"])
+    run_cfg = C.build(C.RunConfig, {**saved["run"], **run_over}, saved=True)
+    algo_cfg = C.build(resolve_algo(algo)[0], saved["algo_config"], saved=True)
     run_cfg.validate()
     algo_cfg.validate()
     algo_cfg.check_run(run_cfg)

@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 import zipfile
@@ -82,8 +83,14 @@ class DirLock:
     def __enter__(self) -> "DirLock":
         if fcntl is None:  # no advisory locks here (not POSIX): nothing to hold
             return self
+        path = self.directory / self.FILE
         try:
-            f = open(self.directory / self.FILE, "a+")
+            f = open(path, "a+")
+        except PermissionError:  # another user's .lock in a shared folder: held read-only
+            try:
+                f = open(path)
+            except OSError as e:
+                raise ContrlError(f"cannot open {path} ({e.strerror})") from None
         except OSError as e:
             raise ContrlError(f"cannot write in {self.directory} ({e.strerror})") from None
         try:
@@ -95,10 +102,16 @@ class DirLock:
             who = f"another {self.holder}" + (f" (pid {pid})" if pid.isdigit() else "")
             raise ContrlError(f"{self.directory} is in use by {who}: wait for it to end, or "
                               "stop it (Ctrl-C saves a checkpoint) and try again") from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
+        except OSError as e:  # a file system without locks (some NFS, Lustre, FUSE mounts)
+            f.close()
+            print(f"note: {self.directory} cannot be locked here ({e.strerror}): make sure no "
+                  "other contrl process uses it", file=sys.stderr)
+            return self
+        if f.writable():
+            f.seek(0)
+            f.truncate()
+            f.write(str(os.getpid()))
+            f.flush()
         self._file = f
         return self
 

@@ -14,8 +14,8 @@ def run_configs(run_dir: str | Path):
     """(RunConfig, algorithm config) saved in a run directory."""
     saved = read_run_config(Path(run_dir))
     try:
-        run_cfg = C.build(C.RunConfig, saved["run"])
-        algo_cfg = C.build(resolve_algo(saved["algo"])[0], saved["algo_config"])
+        run_cfg = C.build(C.RunConfig, saved["run"], saved=True)
+        algo_cfg = C.build(resolve_algo(saved["algo"])[0], saved["algo_config"], saved=True)
         run_cfg.validate()  # a hand-edited value is named here, not by a traceback later
         algo_cfg.validate()
     except C.ConfigError as e:

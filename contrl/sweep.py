@@ -459,6 +459,8 @@ def sweep(algos: list[str], envs: list[str], seeds: str, sets: list[str], sweep_
     root.mkdir(parents=True, exist_ok=True)
     with DirLock(root, "contrl sweep"):  # one sweep at a time starts this folder's runs
         prepare(root, spec)
+        # again, now that no other sweep runs here (one may have ended since)
+        states = {t.name: status(root / t.name, t.steps) for t in trials}
         todo = [t for t in trials if states[t.name] != "done"]
         if use_ray:
             from contrl.sweep_ray import run_with_ray

@@ -148,7 +148,7 @@ def train_seeds(algo: str, env_id: str | None, overrides: dict, seeds: list[int]
     if resume:
         if seeds:
             raise ContrlError("--seeds names new runs; --resume continues existing ones")
-        if len(set(resume)) != len(resume):
+        if len({Path(r).resolve() for r in resume}) != len(resume):
             raise ContrlError("--resume names a run twice")
         configs = [resumed_configs(algo, env_id, overrides, Path(r)) for r in resume]
     else:

@@ -118,13 +118,13 @@ def files(tmp_path):
             (d / "ds" / "data").mkdir(parents=True)
             (d / "ds" / "data" / "metadata.json").write_text("{broken")
             return str(d / "ds")
-        if name in ("run_lr_a", "run_lr_b"):  # valid runs that differ in more than the seed
-            run = d / name
+        if name in ("run_lr_a", "run_lr_b", "run_lr_a_dotted"):  # valid runs that differ in
+            run = d / name.removesuffix("_dotted")  # more than the seed (and one named so)
             (run / "checkpoints").mkdir(parents=True, exist_ok=True)  # named twice by a case
             (run / "config.json").write_text(json.dumps({
                 "algo": "sac", "run": {"env": "Pendulum-v1", "seed": int(name == "run_lr_b")},
                 "algo_config": {"lr": 1e-3 if name == "run_lr_a" else 3e-4}}))
-            return str(run)
+            return f"{run}/." if name.endswith("_dotted") else str(run)
         if name in ("run_pendulum", "run_antgoal_v2"):  # valid configurations of runs
             env = {"run_pendulum": "Pendulum-v1", "run_antgoal_v2": "AntGoal-v2"}[name]
             (d / name).mkdir()
@@ -284,6 +284,7 @@ CASES = [
       "0.5"], "cannot use offline_ratio"),
     (["train", "sac", "--resume", "{run_lr_a}", "{run_lr_b}"], "differ in lr"),
     (["train", "sac", "--resume", "{run_lr_a}", "{run_lr_a}"], "names a run twice"),
+    (["train", "sac", "--resume", "{run_lr_a}", "{run_lr_a_dotted}"], "names a run twice"),
     (["sweep", "rsac", "Pendulum-v1", "--seeds", "0-1", "--vmap-seeds", "--dir", "{sweep_dir}"],
      "not rsac"),
     (["sweep", "sac", "Pendulum-v1", "--seeds", "0-1", "--vmap-seeds", "--ray", "--dir",

@@ -102,3 +102,27 @@ def test_path_options_are_recorded_absolute(tmp_path, monkeypatch):
         .dataset == str(tmp_path / "data.hdf5")
     with pytest.raises(C.ConfigError, match="cannot change dataset"):
         resumed_configs("iql", None, {"dataset": "data.hdf5"}, tmp_path / "run")
+
+
+def test_a_field_added_with_a_new_default_reads_old_runs_as_they_were(tmp_path):
+    """A2C's RMSprop epsilon moved outside the square root (PyTorch's) with a new field; a run
+    saved before the field trained with it inside, and resumes and evaluates so."""
+    import json
+
+    from contrl.rundir import run_configs
+    from contrl.train import build_configs
+    new_run, new_algo = build_configs("a2c", "Pendulum-v1", {"runs_dir": str(tmp_path)})
+    assert new_algo.eps_in_sqrt is False
+    saved = {"algo": "a2c", "run": C.to_dict(new_run), "algo_config": C.to_dict(new_algo)}
+    del saved["algo_config"]["eps_in_sqrt"]  # as written before the field existed
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text(json.dumps(saved))
+    assert run_configs(tmp_path / "old")[1].eps_in_sqrt is True
+    # resumed giving the value it was trained with: not a change
+    from contrl.resolve import resumed_configs
+    assert resumed_configs("a2c", None, {"eps_in_sqrt": True}, tmp_path / "old")[1].eps_in_sqrt
+    with pytest.raises(C.ConfigError, match="cannot change eps_in_sqrt"):
+        resumed_configs("a2c", None, {"eps_in_sqrt": False}, tmp_path / "old")
+    # PPO's adam has no such epsilon: setting it is refused, not ignored
+    with pytest.raises(C.ConfigError, match="the optimizer is adam"):
+        build_configs("ppo", "Pendulum-v1", {"eps_in_sqrt": False})

@@ -43,6 +43,10 @@ def test_dmc_variants_split_the_observation_keys():
                                           "egocentric_state, imu mix positions and velocities"):
         dmc_keys_kept(("egocentric_state", "imu", "torso_upright", "torso_velocity"), "P",
                       "dmc:quadruped-walk")
+    from contrl.envs import resolve_env_id  # refused by id, before anything is built
+    with pytest.raises(ContrlError, match="dmc:dog-run-V: dog's observation keys"):
+        resolve_env_id("dmc:dog-run-V")
+    assert resolve_env_id("dmc:walker-run-P") == "dmc:walker-run-P"
 
 
 def test_unknown_variant_names_the_closest_ids():

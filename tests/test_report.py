@@ -224,3 +224,10 @@ def test_one_seed_has_no_interval_and_few_seeds_are_noted(tmp_path):
     assert f"{_ret(0.4):.1f} (1 seed)" in md
     assert any("fewer than 5 seeds: Pendulum-v1 td3 (3)" in n for n in out["notes"])
     assert not any("sac" in n for n in out["notes"] if "fewer than" in n)
+    assert any(n.startswith("one seed: Pendulum-v1 sac;") for n in out["notes"])
+    # one run per env and algorithm: aggregates and P(X > Y) without intervals, figure drawn
+    one = report([str(tmp_path / "a"), str(tmp_path / "b" / "td3-s0")], out=str(tmp_path / "r1"),
+                 reps=50, seed=0)
+    assert one["aggregates"]["sac"]["mean"] == [pytest.approx(0.4), None, None]
+    assert one["probability_of_improvement"]["sac > td3"] == [1.0, None, None]
+    assert "aggregates.png" in one["figures"]

@@ -145,3 +145,17 @@ def test_a_held_directory_is_refused_to_a_second_holder_until_let_go(tmp_path):
     assert (tmp_path / DirLock.FILE).read_text() == str(os.getpid())
     with DirLock(tmp_path):
         pass
+
+
+def test_a_file_system_without_locks_gets_a_note_not_a_refusal(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from contrl import run as run_mod
+
+    def no_locks(f, op):
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+    monkeypatch.setattr(run_mod.fcntl, "flock", no_locks)
+    with run_mod.DirLock(tmp_path):
+        pass
+    err = capsys.readouterr().err
+    assert f"note: {tmp_path} cannot be locked here" in err and len(err.splitlines()) == 1

@@ -22,6 +22,8 @@ from contrl.agents.onpolicy import (OnPolicyAgent, OnPolicyConfig, Rollout, appl
 class A2CConfig(OnPolicyConfig):
     """A2C hyperparameters (defaults: Tianshou's MuJoCo A2C; presets set 16 envs)."""
 
+    FORMER_DEFAULTS = {"eps_in_sqrt": True}  # optax's RMSprop before the field existed
+
     rollout_steps: int = 5
     """Env steps per environment in each rollout; batch = rollout_steps * num_envs."""
     lr: float = 7e-4

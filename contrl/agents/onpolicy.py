@@ -20,7 +20,7 @@ from flax import struct
 from flax.training.train_state import TrainState
 
 from contrl.agents.base import AgentBase, compiled_create
-from contrl.config import AlgoConfig
+from contrl.config import AlgoConfig, ConfigError
 from contrl.nets import (ACTIVATIONS, GaussianPolicy, ValueNetwork, gaussian_entropy,
                          gaussian_log_prob)
 from contrl.normalize import RunningStats, update_return_stats
@@ -39,10 +39,10 @@ class OnPolicyConfig(AlgoConfig):
     """Decay the learning rate linearly to 0 over the run."""
     optimizer: str = "adam"
     """adam or rmsprop (both with eps 1e-5)."""
-    eps_in_sqrt: bool = True
+    eps_in_sqrt: bool = False
     """RMSprop only: its eps inside the square root, sqrt(v + eps), as TensorFlow's (OpenAI
     baselines' A2C) and optax's; False: outside, sqrt(v) + eps, as PyTorch's (SB3's and
-    Tianshou's A2C)."""
+    Tianshou's A2C). A2C runs saved before this field used True."""
     gamma: float = 0.99
     """Discount factor."""
     gae_lambda: float = 0.95
@@ -71,6 +71,12 @@ class OnPolicyConfig(AlgoConfig):
 
     def check_run(self, run) -> None:
         run.check_whole_env_steps()
+
+    def check_given(self, given: dict) -> None:
+        super().check_given(given)
+        if "eps_in_sqrt" in given and self.optimizer != "rmsprop":
+            raise ConfigError(f"--eps-in-sqrt / --no-eps-in-sqrt set RMSprop's epsilon; the "
+                              f"optimizer is {self.optimizer} (add --optimizer rmsprop)")
 
     def validate(self) -> None:
         self._positive("rollout_steps", "clip_obs", "clip_reward")

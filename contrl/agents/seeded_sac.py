@@ -119,7 +119,7 @@ def load_bc_run(run_dir: str, obs_dim: int, action_dim: int) -> tuple[BC, dict]:
     if saved.get("algo") != "bc":
         raise ContrlError(f"--seed-from needs a bc run; {run_dir} is a "
                           f"{saved.get('algo', 'unknown')} run")
-    bc_cfg = C.build(BCConfig, saved.get("algo_config", {}))
+    bc_cfg = C.build(BCConfig, saved.get("algo_config", {}), saved=True)
     path = Path(run_dir) / "checkpoints" / "best.ckpt"
     if not path.exists():
         path = path.with_name("latest.ckpt")
@@ -165,7 +165,7 @@ def seed_sac(agent: SeededSAC, cfg: SeededSACConfig, env_id: str, seed: int) -> 
     if cfg.seed_from:
         bc, saved = load_bc_run(cfg.seed_from, *actor_dims(agent.actor.params))
         bc_env = saved.get("run", {}).get("env")
-        bc_cfg = C.build(BCConfig, saved.get("algo_config", {}))
+        bc_cfg = C.build(BCConfig, saved.get("algo_config", {}), saved=True)
         if not bc.gaussian:
             raise ContrlError(f"--seed-from needs a bc run with the gaussian head; "
                               f"{cfg.seed_from} is not one (train it with --head gaussian)")

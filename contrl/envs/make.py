@@ -16,7 +16,8 @@ from contrl.envs import antgoal
 from contrl.envs.dmc import PREFIX, DMCEnv, dmc_ids
 from contrl.envs.maze import MAZE_EVAL_EPISODES, is_maze
 from contrl.envs.pomdp import (FIRST_TARGET, VARIANTS, FirstStepOnly, FrameStack, KeepIndices,
-                               PreviousActionReward, dmc_variant, pomdp_ids)
+                               PreviousActionReward, check_dmc_variant, dmc_variant,
+                               pomdp_ids)
 from contrl.envs.state import get_env_state, set_env_state
 from contrl.errors import ContrlError, UnknownIdError
 
@@ -124,6 +125,7 @@ def resolve_env_id(env_id: str) -> str:
         return env_id
     base, kind = dmc_variant(env_id)
     if env_id.startswith(PREFIX) and kind and base in known:  # dmc:<domain>-<task>-P / -V
+        check_dmc_variant(base, kind)
         return env_id
     if env_id in gym.registry and not env_id.startswith(PREFIX) and not is_maze(env_id):
         return env_id  # any other registered Gymnasium id; its action space is checked on make

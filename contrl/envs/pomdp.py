@@ -100,6 +100,21 @@ MIXED_DMC_KEYS = {
 }
 """dm_control keys that hold positions and velocities together: no -P or -V view of their
 tasks can be made by key, so those variants are refused."""
+MIXED_DMC_DOMAINS = {"quadruped": ("egocentric_state", "imu", "ball_state"),
+                     "dog": ("inertial_sensors", "ball_state")}
+"""The suite's domains with such keys (refused by id, before anything is built)."""
+
+
+def check_dmc_variant(base: str, kind: str) -> None:
+    """Refuse ``<base>-<kind>`` (``dmc:quadruped-walk``, "P") where the domain's keys mix
+    positions and velocities."""
+    domain = base.split(":", 1)[-1].split("-", 1)[0]
+    if domain in MIXED_DMC_DOMAINS:
+        raise ContrlError(f"{base}-{kind}: {domain}'s observation keys "
+                          f"({', '.join(MIXED_DMC_DOMAINS[domain])}) mix positions and "
+                          f"velocities, so no {'velocities' if kind == 'V' else 'positions'}-only "
+                          f"view is made by key; use {base} (fully observed) or another "
+                          f"domain's -{kind}")
 
 
 def dmc_keys_kept(keys, kind: str, env_id: str = "") -> tuple[str, ...]:
