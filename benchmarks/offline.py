@@ -141,8 +141,8 @@ def report(a) -> None:
             name = dataset.rsplit("-v", 1)[0]
             ref = PUBLISHED.get(name, {}).get(algo)
             lines.append(f"| {dataset} | {algo} | {len(curves)} | {min(steps):,} | "
-                         f"{np.mean(finals):.1f} [{lo:.1f}, {hi:.1f}] | "
-                         f"{np.mean(last3):.1f} [{lo3:.1f}, {hi3:.1f}] | "
+                         f"{np.mean(finals):.1f} {f'[{lo:.1f}, {hi:.1f}]' if len(curves) > 1 else '(1 seed)'} | "
+                         f"{np.mean(last3):.1f} {f'[{lo3:.1f}, {hi3:.1f}]' if len(curves) > 1 else '(1 seed)'} | "
                          f"{np.mean(bests):.1f} | {np.mean(raws):.0f} | "
                          f"{'-' if ref is None else ref} |")
             table.append({"dataset": dataset, "algo": algo, "seeds": len(curves),
