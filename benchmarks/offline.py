@@ -133,6 +133,8 @@ def report(a) -> None:
                 raws.append(column(rows, "eval_return")[1][-1])
             if not curves:
                 continue
+            def ci(low, high, n=len(curves)):  # one seed has no interval
+                return f"[{low:.1f}, {high:.1f}]" if n > 1 else "(1 seed)"
             lo, hi = mean_interval(finals)[1:]
             lo3, hi3 = mean_interval(last3)[1:]
             for i, (x, y) in enumerate(curves):
@@ -141,8 +143,8 @@ def report(a) -> None:
             name = dataset.rsplit("-v", 1)[0]
             ref = PUBLISHED.get(name, {}).get(algo)
             lines.append(f"| {dataset} | {algo} | {len(curves)} | {min(steps):,} | "
-                         f"{np.mean(finals):.1f} {f'[{lo:.1f}, {hi:.1f}]' if len(curves) > 1 else '(1 seed)'} | "
-                         f"{np.mean(last3):.1f} {f'[{lo3:.1f}, {hi3:.1f}]' if len(curves) > 1 else '(1 seed)'} | "
+                         f"{np.mean(finals):.1f} {ci(lo, hi)} | "
+                         f"{np.mean(last3):.1f} {ci(lo3, hi3)} | "
                          f"{np.mean(bests):.1f} | {np.mean(raws):.0f} | "
                          f"{'-' if ref is None else ref} |")
             table.append({"dataset": dataset, "algo": algo, "seeds": len(curves),

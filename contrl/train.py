@@ -73,9 +73,10 @@ def remove_dirs(made: list[list[Path]]) -> None:
 def launch(algo: str, runs: list, algo_cfg, created: list[list[Path]],
            make_loop: Callable[[], Loop]):
     """Write each run's config.json (``runs``: (RunConfig, run directory) pairs), set the loop
-    up with ``make_loop()`` and run it, each run's directory held (``DirLock``). Signals are watched from the start, so a stop during
-    set-up ends in a resumable checkpoint; a failed (or aborted) start removes ``created``, and
-    a resumed run's config.json is put back as it was."""
+    up with ``make_loop()`` and run it, each run's directory held (``DirLock``). Signals are
+    watched from the start, so a stop during set-up ends in a resumable checkpoint; a failed
+    (or aborted) start removes ``created``, and a resumed run's config.json is put back as it
+    was."""
     with StopFlag() as stop, ExitStack() as held:
         previous: dict[Path, bytes] = {}
         try:
