@@ -269,6 +269,11 @@ def coerce(cls: type, name: str, value):
         raise ConfigError(f"{name}: cannot read {value!r} as {tp.__name__}") from e
 
 
+def with_former_defaults(cls: type, values: dict) -> dict:
+    """A saved config's values with the fields it lacks that ``cls`` lists in FORMER_DEFAULTS."""
+    return {**cls.FORMER_DEFAULTS, **values}
+
+
 def build(cls: type, values: dict, saved: bool = False):
     """Instantiate ``cls`` from a mapping, ignoring nothing: unknown keys are errors, except
     fields the class lists as ``RETIRED`` (removed fields that saved configs may still hold).
@@ -276,7 +281,7 @@ def build(cls: type, values: dict, saved: bool = False):
     names = {f.name for f in dataclasses.fields(cls)}
     values = {k: v for k, v in values.items() if k not in cls.RETIRED}
     if saved:
-        values = {**cls.FORMER_DEFAULTS, **values}
+        values = with_former_defaults(cls, values)
     unknown = set(values) - names
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")

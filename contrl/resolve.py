@@ -29,6 +29,7 @@ def split_overrides(algo: str, overrides: dict) -> tuple[dict, dict]:
     return run_over, algo_over
 
 
+# fields that may change when a run is resumed (everything else must match the saved config)
 RESUME_OVERRIDABLE = {"steps", "progress", "tensorboard", "wandb", "eval_every",
                       "checkpoint_every", "log_every", "stop_at_return", "video_every"}
 
@@ -42,24 +43,25 @@ def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Pat
         raise ContrlError(f"{run_dir} is a {saved['algo']} run, not {algo}")
     if env_id is not None and resolve_env_id(env_id) != saved["run"]["env"]:
         raise ContrlError(f"{run_dir} trains {saved['run']['env']}, not {env_id}")
-    blocker = resolve_algo(algo)[0].resume_blocker(saved["algo_config"])
+    algo_cls = resolve_algo(algo)[0]
+    blocker = algo_cls.resume_blocker(saved["algo_config"])
     if blocker:
         raise ContrlError(f"{run_dir}: {blocker}")
     run_over, algo_over = split_overrides(algo, overrides)
 
-    paths = resolve_algo(algo)[0].PATH_FIELDS
+    paths = algo_cls.PATH_FIELDS
 
     def norm(k, v):  # a path given again, relative or not, is the same option
         return C.resolved_path(v) if k in paths else list(v) if isinstance(v, tuple) else v
 
-    saved_values = {**resolve_algo(algo)[0].FORMER_DEFAULTS, **saved["algo_config"],
-                    **C.RunConfig.FORMER_DEFAULTS, **saved["run"]}
+    saved_values = {**C.with_former_defaults(algo_cls, saved["algo_config"]),
+                    **C.with_former_defaults(C.RunConfig, saved["run"])}
     changed = [k for k, v in {**run_over, **algo_over}.items()
                if k not in RESUME_OVERRIDABLE and norm(k, saved_values.get(k)) != norm(k, v)]
     if changed:
         raise C.ConfigError(f"cannot change {', '.join(sorted(changed))} when resuming")
     run_cfg = C.build(C.RunConfig, {**saved["run"], **run_over}, saved=True)
-    algo_cfg = C.build(resolve_algo(algo)[0], saved["algo_config"], saved=True)
+    algo_cfg = C.build(algo_cls, saved["algo_config"], saved=True)
     run_cfg.validate()
     algo_cfg.validate()
     algo_cfg.check_run(run_cfg)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Callable
 
 from contrl import config as C
-from contrl.envs import resolve_env_id
 from contrl.errors import ContrlError
 from contrl.loops.common import Loop, StopFlag
 from contrl.loops.dagger import DAggerLoop
@@ -20,7 +19,7 @@ from contrl.registry import resolve_algo
 from contrl.resolve import (RESUME_OVERRIDABLE, build_configs, resumed_configs,  # noqa: F401
                             split_overrides)  # (also this module's API)
 from contrl.run import (DirLock, atomic_write_bytes, atomic_write_json, check_writable, new_run_dir,
-                        read_run_config, remove_stale_temporaries, saved_step)
+                        read_run_config, remove_stale_temporaries)
 
 # the training loop of each kind of algorithm
 LOOPS = {
@@ -31,7 +30,6 @@ LOOPS = {
     "dagger": DAggerLoop,
 }
 
-# fields that may change when a run is resumed (everything else must match the saved config)
 def open_run_dir(run_cfg, algo: str, run_dir: str | None) -> tuple[Path, list[Path]]:
     """A new run's directory (``run_dir``, new or empty, or a fresh one under runs_dir) and
     what this made, for removal if the start fails: the run's own directory (if it made it),

@@ -113,8 +113,8 @@ class SeededSAC(SAC):
         return loss, logp
 
 
-def load_bc_run(run_dir: str, obs_dim: int, action_dim: int) -> tuple[BC, dict]:
-    """The best BC policy of a bc run, and the run's saved configuration."""
+def load_bc_run(run_dir: str, obs_dim: int, action_dim: int) -> tuple[BC, dict, BCConfig]:
+    """The best BC policy of a bc run, the run's saved configuration and its BC config."""
     saved = read_run_config(Path(run_dir))
     if saved.get("algo") != "bc":
         raise ContrlError(f"--seed-from needs a bc run; {run_dir} is a "
@@ -125,7 +125,7 @@ def load_bc_run(run_dir: str, obs_dim: int, action_dim: int) -> tuple[BC, dict]:
         path = path.with_name("latest.ckpt")
     template = BC.create(bc_cfg, obs_dim, action_dim, 0)
     try:
-        return Checkpoint(path).restore_agent(template), saved
+        return Checkpoint(path).restore_agent(template), saved, bc_cfg
     except CheckpointError as e:
         raise ContrlError(f"{run_dir}: {e}") from None
 
@@ -163,9 +163,8 @@ def seed_sac(agent: SeededSAC, cfg: SeededSACConfig, env_id: str, seed: int) -> 
     """``agent`` with its actor (and critics, if there are demonstrations) seeded."""
     dataset_name = cfg.dataset
     if cfg.seed_from:
-        bc, saved = load_bc_run(cfg.seed_from, *actor_dims(agent.actor.params))
+        bc, saved, bc_cfg = load_bc_run(cfg.seed_from, *actor_dims(agent.actor.params))
         bc_env = saved.get("run", {}).get("env")
-        bc_cfg = C.build(BCConfig, saved.get("algo_config", {}), saved=True)
         if not bc.gaussian:
             raise ContrlError(f"--seed-from needs a bc run with the gaussian head; "
                               f"{cfg.seed_from} is not one (train it with --head gaussian)")

@@ -93,25 +93,26 @@ def observation_view(env_id: str) -> str:
 
 
 MIXED_DMC_KEYS = {
-    "egocentric_state": "quadruped's joint angles, joint velocities and actuator states",
-    "imu": "quadruped's gyro and accelerometer",
-    "ball_state": "the ball's position, velocity and spin (quadruped-fetch, dog-fetch)",
-    "inertial_sensors": "dog's velocimeter, gyro and accelerometer",
+    "egocentric_state": (("quadruped",), "quadruped's joint angles, joint velocities and "
+                                         "actuator states"),
+    "imu": (("quadruped",), "quadruped's gyro and accelerometer"),
+    "ball_state": (("quadruped", "dog"), "the ball's position, velocity and spin "
+                                         "(quadruped-fetch, dog-fetch)"),
+    "inertial_sensors": (("dog",), "dog's velocimeter, gyro and accelerometer"),
 }
-"""dm_control keys that hold positions and velocities together: no -P or -V view of their
-tasks can be made by key, so those variants are refused."""
-MIXED_DMC_DOMAINS = {"quadruped": ("egocentric_state", "imu", "ball_state"),
-                     "dog": ("inertial_sensors", "ball_state")}
-"""The suite's domains with such keys (refused by id, before anything is built)."""
+"""dm_control keys that hold positions and velocities together (the suite's domains that have
+them, what they hold): no -P or -V view of their tasks can be made by key, so those variants
+are refused, by id before anything is built."""
 
 
 def check_dmc_variant(base: str, kind: str) -> None:
     """Refuse ``<base>-<kind>`` (``dmc:quadruped-walk``, "P") where the domain's keys mix
     positions and velocities."""
     domain = base.split(":", 1)[-1].split("-", 1)[0]
-    if domain in MIXED_DMC_DOMAINS:
+    mixed = [k for k, (domains, _) in MIXED_DMC_KEYS.items() if domain in domains]
+    if mixed:
         raise ContrlError(f"{base}-{kind}: {domain}'s observation keys "
-                          f"({', '.join(MIXED_DMC_DOMAINS[domain])}) mix positions and "
+                          f"({', '.join(mixed)}) mix positions and "
                           f"velocities, so no {'velocities' if kind == 'V' else 'positions'}-only "
                           f"view is made by key; use {base} (fully observed) or another "
                           f"domain's -{kind}")
@@ -123,7 +124,7 @@ def dmc_keys_kept(keys, kind: str, env_id: str = "") -> tuple[str, ...]:
     mixed = [k for k in keys if k in MIXED_DMC_KEYS]
     if mixed:
         raise ContrlError(f"{env_id}-{kind}: its observation key(s) {', '.join(mixed)} mix "
-                          f"positions and velocities ({'; '.join(MIXED_DMC_KEYS[k] for k in mixed)}"
+                          f"positions and velocities ({'; '.join(MIXED_DMC_KEYS[k][1] for k in mixed)}"
                           f"), so no {'velocities' if kind == 'V' else 'positions'}-only view "
                           f"is made by key; use {env_id} (fully observed) or another task's "
                           f"-{kind}")
