@@ -192,3 +192,20 @@ def test_rsac_mixes_dataset_windows_into_its_batches(tmp_path, monkeypatch):
         assert all(tuple(o) in data for o in obs[:, 0].reshape(-1, 6))
         counted = mask > 0  # o_{t+1}'s older frame is o_t's newer one: the same episode
         np.testing.assert_array_equal(obs[:, 1:, :, :3][counted], obs[:, :-1, :, 3:][counted])
+
+
+def test_whole_episode_windows_refused_at_set_up_without_a_time_limit(tmp_path):
+    """seq_len -1 on an env with no time limit is refused before the first step (it was
+    refused only at the first update, after learning_starts steps), and no run is left."""
+    import gymnasium as gym
+
+    from contrl.config import ConfigError
+    from contrl.train import train
+    if "PendulumNoLimit-v0" not in gym.registry:
+        gym.register("PendulumNoLimit-v0",
+                     entry_point="gymnasium.envs.classic_control.pendulum:PendulumEnv")
+    with pytest.raises(ConfigError, match="seq_len -1 .whole episodes. needs an env with a time"):
+        train("rsac", "PendulumNoLimit-v0", dict(steps=100, seq_len=-1, runs_dir=str(tmp_path),
+                                                 progress=False, tensorboard=False),
+              use_preset=False)
+    assert not any(tmp_path.iterdir())

@@ -152,6 +152,9 @@ class OffPolicyConfig(AlgoConfig):
     def check_dataset(self, dataset) -> None:
         """Refuse a dataset (offline_ratio) these agents cannot learn from."""
 
+    def check_episode_limit(self, episode_limit: int | None) -> None:
+        """Refuse, at set-up, an env time limit (None: none) these agents cannot train with."""
+
     def updates_per_call(self, num_envs: int) -> int:
         """Gradient steps per update call: utd_ratio * update_every * num_envs."""
         k = self.utd_ratio * self.update_every * num_envs

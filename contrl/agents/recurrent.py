@@ -81,6 +81,9 @@ class RecurrentFields:
     def check_dataset(self, dataset) -> None:
         dataset.require_episodes("recurrent agents cut their training windows from episodes")
 
+    def check_episode_limit(self, episode_limit: int | None) -> None:
+        self._windows(episode_limit)
+
     def _windows(self, episode_limit: int | None) -> tuple[int, int, bool]:
         """(trained steps, burn-in steps, whole episodes) of every training window."""
         if self.seq_len == -1:

@@ -37,6 +37,7 @@ class OffPolicyLoop(Loop):
             algo_cfg.check_dataset(data)  # before anything is built
         self.pool, self.agent, ckpt, state = start(run_cfg, algo_cfg, agent_cls, run_dir,
                                                    resume, agent)
+        algo_cfg.check_episode_limit(self.pool.episode_limit)
         self.data_rng = np.random.default_rng(seed + 2)
         if self.n_offline > 0:
             self.offline = dataset_for_run(data, run_cfg, self.pool)
