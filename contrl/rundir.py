@@ -118,6 +118,8 @@ def export_run_buffer(run_dir: str | Path, name: str, which: str = "latest",
               "policy": f"replay buffer of contrl {Path(run_dir).name} ({which} checkpoint)"}
     if run_cfg.action_repeat > 1:
         source["action_repeat"] = run_cfg.action_repeat  # a row is that many env steps
+    if run_cfg.obs_keys:
+        source["obs_keys"] = list(run_cfg.obs_keys)  # how dict observations were flattened
     return export_buffer(arrays, algo_cfg.buffer_size, run_cfg.num_envs,
                          run_cfg.env, name, source, ref_from)
 

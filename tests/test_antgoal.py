@@ -51,6 +51,17 @@ def test_env_observation_reward_and_goal_renewal():
     assert base.goals_reached == 0
 
 
+def test_a_goal_reached_in_an_earlier_action_repeat_counts():
+    """With action_repeat 2 the goal is reached in the first repeat and a new one drawn: the
+    step's info still says success (it gave the second repeat's, False)."""
+    env = make_env("AntGoal-v1", action_repeat=2)
+    env.reset(seed=0)
+    base = env.unwrapped
+    base.goal = base.data.qpos[:2] + [SUCCESS_DISTANCE / 2, 0.0]
+    *_, info = env.step(np.zeros(8, np.float32))
+    assert info["goals_reached"] == 1 and info["success"]
+
+
 def test_maze_ant_sees_the_same_27_numbers():
     maze = make_env("AntMaze_UMaze-v5")
     obs, _ = maze.reset(seed=0)

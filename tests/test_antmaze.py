@@ -154,9 +154,9 @@ def test_an_ant_on_its_back_starts_afresh():
     data.qpos[3:7] = [0.0, 1.0, 0.0, 0.0]  # half a turn about x: on its back
     first_goal = ep.eval_goal.copy()
     for _ in range(TURNED_OVER_STEPS):  # kept on its back a while: those states are data too
-        ep.step(np.zeros(8, np.float32))
+        assert not ep.step(np.zeros(8, np.float32))
         assert ep.restarts == 0
-    ep.step(np.zeros(8, np.float32))
+    assert ep.step(np.zeros(8, np.float32))  # restarted: collect_chunk resets its carry
     assert ep.restarts == 1
     (turned,) = ep.closed
     assert len(turned["rewards"]) == TURNED_OVER_STEPS + 2

@@ -52,6 +52,14 @@ def test_presets_only_name_real_fields():
             assert set(values) <= names, (algo, env_id)
 
 
+def test_the_offline_maze_presets_cover_the_same_mazes():
+    """CQL's antmaze preset (reward r - 1, Lagrange) covered only the _Fixed and _D4RL mazes:
+    on the others CQL trained silently with the locomotion settings."""
+    mazes = {algo: {e for e, v in C.load_presets(algo).items()
+                    if v.get("reward_normalization") == "antmaze"} for algo in ("iql", "cql")}
+    assert mazes["iql"] == mazes["cql"] and "AntMaze_Medium_Diverse_GR-v5" in mazes["cql"]
+
+
 def test_coerce_reads_saved_values_as_the_declared_types():
     from contrl.agents.sac import SACConfig
     assert C.coerce(SACConfig, "hidden", [64, 64]) == (64, 64)

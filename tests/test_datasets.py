@@ -165,6 +165,32 @@ def test_fingerprint_tells_same_sized_datasets_apart(tmp_path):
     assert re.fullmatch(r"d1:[0-9a-f]{16}", a.fingerprint)
 
 
+def test_episode_returns_count_complete_episodes_only(tmp_path, minari_dir):
+    """Returns (the IQL reward scale reads their spread) of complete episodes only: not the
+    rows after the last end (data stopping mid-episode, or head()), which were added to the
+    episode before, nor the episodes a collection cut at its step budget."""
+    ones = np.ones(8, np.float32)
+    # rows 0-2 end by termination, 3-5 by timeout, 6-7 stop mid-episode
+    ds = load_dataset(_h5(tmp_path / "d.hdf5", n=8, rewards=np.arange(1, 9, dtype=np.float32),
+                          terminals=np.array([0, 0, 1, 0, 0, 0, 0, 0], bool),
+                          timeouts=np.array([0, 0, 0, 0, 0, 1, 0, 0], bool),
+                          next_observations=np.zeros((8, 2), np.float32)))
+    np.testing.assert_array_equal(ds.episode_returns, [6.0, 15.0])
+    np.testing.assert_array_equal(ds.head(5).episode_returns, [6.0])  # 3-4 is a piece
+    # without next_observations: the timeout row is dropped, rows 6-7 still uncounted
+    ds = load_dataset(_h5(tmp_path / "e.hdf5", n=8, rewards=ones,
+                          terminals=np.array([0, 0, 1, 0, 0, 0, 0, 0], bool),
+                          timeouts=np.array([0, 0, 0, 0, 0, 1, 0, 0], bool)))
+    np.testing.assert_array_equal(ds.episode_returns, [3.0, 3.0])
+    eps = [{"observations": np.zeros((n + 1, 3), np.float32), "actions": np.zeros((n, 1), np.float32),
+            "rewards": np.full(n, r, np.float32), "terminations": np.zeros(n, bool),
+            "truncations": np.r_[np.zeros(n - 1, bool), True]} for n, r in ((4, 5.0), (4, 6.0), (2, 1.0))]
+    write_minari("pendulum-cut-v0", eps, "Pendulum-v1", {"cut_episodes": [2]})
+    ds = load_dataset("pendulum-cut-v0")
+    np.testing.assert_array_equal(ds.episode_returns, [20.0, 24.0])
+    np.testing.assert_array_equal(ds.head(6).episode_returns, [20.0])
+
+
 def test_returns_to_go_and_normalized_score(tmp_path):
     ds = load_dataset(_h5(tmp_path / "d.hdf5", next_observations=np.zeros((6, 2), np.float32)))
     # episodes: rows 0-2 (terminal at 2), rows 3-5 (timeout at 5); gamma 0.5
@@ -314,6 +340,11 @@ def test_dict_observation_datasets_are_flattened_like_the_env(minari_dir, tmp_pa
     out = collect(None, "AntMaze_UMaze-v5", "antmaze-random-v0", 50, num_envs=1, ref_episodes=1)
     maze = load_dataset("antmaze-random-v0")
     assert out["steps"] == 50 and maze.obs_dim == make_env("AntMaze_UMaze-v5").observation_space.shape[0]
+    with pytest.raises(DatasetError, match="antmaze-random-v0 stores its observations flat, "
+                       "keys in the order observation, achieved_goal, desired_goal, not "
+                       "observation, desired_goal, achieved_goal: give --obs-keys observation "
+                       "achieved_goal desired_goal"):  # a run reading the goals swapped
+        load_dataset("antmaze-random-v0", obs_keys=("observation", "desired_goal", "achieved_goal"))
     # D4RL-style HDF5 with an observations group
     path = tmp_path / "goal.hdf5"
     with h5py.File(path, "w") as f:

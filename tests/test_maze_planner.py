@@ -33,3 +33,12 @@ def test_path_and_next_waypoint_on_the_u_maze():
     np.testing.assert_allclose(planner.next_waypoint([-5.0, -3.0], goal), goal)  # goal's cell
     # a few centimetres inside a wall (x = -6.05 is in column 0): back to the nearest free cell
     np.testing.assert_allclose(planner.next_waypoint([-6.05, -4.0], goal), [-4.0, -4.0])
+
+
+def test_from_inside_a_wall_the_path_starts_on_the_near_side():
+    """(-4, -1.95) is 5 cm into wall cell (2, 1), above free cell (3, 1); free cell (1, 1) is
+    as many cells away but 4 m off across the wall. The path starts in (3, 1) (ties of cell
+    distance were broken in row order: (1, 1), on the wall's far side)."""
+    planner = WaypointPlanner(MazeGeometry.from_map(U_MAZE, 4))
+    assert planner.path([-4.0, -1.95], [4.0, 4.0])[:2] == [(3, 1), (3, 2)]
+    np.testing.assert_allclose(planner.next_waypoint([-4.0, -1.95], [-4.0, 4.0]), [-4.0, -4.0])

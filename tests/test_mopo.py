@@ -176,6 +176,29 @@ def test_known_termination_rules():
     assert np.asarray(jax.jit(walker2d_done)(walk)).tolist() == [False, True, True, True]
 
 
+@pytest.mark.parametrize("env_id", ["Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5",
+                                    "InvertedPendulum-v5"])
+def test_termination_rules_agree_with_the_envs(env_id):
+    """Each rule, on the next observations of random play, says what the env said."""
+    import gymnasium as gym
+    env = gym.make(env_id)
+    rng = np.random.default_rng(0)
+    obs, said = [], []
+    env.reset(seed=0)
+    for _ in range(300):
+        o, _, term, trunc, _ = env.step(rng.uniform(-1, 1, env.action_space.shape))
+        obs.append(o)
+        said.append(term)
+        if term or trunc:
+            env.reset(seed=int(rng.integers(1000)))
+    rule = np.asarray(jax.jit(termination_fn(env_id))(np.asarray(obs, np.float32)))
+    assert rule.tolist() == said
+    assert env_id == "Ant-v5" or any(said)  # the ant rarely falls at random: hand-made below
+    ant = np.zeros((3, 27), np.float32)
+    ant[:, 0] = [0.55, 0.19, 1.01]
+    assert np.asarray(termination_fn("Ant-v5")(ant)).tolist() == [False, True, True]
+
+
 # ------------------------------------------------------------------------- whole runs
 TINY = dict(dataset_size=2000, hidden=(32, 32), dynamics_hidden=(16, 16), ensemble_size=3,
             elites=2, dynamics_epochs=4, dynamics_patience=10, dynamics_holdout=200,
@@ -197,6 +220,20 @@ class _StopAfter:
     def raised(self):
         self.n -= 1
         return self.n < 0
+
+
+def _with_a_termination(dataset: str, dest) -> str:
+    """A copy of a Minari dataset whose first episode ends in a termination (Pendulum's
+    never do: data of another env, or made another way)."""
+    from pathlib import Path
+
+    import h5py
+    shutil.copytree(dataset, dest)
+    (hdf5,) = Path(dest).rglob("*.hdf5")
+    with h5py.File(hdf5, "r+") as f:
+        episode = f[sorted(k for k in f if k.startswith("episode_"))[0]]
+        episode["terminations"][-1], episode["truncations"][-1] = True, False
+    return str(dest)
 
 
 @pytest.fixture(scope="module")
@@ -251,13 +288,21 @@ def test_dynamics_reuse_and_its_refusals(mopo_run, pendulum_dataset, tmp_path, m
         assert train("mopo", None, {"steps": 200}, resume=out["run_dir"])["step"] == 200
     finally:
         shutil.move(tmp_path / "moved", run)
+    # ended between two rollouts (250, rollout_every 100): extending it would not be exact
+    assert train("mopo", None, {"steps": 250}, resume=out["run_dir"])["step"] == 250
+    with pytest.raises(ContrlError, match="ended at step 250, between two model rollouts "
+                       r"\(every 100 steps\): it cannot be extended exactly"):
+        train("mopo", None, {"steps": 300}, resume=out["run_dir"])
     for over, msg in [({"dataset_size": 1500}, "was trained on dataset"),
                       ({"ensemble_size": 4}, "has another shape: n_models 3 (this run: 4)"),
                       ({"dynamics_epochs": 7, "dynamics_lr": 0.01},
                        "reuses a fitted ensemble, so --dynamics-lr, --dynamics-epochs would not"),
                       ({"dynamics": str(tmp_path)}, "no trained dynamics model at"),
                       ({"dataset": altered_copy(pendulum_dataset, tmp_path / "remade")},
-                       "was trained on other transitions than")]:
+                       "was trained on other transitions than"),
+                      ({"dataset": _with_a_termination(pendulum_dataset, tmp_path / "ends"),
+                        "dynamics": ""}, "has terminations (1), but contrl knows no "
+                       "termination rule for Pendulum-v1: mopo's model rollouts would run on")]:
         with pytest.raises((ContrlError, ConfigError), match=re.escape(msg)):
             train("mopo", "Pendulum-v1", dict(base, runs_dir=str(tmp_path / "bad"), **over))
         bad = tmp_path / "bad"

@@ -53,6 +53,40 @@ def test_multiple_envs_have_independent_episodes():
     assert len(buf) == 12
 
 
+def test_transitions_are_drawn_uniformly_across_envs_whose_rings_filled_unevenly():
+    """Env 0's episodes last one step (two rows each: the step and its final observation),
+    env 1's never end (one row each): each holds 1000 transitions, so each gives half the
+    samples (envs drawn equally and rows within them gave env 0 a third)."""
+    buf = ReplayBuffer(10_000, 1, 1, n_envs=2, seed=0)
+    for _ in range(1000):
+        buf.add(np.zeros((2, 1), np.float32), np.array([[0.0], [1.0]], np.float32),
+                np.zeros(2), np.array([True, False]), np.zeros(2, bool),
+                np.ones((2, 1), np.float32))
+    assert buf.filled.tolist() == [2000, 1001] and len(buf) == 2000
+    share = (buf.sample(20_000, 0.99).action == 0).mean()
+    assert share == pytest.approx(0.5, abs=0.015)  # binomial sd 0.0035
+
+
+def test_one_env_sampling_is_unchanged_by_the_flat_draw():
+    """With one env, rows come from the generator exactly as before (runs resume alike)."""
+    buf = ReplayBuffer(50, 1, 1, seed=3)
+    _fill(buf, 30, ends=(9,))
+    rng = np.random.default_rng(3)
+    e, r = buf.sample_indices(5)
+    want = (rng.random(5) * buf.filled[0]).astype(np.int64)  # the former draw
+    assert buf.valid[0, want].all()  # (so none was drawn again)
+    assert e.tolist() == [0] * 5 and r.tolist() == want.tolist()
+
+
+def test_an_episode_whose_start_was_overwritten_is_marked_cut():
+    """7-step episodes in a 20-row ring: the oldest stored piece has lost its start."""
+    buf = ReplayBuffer(20, 1, 1, seed=0)
+    _fill(buf, 28, ends=(6, 13, 20, 27))
+    eps = buf.episodes()
+    assert [len(e["rewards"]) for e in eps] == [3, 7, 7] and eps[0]["actions"][0] == 11
+    assert [e["cut"] for e in eps] == [True, False, False]
+
+
 def test_save_load_roundtrip_continues_identically():
     a = ReplayBuffer(50, 1, 1, seed=3)
     _fill(a, 30, ends=(9,))

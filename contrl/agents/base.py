@@ -94,7 +94,9 @@ class OffPolicyConfig(AlgoConfig):
     zero biases) or torch (PyTorch's nn.Linear default: kernels sqrt(3) narrower, biases
     uniform in +-1/sqrt(fan_in))."""
     n_step: int = 1
-    """Steps of real rewards in the TD target before bootstrapping (n-step returns)."""
+    """Steps of real rewards in the TD target before bootstrapping (n-step returns) of replayed
+    transitions; dataset transitions mixed in (offline_ratio) keep one-step targets, each
+    with its own discount."""
     learning_starts: int = 10_000
     """Env steps before learning begins (uniform random actions unless random_warmup is off)."""
     random_warmup: bool = True

@@ -56,7 +56,7 @@ from contrl.envs.make import FIXED_MAZES
 from contrl.envs.maze import MazeGeometry, turned_over
 from contrl.envs.maze_planner import WaypointPlanner
 from contrl.errors import ContrlError
-from contrl.policy import Policy
+from contrl.policy import Policy, reset_carry
 from contrl.run import atomic_write, atomic_write_json
 
 SUCCESS_DISTANCE = 0.45  # gymnasium-robotics' AntMaze success test
@@ -214,7 +214,9 @@ class _Episode:
         if self.rewards:
             self.closed.append(_segment(self.obs, self.actions, self.rewards, terminated))
 
-    def step(self, action: np.ndarray) -> None:
+    def step(self, action: np.ndarray) -> bool:
+        """One step of the reacher's action; True where the ant was restarted (a recurrent
+        reacher's memory then starts afresh)."""
         obs, sent_reached, _, _, _ = self.env.step(action)
         if self.target is None:
             reward = float(sent_reached)
@@ -236,6 +238,8 @@ class _Episode:
                 self._close(terminated=False)
                 self.restarts += 1
                 self._begin()
+                return True
+        return False
 
     def arrays(self) -> list[dict]:
         """The stored episodes: closed ones, then the open one up to the timeout."""
@@ -256,9 +260,9 @@ def collect_chunk(driver: MazeDriver, spec: MazeDataset, first: int, count: int,
         obs = np.stack([ep.drive_obs for ep in episodes])
         actions, carry = driver.eval_actions(obs, carry)
         actions = np.asarray(actions, np.float64)
-        for ep, a in zip(episodes, actions):
-            a = np.clip(a + noise * ep.rng.standard_normal(a.shape), -1.0, 1.0)
-            ep.step(a.astype(np.float32))
+        restarted = [ep.step(np.clip(a + noise * ep.rng.standard_normal(a.shape), -1.0, 1.0)
+                             .astype(np.float32)) for ep, a in zip(episodes, actions)]
+        carry = reset_carry(driver, carry, restarted)
     for e in envs:
         e.close()
     return [stored for ep in episodes for stored in ep.arrays()]

@@ -9,7 +9,7 @@ from contrl.data.datasets import (check_name, dataset_location, dataset_metadata
                                   minari_root, recorded_env, same_env_task, write_minari)
 from contrl.data.replay import ReplayBuffer
 from contrl.envs import EnvPool
-from contrl.envs.make import raw_action_space
+from contrl.envs.make import default_obs_keys, has_dict_observations, raw_action_space
 from contrl.errors import ContrlError
 from contrl.evaluate import evaluate
 from contrl.policy import NoisyPolicy, Policy, RandomPolicy, SampledPolicy, reset_carry
@@ -86,8 +86,10 @@ def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: flo
     refs = reference_scores(ref_from, env_id) if ref_from else None
     env_kwargs = env_kwargs or {}
     meta: dict = {"noise": noise, "sampled": sample, "seed": seed, **(source or {})}
-    if env_kwargs.get("obs_keys"):
-        meta["obs_keys"] = list(env_kwargs["obs_keys"])  # how dict observations were flattened
+    keys = env_kwargs.get("obs_keys") or (default_obs_keys(env_id)
+                                          if has_dict_observations(env_id) else ())
+    if keys:
+        meta["obs_keys"] = list(keys)  # how dict observations were flattened
     if env_kwargs.get("action_repeat", 1) > 1:
         meta["action_repeat"] = env_kwargs["action_repeat"]  # a row is that many env steps
     action_dim = raw_action_space(env_id).shape[0]

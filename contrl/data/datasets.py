@@ -106,7 +106,8 @@ class Dataset:
             rewards=self.rewards[cut], terminals=self.terminals[cut],
             timeouts=self.timeouts[cut], next_observations=self.next_observations[cut],
             episode_ends=ends, episode_returns=_episode_returns(
-                self.rewards[cut], (self.terminals | self.timeouts)[cut]),
+                self.rewards[cut], ends, (self.terminals | self.timeouts)[cut],
+                self.metadata.get("cut_episodes", ())),
             name=f"{self.name}[:{n}]")
 
     def check_env(self, env_id: str, obs_dim: int, action_dim: int, action_repeat: int = 1) -> None:
@@ -270,13 +271,18 @@ def normalized_score(episode_return: float, ref_min: float, ref_max: float) -> f
     return 100.0 * (episode_return - ref_min) / (ref_max - ref_min)
 
 
-def _episode_returns(rewards, ends) -> np.ndarray:
-    """Returns of the episodes that end (terminal or timeout) inside the data."""
+def _episode_returns(rewards, ends, ended, skip=()) -> np.ndarray:
+    """Undiscounted returns of the complete episodes: ``rewards`` cut after each ``ends`` row,
+    a piece counted where its last row ``ended`` (a terminal or a timeout, not data that
+    stop mid-episode) and its number is not in ``skip`` (episodes a collection cut short at
+    its step budget)."""
     idx = np.flatnonzero(ends)
     if idx.size == 0:
         return np.zeros(0)
-    sums = np.add.reduceat(rewards.astype(np.float64), np.r_[0, idx[:-1] + 1])
-    return sums
+    sums = np.add.reduceat(rewards[:idx[-1] + 1].astype(np.float64), np.r_[0, idx[:-1] + 1])
+    keep = np.asarray(ended, bool)[idx]
+    keep[[i for i in skip if i < len(keep)]] = False
+    return sums[keep]
 
 
 # ---------------------------------------------------------------------------- action units
@@ -353,7 +359,7 @@ def _cache_key(data: Path, env_id: str | None, obs_keys: tuple[str, ...]) -> str
     files = sorted(p for p in data.iterdir() if p.suffix in (".hdf5", ".h5", ".arrow")
                    or p.is_dir())
     stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    return json.dumps({"format": 1, "files": stamp, "env_id": env_id, "obs_keys": list(obs_keys)})
+    return json.dumps({"format": 2, "files": stamp, "env_id": env_id, "obs_keys": list(obs_keys)})
 
 
 def _obs_order(obs_keys, recorded, env_id: str | None) -> tuple[str, ...]:
@@ -431,7 +437,7 @@ def _read_minari_episodes(path: Path, data: Path, info: dict,
             raise DatasetError(f"cannot read Minari dataset {path}: {e}") from None
     parts = {k: [] for k in ("obs", "act", "rew", "term", "trunc", "next")}
     try:
-        _append_episodes(ds, parts, path, obs_keys)
+        _append_episodes(ds, parts, path, obs_keys, info["metadata"].get("obs_keys"))
     except (OSError, KeyError) as e:  # e.g. a damaged main_data.hdf5
         raise DatasetError(f"cannot read the episodes of Minari dataset {path} ({e})") from None
     if not parts["rew"]:
@@ -453,15 +459,22 @@ def _read_minari_episodes(path: Path, data: Path, info: dict,
         check_finite_rows(values, column, str(path))
     ends = np.zeros(len(rewards), bool)
     ends[np.cumsum([len(r) for r in parts["rew"]]) - 1] = True
-    return Dataset(observations, actions, rewards, terms, truncs,
-                   next_obs, _episode_returns(rewards, terms | truncs), ends,
-                   **info)
+    returns = _episode_returns(rewards, ends, terms | truncs,
+                               info["metadata"].get("cut_episodes", ()))
+    return Dataset(observations, actions, rewards, terms, truncs, next_obs, returns, ends, **info)
 
 
-def _append_episodes(ds, parts: dict, path: Path, obs_keys: tuple[str, ...]) -> None:
+def _append_episodes(ds, parts: dict, path: Path, obs_keys: tuple[str, ...],
+                     recorded: list | None = None) -> None:
     """Each episode of the Minari dataset ``ds`` appended to ``parts``' lists, observations
-    flattened in the order ``obs_keys``."""
+    flattened in the order ``obs_keys``; observations stored flat in the ``recorded`` order
+    (contrl's goal datasets) are refused in another."""
     for n, ep in enumerate(ds.iterate_episodes()):
+        if (recorded and not hasattr(ep.observations, "keys")
+                and tuple(recorded) != tuple(obs_keys)):
+            raise DatasetError(f"{path} stores its observations flat, keys in the order "
+                               f"{', '.join(recorded)}, not {', '.join(obs_keys)}: give "
+                               f"--obs-keys {' '.join(recorded)}")
         obs = flatten_observations(ep.observations, obs_keys, f"{path} episode {n}")
         if obs.ndim != 2:
             raise DatasetError(f"{path}: contrl needs flat (vector) observations")
@@ -628,7 +641,7 @@ def _load_d4rl(path: Path, env_id: str | None, obs_keys: tuple[str, ...] = (),
         nxt = np.empty_like(obs)
         nxt[:-1] = obs[1:]
         idx = np.flatnonzero(keep)
-        ep_returns = _episode_returns(rewards, terms | timeouts)
+        ep_returns = _episode_returns(rewards, terms | timeouts, terms | timeouts)
         ends = terms.copy()
         ends[:-1] |= timeouts[1:]  # the row before a dropped timeout row ends its episode
         ends[-2:] = True
@@ -644,9 +657,9 @@ def _load_d4rl(path: Path, env_id: str | None, obs_keys: tuple[str, ...] = (),
         if nxt.shape[1] != obs.shape[1]:
             raise DatasetError(f"{path}: next_observations have {nxt.shape[1]} numbers a row, "
                                f"observations {obs.shape[1]}")
-        ep_returns = _episode_returns(rewards, terms | timeouts)
         ends = terms | timeouts
         ends[-1] = True
+        ep_returns = _episode_returns(rewards, ends, terms | timeouts)
     units = attrs.get("action_units", action_units)
     if units not in ACTION_UNITS:
         raise DatasetError(f"{path}: action_units attribute must be env or scaled, got {units!r}")

@@ -63,15 +63,19 @@ class ReplayBuffer:
         self.transitions += self.n_envs
 
     def sample_indices(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """``n`` (env, row) pairs drawn uniformly among complete transitions."""
+        """``n`` (env, row) pairs drawn uniformly among complete transitions: a row drawn
+        uniformly among all envs' written rows (envs whose episodes are shorter have written
+        more rows: their final observations), those that start no transition drawn again."""
         if not self.valid.any():
             raise ValueError("cannot sample from an empty replay buffer")
         env = np.empty(n, np.int64)
         row = np.empty(n, np.int64)
         todo = np.arange(n)
+        ends = np.cumsum(self.filled)
         while todo.size:
-            e = self.rng.integers(0, self.n_envs, todo.size)
-            r = (self.rng.random(todo.size) * self.filled[e]).astype(np.int64)
+            flat = (self.rng.random(todo.size) * ends[-1]).astype(np.int64)
+            e = np.searchsorted(ends, flat, side="right")
+            r = flat - (ends[e] - self.filled[e])
             env[todo], row[todo] = e, r
             todo = todo[~self.valid[e, r]]
         return env, row
@@ -184,10 +188,12 @@ class ReplayBuffer:
                     rows, last = order[start:i], order[i]
                     term = self.terminated[e, rows].copy()
                     newest = i == n - 1 and self.open[e]
+                    oldest = start == 0 and n == self.rows  # what came before: overwritten
                     trunc = np.zeros(len(rows), bool)
                     trunc[-1] = not term[-1]
                     out.append({"observations": self.obs[e, np.append(rows, last)],
                                 "actions": self.action[e, rows], "rewards": self.reward[e, rows],
-                                "terminations": term, "truncations": trunc, "cut": newest})
+                                "terminations": term, "truncations": trunc,
+                                "cut": bool(newest or oldest)})
                     start = None
         return out

@@ -153,20 +153,23 @@ class RescaleToUnit(gym.ActionWrapper):
 
 
 class ActionRepeat(gym.Wrapper):
-    """Repeat each action ``n`` times, summing the rewards; stops at an episode end."""
+    """Repeat each action ``n`` times, summing the rewards; stops at an episode end. The info
+    is the last repeat's, its success (goal envs) true if any repeat's was: a goal reached in
+    an earlier repeat counts even where the env has since moved the goal on (AntGoal)."""
 
     def __init__(self, env: gym.Env, n: int):
         super().__init__(env)
         self.n = n
 
     def step(self, action):
-        total = 0.0
+        total, reached = 0.0, {}
         for _ in range(self.n):
             obs, reward, terminated, truncated, info = self.env.step(action)
             total += reward
+            reached.update((k, True) for k in SUCCESS_KEYS if info.get(k))
             if terminated or truncated:
                 break
-        return obs, total, terminated, truncated, info
+        return obs, total, terminated, truncated, {**info, **reached}
 
 
 class FlattenDict(gym.ObservationWrapper):

@@ -57,21 +57,23 @@ class WaypointPlanner:
             self._dist[goal_cell] = cell_distances(self.geometry, goal_cell)
         return self._dist[goal_cell]
 
-    def _nearest_reachable(self, cell: tuple[int, int], dist: np.ndarray) -> tuple[int, int]:
-        """``cell`` if the goal can be reached from it, else the reachable cell whose centre is
-        nearest (the agent may sit across a wall boundary by a few centimetres)."""
+    def _nearest_reachable(self, xy, dist: np.ndarray) -> tuple[int, int]:
+        """The agent's cell if the goal can be reached from it, else the reachable cell whose
+        centre is nearest to ``xy`` (the agent may sit across a wall boundary by a few
+        centimetres: the free cell beside it, not one across the wall)."""
+        cell = self.geometry.xy_to_cell(xy)
         if self.geometry.is_free(*cell) and dist[cell] >= 0:
             return cell
         rows, cols = np.nonzero(dist >= 0)
-        d2 = (rows - cell[0]) ** 2 + (cols - cell[1]) ** 2
-        i = int(np.argmin(d2))
+        centres = np.stack([self.geometry.cell_to_xy(r, c) for r, c in zip(rows, cols)])
+        i = int(np.argmin(((centres - np.asarray(xy, float)[:2]) ** 2).sum(1)))
         return int(rows[i]), int(cols[i])
 
     def path(self, xy, goal_xy) -> list[tuple[int, int]]:
         """The cells from the agent's cell to the goal's cell, both included."""
         goal_cell = self.geometry.xy_to_cell(goal_xy)
         dist = self.distances(goal_cell)
-        cell = self._nearest_reachable(self.geometry.xy_to_cell(xy), dist)
+        cell = self._nearest_reachable(xy, dist)
         cells = [cell]
         while dist[cell] > 0:
             r, c = cell

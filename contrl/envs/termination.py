@@ -3,7 +3,7 @@ agents whose imagined transitions must end where the real env would end them.
 
 ``termination_fn(env_id)`` returns ``done(next_obs) -> bool array`` (batched, jax-traceable),
 or None where the env never terminates (HalfCheetah, Pendulum, the DeepMind Control Suite)
-or contrl does not know its rule: model rollouts then run their full horizon. The rules read
+or contrl does not know its rule (mopo refuses data with terminations there). The rules read
 Gymnasium's default observation layout (root x position excluded): obs[0] is the torso's
 height, obs[1] its angle.
 """
@@ -29,8 +29,31 @@ def walker2d_done(next_obs):
     return ~healthy
 
 
+def ant_done(next_obs):
+    """Gymnasium Ant's health check: 0.2 <= height <= 1.0, all finite."""
+    height = next_obs[..., 0]
+    healthy = jnp.all(jnp.isfinite(next_obs), axis=-1) & (height >= 0.2) & (height <= 1.0)
+    return ~healthy
+
+
+def humanoid_done(next_obs):
+    """Gymnasium Humanoid's health check: 1.0 < height < 2.0."""
+    height = next_obs[..., 0]
+    return ~((height > 1.0) & (height < 2.0))
+
+
+def inverted_pendulum_done(next_obs):
+    """Gymnasium InvertedPendulum's: the pole's angle (obs[1]) beyond 0.2, or a non-finite
+    observation."""
+    return ~(jnp.all(jnp.isfinite(next_obs), axis=-1) & (jnp.abs(next_obs[..., 1]) <= 0.2))
+
+
 TERMINATIONS = {"Hopper-v4": hopper_done, "Hopper-v5": hopper_done,
-                "Walker2d-v4": walker2d_done, "Walker2d-v5": walker2d_done}
+                "Walker2d-v4": walker2d_done, "Walker2d-v5": walker2d_done,
+                "Ant-v4": ant_done, "Ant-v5": ant_done,
+                "Humanoid-v4": humanoid_done, "Humanoid-v5": humanoid_done,
+                "InvertedPendulum-v4": inverted_pendulum_done,
+                "InvertedPendulum-v5": inverted_pendulum_done}
 
 
 def termination_fn(env_id: str):
