@@ -8,7 +8,7 @@ from pathlib import Path
 
 from contrl import config as C
 from contrl.envs import resolve_env_id
-from contrl.envs.make import default_eval_episodes, default_obs_keys, has_dict_observations
+from contrl.envs.make import default_eval_episodes, flattening_keys, has_dict_observations
 from contrl.errors import ContrlError
 from contrl.registry import resolve_algo
 from contrl.run import read_run_config, saved_step
@@ -97,8 +97,7 @@ def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = Tr
         if not has_dict_observations(env_id) and run_cfg.obs_keys:
             raise C.ConfigError(f"--obs-keys picks keys of dict observations; {env_id}'s are a "
                                 "flat vector")
-        if not run_cfg.obs_keys and has_dict_observations(env_id):
-            run_cfg.obs_keys = default_obs_keys(env_id)  # recorded in config.json
+        run_cfg.obs_keys = flattening_keys(env_id, run_cfg.obs_keys)  # recorded in config.json
     if run_cfg.eval_episodes is None:
         run_cfg.eval_episodes = default_eval_episodes(env_id)  # recorded in config.json
     algo_cfg.resolve_paths()  # recorded absolute in config.json

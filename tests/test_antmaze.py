@@ -5,7 +5,7 @@ import pytest
 
 from contrl.config import ConfigError
 from contrl.data.antmaze import (DATASETS, TURNED_OVER_STEPS, _Episode, cell_sets,
-                                 make_maze_dataset)
+                                 collect_chunk, make_maze_dataset)
 from contrl.data.datasets import dataset_metadata, load_dataset
 from contrl.envs import known_env_ids, make_env
 from contrl.envs.antgoal import MAZE_OBS_KEYS
@@ -172,3 +172,25 @@ def test_an_ant_on_its_back_starts_afresh():
     for _ in range(TURNED_OVER_STEPS + 1):
         ep.step(np.zeros(8, np.float32))
     assert ep.restarts == 0 and not ep.closed
+
+
+def test_a_restarted_ant_starts_a_recurrent_reacher_afresh(monkeypatch):
+    """The reacher's carry (here: steps seen) goes back to its start when the ant is
+    restarted, as at any episode start (it ran on across the restart)."""
+    import contrl.data.antmaze as antmaze
+
+    class Counting:
+        seen: list = []
+
+        def initial_carry(self, n):
+            return np.zeros((n, 1), np.float32)
+
+        def eval_actions(self, obs, carry):
+            self.seen.append(int(carry[0, 0]))
+            return np.zeros((len(obs), 8), np.float32), carry + 1
+
+    monkeypatch.setattr(antmaze, "turned_over", lambda env: True)  # on its back throughout
+    driver = Counting()
+    collect_chunk(driver, DATASETS["antmaze-umaze-v0"], 0, 1, TURNED_OVER_STEPS + 3, 0.0, 0,
+                  restart_turned_over=True)
+    assert driver.seen == list(range(TURNED_OVER_STEPS + 1)) + [0, 1]

@@ -211,6 +211,9 @@ CASES = [
     (["train", "ppo", "Hopper-v5", "--lr", "nan"], "lr must be a finite number"),
     (["train", "ppo", "Hopper-v5", "--steps", "1001", "--num-envs", "8"], "multiple of num_envs"),
     (["train", "seeded_sac", "Pendulum-v1"], "needs a seeding policy"),
+    (["train", "seeded_sac", "Pendulum-v1", "--dataset", "x-v0", "--prev-action", "--frame-stack",
+      "2"], "seeded_sac seeds its networks on the data's plain observations: --frame-stack, "
+     "--prev-action would change what they read"),
     # memory: recurrent agents and partially observed tasks
     (["train", "rsac", "Pendulum-V-v1", "--seq-len", "0"], "seq_len must be a positive window"),
     (["train", "rsac", "Pendulum-P-v1", "--seq-len", "8"], "must be shorter than the window seq_len "

@@ -7,6 +7,7 @@ import pytest
 
 from contrl.data.collect import _marked_episodes, concat, rollout_episodes
 from contrl.data.datasets import dataset_metadata, load_dataset
+from contrl.envs.antgoal import MAZE_OBS_KEYS
 from contrl.errors import ContrlError
 from contrl.rundir import collect_run, export_run_buffer
 
@@ -105,6 +106,29 @@ def test_concat_keeps_the_average_of_complete_episodes(tmp_path, monkeypatch):
     with pytest.raises(ContrlError, match="--ref-from ip-rand-v0: its reference scores are "
                        "InvertedPendulum-v5's, not Pendulum-v1's"):
         collect_run(None, "pend-refs-v0", 100, env_id="Pendulum-v1", ref_from="ip-rand-v0")
+
+
+def test_concat_keeps_the_key_order_of_flat_goal_data(tmp_path, monkeypatch):
+    """Flat goal data record the key order they were flattened in; a concatenation keeps it
+    (it was lost: the result loaded in any order) and refuses sources flattened in two."""
+    from contrl.data.datasets import DatasetError, write_minari
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    ep = {"observations": np.zeros((4, 31), np.float32), "actions": np.zeros((3, 8), np.float32),
+          "rewards": np.zeros(3, np.float32), "terminations": np.zeros(3, bool),
+          "truncations": np.array([False, False, True])}
+    swapped = ["observation", "desired_goal", "achieved_goal"]
+    for name, keys in (("a-v0", swapped), ("b-v0", swapped), ("c-v0", list(MAZE_OBS_KEYS))):
+        write_minari(name, [ep], "AntMaze_UMaze-v5", {"obs_keys": keys})
+    concat(["a-v0", "b-v0"], "ab-v0")
+    assert dataset_metadata("ab-v0")["contrl"]["obs_keys"] == swapped
+    with pytest.raises(DatasetError, match="ab-v0 stores its observations flat, keys in the "
+                       "order observation, desired_goal, achieved_goal, not observation, "
+                       "achieved_goal, desired_goal"):
+        load_dataset("ab-v0", obs_keys=MAZE_OBS_KEYS)
+    with pytest.raises(ContrlError, match="cannot concatenate datasets whose dict observations "
+                       "were flattened in different key orders .a-v0: observation, desired_goal, "
+                       "achieved_goal, c-v0: observation, achieved_goal, desired_goal."):
+        concat(["a-v0", "c-v0"], "ac-v0")
 
 
 def test_sampled_dataset_draws_from_the_policy_distribution(pendulum_expert, tmp_path, monkeypatch):

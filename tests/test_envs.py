@@ -13,6 +13,20 @@ def test_actions_rescaled_to_unit_box():
     np.testing.assert_allclose(env.action(np.array([7.0])), [2.0])  # clipped
 
 
+def test_unbounded_actions_are_refused():
+    """Bounds of -inf/inf made every action nan (low + (a + 1) * inf / 2)."""
+    import gymnasium as gym
+
+    from contrl.envs.make import RescaleToUnit
+
+    class Free(gym.Env):
+        observation_space = gym.spaces.Box(-1.0, 1.0, (1,))
+        action_space = gym.spaces.Box(-np.inf, np.inf, (2,))
+
+    with pytest.raises(ContrlError, match="action bounds are not finite"):
+        RescaleToUnit(Free())
+
+
 def test_unknown_env_names_closest():
     with pytest.raises(UnknownIdError, match="closest: HalfCheetah-v5"):
         resolve_env_id("HalfCheeta-v5")

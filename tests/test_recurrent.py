@@ -201,11 +201,14 @@ def test_whole_episode_windows_refused_at_set_up_without_a_time_limit(tmp_path):
 
     from contrl.config import ConfigError
     from contrl.train import train
-    if "PendulumNoLimit-v0" not in gym.registry:
-        gym.register("PendulumNoLimit-v0",
-                     entry_point="gymnasium.envs.classic_control.pendulum:PendulumEnv")
-    with pytest.raises(ConfigError, match="seq_len -1 .whole episodes. needs an env with a time"):
-        train("rsac", "PendulumNoLimit-v0", dict(steps=100, seq_len=-1, runs_dir=str(tmp_path),
-                                                 progress=False, tensorboard=False),
-              use_preset=False)
+    gym.register("PendulumNoLimit-v0",
+                 entry_point="gymnasium.envs.classic_control.pendulum:PendulumEnv")
+    try:
+        with pytest.raises(ConfigError, match="seq_len -1 .whole episodes. needs an env with a "
+                           "time limit"):
+            train("rsac", "PendulumNoLimit-v0", dict(steps=100, seq_len=-1, progress=False,
+                                                     runs_dir=str(tmp_path), tensorboard=False),
+                  use_preset=False)
+    finally:
+        del gym.registry["PendulumNoLimit-v0"]
     assert not any(tmp_path.iterdir())

@@ -48,7 +48,7 @@ class Agent(Protocol):
 
     def update(self, batch) -> tuple["Agent", dict]: ...
 
-    def pretrain(self, cfg, env_id: str, seed: int) -> "Agent": ...
+    def pretrain(self, cfg, env_id: str, seed: int, obs_keys: tuple = ()) -> "Agent": ...
 
     def fit_dataset(self, dataset, cfg) -> "Agent": ...
 
@@ -57,7 +57,7 @@ class AgentBase(Stateless):
     """Defaults of ``Agent``'s optional parts: no carried state, no pretraining, no dataset
     statistics. Mixed into the agents' pytree classes (it has no fields)."""
 
-    def pretrain(self, cfg, env_id: str, seed: int):
+    def pretrain(self, cfg, env_id: str, seed: int, obs_keys: tuple = ()):
         return self
 
     def fit_dataset(self, dataset, cfg):

@@ -1,5 +1,6 @@
-"""DDPG (Lillicrap et al. 2016) as in the TD3 paper's "our DDPG" and CleanRL: one critic, a
-deterministic actor, Gaussian exploration noise, actor and targets updated every step.
+"""DDPG (Lillicrap et al. 2016) as in the TD3 paper's "our DDPG": one critic, a deterministic
+actor, Gaussian exploration noise, actor and targets updated every step (CleanRL's DDPG
+updates them every second step).
 
 It shares TD3's agent: only the defaults differ (one critic, no target smoothing, no delay).
 """

@@ -66,6 +66,12 @@ class SeededSACConfig(SACConfig):
         if not (self.seed_from or self.dataset):
             raise ConfigError("seeded_sac needs a seeding policy or data (--seed-from BC_RUN "
                               "or --dataset ID)")
+        extra = [f"--{k.replace('_', '-')}" for k, off in (("frame_stack", 1), ("prev_action", False),
+                                                          ("prev_reward", False))
+                 if getattr(run, k) != off]
+        if extra:
+            raise ConfigError(f"seeded_sac seeds its networks on the data's plain observations: "
+                              f"{', '.join(extra)} would change what they read")
         super().check_run(run)
 
 
@@ -95,9 +101,11 @@ class SeededSAC(SAC):
                    bc_weight=cfg.bc_weight, bc_decay_steps=cfg.bc_decay_steps,
                    bc_normalize_q=cfg.bc_normalize_q)
 
-    def pretrain(self, cfg: SeededSACConfig, env_id: str, seed: int) -> "SeededSAC":
-        """Seed the actor (and the critics, if there are demonstrations)."""
-        return seed_sac(self, cfg, env_id, seed)
+    def pretrain(self, cfg: SeededSACConfig, env_id: str, seed: int,
+                 obs_keys: tuple = ()) -> "SeededSAC":
+        """Seed the actor (and the critics, if there are demonstrations; dict observations
+        flattened in the run's ``obs_keys`` order)."""
+        return seed_sac(self, cfg, env_id, seed, obs_keys)
 
     def _actor_loss(self, params, batch: Batch, key: jax.Array):
         mean, log_std = self.actor.apply_fn(params, batch.obs)
@@ -159,7 +167,8 @@ def actor_dims(actor_params) -> tuple[int, int]:
     return mlp[layers[0]]["kernel"].shape[0], mlp[layers[-1]]["bias"].shape[0] // 2
 
 
-def seed_sac(agent: SeededSAC, cfg: SeededSACConfig, env_id: str, seed: int) -> SeededSAC:
+def seed_sac(agent: SeededSAC, cfg: SeededSACConfig, env_id: str, seed: int,
+             obs_keys: tuple = ()) -> SeededSAC:
     """``agent`` with its actor (and critics, if there are demonstrations) seeded."""
     dataset_name = cfg.dataset
     if cfg.seed_from:
@@ -174,7 +183,7 @@ def seed_sac(agent: SeededSAC, cfg: SeededSACConfig, env_id: str, seed: int) -> 
             raise ContrlError(f"{cfg.seed_from} has hidden layers {tuple(bc_cfg.hidden)}; this "
                               f"SAC has {tuple(cfg.hidden)} (set --hidden to match)")
         dataset_name = dataset_name or bc_cfg.dataset
-    data = load_dataset(dataset_name, env_id, action_units=cfg.dataset_action_units
+    data = load_dataset(dataset_name, env_id, obs_keys, cfg.dataset_action_units
                         ) if dataset_name else None
     if cfg.seed_from and data is not None and dataset_name == bc_cfg.dataset:
         check_bc_data(cfg.seed_from, saved, bc_cfg, cfg, data)

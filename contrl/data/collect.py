@@ -9,7 +9,7 @@ from contrl.data.datasets import (check_name, dataset_location, dataset_metadata
                                   minari_root, recorded_env, same_env_task, write_minari)
 from contrl.data.replay import ReplayBuffer
 from contrl.envs import EnvPool
-from contrl.envs.make import default_obs_keys, has_dict_observations, raw_action_space
+from contrl.envs.make import flattening_keys, raw_action_space
 from contrl.errors import ContrlError
 from contrl.evaluate import evaluate
 from contrl.policy import NoisyPolicy, Policy, RandomPolicy, SampledPolicy, reset_carry
@@ -86,8 +86,7 @@ def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: flo
     refs = reference_scores(ref_from, env_id) if ref_from else None
     env_kwargs = env_kwargs or {}
     meta: dict = {"noise": noise, "sampled": sample, "seed": seed, **(source or {})}
-    keys = env_kwargs.get("obs_keys") or (default_obs_keys(env_id)
-                                          if has_dict_observations(env_id) else ())
+    keys = flattening_keys(env_id, env_kwargs.get("obs_keys"))
     if keys:
         meta["obs_keys"] = list(keys)  # how dict observations were flattened
     if env_kwargs.get("action_repeat", 1) > 1:
@@ -201,10 +200,19 @@ def concat(sources: list[str], name: str) -> dict:
                           "widths (" + ", ".join(f"{s}: observations {p.obs_dim}, actions "
                                                  f"{p.action_dim}" for s, p in zip(sources, parts))
                           + ")")
+    orders = {tuple(p.metadata.get("obs_keys") or ()) for p in parts}
+    if len(orders) != 1:
+        raise ContrlError("cannot concatenate datasets whose dict observations were flattened "
+                          "in different key orders (" + ", ".join(
+                              f"{s}: {', '.join(p.metadata.get('obs_keys') or ['-'])}"
+                              for s, p in zip(sources, parts)) + ")")
     episodes = [ep for p in parts for ep in _marked_episodes(p)]
     meta = {"sources": list(sources), "policy": " + ".join(sources)}
     if repeats != {1}:
         meta["action_repeat"] = repeats.pop()
+    order = orders.pop()
+    if order:
+        meta["obs_keys"] = list(order)  # as its sources
     return _write(name, episodes, parts[0].env_id, meta, parts[0].ref_min_score,
                   parts[0].ref_max_score)
 

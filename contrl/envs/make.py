@@ -140,6 +140,9 @@ class RescaleToUnit(gym.ActionWrapper):
     def __init__(self, env: gym.Env):
         super().__init__(env)
         space = env.action_space
+        if not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+            raise ContrlError(f"{env.spec.id if env.spec else env}'s action bounds are not "
+                              "finite: contrl's agents act in [-1, 1], scaled to the bounds")
         self._low = space.low.astype(np.float64)
         self._scale = (space.high.astype(np.float64) - self._low) / 2.0
         self._unit = bool(np.all(self._low == -1.0) and np.all(self._scale == 1.0))
@@ -282,6 +285,14 @@ def _raw_spaces(env_id: str):
 
 def has_dict_observations(env_id: str) -> bool:
     return isinstance(raw_observation_space(env_id), gym.spaces.Dict)
+
+
+def flattening_keys(env_id: str, given=()) -> tuple[str, ...]:
+    """The keys, in order, that an env's dict observations are flattened by: those
+    ``given``, else ``default_obs_keys``; none for an env with flat observations."""
+    if given:
+        return tuple(given)
+    return default_obs_keys(env_id) if has_dict_observations(env_id) else ()
 
 
 def raw_action_space(env_id: str) -> gym.spaces.Box:

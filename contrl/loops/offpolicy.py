@@ -55,7 +55,7 @@ class OffPolicyLoop(Loop):
             self.buffer.load_state(ckpt.arrays("buffer/"), state["buffer_rng"])
             self.rng.bit_generator.state = state["loop_rng"]
         elif fresh:  # e.g. imitation seeding, once, before the first step
-            self.agent = self.agent.pretrain(algo_cfg, run_cfg.env, seed)
+            self.agent = self.agent.pretrain(algo_cfg, run_cfg.env, seed, run_cfg.obs_keys)
         scored = self.offline is not None and self.offline.ref_max_score is not None
         self.run = Session(run_cfg, algo_cfg, ("normalized_score",) * scored + agent_cls.METRICS,
                            run_dir, state, score=self.offline.normalized_score if scored else None)
