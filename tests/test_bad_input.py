@@ -211,6 +211,8 @@ CASES = [
     (["train", "ppo", "Hopper-v5", "--lr", "nan"], "lr must be a finite number"),
     (["train", "ppo", "Hopper-v5", "--steps", "1001", "--num-envs", "8"], "multiple of num_envs"),
     (["train", "seeded_sac", "Pendulum-v1"], "needs a seeding policy"),
+    (["train", "iql", "AntMaze_UMaze_D4RL-v5", "--dataset", "x-v0", "--online-steps", "1000",
+      "--n-step", "3"], "n_step 3 with reward_normalization antmaze: its r - 1 is applied once per"),
     (["train", "seeded_sac", "Pendulum-v1", "--dataset", "x-v0", "--prev-action", "--frame-stack",
       "2"], "seeded_sac seeds its networks on the data's plain observations: --frame-stack, "
      "--prev-action would change what they read"),

@@ -25,7 +25,8 @@ from contrl.nets import (BoundedGaussianPolicy, CriticEnsemble, StateValue, gaus
 
 @dataclasses.dataclass
 class IQLConfig(OfflineConfig):
-    """IQL hyperparameters (defaults: the paper's locomotion setting)."""
+    """IQL hyperparameters (defaults: the paper's locomotion setting, with observations
+    standardized as CORL does; the paper's code does not: --no-normalize-obs)."""
 
     expectile: float = 0.7
     """Expectile of Q over dataset actions that V fits (0.5: the mean; towards 1: the max)."""

@@ -98,6 +98,10 @@ class OfflineConfig(OffPolicyConfig):
         if not self.dataset:
             raise ConfigError("offline training needs --dataset (a Minari id, directory or "
                               "HDF5 file; `contrl datasets` lists local ones)")
+        if self.online_steps and self.n_step > 1 and self.reward_normalization == "antmaze":
+            raise ConfigError(f"n_step {self.n_step} with reward_normalization antmaze: its "
+                              "r - 1 is applied once per sample, not once per step of an "
+                              "n-step return (use n_step 1)")
         super().check_run(run)
 
 
