@@ -172,7 +172,7 @@ class ActionRepeat(gym.Wrapper):
             reached.update((k, True) for k in SUCCESS_KEYS if info.get(k))
             if terminated or truncated:
                 break
-        return obs, total, terminated, truncated, {**info, **reached}
+        return obs, total, terminated, truncated, {**info, **reached} if reached else info
 
 
 class FlattenDict(gym.ObservationWrapper):
