@@ -309,7 +309,10 @@ class Logger:
         self._tb = None
         if tensorboard:
             from tensorboardX import SummaryWriter
-            self._tb = SummaryWriter(str(run_dir / "tb"))
+            # a resumed run marks its first new step: TensorBoard then hides what the
+            # interrupted run wrote past its checkpoint (as progress.csv drops those rows)
+            self._tb = SummaryWriter(str(run_dir / "tb"), purge_step=None if resume_step is None
+                                     else resume_step + 1)
         self._wandb = None
         if wandb_config is not None:
             try:

@@ -85,6 +85,29 @@ def test_resumed_logger_drops_rows_logged_after_the_checkpoint(tmp_path):
     assert rows[-1].endswith(",30.0")
 
 
+def test_resumed_tensorboard_log_purges_steps_after_the_checkpoint(tmp_path):
+    """The resumed writer's event file starts with TensorBoard's purge marker at the step
+    after the checkpoint (the interrupted run's later scalars were shown beside the new)."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event, SessionLog
+    Logger(tmp_path, ("loss",), tensorboard=True).close()
+    log = Logger(tmp_path, ("loss",), tensorboard=True, resume_step=2)
+    log.log({"step": 3, "loss": 30.0})
+    log.close()
+
+    def events(path):
+        data, out = path.read_bytes(), []
+        while data:
+            (n,) = struct.unpack("<Q", data[:8])
+            out.append(Event.FromString(data[12:12 + n]))
+            data = data[12 + n + 4:]
+        return out
+    marks = [(e.step, e.session_log.status) for f in (tmp_path / "tb").iterdir()
+             for e in events(f) if e.HasField("session_log")]
+    assert marks == [(3, SessionLog.START)]  # only the resumed writer's
+
+
 def test_resumed_log_with_other_columns_gets_the_new_header(tmp_path):
     """A run logged by an older contrl (fewer columns) and resumed by this one keeps every
     value under its own column name."""
