@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -319,8 +320,10 @@ class Logger:
                 import wandb
             except ImportError:
                 raise ContrlError("--wandb needs the wandb package: pip install wandb") from None
+            # one W&B run per run directory, however often it is resumed
+            run_id = hashlib.blake2b(str(run_dir.resolve()).encode(), digest_size=8).hexdigest()
             self._wandb = wandb.init(project="contrl", name=run_dir.name, config=wandb_config,
-                                     dir=str(run_dir), resume="allow")
+                                     dir=str(run_dir), id=run_id, resume="allow")
 
     def log(self, row: dict) -> None:
         row = {k: (None if v is None else (round(v, 6) if isinstance(v, float) else v))

@@ -108,6 +108,29 @@ def test_resumed_tensorboard_log_purges_steps_after_the_checkpoint(tmp_path):
     assert marks == [(3, SessionLog.START)]  # only the resumed writer's
 
 
+def test_a_resumed_run_continues_its_wandb_run(tmp_path, monkeypatch):
+    """--wandb: every Logger of one run directory asks W&B for the same run id (a resume
+    began a new W&B run); another directory gets another id."""
+    import sys
+    import types
+    calls = []
+
+    class Run:
+        def log(self, *a, **k):
+            pass
+
+        def finish(self):
+            pass
+    fake = types.SimpleNamespace(init=lambda **kw: calls.append(kw) or Run())
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    (tmp_path / "b").mkdir()
+    Logger(tmp_path, ("loss",), tensorboard=False, wandb_config={}).close()
+    Logger(tmp_path, ("loss",), tensorboard=False, wandb_config={}, resume_step=0).close()
+    Logger(tmp_path / "b", ("loss",), tensorboard=False, wandb_config={}).close()
+    ids = [c["id"] for c in calls]
+    assert ids[0] == ids[1] != ids[2] and all(c["resume"] == "allow" for c in calls)
+
+
 def test_resumed_log_with_other_columns_gets_the_new_header(tmp_path):
     """A run logged by an older contrl (fewer columns) and resumed by this one keeps every
     value under its own column name."""
