@@ -100,6 +100,10 @@ class AlgoConfig(_Checks):
     def check_run(self, run: "RunConfig") -> None:
         """Raise ConfigError where this config cannot work with the run's settings."""
 
+    def check_dataset(self, dataset) -> None:
+        """Refuse a dataset (an offline run's, or offline_ratio's) these agents cannot learn
+        from; called once it is loaded, before anything is built."""
+
     def check_new_run(self, run: "RunConfig") -> None:
         """Checks for a new run only (a resumed run keeps what it was started with)."""
 
@@ -196,6 +200,11 @@ class RunConfig(_Checks):
         if self.steps % self.num_envs:
             raise ConfigError(f"steps ({self.steps}) must be a multiple of num_envs "
                               f"({self.num_envs}): each step steps every env once")
+
+    def added_inputs(self) -> list[str]:
+        """The options (as flags) that give the agent more than the env's own observation."""
+        plain = {"frame_stack": 1, "prev_action": False, "prev_reward": False}
+        return [f"--{k.replace('_', '-')}" for k, v in plain.items() if getattr(self, k) != v]
 
     @property
     def env_kwargs(self) -> dict:

@@ -151,9 +151,6 @@ class OffPolicyConfig(AlgoConfig):
         drawn with ``rng``; the same kind of sample as ``replay_batches``."""
         return dataset.sample(rng, n, self.gamma, k)
 
-    def check_dataset(self, dataset) -> None:
-        """Refuse a dataset (offline_ratio) these agents cannot learn from."""
-
     def check_episode_limit(self, episode_limit: int | None) -> None:
         """Refuse, at set-up, an env time limit (None: none) these agents cannot train with."""
 

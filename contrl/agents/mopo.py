@@ -27,7 +27,7 @@ from contrl.agents.sac import SAC, SACConfig, sac_fields
 from contrl.config import ConfigError
 from contrl.data.batch import Batch
 from contrl.data.model_buffer import ModelBuffer
-from contrl.envs.termination import termination_fn
+from contrl.envs.termination import TERMINATIONS, termination_fn
 from contrl.errors import ContrlError
 from contrl.nets import tanh_gaussian_sample
 from contrl.run import read_run_config
@@ -129,11 +129,17 @@ class MOPOConfig(OfflineConfig, SACConfig):
         super().check_run(run)
         if self.online_steps:
             raise ConfigError("mopo has no online phase (online_steps must be 0)")
-        if termination_fn(run.env) is not None and (run.frame_stack > 1 or run.prev_action
-                                                    or run.prev_reward or run.action_repeat > 1):
+        if termination_fn(run.env) is not None and (run.added_inputs() or run.action_repeat > 1):
             raise ConfigError(f"mopo's termination rule for {run.env} reads its plain "
                               "observations: no frame_stack, prev_action, prev_reward or "
                               "action_repeat")
+
+    def check_dataset(self, dataset) -> None:
+        if termination_fn(dataset.env_id) is None and dataset.terminals.any():
+            raise ContrlError(f"{self.dataset} has terminations ({int(dataset.terminals.sum())}), "
+                              f"but contrl knows no termination rule for {dataset.env_id}: mopo's "
+                              "model rollouts would run on through them (rules: "
+                              f"{', '.join(TERMINATIONS)})")
 
     def check_new_run(self, run) -> None:
         """--dynamics is read when the run starts (a resumed run holds its copy: the source

@@ -66,8 +66,7 @@ class SeededSACConfig(SACConfig):
         if not (self.seed_from or self.dataset):
             raise ConfigError("seeded_sac needs a seeding policy or data (--seed-from BC_RUN "
                               "or --dataset ID)")
-        plain = {"frame_stack": 1, "prev_action": False, "prev_reward": False}
-        extra = [f"--{k.replace('_', '-')}" for k, v in plain.items() if getattr(run, k) != v]
+        extra = run.added_inputs()
         if extra:
             raise ConfigError(f"seeded_sac seeds its networks on the data's plain observations: "
                               f"{', '.join(extra)} would change what they read")

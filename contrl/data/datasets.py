@@ -469,9 +469,9 @@ def _append_episodes(ds, parts: dict, path: Path, obs_keys: tuple[str, ...],
     """Each episode of the Minari dataset ``ds`` appended to ``parts``' lists, observations
     flattened in the order ``obs_keys``; observations stored flat in the ``recorded`` order
     (contrl's goal datasets) are refused in another."""
+    reordered = bool(recorded) and tuple(recorded) != tuple(obs_keys)
     for n, ep in enumerate(ds.iterate_episodes()):
-        if (recorded and not hasattr(ep.observations, "keys")
-                and tuple(recorded) != tuple(obs_keys)):
+        if reordered and not hasattr(ep.observations, "keys"):
             raise DatasetError(f"{path} stores its observations flat, keys in the order "
                                f"{', '.join(recorded)}, not {', '.join(obs_keys)}: give "
                                f"--obs-keys {' '.join(recorded)}")

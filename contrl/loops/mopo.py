@@ -23,7 +23,6 @@ import numpy as np
 from contrl.agents.dynamics import (DynamicsTrainer, dynamics_path, model_arrays,
                                     saved_model_meta, spec_difference, split_dataset)
 from contrl.data.model_buffer import ModelBuffer
-from contrl.envs.termination import TERMINATIONS, termination_fn
 from contrl.errors import ContrlError
 from contrl.loops.common import check_finite, check_same_data
 from contrl.loops.offline import OfflineLoop
@@ -56,11 +55,6 @@ class MOPOLoop(OfflineLoop):
                  algo: str = "<algo>"):
         super().__init__(run_cfg, algo_cfg, agent_cls, run_dir, resume, algo)
         cfg, data = algo_cfg, self.dataset
-        if termination_fn(run_cfg.env) is None and data.terminals.any():
-            raise ContrlError(f"{cfg.dataset} has terminations ({int(data.terminals.sum())}), "
-                              f"but contrl knows no termination rule for {run_cfg.env}: mopo's "
-                              "model rollouts would run on through them (rules: "
-                              f"{', '.join(TERMINATIONS)})")
         done = self.run.step
         if done % cfg.rollout_every and run_cfg.steps > done:
             raise ContrlError(f"{run_dir} ended at step {done}, between two model rollouts "

@@ -27,6 +27,7 @@ class OfflineLoop(Loop):
         self.dataset = load_dataset(algo_cfg.dataset, run_cfg.env, run_cfg.obs_keys,
                                     algo_cfg.dataset_action_units).head(
             algo_cfg.dataset_size)
+        algo_cfg.check_dataset(self.dataset)  # before anything is built
         pool, self.agent, self.ckpt, state = start(run_cfg, algo_cfg, agent_cls, run_dir, resume)
         pool.close()  # offline: the env is only evaluated
         self.dataset = dataset_for_run(self.dataset, run_cfg, pool)
