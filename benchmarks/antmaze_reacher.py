@@ -55,13 +55,14 @@ def drive(run: Path, maze: str, episodes: int, out: Path) -> dict:
     from contrl.envs.maze import MazeGeometry
     from contrl.envs.maze_planner import WaypointPlanner
     from contrl.evaluate import evaluate
+    from contrl.seeding import stream_seed
     from contrl.maze_picture import draw_trace
     from contrl.run import atomic_write_bytes
     from contrl.rundir import load_agent
 
     reacher = load_agent(run, "best")[0]
     driver = MazeDriver(reacher, WaypointPlanner(MazeGeometry.of_env(make_env(maze))))
-    result = evaluate(driver, maze, episodes, seed=0, trace=True)
+    result = evaluate(driver, maze, episodes, stream_seed(0, "eval_envs", "offset"), trace=True)
     trace = result.pop("trace")
     name = f"drive_{maze}.png"
     atomic_write_bytes(out / name, draw_trace(trace, f"{maze}: reacher + planner").png)

@@ -21,10 +21,12 @@ from common import atomic_write_text, log, report_header
 def evaluate_picture(policy, maze: str, episodes: int, seed: int, out: Path, name: str,
                      title: str, **env_kwargs) -> dict:
     from contrl.evaluate import evaluate
+    from contrl.seeding import stream_seed
     from contrl.maze_picture import draw_trace
     from contrl.run import atomic_write_bytes
 
-    result = evaluate(policy, maze, episodes, seed, trace=True, **env_kwargs)
+    result = evaluate(policy, maze, episodes, stream_seed(seed, "eval_envs", "offset"), trace=True,
+                      **env_kwargs)
     atomic_write_bytes(out / f"{name}.png", draw_trace(result.pop("trace"), title).png)
     return result
 

@@ -100,7 +100,8 @@ def final_eval(run: Path, episodes: int) -> float:
     from contrl.evaluate import evaluate
     from contrl.rundir import load_agent
     agent, run_cfg, _, meta = load_agent(run, "latest")
-    res = evaluate(agent, run_cfg.env, episodes, run_cfg.seed, **run_cfg.env_kwargs)
+    res = evaluate(agent, run_cfg.env, episodes, run_cfg.stream_seed("eval_envs"),
+                   **run_cfg.env_kwargs)
     atomic_write_json(cache, {"episodes": episodes, "step": meta["step"],
                               "mean_return": res["mean_return"], "returns": res["returns"]})
     return res["mean_return"]

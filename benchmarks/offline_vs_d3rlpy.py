@@ -420,6 +420,7 @@ def main():
     from contrl.data.datasets import load_dataset
     from contrl.envs import make_env
     from contrl.evaluate import evaluate
+    from contrl.seeding import stream_seed
 
     ds = load_dataset(a.dataset, a.env)
     env_kwargs = contrl_config(algos[0], a.updates, a.env, a.preset)[0].env_kwargs
@@ -450,7 +451,8 @@ def main():
 
         def run_eval(policy) -> dict:
             """The deterministic evaluation every score here comes from."""
-            return evaluate(policy, a.env, a.eval_episodes, seed, **env_kwargs)
+            return evaluate(policy, a.env, a.eval_episodes,
+                            stream_seed(seed, "eval_envs", "offset"), **env_kwargs)
 
         def run_one(lib: str) -> float:
             evals = (Evaluations(a.eval_every, a.updates,

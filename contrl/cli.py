@@ -79,9 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="episodes (default: 100 on mazes, 10 otherwise)")
     ev.add_argument("--checkpoint", choices=("best", "latest"), default="best")
     ev.add_argument("--seed", type=int, default=None,
-                    help="evaluation seed (default: the run's + 1000000, episodes that the "
-                         "evaluations during training, which chose the best checkpoint, never "
-                         "saw; the run's own seed repeats those)")
+                    help="play the evaluation episodes of a run with this seed (default: "
+                         "episodes held out from the evaluations during training, which chose "
+                         "the best checkpoint; the run's own seed repeats those)")
 
     sub.add_parser("list", help="algorithms, environments and presets")
 
@@ -240,7 +240,7 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     from contrl.envs.make import default_eval_episodes
-    from contrl.evaluate import evaluate, held_out_seed
+    from contrl.evaluate import evaluate
     from contrl.maze_picture import draw_trace
     from contrl.run import atomic_write_bytes, atomic_write_json
     from contrl.rundir import load_agent
@@ -250,13 +250,15 @@ def cmd_eval(args) -> int:
     if args.seed is not None:  # else the run's own
         C.check_seed(args.seed)
     agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)
-    seed = held_out_seed(run_cfg.seed) if args.seed is None else args.seed
+    seed = (run_cfg.stream_seed("held_out_envs") if args.seed is None
+            else dataclasses.replace(run_cfg, seed=args.seed).stream_seed("eval_envs"))
     episodes = default_eval_episodes(run_cfg.env) if args.episodes is None else args.episodes
     with progress_bar("evaluating (episodes)") as on_chunk:
         result = evaluate(agent, run_cfg.env, episodes, seed, trace=True, on_chunk=on_chunk,
                           **run_cfg.env_kwargs)
     used = meta["checkpoint"]  # best falls back to latest in a run that never evaluated
-    result.update(checkpoint=used, step=meta.get("step"), seed=seed)
+    result.update(checkpoint=used, step=meta.get("step"), seed=args.seed,
+                  first_episode_seed=seed)
     trace = result.pop("trace", None)
     atomic_write_json(os.path.join(args.run_dir, f"eval-{used}.json"), result)
     if trace is not None:
@@ -419,7 +421,6 @@ def cmd_sweep(args) -> int:
 
 def cmd_video(args) -> int:
     from contrl import video
-    from contrl.evaluate import EVAL_SEED_OFFSET
     from contrl.run import read_run_config
     from contrl.rundir import checkpoint_path, load_agent
 
@@ -459,7 +460,7 @@ def cmd_video(args) -> int:
     read_run_config(args.run_dir)  # a missing run is named before any GL question
     video.choose_gl_backend()
     agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)
-    seed = (run_cfg.seed + EVAL_SEED_OFFSET) if args.seed is None else args.seed
+    seed = run_cfg.stream_seed("eval_envs") if args.seed is None else args.seed
     clip = video.render_episodes(agent, run_cfg.env, args.episodes, seed, args.size, args.fps,
                                  args.max_steps, **run_cfg.env_kwargs)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,8 @@ import typing
 from functools import lru_cache
 from pathlib import Path
 
+from contrl import seeding
+
 PRESET_DIR = Path(__file__).parent / "presets"
 
 
@@ -132,6 +134,12 @@ class RunConfig(_Checks):
     """Environment id: a Gymnasium id (e.g. HalfCheetah-v5) or dmc:<domain>-<task>."""
     seed: int = 0
     """Random seed of the agent, the environment and the replay sampling."""
+    seed_streams: str = "hashed"
+    """How the run's random streams (replay draws, warm-up actions, dataset batches, training
+    and evaluation envs) derive from its seed: hashed (independent per purpose and per seed) or
+    offset (seed, seed + 1, ...; evaluation episode i seeded seed + 100000 + i, so neighbouring
+    seeds shared most evaluation episodes: how runs made before 2026-12-07 drew, which read as
+    offset)."""
     steps: int = 1_000_000
     """Total environment steps to train for."""
     num_envs: int = 1
@@ -182,6 +190,7 @@ class RunConfig(_Checks):
 
     BEST_METRICS: typing.ClassVar[tuple[str, ...]] = ("auto", "return", "normalized_score",
                                                       "success_rate")
+    FORMER_DEFAULTS = {"seed_streams": "offset"}
 
     def validate(self) -> None:
         self._positive("steps", "num_envs", "action_repeat", "checkpoint_every",
@@ -190,6 +199,7 @@ class RunConfig(_Checks):
             self._positive("eval_episodes")
         self._nonneg("eval_every", "video_every")
         check_seed(self.seed)
+        self._one_of("seed_streams", seeding.SCHEMES)
         self._one_of("best_metric", self.BEST_METRICS)
         twice = sorted({k for k in self.obs_keys if list(self.obs_keys).count(k) > 1})
         if twice:  # the policy's input would hold that key's values twice
@@ -205,6 +215,14 @@ class RunConfig(_Checks):
         """The options (as flags) that give the agent more than the env's own observation."""
         plain = {"frame_stack": 1, "prev_action": False, "prev_reward": False}
         return [f"--{k.replace('_', '-')}" for k, v in plain.items() if getattr(self, k) != v]
+
+    def stream_seed(self, purpose: str) -> int:
+        """The seed of this run's random stream for ``purpose`` (``contrl.seeding``)."""
+        return seeding.stream_seed(self.seed, purpose, self.seed_streams)
+
+    def stream(self, purpose: str):
+        """This run's numpy generator for ``purpose`` (``contrl.seeding``)."""
+        return seeding.stream(self.seed, purpose, self.seed_streams)
 
     @property
     def env_kwargs(self) -> dict:

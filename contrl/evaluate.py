@@ -10,17 +10,6 @@ from contrl.envs import EnvPool
 from contrl.envs.maze import MazeGeometry, agent_xy, goal_xy, is_maze, turned_over
 from contrl.policy import Policy
 
-EVAL_SEED_OFFSET = 100_000
-HELD_OUT_SEED_OFFSET = 1_000_000
-"""``contrl eval``'s default seed is the run's plus this: episodes that no evaluation during
-training saw (those chose the best checkpoint, so scoring it on them again is optimistic)."""
-
-
-def held_out_seed(run_seed: int) -> int:
-    """The evaluation seed of episodes held out from a run's training-time evaluations."""
-    return (run_seed + HELD_OUT_SEED_OFFSET) % 2**31  # room for the episodes' offsets
-
-
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson score interval of a binomial proportion (sensible at 0 and n successes)."""
     if n == 0:
@@ -49,9 +38,9 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, trace: bool 
              on_chunk=None, **env_kwargs) -> dict:
     """Run ``episodes`` episodes in lockstep (one env each, so the policy is called once per
     step for all of them; more than ``EVAL_CHUNK`` run that many at a time), carrying the
-    policy's state through each episode. Episode ``i`` is
-    seeded ``seed + EVAL_SEED_OFFSET + i``, so every evaluation of a run sees the same start
-    states. When the env reports success, the result has ``success_rate`` (an episode
+    policy's state through each episode. Episode ``i``'s env is
+    seeded ``seed + i``: a run passes its ``eval_envs`` stream seed (``contrl.seeding``), so
+    every evaluation of a run sees the same start states. When the env reports success, the result has ``success_rate`` (an episode
     succeeds if it reached the goal at any step) with its 95% interval, and the steps each
     successful episode took to first reach its goal (``steps_to_goal``, None for a failure;
     ``mean_steps_to_goal`` over the successes). On an AntMaze it also has ``turned_over_rate``,
@@ -65,7 +54,7 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, trace: bool 
     chunks = []
     for first in range(0, episodes, EVAL_CHUNK):
         n = min(EVAL_CHUNK, episodes - first)
-        chunks.append(_run_episodes(policy, env_id, n, seed + EVAL_SEED_OFFSET + first, trace,
+        chunks.append(_run_episodes(policy, env_id, n, seed + first, trace,
                                     env_kwargs))
         if on_chunk is not None:
             on_chunk(first + n, episodes)

@@ -137,8 +137,8 @@ def find_runs(dirs: list[str], step: int | None = None) -> list[RunCurve]:
 
 # settings that do not change what a run learns: runs differing only in these are seeds of
 # one setting
-BOOKKEEPING = {"seed", "runs_dir", "progress", "tensorboard", "wandb", "checkpoint_every",
-               "log_every", "eval_every", "eval_episodes", "best_metric"}
+BOOKKEEPING = {"seed", "seed_streams", "runs_dir", "progress", "tensorboard", "wandb",
+               "checkpoint_every", "log_every", "eval_every", "eval_episodes", "best_metric"}
 
 
 def setting_label(run: RunCurve, varying: list[str]) -> str:

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from contrl.cli import main
+from contrl.seeding import stream_seed
 
 
 @pytest.mark.parametrize("argv, msg", [
@@ -107,10 +108,12 @@ def test_train_eval_resume_roundtrip(tmp_path, capsys, monkeypatch):
     assert main(["eval", str(run), "--episodes", "3", "--checkpoint", "latest"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["episodes"] == 3 and out["step"] == 300
-    assert out["seed"] == 1_000_000  # held out: not the episodes that chose best.ckpt
+    # held out: not the episodes that chose best.ckpt
+    assert out["seed"] is None and out["first_episode_seed"] == stream_seed(0, "held_out_envs")
     assert main(["eval", str(run), "--episodes", "3", "--checkpoint", "latest", "--seed", "0"]) == 0
     own = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert own["seed"] == 0 and own["mean_return"] != out["mean_return"]
+    assert own["seed"] == 0 and own["first_episode_seed"] == stream_seed(0, "eval_envs")
+    assert own["mean_return"] != out["mean_return"]
     (run / "checkpoints" / "latest.ckpt").write_bytes(b"not a checkpoint")
     assert main(["eval", str(run), "--checkpoint", "latest"]) == 2
     assert "not a readable contrl checkpoint" in capsys.readouterr().err

@@ -13,7 +13,7 @@ PACKAGE = Path(contrl.__file__).parent
 # rank of each module (by its dotted name's first parts); a module may import only modules of
 # its own rank or below
 RANKS = {
-    "contrl.errors": 0, "contrl.config": 0, "contrl.serialize": 0,
+    "contrl.errors": 0, "contrl.seeding": 0, "contrl.config": 0, "contrl.serialize": 0,
     "contrl.policy": 1, "contrl.normalize": 1, "contrl.nets": 1, "contrl.envs": 1,
     "contrl.data": 1, "contrl.run": 1, "contrl.evaluate": 1, "contrl.video": 1,
     "contrl.maze_picture": 1,
@@ -52,8 +52,15 @@ def imports(path: Path) -> list[tuple[int, str]]:
         if isinstance(node, ast.Import):
             out += [(node.lineno, a.name) for a in node.names if a.name.startswith("contrl")]
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("contrl"):
-            out.append((node.lineno, node.module))
+            # ``from contrl import config``: the submodule config, not the package
+            out += [(node.lineno, sub if is_module(sub) else node.module)
+                    for sub in (f"{node.module}.{a.name}" for a in node.names)]
     return out
+
+
+def is_module(name: str) -> bool:
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
 
 SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__main__.py")
@@ -71,3 +78,5 @@ def test_the_check_catches_an_upward_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from contrl.train import train\n")
     assert imports(bad) == [(2, "contrl.train")] and rank("contrl.train") > rank("contrl.data")
+    bad.write_text("from contrl import train, errors\n")  # submodules named in a from-import
+    assert imports(bad) == [(1, "contrl.train"), (1, "contrl.errors")]

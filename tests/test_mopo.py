@@ -65,7 +65,7 @@ def _linear_data(n=600, seed=0):
 
 
 def _trainer(data, lr, epochs, patience, batch_size=64):
-    train_rows, val_rows = split_dataset(_Sized(data), 100, 0)
+    train_rows, val_rows = split_dataset(_Sized(data), 100, np.random.default_rng(0))
     x, y = model_arrays(data, train_rows)
     spec, how = DynamicsSpec(2, 1, (32, 32), 3, 2), TrainSpec(batch_size, lr, 0.0, epochs, patience)
     return (DynamicsTrainer.create(spec, how, x, y, 0), tuple(map(jnp.asarray, (x, y))),
@@ -123,7 +123,7 @@ def test_a_batch_larger_than_the_training_rows_is_one_batch_of_them_all():
 
 def test_a_dataset_too_small_for_a_validation_split_is_refused():
     with pytest.raises(ConfigError, match="too few to hold out"):
-        split_dataset(_Sized(_linear_data(n=4)), 100, 0)
+        split_dataset(_Sized(_linear_data(n=4)), 100, np.random.default_rng(0))
 
 
 def test_rollouts_stop_at_terminations():

@@ -250,9 +250,9 @@ def test_a_stateful_policy_keeps_its_carry_through_loop_evaluation_and_resume(tm
     assert int(resumed.seen) == 44750 and float(resumed.w) == float(agent.w)
     # evaluation carries the counter through the episode: the same as acting by hand
     from contrl.envs import make_env
-    from contrl.evaluate import EVAL_SEED_OFFSET
+    from contrl.seeding import stream_seed
     env = make_env("Pendulum-v1")
-    env.reset(seed=EVAL_SEED_OFFSET)
+    env.reset(seed=stream_seed(0, "eval_envs"))  # the run's (seed 0) first evaluation episode
     total, t, done = 0.0, 0, False
     while not done:
         _, r, term, trunc, _ = env.step(np.tanh(float(agent.w) + np.float32(t) / 50.0 - 1.0)[None])

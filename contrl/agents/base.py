@@ -30,7 +30,7 @@ class Agent(Protocol):
     - ``eval_actions(obs, carry) -> (actions, carry)``: deterministic actions.
     - ``update(batch) -> (agent, metrics)``: one compiled call of learning; ``METRICS`` names
       the metrics it reports.
-    - ``pretrain(cfg, env_id, seed)``: once, before the first online step of a fresh run.
+    - ``pretrain(cfg, run_cfg)``: once, before the first online step of a fresh run.
     - ``fit_dataset(dataset, cfg)``: once, before the first offline update of a fresh run.
     """
 
@@ -48,7 +48,7 @@ class Agent(Protocol):
 
     def update(self, batch) -> tuple["Agent", dict]: ...
 
-    def pretrain(self, cfg, env_id: str, seed: int, obs_keys: tuple = ()) -> "Agent": ...
+    def pretrain(self, cfg, run_cfg) -> "Agent": ...
 
     def fit_dataset(self, dataset, cfg) -> "Agent": ...
 
@@ -57,7 +57,7 @@ class AgentBase(Stateless):
     """Defaults of ``Agent``'s optional parts: no carried state, no pretraining, no dataset
     statistics. Mixed into the agents' pytree classes (it has no fields)."""
 
-    def pretrain(self, cfg, env_id: str, seed: int, obs_keys: tuple = ()):
+    def pretrain(self, cfg, run_cfg):
         return self
 
     def fit_dataset(self, dataset, cfg):

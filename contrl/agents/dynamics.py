@@ -198,15 +198,15 @@ class TrainSpec:
     patience: int
 
 
-def split_dataset(dataset, holdout: int, seed: int):
+def split_dataset(dataset, holdout: int, rng: np.random.Generator):
     """(train rows, validation rows): ``holdout`` random rows (at most a fifth of the data)
-    held out, drawn with ``seed``."""
+    held out, drawn with ``rng``."""
     n = len(dataset)
     n_val = min(holdout, n // 5)
     if n_val < 1:
         raise ConfigError(f"dataset {dataset.name} has {n} transitions: too few to hold out "
                           "a validation split for the dynamics model (at least 5)")
-    perm = np.random.default_rng(seed).permutation(n)
+    perm = rng.permutation(n)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 

@@ -99,11 +99,10 @@ class SeededSAC(SAC):
                    bc_weight=cfg.bc_weight, bc_decay_steps=cfg.bc_decay_steps,
                    bc_normalize_q=cfg.bc_normalize_q)
 
-    def pretrain(self, cfg: SeededSACConfig, env_id: str, seed: int,
-                 obs_keys: tuple = ()) -> "SeededSAC":
+    def pretrain(self, cfg: SeededSACConfig, run_cfg) -> "SeededSAC":
         """Seed the actor (and the critics, if there are demonstrations; dict observations
         flattened in the run's ``obs_keys`` order)."""
-        return seed_sac(self, cfg, env_id, seed, obs_keys)
+        return seed_sac(self, cfg, run_cfg)
 
     def _actor_loss(self, params, batch: Batch, key: jax.Array):
         mean, log_std = self.actor.apply_fn(params, batch.obs)
@@ -165,9 +164,10 @@ def actor_dims(actor_params) -> tuple[int, int]:
     return mlp[layers[0]]["kernel"].shape[0], mlp[layers[-1]]["bias"].shape[0] // 2
 
 
-def seed_sac(agent: SeededSAC, cfg: SeededSACConfig, env_id: str, seed: int,
-             obs_keys: tuple = ()) -> SeededSAC:
-    """``agent`` with its actor (and critics, if there are demonstrations) seeded."""
+def seed_sac(agent: SeededSAC, cfg: SeededSACConfig, run_cfg) -> SeededSAC:
+    """``agent`` with its actor (and critics, if there are demonstrations) seeded, for the run
+    ``run_cfg`` (its env, observation keys and random streams)."""
+    env_id, obs_keys = run_cfg.env, run_cfg.obs_keys
     dataset_name = cfg.dataset
     if cfg.seed_from:
         bc, saved, bc_cfg = load_bc_run(cfg.seed_from, *actor_dims(agent.actor.params))
@@ -188,23 +188,23 @@ def seed_sac(agent: SeededSAC, cfg: SeededSACConfig, env_id: str, seed: int,
     if not cfg.seed_from:
         # the Gaussian head: its network is SAC's actor
         bc = BC.create(BCConfig(head="gaussian", hidden=cfg.hidden, dataset=dataset_name),
-                       data.obs_dim, data.action_dim, seed).fit_normalizer(data.observations)
-        rng = np.random.default_rng(seed)
+                       data.obs_dim, data.action_dim, run_cfg.seed
+                       ).fit_normalizer(data.observations)
+        rng = run_cfg.stream("pretrain")
         for _ in range(max(1, cfg.pretrain_steps // 100)):
             bc, _ = bc.update(data.sample(rng, cfg.batch_size, cfg.gamma, 100))
     actor_params = bc.export_actor()
     agent = agent.replace(actor=agent.actor.replace(params=actor_params),
                           bc_params=jax.tree_util.tree_map(jnp.copy, actor_params))
     if data is not None and cfg.pretrain_steps > 0:
-        agent = fit_critic(agent, data, cfg, seed)
+        agent = fit_critic(agent, data, cfg, run_cfg.stream("pretrain_critic"))
     return agent
 
 
-def fit_critic(agent, data, cfg, seed: int):
+def fit_critic(agent, data, cfg, rng: np.random.Generator):
     """Regress every critic on the demonstrations' discounted returns-to-go, then copy the
     result to the target critics."""
     rtg = data.returns_to_go(cfg.gamma)
-    rng = np.random.default_rng(seed + 1)
     critic = agent.critic
 
     @jax.jit

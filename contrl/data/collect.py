@@ -13,6 +13,7 @@ from contrl.envs.make import flattening_keys, raw_action_space
 from contrl.errors import ContrlError
 from contrl.evaluate import evaluate
 from contrl.policy import NoisyPolicy, Policy, RandomPolicy, SampledPolicy, reset_carry
+from contrl.seeding import stream_seed
 
 
 def rollout_episodes(policy: Policy, env_id: str, steps: int, seed: int, num_envs: int = 8,
@@ -94,9 +95,12 @@ def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: flo
     action_dim = raw_action_space(env_id).shape[0]
     if refs is None:
         rand = RandomPolicy(action_dim, seed + 7)
-        ref_min = evaluate(rand, env_id, ref_episodes, seed, **env_kwargs)["mean_return"]
+        # the episodes collections have always scored on (a dataset remade with its recorded
+        # seed gets the same reference scores): not a run, so no seed_streams to choose
+        first = stream_seed(seed, "eval_envs", "offset")
+        ref_min = evaluate(rand, env_id, ref_episodes, first, **env_kwargs)["mean_return"]
         ref_max = None if agent is None else evaluate(
-            agent, env_id, ref_episodes, seed, **env_kwargs)["mean_return"]
+            agent, env_id, ref_episodes, first, **env_kwargs)["mean_return"]
         if ref_max is not None and ref_max <= ref_min:  # a score would run backwards
             print(f"note: the policy's return ({ref_max:.1f}) is not above a random policy's "
                   f"({ref_min:.1f}): {name} gets no reference scores (--ref-from an expert "

@@ -24,7 +24,7 @@ from contrl.data.datasets import check_same_data  # noqa: F401 (the loops' too)
 from contrl.envs import EnvPool
 from contrl.envs.make import Episode
 from contrl.errors import ContrlError, NonFiniteLossError
-from contrl.evaluate import EVAL_SEED_OFFSET, evaluate
+from contrl.evaluate import evaluate
 from contrl.policy import Carry, restore_carry
 from contrl.run import (Checkpoint, Logger, Progress, RateMeter, atomic_write_bytes,
                         atomic_write_json, save_checkpoint)
@@ -93,7 +93,8 @@ class Start(NamedTuple):
 def start(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool, agent=None) -> Start:
     """The environments and a fresh agent (or ``agent``, e.g. one trained offline), or, when
     resuming, the agent and the environments' exact state from ``latest.ckpt``."""
-    pool = EnvPool(run_cfg.env, run_cfg.num_envs, run_cfg.seed, **run_cfg.env_kwargs)
+    pool = EnvPool(run_cfg.env, run_cfg.num_envs, run_cfg.stream_seed("train_envs"),
+                   **run_cfg.env_kwargs)
     if agent is None or resume:
         agent = agent_cls.create(algo_cfg, pool.obs_dim, pool.action_dim, run_cfg.seed,
                                  num_envs=run_cfg.num_envs)
@@ -224,8 +225,8 @@ class Session:
             self._recent = []
         if do_eval:
             agent = agent()
-            result = evaluate(agent, cfg.env, cfg.eval_episodes, cfg.seed, trace=True,
-                              **cfg.env_kwargs)
+            result = evaluate(agent, cfg.env, cfg.eval_episodes, cfg.stream_seed("eval_envs"),
+                              trace=True, **cfg.env_kwargs)
             result["step"] = step
             trace = result.pop("trace", None)
             self.result, self.last_eval = result, result["mean_return"]
@@ -256,7 +257,7 @@ class Session:
     def record_video(self, agent) -> None:
         """One deterministic episode to videos/step-<N>.mp4, its frames to TensorBoard."""
         from contrl import video
-        clip = video.render_episodes(agent, self.cfg.env, 1, self.cfg.seed + EVAL_SEED_OFFSET,
+        clip = video.render_episodes(agent, self.cfg.env, 1, self.cfg.stream_seed("eval_envs"),
                                      **self.cfg.env_kwargs)
         out = self.run_dir / "videos"
         out.mkdir(exist_ok=True)

@@ -33,7 +33,7 @@ class DAggerLoop(Loop):
                               "give this run the same options")
         self.pool, self.agent, ckpt, state = start(run_cfg, algo_cfg, agent_cls, run_dir, resume)
         self.cfg = algo_cfg
-        self.rng = np.random.default_rng(run_cfg.seed)
+        self.rng = run_cfg.stream("dagger")
         self.obs_data = np.zeros((0, self.pool.obs_dim), np.float32)
         self.act_data = np.zeros((0, self.pool.action_dim), np.float32)
         n = self.pool.n

@@ -14,8 +14,6 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from contrl.data.datasets import load_dataset
 from contrl.loops.common import Loop, Session, check_same_data, dataset_for_run, start
 
@@ -31,7 +29,7 @@ class OfflineLoop(Loop):
         pool, self.agent, self.ckpt, state = start(run_cfg, algo_cfg, agent_cls, run_dir, resume)
         pool.close()  # offline: the env is only evaluated
         self.dataset = dataset_for_run(self.dataset, run_cfg, pool)
-        self.rng = np.random.default_rng(run_cfg.seed)
+        self.rng = run_cfg.stream("offline")
         if state is not None:
             check_same_data(state.get("dataset_fingerprint"), self.dataset, algo_cfg.dataset,
                             str(run_dir), "give the data it was trained on, or start a new run")

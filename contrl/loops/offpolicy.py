@@ -26,7 +26,7 @@ class OffPolicyLoop(Loop):
     def __init__(self, run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = False,
                  algo: str = "<algo>", agent=None):
         super().__init__(run_dir, algo)
-        seed, n_envs = run_cfg.seed, run_cfg.num_envs
+        n_envs = run_cfg.num_envs
         fresh = agent is None
         self.offline, self.n_offline = None, round(algo_cfg.offline_ratio * algo_cfg.batch_size)
         if self.n_offline > 0:  # symmetric sampling: part of every batch from the dataset
@@ -38,7 +38,7 @@ class OffPolicyLoop(Loop):
         self.pool, self.agent, ckpt, state = start(run_cfg, algo_cfg, agent_cls, run_dir,
                                                    resume, agent)
         algo_cfg.check_episode_limit(self.pool.episode_limit)
-        self.data_rng = np.random.default_rng(seed + 2)
+        self.data_rng = run_cfg.stream("offline_mix")
         if self.n_offline > 0:
             self.offline = dataset_for_run(data, run_cfg, self.pool)
             if state is not None:
@@ -48,14 +48,14 @@ class OffPolicyLoop(Loop):
                 self.data_rng.bit_generator.state = state["data_rng"]
         self.cfg, self.n_envs = algo_cfg, n_envs
         self.buffer = ReplayBuffer(algo_cfg.buffer_size, self.pool.obs_dim, self.pool.action_dim,
-                                   n_envs, seed)
-        self.rng = np.random.default_rng(seed + 1)  # warm-up actions
+                                   n_envs, run_cfg.stream_seed("replay"))
+        self.rng = run_cfg.stream("warmup")  # warm-up actions
         self.carry = saved_carry(ckpt, self.agent.initial_carry(n_envs))
         if ckpt is not None:
             self.buffer.load_state(ckpt.arrays("buffer/"), state["buffer_rng"])
             self.rng.bit_generator.state = state["loop_rng"]
         elif fresh:  # e.g. imitation seeding, once, before the first step
-            self.agent = self.agent.pretrain(algo_cfg, run_cfg.env, seed, run_cfg.obs_keys)
+            self.agent = self.agent.pretrain(algo_cfg, run_cfg)
         scored = self.offline is not None and self.offline.ref_max_score is not None
         self.run = Session(run_cfg, algo_cfg, ("normalized_score",) * scored + agent_cls.METRICS,
                            run_dir, state, score=self.offline.normalized_score if scored else None)
