@@ -258,7 +258,7 @@ def cmd_eval(args) -> int:
                           **run_cfg.env_kwargs)
     used = meta["checkpoint"]  # best falls back to latest in a run that never evaluated
     result.update(checkpoint=used, step=meta.get("step"), seed=args.seed,
-                  first_episode_seed=seed)
+                  first_episode_seed=seed, seed_streams=run_cfg.seed_streams)
     trace = result.pop("trace", None)
     atomic_write_json(os.path.join(args.run_dir, f"eval-{used}.json"), result)
     if trace is not None:

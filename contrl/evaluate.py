@@ -38,9 +38,10 @@ def evaluate(policy: Policy, env_id: str, episodes: int, seed: int, trace: bool 
              on_chunk=None, **env_kwargs) -> dict:
     """Run ``episodes`` episodes in lockstep (one env each, so the policy is called once per
     step for all of them; more than ``EVAL_CHUNK`` run that many at a time), carrying the
-    policy's state through each episode. Episode ``i``'s env is
-    seeded ``seed + i``: a run passes its ``eval_envs`` stream seed (``contrl.seeding``), so
-    every evaluation of a run sees the same start states. When the env reports success, the result has ``success_rate`` (an episode
+    policy's state through each episode. Episode ``i``'s env is seeded ``seed + i``: a run
+    passes its ``eval_envs`` stream seed (``contrl.seeding``), so every evaluation of a run
+    sees the same start states. When the env reports success, the result has
+    ``success_rate`` (an episode
     succeeds if it reached the goal at any step) with its 95% interval, and the steps each
     successful episode took to first reach its goal (``steps_to_goal``, None for a failure;
     ``mean_steps_to_goal`` over the successes). On an AntMaze it also has ``turned_over_rate``,

@@ -164,8 +164,9 @@ def group(runs: list[RunCurve]) -> dict[tuple[str, str], list[RunCurve]]:
         for a, b in zip(rs, rs[1:]):
             if a.seed == b.seed:  # a copied run counted twice would narrow the interval
                 raise ContrlError(f"{a.path} and {b.path} are both seed {a.seed} of {label} on "
-                                  f"{env} (a copy, or one run twice?): give each seed once "
-                                  "(pass their folders to separate contrl report commands)")
+                                  f"{env} (a copy, one run twice, or the seed under both "
+                                  "seed_streams?): give each seed once (pass their folders to "
+                                  "separate contrl report commands)")
     return out
 
 

@@ -20,8 +20,8 @@ FORMER_OFFSETS = {
     "replay": 0,  # the replay buffer's draws
     "warmup": 1,  # an off-policy run's uniform actions before learning starts
     "offline_mix": 2,  # dataset rows mixed into an off-policy run's batches
-    "offline": 0,  # an offline run's batches
-    "dagger": 0,  # DAgger's choice of who acts
+    "offline": 0,  # an offline run's batches (MOPO: also its model rollouts' start rows)
+    "dagger": 0,  # DAgger's choice of who acts, and its batches
     "pretrain": 0,  # imitation-seeded SAC's behaviour-cloning batches
     "pretrain_critic": 1,  # its critics' regression batches
     "holdout": 0,  # which rows a dynamics model holds out for validation
@@ -32,13 +32,15 @@ FORMER_OFFSETS = {
 """Every purpose, with the offset from the seed that scheme ``offset`` gives it."""
 
 ROOM = 2**31
-"""Stream seeds are below this, so that an env index or episode number added to one stays a
-valid seed for every env (dm_control's take uint32)."""
+"""Hashed stream seeds are below this, so that an env index or episode number added to one
+stays a valid seed for every env (dm_control's take uint32). (Offset ones are the seed plus
+the offset, as they were: a seed near 2**32 overflows dm_control's range there.)"""
 
 
 def stream_seed(seed: int, purpose: str, scheme: str = "hashed") -> int:
-    """The seed of ``purpose``'s stream in a run of ``seed`` (an integer in [0, 2**31) plus, in
-    the ``offset`` scheme, the former offset, as runs made before had it)."""
+    """The seed of ``purpose``'s stream in a run of ``seed``: hashed, an integer in
+    [0, 2**31); offset, the seed plus the purpose's former offset, as runs made before had
+    it."""
     if purpose not in FORMER_OFFSETS:
         raise ValueError(f"unknown random stream {purpose!r}")
     if scheme == "offset":

@@ -165,7 +165,7 @@ def train_seeds(algo: str, env_id: str | None, overrides: dict, seeds: list[int]
     first = C.to_dict(run_cfg)
     for other_run, other_algo in configs[1:]:
         differ = sorted(k for k, v in C.to_dict(other_run).items()
-                        if k not in ("seed", "runs_dir") and first[k] != v)
+                        if k not in ("seed", "seed_streams", "runs_dir") and first[k] != v)
         differ += sorted(k for k, v in C.to_dict(other_algo).items()
                          if C.to_dict(algo_cfg)[k] != v)
         if differ:

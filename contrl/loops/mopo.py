@@ -72,7 +72,8 @@ class MOPOLoop(OfflineLoop):
             self.agent = self.agent.replace(
                 dynamics=load_dynamics(cfg.dynamics, self.agent.dynamics, data, cfg.dataset))
         else:
-            train_rows, val_rows = split_dataset(data, cfg.dynamics_holdout, run_cfg.stream("holdout"))
+            train_rows, val_rows = split_dataset(data, cfg.dynamics_holdout,
+                                                 run_cfg.stream("holdout"))
             x, y = model_arrays(data, train_rows)
             self.train_xy = (jnp.asarray(x), jnp.asarray(y))  # on the device once
             self.val_xy = tuple(map(jnp.asarray, model_arrays(data, val_rows)))
