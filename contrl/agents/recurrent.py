@@ -43,7 +43,9 @@ class RecurrentFields:
     """Width of the recurrent core's state."""
     seq_len: int = 64
     """Steps per training window (burn-in included), or -1 for whole episodes (windows as long
-    as the env's time limit, starting at episode starts)."""
+    as the env's time limit, starting at episode starts). Fixed windows start uniformly and
+    from a zero state, so an episode's first steps are trained about 1/seq_len as often as
+    its middle: tasks whose cue comes at the start (Reacher-FirstTarget) need -1."""
     burn_in: int = 0
     """First steps of each window that only warm the recurrent state (no loss, no gradient
     into the state they produce); shorter near an episode's start."""

@@ -32,7 +32,9 @@ def _span(a: int, b: int) -> tuple[int, ...]:
 
 
 # Gymnasium MuJoCo v5 observations are qpos (without the root's x, or x-y for Ant) followed
-# by qvel; Ant-v5's variants leave out the 78 contact forces, as D4RL and pomdp-baselines did.
+# by qvel; Ant-v5's variants leave out the 78 contact forces, as D4RL did. (pomdp-baselines'
+# PyBullet -P variants kept the feet's ground contacts, which MuJoCo's v5 observations lack:
+# contrl's -P variants hide a little more.)
 VARIANTS: dict[str, Variant] = {
     "Pendulum-P-v1": Variant("Pendulum-v1", (0, 1),
                              "cos and sin of the angle (no angular velocity)"),
