@@ -529,6 +529,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({e.filename})" if e.filename else ""
         print(f"contrl: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
+    except MemoryError as e:  # e.g. a --buffer-size far past the machine's memory
+        print(f"contrl: error: out of memory: {e or 'an allocation failed'} (a smaller "
+              "--buffer-size, --num-envs, --batch-size or dataset?)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # a second Ctrl-C, or one before any run directory existed
         print("contrl: error: interrupted; a new run's directory is removed, a resumed run "
               "keeps its last checkpoint", file=sys.stderr)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import itertools
+import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -455,6 +456,24 @@ MAX_REPS = 100_000
 (seeds x tasks x reps) stop fitting in memory for no better interval."""
 
 
+def check_not_users(out_dir: Path) -> None:
+    """A report replaces the report files of an earlier report in ``out_dir``, but not files
+    of those names that something else wrote (no contrl report.json beside them)."""
+    mine = out_dir / "report.json"
+    try:
+        earlier = json.loads(mine.read_text()) if mine.is_file() else None
+    except (OSError, ValueError):
+        earlier = None
+    if isinstance(earlier, dict) and {"runs", "per_task", "curves"} <= earlier.keys():
+        return
+    names = ("report.md", "report.json", "aggregates.png", "profiles.png")
+    taken = [p for p in (*map(out_dir.joinpath, names), *sorted(out_dir.glob("curves_*.png")))
+             if p.exists()] if out_dir.is_dir() else []
+    if taken:
+        raise ContrlError(f"{taken[0]} exists and is not from a contrl report: give --out "
+                          "another folder (a report writes report.md, report.json and PNGs)")
+
+
 def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int = 0,
            pick: str = "final", figures: bool = True, refs_path: Path = REFERENCES,
            step: int | None = None) -> dict:
@@ -474,6 +493,7 @@ def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int 
     out_dir = Path(out or dirs[0])
     if out_dir.exists() and not out_dir.is_dir():
         raise ContrlError(f"--out {out_dir} is a file; the report needs a folder")
+    check_not_users(out_dir)
     runs = find_runs(dirs, step)
     refs = load_references(refs_path)
     groups = group(runs)

@@ -120,6 +120,10 @@ def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = Tr
     return run_cfg, algo_cfg
 
 
+MAX_SEEDS = 1000
+"""Seeds one --seeds may name (a range past it is a typo, and would fill the memory)."""
+
+
 def parse_seeds(text: str) -> list[int]:
     """``0-4`` -> 0..4, ``0,3,7`` -> those, ``2`` -> [2]; mixing is allowed (``0-2,9``)."""
     seeds: list[int] = []
@@ -130,6 +134,9 @@ def parse_seeds(text: str) -> list[int]:
                 lo, hi = (int(x) for x in part.split("-", 1))
                 if hi < lo:
                     raise ContrlError(f"seed range '{part}' is empty (its end is below its start)")
+                if hi - lo >= MAX_SEEDS:  # checked before the list is built
+                    raise ContrlError(f"seed range '{part}' holds {hi - lo + 1} seeds; at most "
+                                      f"{MAX_SEEDS} at once")
                 seeds += range(lo, hi + 1)
             else:
                 seeds.append(int(part))

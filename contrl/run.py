@@ -149,6 +149,10 @@ def read_run_config(run_dir: Path) -> dict:
     if missing or not isinstance(saved["run"], dict) or not isinstance(saved["algo_config"], dict):
         raise ContrlError(f"{path} is not a contrl run configuration "
                           f"(missing or malformed: {', '.join(missing) or 'run/algo_config'})")
+    if not isinstance(saved["algo"], str) or not isinstance(saved["run"].get("env"), str):
+        # every run saves both: read without them, a run would be taken for another
+        raise ContrlError(f"{path} is not a contrl run configuration (its algo and run.env "
+                          "must be names)")
     return saved
 
 

@@ -70,6 +70,16 @@ class Trial:
                 *(() if self.use_preset else ("--no-preset",)), *option_flags(self.options)]
 
 
+def name_part(text: str) -> str:
+    """A --set value as part of a run directory's name: as given (':' as 'x'), or for a value
+    that is a path (a dataset file, a run), its last part and a hash of the whole, so that the
+    name is one folder and two paths never share it."""
+    if "/" not in text and os.sep not in text and text.strip("."):
+        return text.replace(":", "x")
+    last = Path(text.rstrip("/" + os.sep)).name.replace(":", "x").strip(".") or "path"
+    return f"{last}~{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
 def option_flags(options: dict) -> list[str]:
     """Command-line flags for config values (bools as --x / --no-x, tuples as several)."""
     out = []
@@ -196,7 +206,7 @@ def expand(algos: list[str], envs: list[str], seeds: list[int],
             values = [(name, _read_value(_field_class(algo, name), name,
                                          chosen.get(name, texts[0])))
                       for name, texts in sets]
-            label = "-".join(f"{n}{chosen[n].replace(':', 'x')}" for n, _ in axes)
+            label = "-".join(f"{n}{name_part(chosen[n])}" for n, _ in axes)
             for seed in seeds:
                 opts = {**dict(values), "seed": seed}
                 safe_env = env.replace(":", "_").replace("/", "_")

@@ -32,8 +32,8 @@ LOOPS = {
 
 def open_run_dir(run_cfg, algo: str, run_dir: str | None) -> tuple[Path, list[Path]]:
     """A new run's directory (``run_dir``, new or empty, or a fresh one under runs_dir) and
-    what this made, for removal if the start fails: the run's own directory (if it made it),
-    then the folders above it that it made, nearest first."""
+    the folders this made, for removal if the start fails: the run's own directory (unless it
+    was there, empty), then the folders above it that it made, nearest first."""
     if run_dir is None:
         above = _missing_folders(Path(run_cfg.runs_dir))
         path = new_run_dir(run_cfg.runs_dir, algo, run_cfg.env, run_cfg.seed)
@@ -54,21 +54,26 @@ def _missing_folders(path: Path) -> list[Path]:
     return [p for p in (path.absolute(), *path.absolute().parents) if not p.exists()]
 
 
-def remove_dirs(made: list[list[Path]]) -> None:
-    """Remove what failed starts made: each run's own directory with all in it, then the
-    folders above it that the start made, while they are empty (another run may be in one)."""
-    for paths in made:
-        if not paths:
-            continue
-        shutil.rmtree(paths[0], ignore_errors=True)
-        for folder in paths[1:]:
+def remove_dirs(created: list[tuple[Path, list[Path]]]) -> None:
+    """Remove what failed starts made (``created``: each run's directory, which was new or
+    empty, with the folders its start made): all in the run's directory, then the folders
+    made, nearest first, while they are empty (another run may be in one). A ``--run-dir``
+    the user made stays, empty as it was."""
+    for run_dir, made in created:
+        if run_dir.is_dir():
+            for child in run_dir.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        for folder in made:
             try:
                 folder.rmdir()
             except OSError:  # not empty (another run's), or gone
                 break
 
 
-def launch(algo: str, runs: list, algo_cfg, created: list[list[Path]],
+def launch(algo: str, runs: list, algo_cfg, created: list[tuple[Path, list[Path]]],
            make_loop: Callable[[], Loop]):
     """Write each run's config.json (``runs``: (RunConfig, run directory) pairs), set the loop
     up with ``make_loop()`` and run it, each run's directory held (``DirLock``). Signals are
@@ -129,7 +134,7 @@ def train(algo: str, env_id: str | None, overrides: dict, resume: str | None = N
             raise ContrlError("an environment id is required (e.g. HalfCheetah-v5)")
         run_cfg, algo_cfg = build_configs(algo, env_id, overrides, use_preset)
         run_dir, made = open_run_dir(run_cfg, algo, run_dir)
-        created = [made]
+        created = [(run_dir, made)]
     return launch(algo, [(run_cfg, run_dir)], algo_cfg, created,
                   lambda: LOOPS[kind](run_cfg, algo_cfg, agent_cls, run_dir,
                                       resume=bool(resume), algo=algo))
@@ -171,7 +176,7 @@ def train_seeds(algo: str, env_id: str | None, overrides: dict, seeds: list[int]
         if differ:
             raise C.ConfigError(f"runs trained together must differ in their seed alone; "
                                 f"these differ in {', '.join(differ)}")
-    created: list[list[Path]] = []
+    created: list[tuple[Path, list[Path]]] = []
     if resume:
         dirs = [Path(r) for r in resume]
     else:
@@ -181,7 +186,7 @@ def train_seeds(algo: str, env_id: str | None, overrides: dict, seeds: list[int]
                 path, made = open_run_dir(cfg, algo, None if run_dir is None
                                           else run_dir.replace("{seed}", str(seed)))
                 dirs.append(path)
-                created.append(made)
+                created.append((path, made))
         except BaseException:
             remove_dirs(created)
             raise

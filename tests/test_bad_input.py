@@ -162,12 +162,13 @@ def files(tmp_path):
             else:
                 (run / "progress.csv").write_bytes(bytes(range(128, 256)))
             return str(d / name)
-        if name in ("run_missing_keys", "run_bad_json", "run_wrong_types"):
+        if name in ("run_missing_keys", "run_bad_json", "run_wrong_types", "run_no_env"):
             run = d / name
             (run / "checkpoints").mkdir(parents=True)
             text = {"run_missing_keys": json.dumps({"algo": "sac"}), "run_bad_json": "{oops",
-                    "run_wrong_types": json.dumps({"algo": "sac", "run": {"seed": "zero"},
-                                                   "algo_config": {}})}[name]
+                    "run_wrong_types": json.dumps({"algo": "sac", "run": {
+                        "env": "Pendulum-v1", "seed": "zero"}, "algo_config": {}}),
+                    "run_no_env": json.dumps({"algo": "sac", "run": {}, "algo_config": {}})}[name]
             (run / "config.json").write_text(text)
             return str(run)
         raise KeyError(name)
@@ -278,6 +279,7 @@ CASES = [
     (["train", "sac", "--resume", "{run_missing_keys}"], "not a contrl run configuration"),
     (["train", "sac", "--resume", "{run_bad_json}"], "is not valid JSON"),
     (["train", "sac", "--resume", "{run_wrong_types}"], "seed: cannot read 'zero' as int"),
+    (["eval", "{run_no_env}"], "its algo and run.env must be names"),  # was read as Pendulum
     # seeds trained together (vmapped)
     (["train", "ppo", "Pendulum-v1", "--seeds", "0-1"], "must be sac, td3, ddpg runs, not ppo"),
     (["train", "rsac", "Pendulum-v1", "--seeds", "0-1"], "must be sac, td3, ddpg runs, not rsac"),
@@ -411,7 +413,7 @@ CASES = [
      "--set lr: '0.001' and '1e-3' are the same value"),
     (["sweep", "iql", "Pendulum-v1", "--set", "dataset={h5_twice}", "--dir", "{sweep_dir}"],
      "are the same value; give each value once"),
-    (["report", "{runs_no_env}"], "does not name the run's algorithm, env and integer seed"),
+    (["report", "{runs_no_env}"], "its algo and run.env must be names"),
     (["report", "{runs_text_seed}"], "seed 'zero'"),
     (["train", "iql", "Pendulum-v1", "--dataset", "{h5}", "--learning-starts", "100",
       "--no-random-warmup"], "--learning-starts, --no-random-warmup: settings of the online "

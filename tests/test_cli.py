@@ -18,11 +18,30 @@ from contrl.seeding import stream_seed
     (["train", "ppo", "Hopper-v5", "--minibatches", "5000"], "cannot be split into 5000"),
     (["train", "a2c", "Hopper-v5", "--gae-lambda", "2"], "gae_lambda must be in"),
     (["train", "ppo", "Hopper-v5", "--optimizer", "sgd"], "optimizer must be adam or rmsprop"),
+    (["train", "sac", "Pendulum-v1", "--seeds", "0-99999999999"], "at most 1000 at once"),
+    (["train", "sac", "phys2d/Pendulum-v0"], "functional JAX envs"),
 ])
 def test_bad_input_is_one_line_error(argv, msg, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert msg in err and len(err.splitlines()) == 1
+
+
+def test_a_failed_start_leaves_nothing_in_a_run_dir_the_user_made(tmp_path, capsys):
+    """A dataset that does not exist, a buffer far past the memory: one line each, and the
+    empty --run-dir given stays empty (it did not become a run that --resume would take)."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert main(["train", "iql", "Pendulum-v1", "--dataset", "pendulum-typo-v0",
+                 "--run-dir", str(mine), "--steps", "50", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no dataset 'pendulum-typo-v0'" in err and len(err.splitlines()) == 1
+    assert mine.is_dir() and not any(mine.iterdir())
+    assert main(["train", "sac", "Pendulum-v1", "--buffer-size", "1000000000000000",
+                 "--run-dir", str(mine), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "out of memory: Unable to allocate" in err and len(err.splitlines()) == 1
+    assert not any(mine.iterdir())
 
 
 def test_unknown_flag_is_rejected():

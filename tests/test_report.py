@@ -121,6 +121,18 @@ def test_normalization_table():
     assert normalize(1.0, "NoSuchEnv-v0", refs) is None
 
 
+def test_a_report_replaces_its_own_files_only(runs):
+    out = runs / "rep2"
+    report([str(runs)], reps=100, out=str(out), figures=False)
+    report([str(runs)], reps=100, out=str(out), figures=False)  # its own: replaced
+    mine = runs / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("my notes")
+    with pytest.raises(ContrlError, match="is not from a contrl report: give --out"):
+        report([str(runs)], reps=100, out=str(mine), figures=False)
+    assert (mine / "report.md").read_text() == "my notes"
+
+
 def test_no_runs_is_an_error(tmp_path):
     with pytest.raises(ContrlError, match="no evaluated runs"):
         report([str(tmp_path)])

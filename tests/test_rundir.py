@@ -15,6 +15,8 @@ from contrl.rundir import run_configs
     ('{"algo": "sac", "run": {}}', "missing or malformed: algo_config"),
     ('{"algo": "sac", "run": [], "algo_config": {}}', "not a contrl run configuration"),
     ("[1, 2]", "not a contrl run configuration"),
+    ('{"algo": ["sac"], "run": {"env": "Pendulum-v1"}, "algo_config": {}}', "must be names"),
+    ('{"algo": "sac", "run": {}, "algo_config": {}}', "must be names"),  # was read as Pendulum
 ])
 def test_bad_run_configs_are_refused(tmp_path, content, msg):
     if content is not None:

@@ -13,8 +13,8 @@ import pytest
 from contrl import config as C
 from contrl.errors import ContrlError
 from contrl.run import save_checkpoint
-from contrl.sweep import (Trial, core_slots, expand, last_step, option_flags, parse_seeds,
-                          parse_sets, status, sweep)
+from contrl.sweep import (Trial, core_slots, expand, last_step, name_part, option_flags,
+                          parse_seeds, parse_sets, status, sweep)
 
 
 def test_parse_seeds():
@@ -75,7 +75,7 @@ def test_status_of_a_run_dir(tmp_path):
     run = tmp_path / "r"
     assert status(run, 100) == "new"
     (run / "checkpoints").mkdir(parents=True)
-    config = {"algo": "iql", "run": {}, "algo_config": {"online_steps": 0}}
+    config = {"algo": "iql", "run": {"env": "Pendulum-v1"}, "algo_config": {"online_steps": 0}}
     (run / "config.json").write_text(json.dumps(config))
     assert status(run, 100) == "resume"  # killed before its first checkpoint
     save_checkpoint(run / "checkpoints" / "latest.ckpt", {"w": np.zeros(2)}, {"step": 60})
@@ -204,6 +204,15 @@ def test_a_sweep_dir_holds_one_sweep(tmp_path):
     plan = sweep(["sac"], ["Pendulum-v1"], "0-2", sets, str(tmp_path / "new"), dry_run=True)
     assert plan["todo"] == [f"sac-Pendulum-v1-s{s}" for s in range(3)]
     assert not (tmp_path / "new").exists()
+
+
+def test_a_path_value_names_one_folder():
+    """--set dataset=/data/a.hdf5,/other/a.hdf5: each run directory is one folder, the two
+    names differ; plain values keep the names they always had."""
+    a, b = name_part("/data/a.hdf5"), name_part("/other/a.hdf5")
+    assert a.startswith("a.hdf5~") and b.startswith("a.hdf5~") and a != b
+    assert "/" not in a + b + name_part("runs/x/") + name_part("..")
+    assert name_part("0.001") == "0.001" and name_part("dmc:walker") == "dmcxwalker"
 
 
 def test_a_sweep_dir_is_run_by_one_sweep_at_a_time(tmp_path):

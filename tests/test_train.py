@@ -29,15 +29,20 @@ def test_a_failed_start_removes_what_it_made_and_nothing_else(tmp_path):
     cfg = SimpleNamespace(runs_dir=str(tmp_path / "new" / "runs"), env="Pendulum-v1", seed=0)
     mine, made = open_run_dir(cfg, "sac", None)
     assert made == [mine, tmp_path / "new" / "runs", tmp_path / "new"]
-    other, _ = open_run_dir(SimpleNamespace(**{**vars(cfg), "seed": 1}), "sac", None)
-    remove_dirs([made])  # another run started in the same new folder: it stays
+    other, made_other = open_run_dir(SimpleNamespace(**{**vars(cfg), "seed": 1}), "sac", None)
+    remove_dirs([(mine, made)])  # another run started in the same new folder: it stays
     assert not mine.exists() and other.is_dir()
-    remove_dirs([[other, other.parent, other.parent.parent]])
+    remove_dirs([(other, [other, other.parent, other.parent.parent])])
     assert not (tmp_path / "new").exists() and tmp_path.is_dir()
-    # --run-dir: a new one goes with the folders made above it; an existing empty one stays
+    # --run-dir: a new one goes with the folders made above it; an existing empty one stays,
+    # emptied of what the failed start wrote in it
     path, made = open_run_dir(cfg, "sac", str(tmp_path / "a" / "b" / "run"))
-    remove_dirs([made])
+    remove_dirs([(path, made)])
     assert not (tmp_path / "a").exists()
     (tmp_path / "mine").mkdir()
     path, made = open_run_dir(cfg, "sac", str(tmp_path / "mine"))
     assert made == [] and path.is_dir()
+    (path / "config.json").write_text("{}")
+    (path / ".lock").write_text("")
+    remove_dirs([(path, made)])
+    assert path.is_dir() and not any(path.iterdir())

@@ -128,6 +128,10 @@ def resolve_env_id(env_id: str) -> str:
         check_dmc_variant(base, kind)
         return env_id
     if env_id in gym.registry and not env_id.startswith(PREFIX) and not is_maze(env_id):
+        entry = str(gym.registry[env_id].entry_point)
+        if entry.endswith("JaxEnv"):  # phys2d/*, tabular/*: functional envs of JAX arrays
+            raise ContrlError(f"{env_id} is one of Gymnasium's functional JAX envs ({entry}), "
+                              "which contrl does not step; use a NumPy env (`contrl list`)")
         return env_id  # any other registered Gymnasium id; its action space is checked on make
     close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.5)
     hint = f"; closest: {', '.join(close)}" if close else "; see `contrl list`"
