@@ -209,6 +209,15 @@ def unknown_flags(leaf: argparse.ArgumentParser, args, extra: list[str]) -> None
     leaf.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
 
 
+def _is_env_id(text: str) -> bool:
+    from contrl.envs.make import resolve_env_id
+    try:
+        resolve_env_id(text)
+    except ContrlError:
+        return False
+    return True
+
+
 def cmd_train(args) -> int:
     from contrl.resolve import parse_seeds
     from contrl.train import train, train_seeds
@@ -221,6 +230,10 @@ def cmd_train(args) -> int:
     if args.no_preset and args.resume:
         raise ContrlError("--no-preset applies when a run starts; a resumed run keeps the "
                           "settings it started with")
+    stray = [r for r in args.resume or () if not os.path.exists(r) and _is_env_id(r)]
+    if stray:  # `--resume RUN ENV`: --resume takes every word after it
+        raise ContrlError(f"--resume takes run directories, and {stray[0]} is an environment "
+                          "id: give it before --resume (or leave it out: a run knows its env)")
     if seeds is not None or (args.resume and len(args.resume) > 1):
         out = train_seeds(args.algo, args.env, overrides,
                           None if seeds is None else parse_seeds(seeds),

@@ -20,6 +20,7 @@ from contrl.seeding import stream_seed
     (["train", "ppo", "Hopper-v5", "--optimizer", "sgd"], "optimizer must be adam or rmsprop"),
     (["train", "sac", "Pendulum-v1", "--seeds", "0-99999999999"], "at most 1000 at once"),
     (["train", "sac", "phys2d/Pendulum-v0"], "functional JAX envs"),
+    (["train", "sac", "--resume", "/no/run", "Pendulum-v1"], "Pendulum-v1 is an environment id"),
 ])
 def test_bad_input_is_one_line_error(argv, msg, capsys):
     assert main(argv) == 2
