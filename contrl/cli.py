@@ -255,6 +255,7 @@ def cmd_eval(args) -> int:
     from contrl.envs.make import default_eval_episodes
     from contrl.evaluate import evaluate
     from contrl.maze_picture import draw_trace
+    from contrl.seeding import stream_seed
     from contrl.run import atomic_write_bytes, atomic_write_json
     from contrl.rundir import load_agent
 
@@ -264,7 +265,7 @@ def cmd_eval(args) -> int:
         C.check_seed(args.seed)
     agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)
     seed = (run_cfg.stream_seed("held_out_envs") if args.seed is None
-            else dataclasses.replace(run_cfg, seed=args.seed).stream_seed("eval_envs"))
+            else stream_seed(args.seed, "eval_envs", run_cfg.seed_streams))
     episodes = default_eval_episodes(run_cfg.env) if args.episodes is None else args.episodes
     with progress_bar("evaluating (episodes)") as on_chunk:
         result = evaluate(agent, run_cfg.env, episodes, seed, trace=True, on_chunk=on_chunk,

@@ -216,6 +216,11 @@ class RunConfig(_Checks):
         plain = {"frame_stack": 1, "prev_action": False, "prev_reward": False}
         return [f"--{k.replace('_', '-')}" for k, v in plain.items() if getattr(self, k) != v]
 
+    def env_as_is(self) -> bool:
+        """The agent sees the env's own observations and acts once per env step (what a
+        rule or a policy written for the plain env needs)."""
+        return not self.added_inputs() and self.action_repeat == 1
+
     def stream_seed(self, purpose: str) -> int:
         """The seed of this run's random stream for ``purpose`` (``contrl.seeding``)."""
         return seeding.stream_seed(self.seed, purpose, self.seed_streams)

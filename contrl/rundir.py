@@ -141,7 +141,7 @@ def make_maze_dataset_from_run(name: str, run_dir: str | Path, which: str = "bes
     if all(k in options for k in collection):  # bad settings before the reacher loads
         check_collection(**{k: options[k] for k in collection})
     run_cfg, _ = run_configs(run_dir)
-    if run_cfg.env not in ENV_IDS or run_cfg.added_inputs() or run_cfg.action_repeat != 1:
+    if run_cfg.env not in ENV_IDS or not run_cfg.env_as_is():
         raise ContrlError(f"{run_dir} is not a goal reacher: the reacher must be trained on "
                           f"{ENV_ID} with plain observations (it was trained on {run_cfg.env})")
     ant, reacher_ant = ant_model(spec.env_id), ant_model(run_cfg.env)

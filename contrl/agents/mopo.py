@@ -129,7 +129,7 @@ class MOPOConfig(OfflineConfig, SACConfig):
         super().check_run(run)
         if self.online_steps:
             raise ConfigError("mopo has no online phase (online_steps must be 0)")
-        if termination_fn(run.env) is not None and (run.added_inputs() or run.action_repeat > 1):
+        if termination_fn(run.env) is not None and not run.env_as_is():
             raise ConfigError(f"mopo's termination rule for {run.env} reads its plain "
                               "observations: no frame_stack, prev_action, prev_reward or "
                               "action_repeat")
