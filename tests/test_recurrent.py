@@ -212,3 +212,27 @@ def test_whole_episode_windows_refused_at_set_up_without_a_time_limit(tmp_path):
     finally:
         del gym.registry["PendulumNoLimit-v0"]
     assert not any(tmp_path.iterdir())
+
+
+def test_whole_episode_windows_skip_a_wrapped_episodes_remains():
+    """Once the ring wraps, its oldest rows may be the middle of an episode whose start was
+    overwritten: whole-episode windows never start there (unless nothing else is left)."""
+    buf = ReplayBuffer(10, 1, 1, n_envs=1, seed=0)
+
+    def episode(first, n):
+        for t in range(n):
+            buf.add(np.array([[first + t]]), np.array([[0.0]]), np.array([0.0]),
+                    np.array([t == n - 1]), np.array([False]), np.array([[first + t + 1.0]]))
+
+    episode(10.0, 6)  # rows 0-6 (6 transitions and the final observation)
+    episode(30.0, 2)  # rows 7-9: the ring is full, the next write goes to row 0
+    episode(50.0, 1)  # rows 0-1: episode 10's first two observations are overwritten
+    assert buf.obs[0, buf.ptr[0], 0] == 12.0  # the oldest row: the middle of episode 10
+    w = buf.sample_windows(64, 0.9, 1, length=3, whole_episodes=True)
+    assert set(np.asarray(w.obs[0, 0, :, 0])) == {30.0, 50.0}
+    long = ReplayBuffer(4, 1, 1, n_envs=1, seed=0)  # one running episode longer than the ring
+    for t in range(6):
+        long.add(np.array([[t]]), np.array([[0.0]]), np.array([0.0]), np.array([False]),
+                 np.array([False]), np.array([[t + 1.0]]))
+    w = long.sample_windows(8, 0.9, 1, length=2, whole_episodes=True)
+    assert set(np.asarray(w.obs[0, 0, :, 0])) == {3.0}  # the oldest rows, as nothing else is left

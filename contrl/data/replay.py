@@ -111,9 +111,17 @@ class ReplayBuffer:
 
     # ------------------------------------------------------------------ sequences
     def _starts(self) -> tuple[np.ndarray, np.ndarray]:
-        """(env, row) of every stored episode's first transition (or the oldest transition
-        left of an episode whose start was overwritten)."""
+        """(env, row) of every stored episode's first transition. A full ring's oldest row
+        (at ``ptr``) is left out: what came before it is overwritten, so it may be the middle
+        of an episode (a task whose cue is at the start would lose it); a true start there is
+        dropped too, at most one per env. Only if no start is left at all (episodes longer
+        than a ring) are those oldest rows used."""
         first = self.valid & ~np.roll(self.valid, 1, axis=1)
+        full = np.flatnonzero(self.filled == self.rows)
+        oldest = first[full, self.ptr[full]].copy()
+        first[full, self.ptr[full]] = False
+        if not first.any():
+            first[full, self.ptr[full]] = oldest
         return np.nonzero(first)
 
     def sample_windows(self, n: int, gamma: float, k: int, length: int, burn_in: int = 0,
