@@ -172,6 +172,31 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    sync_dir(path.parent)  # the rename itself survives a power cut
+
+
+def sync_dir(path: Path) -> None:
+    """fsync a directory, so that the names just made or replaced in it are on disk (where
+    the file system allows it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a directory: the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+def sync_tree(root: Path) -> None:
+    """fsync every file and directory under ``root`` (before renaming it into place)."""
+    for d, _, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(d, name), "rb") as f:
+                os.fsync(f.fileno())
+        sync_dir(Path(d))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from contrl.agents.sac import SAC, SACConfig
 from contrl.errors import CheckpointError
-from contrl.run import Checkpoint, Logger, atomic_write_bytes, save_checkpoint
+from contrl.run import Checkpoint, Logger, atomic_write_bytes, save_checkpoint, sync_tree
 
 
 def _agent(seed=0):
@@ -205,3 +205,24 @@ def test_a_file_system_without_locks_gets_a_note_not_a_refusal(tmp_path, monkeyp
         pass
     err = capsys.readouterr().err
     assert f"note: {tmp_path} cannot be locked here" in err and len(err.splitlines()) == 1
+
+
+def test_atomic_writes_sync_the_file_and_its_directory(tmp_path, monkeypatch):
+    """A rename is on disk only once its directory is synced: atomic writes sync the file,
+    then the folder; a dataset folder is synced file by file before it is renamed in."""
+    synced = []
+    real = os.fsync
+
+    def record(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    atomic_write_bytes(tmp_path / "a.bin", b"x")
+    assert synced[-1] == str(tmp_path) and synced[-2].startswith(str(tmp_path / ".a.bin."))
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    (tmp_path / "d" / "e" / "f.h5").write_bytes(b"y")
+    synced.clear()
+    sync_tree(tmp_path / "d")
+    assert set(synced) == {str(tmp_path / "d"), str(tmp_path / "d" / "e"),
+                           str(tmp_path / "d" / "e" / "f.h5")}

@@ -24,6 +24,7 @@ import numpy as np
 from contrl.data.batch import Batch, SequenceBatch
 from contrl.data.windows import leading_run, sequence_batch
 from contrl.errors import ContrlError
+from contrl.run import sync_dir, sync_tree
 
 D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
 FINGERPRINT_VERSION = "d1"
@@ -853,7 +854,9 @@ def write_minari(name: str, episodes: list[dict], env_id: str, metadata: dict,
             ds.storage.update_metadata({"contrl": {**metadata, "env_id": env_id,
                                                    "ref_min_score": ref_min,
                                                    "ref_max_score": ref_max}})
+        sync_tree(tmp / name)
         os.replace(tmp / name, final)
+        sync_dir(final.parent)
     finally:
         if previous is None:
             os.environ.pop("MINARI_DATASETS_PATH", None)
