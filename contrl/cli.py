@@ -202,6 +202,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def empty_value(argv: list[str]) -> str | None:
+    """The first empty value on the command line, named; no contrl option or argument takes
+    one (an unset shell variable, ``--runs-dir "$RUNS"``, would otherwise mean the current
+    folder or the default)."""
+    for i, token in enumerate(argv):
+        if token.startswith("--") and token.endswith("=") and len(token) > 3:
+            return f"{token[:-1]} was given an empty value"
+        if token == "":
+            before = argv[i - 1] if i else ""
+            if before.startswith("-") and not before.startswith("--no-") and "=" not in before:
+                return f"{before} was given an empty value"
+            return f"an empty argument after '{before}'" if before else "an empty argument"
+    return None
+
+
 def unknown_flags(leaf: argparse.ArgumentParser, args, extra: list[str]) -> None:
     """Exit with the usage of the (sub)command that was given ``extra``, not the top level's."""
     hint = ("; the environment is given without a flag, e.g. `contrl train sac Hopper-v5`"
@@ -518,6 +533,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     pin_cores()
     parser = build_parser()
+    empty = empty_value(argv)
+    if empty:
+        print(f"contrl: error: {empty}", file=sys.stderr)
+        return 2
     try:
         if len(argv) > 1 and argv[0] == "train" and not argv[1].startswith("-"):
             from contrl.registry import resolve_algo

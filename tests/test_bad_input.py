@@ -441,6 +441,11 @@ CASES = [
      "noise must be a number >= 0, got -1.0"),  # the setting, not the missing checkpoint
     (["video", "{run_missing_keys}", "--size", "5000", "100"],
      "size must be between 16x16 and 4096x4096 pixels"),
+    # an empty value (an unset shell variable) meant the current folder or the default
+    (["train", "sac", "Pendulum-v1", "--runs-dir", ""], "--runs-dir was given an empty value"),
+    (["video", "{run_missing_keys}", "--out="], "--out was given an empty value"),
+    (["report", "{run_missing_keys}", "--out", ""], "--out was given an empty value"),
+    (["eval", ""], "an empty argument after 'eval'"),
 ]
 
 
