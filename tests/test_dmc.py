@@ -44,3 +44,22 @@ def test_dmc_state_roundtrip_is_exact():
 def test_unknown_dmc_task_names_closest():
     with pytest.raises(UnknownIdError, match="dmc:walker-walk"):
         resolve_env_id("dmc:walker-wlak")
+
+
+@pytest.mark.parametrize("env_id", ["dmc:reacher-easy", "dmc:point_mass-hard"])
+def test_resume_keeps_the_episodes_target(env_id):
+    """reacher moves its target geom at each episode's start, point_mass-hard its tendon
+    wraps: a pool resumed in its second episode carries on with that episode's target, not
+    the one its own reset drew."""
+    rng = np.random.default_rng(0)
+    a = EnvPool(env_id, 1, seed=3)
+    for _ in range(a.episode_limit + 37):
+        nxt, _, term, trunc = a.step(rng.uniform(-1, 1, (1, a.action_dim)).astype(np.float32))
+        a.advance(nxt, term | trunc)
+    b = EnvPool(env_id, 1, seed=3)
+    b.load_state(a.state())
+    for act in rng.uniform(-1, 1, (20, 1, a.action_dim)).astype(np.float32):
+        oa, ra, *_ = a.step(act)
+        ob, rb, *_ = b.step(act)
+        np.testing.assert_array_equal(oa, ob)
+        np.testing.assert_array_equal(ra, rb)

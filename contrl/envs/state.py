@@ -5,7 +5,9 @@ Two parts, both always saved:
 
 - the physics of MuJoCo envs (Gymnasium's, dm_control's, gymnasium-robotics'), with
   ``mj_getState(mjSTATE_INTEGRATION)`` (positions, velocities, actuator state, warm-start
-  accelerations, time), plus the model's site positions (goal markers are sites);
+  accelerations, time), plus the model arrays that tasks change at each episode's start
+  (``MODEL_ARRAYS``: goal sites, dm_control's targets as geoms or bodies, point_mass-hard's
+  tendon wraps, quadruped-escape's terrain);
 - the Python-side state: the simple attributes of the base env (arrays, numbers, strings: e.g.
   Pendulum's ``state``, a maze's ``goal`` and ``reset_pos``) and of the Gymnasium envs it
   holds inside (AntMaze's ant), and the random generators of all of them.
@@ -27,6 +29,11 @@ except ImportError:  # pragma: no cover - mujoco is a dependency
     mujoco = None
 
 _WRAPPER_ATTRS = ("_elapsed_steps", "_has_reset")
+# model arrays that envs rewrite when an episode starts: gymnasium-robotics' goal sites;
+# dm_control's reacher/fish/swimmer targets (geoms, a light), manipulator/stacker objects
+# (bodies), point_mass-hard's wraps, quadruped-escape's height field
+MODEL_ARRAYS = ("site_pos", "site_size", "geom_pos", "geom_quat", "geom_size", "geom_rgba",
+                "body_pos", "body_quat", "wrap_prm", "light_pos", "light_dir", "hfield_data")
 _SIMPLE = (numbers.Number, np.ndarray, bool, type(None), tuple, str)
 
 
@@ -78,7 +85,7 @@ def get_env_state(env) -> dict:
         buf = np.empty(mujoco.mj_stateSize(handles[0], spec))
         mujoco.mj_getState(*handles, buf, spec)
         state["mujoco"] = buf
-        state["site_pos"] = np.array(handles[0].site_pos)
+        state["model"] = {k: np.array(getattr(handles[0], k)) for k in MODEL_ARRAYS}
     return state
 
 
@@ -104,6 +111,9 @@ def set_env_state(env, state: dict) -> None:
         model, data = _mujoco_handles(base)
         mujoco.mj_setState(model, data, np.asarray(state["mujoco"]),
                            mujoco.mjtState.mjSTATE_INTEGRATION)
-        if "site_pos" in state:
-            model.site_pos[:] = np.asarray(state["site_pos"])
+        saved = state.get("model", {})
+        if "site_pos" in state:  # checkpoints before session 38 saved the sites only
+            saved = {"site_pos": state["site_pos"]}
+        for k, v in saved.items():
+            getattr(model, k)[:] = np.asarray(v).reshape(getattr(model, k).shape)
         mujoco.mj_forward(model, data)

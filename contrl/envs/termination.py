@@ -2,8 +2,9 @@
 agents whose imagined transitions must end where the real env would end them.
 
 ``termination_fn(env_id)`` returns ``done(next_obs) -> bool array`` (batched, jax-traceable),
-or None where the env never terminates (HalfCheetah, Pendulum, the DeepMind Control Suite)
-or contrl does not know its rule (mopo refuses data with terminations there). The rules read
+or None where the env never terminates (HalfCheetah, Pendulum, the DeepMind Control Suite
+but for lqr) or contrl does not know its rule (lqr among them: mopo refuses data with
+terminations there). The rules read
 Gymnasium's default observation layout (root x position excluded): obs[0] is the torso's
 height, obs[1] its angle.
 """
