@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import itertools
 import json
 import tomllib
@@ -24,6 +25,7 @@ import numpy as np
 from contrl import config as C
 from contrl.errors import ContrlError
 from contrl.registry import REGISTRY
+from contrl.resolve import RESUME_OVERRIDABLE
 from contrl.run import atomic_write_bytes, atomic_write_json, read_run_config
 
 REFERENCES = Path(__file__).parent / "references.toml"
@@ -54,7 +56,9 @@ class RunCurve:
 
     @property
     def best(self) -> float:
-        return float(self.returns.max())
+        """Its best finite evaluation (NaN if it has none)."""
+        finite = self.returns[np.isfinite(self.returns)]
+        return float(finite.max()) if finite.size else float("nan")
 
 
 def load_references(path: Path = REFERENCES) -> dict:
@@ -72,17 +76,19 @@ def read_curve(run_dir: Path, up_to: int | None = None) -> RunCurve | None:
     if path.is_file():
         try:
             with path.open(newline="") as f:
-                for row in csv.DictReader(f):
-                    value = row.get("eval_return")
-                    if value not in (None, ""):
-                        last_step = int(row["step"])
-                        if up_to is not None and last_step > up_to:
-                            continue
-                        steps.append(last_step)
-                        returns.append(float(value))
-                        success = row.get("eval_success_rate")
-                        successes.append(None if success in (None, "") else float(success))
-                        times.append(None if row.get("time") in (None, "") else float(row["time"]))
+                text = f.read()
+            # a last row without its newline is being written (or was cut): not a value
+            for row in csv.DictReader(io.StringIO(text[:text.rfind("\n") + 1])):
+                value = row.get("eval_return")
+                if value not in (None, ""):
+                    last_step = int(row["step"])
+                    if up_to is not None and last_step > up_to:
+                        continue
+                    steps.append(last_step)
+                    returns.append(float(value))
+                    success = row.get("eval_success_rate")
+                    successes.append(None if success in (None, "") else float(success))
+                    times.append(None if row.get("time") in (None, "") else float(row["time"]))
         except (ValueError, TypeError, KeyError, UnicodeDecodeError, csv.Error) as e:
             raise ContrlError(f"{path} is not a readable progress log ({e})") from None
     if not steps:
@@ -113,9 +119,11 @@ def _defaults(algo: str) -> dict:
             **{k: v for cls in classes for k, v in cls.FORMER_DEFAULTS.items()}}
 
 
-def find_runs(dirs: list[str], step: int | None = None) -> list[RunCurve]:
+def find_runs(dirs: list[str], step: int | None = None,
+              unevaluated: list[str] | None = None) -> list[RunCurve]:
     """Every run directory (holding config.json) at or below the given directories, with its
-    evaluations up to ``step`` (None: all)."""
+    evaluations up to ``step`` (None: all); those without any are appended to
+    ``unevaluated`` if given."""
     runs, seen = [], set()
     for d in dirs:
         root = Path(d)
@@ -129,6 +137,8 @@ def find_runs(dirs: list[str], step: int | None = None) -> list[RunCurve]:
             curve = read_curve(cfg.parent, step)
             if curve is not None:
                 runs.append(curve)
+            elif unevaluated is not None:
+                unevaluated.append(str(cfg.parent))
     if not runs:
         raise ContrlError(f"no evaluated runs in {', '.join(dirs)} (no config.json with "
                           "evaluations in progress.csv below them"
@@ -137,9 +147,9 @@ def find_runs(dirs: list[str], step: int | None = None) -> list[RunCurve]:
 
 
 # settings that do not change what a run learns: runs differing only in these are seeds of
-# one setting
-BOOKKEEPING = {"seed", "seed_streams", "runs_dir", "progress", "tensorboard", "wandb",
-               "checkpoint_every", "log_every", "eval_every", "eval_episodes", "best_metric"}
+# one setting (what a resume may change is such a setting, but for the length and its stop)
+BOOKKEEPING = {"seed", "seed_streams", "runs_dir", "eval_episodes", "best_metric"} | (
+    RESUME_OVERRIDABLE - {"steps", "stop_at_return"})
 
 
 def setting_label(run: RunCurve, varying: list[str]) -> str:
@@ -263,8 +273,9 @@ def per_task_table(groups, reps: int, seed: int, refs: dict) -> list[dict]:
 
 def score_matrices(groups, refs: dict, pick: str = "final") -> tuple[dict, list[str], list[str]]:
     """algo -> normalized scores (runs x envs), over the envs that have a normalization and
-    that every algorithm ran; runs per env cut to the fewest seeds any algorithm has there.
-    Returns (matrices, envs used, notes)."""
+    that every algorithm ran; every env and algorithm cut to the fewest seeds any of them has
+    (one runs x envs matrix per algorithm, the same shape for all). Returns (matrices, envs
+    used, notes)."""
     algos = sorted({a for _, a in groups})
     envs = sorted({e for e, _ in groups})
     notes = []
@@ -339,6 +350,9 @@ def curves(groups, reps: int, seed: int, metric: str = "return") -> dict:
             continue
         values = [r.successes if metric == "success_rate" else r.returns for r in rs]
         scores = np.stack([np.interp(grid, r.steps, v) for r, v in zip(rs, values)])  # runs x steps
+        if len(rs) < 2:  # one run: its curve, no band (resampling one run gives width 0)
+            out[key] = (grid, scores[0], None, None)
+            continue
         arr = scores[:, None, :]  # runs x 1 task x steps
         np.random.seed(seed)
         point, ci = rly.get_interval_estimates(
@@ -369,8 +383,10 @@ def plot_curves(curve_data: dict, refs: dict, out: Path, groups: dict,
             if e != env:
                 continue
             color = f"C{i % 10}"
-            ax.plot(grid, iqm, color=color, label=f"{algo} (IQM over seeds)")
-            ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
+            ax.plot(grid, iqm, color=color, label=f"{algo} (IQM over seeds)" if lo is not None
+                    else f"{algo} (1 seed)")
+            if lo is not None:
+                ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
             run = groups[(e, algo)][0]
             for p in published_for(refs, env, run, metric):
                 if (run.algo, p["source"], p["value"]) in drawn:
@@ -445,8 +461,9 @@ def _published_text(published: list[dict]) -> str:
 
 
 def _curves_json(curve_data: dict) -> dict:
-    return {f"{e}|{a}": {"steps": g.tolist(), "iqm": p.tolist(), "low": lo.tolist(),
-                         "high": hi.tolist()}
+    return {f"{e}|{a}": {"steps": g.tolist(), "iqm": p.tolist(),
+                         "low": None if lo is None else lo.tolist(),
+                         "high": None if hi is None else hi.tolist()}
             for (e, a), (g, p, lo, hi) in curve_data.items()}
 
 
@@ -467,7 +484,8 @@ def check_not_users(out_dir: Path) -> None:
     if isinstance(earlier, dict) and {"runs", "per_task", "curves"} <= earlier.keys():
         return
     names = ("report.md", "report.json", "aggregates.png", "profiles.png")
-    taken = [p for p in (*map(out_dir.joinpath, names), *sorted(out_dir.glob("curves_*.png")))
+    taken = [p for p in (*map(out_dir.joinpath, names), *sorted(out_dir.glob("curves_*.png")),
+                         *sorted(out_dir.glob("success_*.png")))
              if p.exists()] if out_dir.is_dir() else []
     if taken:
         raise ContrlError(f"{taken[0]} exists and is not from a contrl report: give --out "
@@ -494,16 +512,41 @@ def report(dirs: list[str], out: str | None = None, reps: int = 2000, seed: int 
     if out_dir.exists() and not out_dir.is_dir():
         raise ContrlError(f"--out {out_dir} is a file; the report needs a folder")
     check_not_users(out_dir)
-    runs = find_runs(dirs, step)
+    unevaluated: list[str] = []
+    runs = find_runs(dirs, step, unevaluated)
+    diverged = [r for r in runs if not np.isfinite(r.final)]
+    runs = [r for r in runs if np.isfinite(r.final)]
+    if not runs:
+        raise ContrlError(f"every run's last evaluation is not a finite number (diverged): "
+                          f"{', '.join(str(r.path) for r in diverged)}")
     refs = load_references(refs_path)
     groups = group(runs)
     table = per_task_table(groups, reps, seed, refs)
     mats, envs, notes = score_matrices(groups, refs, pick)
-    unfinished = [str(r.path) for r in runs
-                  if r.last_step < min(int(r.config.get("steps", 0)), step or np.inf)]
+    if unevaluated:
+        notes.append(f"{len(unevaluated)} run(s) left out: no evaluation"
+                     + (f" at or before step {step}" if step is not None else " yet")
+                     + f": {', '.join(unevaluated)}")
+    if diverged:
+        notes.append(f"{len(diverged)} run(s) left out: their last evaluation is not a finite "
+                     f"number (diverged): {', '.join(str(r.path) for r in diverged)}")
+    gaps = [str(r.path) for r in runs if not np.all(np.isfinite(r.returns))]
+    if gaps:
+        notes.append(f"{len(gaps)} run(s) have non-finite evaluations before their last (not "
+                     f"counted as their best; their curves have gaps): {', '.join(gaps)}")
+
+    def stopped(r):  # ended early by reaching its stop_at_return, as asked
+        target = r.config.get("stop_at_return")
+        return target is not None and r.final >= target and (step is None or r.last_step <= step)
+    short = [r for r in runs if r.last_step < min(int(r.config.get("steps", 0)), step or np.inf)]
+    unfinished = [str(r.path) for r in short if not stopped(r)]
     if unfinished:
         notes.append(f"{len(unfinished)} run(s) have not reached their steps yet; their "
                      f"\"final\" is their latest evaluation: {', '.join(unfinished)}")
+    early = [str(r.path) for r in short if stopped(r)]
+    if early:
+        notes.append(f"{len(early)} run(s) stopped early on reaching their stop_at_return: "
+                     f"{', '.join(early)}")
     single = sorted(f"{e} {a}" for (e, a), rs in groups.items() if len(rs) == 1)
     if single:
         notes.append(f"one seed: {', '.join(single)}; no interval (an interval needs seeds)")

@@ -153,10 +153,20 @@ def test_bad_steps_reps_and_nan_evaluations(tmp_path):
     d = make_run(tmp_path / "a", "sac", 0, [_ret(0.5), float("nan")])
     with pytest.raises(ContrlError, match="at most 100000"):
         report([str(tmp_path)], reps=10**12)
-    result = report([str(tmp_path)], figures=False, reps=100)  # a diverged run: null, not NaN
-    text = (tmp_path / "report.json").read_text()
-    assert "NaN" not in text and json.loads(text)["per_task"][0]["final_per_seed"] == [None]
-    assert np.isnan(result["per_task"][0]["final_per_seed"][0])
+    with pytest.raises(ContrlError, match="every run's last evaluation is not a finite number"):
+        report([str(tmp_path)], figures=False, reps=100)
+    # a diverged run is left out, by name; one that recovered keeps its finite best
+    make_run(tmp_path / "b", "sac", 1, [_ret(0.2), float("nan"), _ret(0.6)])
+    make_run(tmp_path / "b", "sac", 2, [_ret(0.4), _ret(0.5), _ret(0.5)])
+    result = report([str(tmp_path)], figures=False, reps=100, pick="best")
+    row = result["per_task"][0]
+    assert row["seeds"] == [1, 2] and row["best"][0] == pytest.approx(_ret(0.55))
+    assert result["aggregates"]["sac"]["mean"][0] == pytest.approx(0.55)
+    assert any("1 run(s) left out: their last evaluation is not a finite number" in n
+               and str(d) in n for n in result["notes"])
+    assert any("non-finite evaluations before their last" in n and "sac-s1" in n
+               for n in result["notes"])
+    assert "NaN" not in (tmp_path / "report.json").read_text()  # the curve's gap: null
     saved = json.loads((d / "config.json").read_text())
     saved["run"]["steps"] = None
     (d / "config.json").write_text(json.dumps(saved))
@@ -243,3 +253,33 @@ def test_one_seed_has_no_interval_and_few_seeds_are_noted(tmp_path):
     assert one["aggregates"]["sac"]["mean"] == [pytest.approx(0.4), None, None]
     assert one["probability_of_improvement"]["sac > td3"] == [1.0, None, None]
     assert "aggregates.png" in one["figures"]
+
+
+def test_runs_left_out_or_stopped_early_are_named(tmp_path):
+    """A run without evaluations yet, a progress row cut mid-write, a run stopped by its
+    stop_at_return, a run with another video_every (not another setting)."""
+    make_run(tmp_path, "sac", 0, [_ret(0.2), _ret(0.4)])
+    late = make_run(tmp_path, "sac", 1, [])
+    cut = make_run(tmp_path, "sac", 2, [_ret(0.2), _ret(0.4)], video_every=5000)
+    with (cut / "progress.csv").open("a") as f:
+        f.write("300,0.0,,-1")  # -1030.6 being written: not a return of -1
+    stop = make_run(tmp_path, "sac", 3, [_ret(0.2), _ret(0.9)], steps=1000)
+    saved = json.loads((stop / "config.json").read_text())
+    saved["run"]["stop_at_return"] = _ret(0.8)
+    (stop / "config.json").write_text(json.dumps(saved))
+    out = report([str(tmp_path)], reps=50, seed=0)
+    rows = {r["algo"]: r for r in out["per_task"]}  # a stopping rule is a setting of its own
+    assert rows["sac[stop_at_return=None]"]["seeds"] == [0, 2]
+    assert rows["sac[stop_at_return=None]"]["final_per_seed"] == pytest.approx([_ret(0.4)] * 2)
+    notes = " | ".join(out["notes"])
+    assert f"1 run(s) left out: no evaluation yet: {late}" in notes
+    assert f"stopped early on reaching their stop_at_return: {stop}" in notes
+    assert str(stop) not in notes.split("have not reached their steps yet")[-1].split(" | ")[0]
+    one = report([str(tmp_path / "sac-s0")], out=str(tmp_path / "one"), reps=50, seed=0)
+    curve = one["curves"]["Pendulum-v1|sac"]  # one seed: its curve, no band of width 0
+    assert curve["iqm"] == pytest.approx([_ret(0.2), _ret(0.4)]) and curve["low"] is None
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "success_Pendulum-v1.png").write_bytes(b"a user's figure")
+    with pytest.raises(ContrlError, match="success_Pendulum-v1.png exists and is not from a"):
+        report([str(tmp_path / "sac-s0")], out=str(mine), reps=50)
