@@ -291,11 +291,14 @@ def mean_interval(values) -> tuple[float, float, float]:
 # ------------------------------------------------------------------------ comparisons
 def run_interleaved(libs: list[str], repeats: int, run_one, after_repetition=None) -> dict:
     """``run_one(lib)`` for every library in turn, ``repeats`` times (interleaved, so machine
-    noise hits every library alike); a library that is not installed is skipped."""
+    noise hits every library alike; the order rotates by one each repetition, so a load that
+    grows or falls during the run does not always hit the same library last); a library that
+    is not installed is skipped."""
     libs = list(libs)
     results: dict[str, list[float]] = {lib: [] for lib in libs}
     for rep in range(repeats):
-        for lib in list(libs):
+        shift = rep % len(libs) if libs else 0
+        for lib in libs[shift:] + libs[:shift]:
             try:
                 sps = run_one(lib)
             except ImportError as e:

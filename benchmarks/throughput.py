@@ -24,7 +24,13 @@ from common import comma_list, emit, report_header, run_interleaved
 ENV = "HalfCheetah-v5"
 
 
-def run_contrl(algo: str, warmup: int, skip: int, measure: int, update_every: int) -> float:
+# sbx's TD3 departs from the paper: its actor reads min(Q1, Q2) and it moves the targets after
+# every critic step; contrl's TD3 does the same arithmetic with these settings (lib contrl-sbx)
+LIKE_SBX_TD3 = {"actor_q": "min", "target_update": "every_step"}
+
+
+def run_contrl(algo: str, warmup: int, skip: int, measure: int, update_every: int,
+               overrides: dict | None = None) -> float:
     from contrl.loops.offpolicy import train_offpolicy
     from contrl.run import new_run_dir
     from contrl.registry import resolve_algo
@@ -35,7 +41,7 @@ def run_contrl(algo: str, warmup: int, skip: int, measure: int, update_every: in
         run_cfg, cfg = build_configs(algo, ENV, dict(
             steps=total, learning_starts=warmup, update_every=update_every, eval_every=0,
             eval_episodes=1, log_every=500, checkpoint_every=10 * total, runs_dir=tmp,
-            tensorboard=False, progress=False))
+            tensorboard=False, progress=False, **(overrides or {})))
         run_dir = new_run_dir(tmp, algo, ENV, 0)
         train_offpolicy(run_cfg, cfg, resolve_algo(algo)[1], run_dir)
         rows = list(csv.DictReader(open(run_dir / "progress.csv")))
@@ -142,11 +148,15 @@ def main():
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--update-every", type=int, default=None, help="contrl update_every (default: SACConfig's)")
     p.add_argument("--libs", type=comma_list, default="contrl,sbx,sb3",
-                   help="comma list of contrl, contrl-ueN (update_every=N), sbx, sb3")
+                   help="comma list of contrl, contrl-ueN (update_every=N), contrl-sbx (TD3 "
+                   "doing sbx's arithmetic: actor on min(Q1, Q2), targets every critic step; "
+                   "compare it with sbx), sbx, sb3")
     p.add_argument("--out", default=None, help="append a Markdown record here")
     a = p.parse_args()
     if (a.warmup + a.skip) % 500 or a.measure % 500:
         p.error("warmup + skip and measure must be multiples of 500 (contrl logs every 500 steps)")
+    if "contrl-sbx" in a.libs and a.algo != "td3":
+        p.error("contrl-sbx is TD3's sbx-like setting (use contrl for sac and ddpg)")
     from contrl.registry import resolve_algo
     ue = a.update_every or resolve_algo(a.algo)[0]().update_every
     bares: list[float] = []
@@ -154,6 +164,8 @@ def main():
     def run_one(lib: str) -> float:
         if lib == "contrl":
             return run_contrl(a.algo, a.warmup, a.skip, a.measure, ue)
+        if lib == "contrl-sbx":
+            return run_contrl(a.algo, a.warmup, a.skip, a.measure, ue, LIKE_SBX_TD3)
         if lib.startswith("contrl-ue"):  # e.g. contrl-ue1: update after every env step
             return run_contrl(a.algo, a.warmup, a.skip, a.measure, int(lib[len("contrl-ue"):]))
         return run_peer(lib, a.algo, a.warmup, a.skip, a.measure)
