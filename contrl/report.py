@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import itertools
 import json
 import tomllib
@@ -26,7 +25,7 @@ from contrl import config as C
 from contrl.errors import ContrlError
 from contrl.registry import REGISTRY
 from contrl.resolve import RESUME_OVERRIDABLE
-from contrl.run import atomic_write_bytes, atomic_write_json, read_run_config
+from contrl.run import atomic_write_bytes, atomic_write_json, complete_lines, read_run_config
 
 REFERENCES = Path(__file__).parent / "references.toml"
 
@@ -75,10 +74,7 @@ def read_curve(run_dir: Path, up_to: int | None = None) -> RunCurve | None:
     path = run_dir / "progress.csv"
     if path.is_file():
         try:
-            with path.open(newline="") as f:
-                text = f.read()
-            # a last row without its newline is being written (or was cut): not a value
-            for row in csv.DictReader(io.StringIO(text[:text.rfind("\n") + 1])):
+            for row in csv.DictReader(complete_lines(path)[0]):
                 value = row.get("eval_return")
                 if value not in (None, ""):
                     last_step = int(row["step"])

@@ -294,20 +294,28 @@ BASE_COLUMNS = ("step", "time", "steps_per_sec", "episodes", "episode_return",
                 "eval_success_rate")
 
 
+def complete_lines(path: Path) -> tuple[list[str], bool]:
+    """The lines of a progress log (newlines kept), less a last one without its newline (a
+    row being written, or cut by a crash, is not a value), and whether there was one."""
+    with open(path, newline="") as f:
+        lines = f.read().splitlines(keepends=True)
+    cut = bool(lines) and not lines[-1].endswith("\n")
+    return (lines[:-1] if cut else lines), cut
+
+
 def _resume_csv(path: Path, step: int, columns: tuple[str, ...]) -> None:
     """Rewrite progress.csv (atomically) without the rows logged after ``step``, and with the
     header ``columns`` if it had other ones (a run resumed by a newer contrl): its rows keep
     their values under their own column names."""
     try:
-        with path.open(newline="") as f:
-            lines = f.read().splitlines(keepends=True)
+        lines, cut = complete_lines(path)
     except UnicodeDecodeError:
         raise ContrlError(f"{path} is not a text progress log; move it aside to resume the run "
                           "with a new one") from None
 
-    def logged_by_then(line: str) -> bool:  # a complete row of a step up to ``step``
+    def logged_by_then(line: str) -> bool:  # a row of a step up to ``step``
         first = line.split(",", 1)[0]
-        return line.endswith("\n") and first.isdigit() and int(first) <= step
+        return first.isdigit() and int(first) <= step
     keep = lines[:1] + [line for line in lines[1:] if logged_by_then(line)]
     header = next(csv.reader(lines[:1]), [])
     if tuple(header) != columns:
@@ -316,7 +324,7 @@ def _resume_csv(path: Path, step: int, columns: tuple[str, ...]) -> None:
         writer.writeheader()  # rows with none of the columns (another file's) are left out
         writer.writerows(row for row in csv.DictReader(keep) if row.keys() & set(columns))
         atomic_write_bytes(path, out.getvalue().encode())
-    elif len(keep) < len(lines):
+    elif cut or len(keep) < len(lines):
         atomic_write_bytes(path, "".join(keep).encode())
 
 
