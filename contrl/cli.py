@@ -48,6 +48,12 @@ class _Parser(argparse.ArgumentParser):
                      f"{self.prog}: error: {message}\n")
 
 
+def summary(cls) -> str:
+    """The first paragraph of a class's docstring, on one line (what `list` and `--help` say
+    of an algorithm's config)."""
+    return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+
+
 def build_parser() -> argparse.ArgumentParser:
     from contrl.loops.vmap_seeds import VMAPPABLE
     from contrl.registry import REGISTRY
@@ -58,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train an agent", description="Train an agent.")
     algos = train.add_subparsers(dest="algo", required=True, metavar="ALGO")
     for name, (cfg_cls, _, _) in REGISTRY.items():
-        p = algos.add_parser(name, help=(cfg_cls.__doc__ or "").strip().splitlines()[0],
+        p = algos.add_parser(name, help=summary(cfg_cls),
                              description=f"Train {name}. Defaults < preset for the env < flags.")
         p.add_argument("env", nargs="?", help="environment id, e.g. HalfCheetah-v5")
         p.add_argument("--resume", metavar="RUN_DIR", nargs="+", help="continue the run in "
@@ -319,7 +325,7 @@ def cmd_list(args) -> int:
 
     print("algorithms:")
     for name, (cfg_cls, _, kind) in REGISTRY.items():
-        print(f"  {name:8s} {kind:10s} {(cfg_cls.__doc__ or '').strip().splitlines()[0]}")
+        print(f"  {name:8s} {kind:10s} {summary(cfg_cls)}")
         presets = C.load_presets(name)
         if presets:
             print(f"           presets: {', '.join(presets)}")

@@ -91,6 +91,11 @@ def test_list_shows_algorithms_envs_presets(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "sac" in out and "Humanoid-v5" in out and "Pendulum-v1" in out and "presets" in out
+    # an algorithm's line is its config's whole first paragraph, not its docstring's first line
+    iql = next(line for line in out.splitlines() if line.split()[:1] == ["iql"])
+    assert iql.endswith("(defaults: the paper's locomotion setting, with observations "
+                        "standardized as CORL does; the paper's code does not: "
+                        "--no-normalize-obs).")
 
 
 def test_train_eval_resume_roundtrip(tmp_path, capsys, monkeypatch):

@@ -139,7 +139,9 @@ class _InterruptingSAC(SAC):
 
 
 def test_ctrl_c_saves_checkpoint_and_resume_finishes(tmp_path, tiny, capsys):
-    run_cfg, algo_cfg = tiny(steps=600, learning_starts=300)
+    # rows every 350 steps: the stop at 300 falls between two rows, after the episode that
+    # ended at 200 and the updates from 300 on, which the resumed run's row at 350 must count
+    run_cfg, algo_cfg = tiny(steps=600, learning_starts=300, log_every=350, eval_every=600)
     run_dir = new_run_dir(str(tmp_path), "sac", run_cfg.env, 0)
     out = train_offpolicy(run_cfg, algo_cfg, _InterruptingSAC, run_dir, algo="sac")
     assert out["interrupted"] and out["step"] == 300
@@ -149,6 +151,11 @@ def test_ctrl_c_saves_checkpoint_and_resume_finishes(tmp_path, tiny, capsys):
     assert not out["interrupted"] and out["step"] == 600
     times = [float(r["time"]) for r in _rows(run_dir / "progress.csv", drop=())]
     assert times == sorted(times)  # wall time continues across the resume
+    straight = new_run_dir(str(tmp_path / "s"), "sac", run_cfg.env, 0)
+    train_offpolicy(run_cfg, algo_cfg, SAC, straight)
+    rows = _rows(run_dir / "progress.csv")
+    assert [r["step"] for r in rows] == ["350", "600"] and rows[0]["episode_return"]
+    assert rows == _rows(straight / "progress.csv")
 
 
 def test_offline_ratio_mixes_dataset_into_batches(tmp_path, tiny, monkeypatch):

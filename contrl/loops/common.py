@@ -162,9 +162,11 @@ class Session:
             tuple(best) if isinstance(best, list) else (best,))
         self.last_eval = state.get("last_eval")
         self._elapsed = state.get("elapsed", 0.0)
-        self.metrics: dict = {}
+        # the last update's metrics and the episodes finished since the last row: saved, so a
+        # run stopped between two rows logs the same next row once resumed
+        self.metrics: dict = state.get("metrics", {})
         self.result = None
-        self._recent: list[Episode] = []
+        self._recent: list[Episode] = [Episode(*e) for e in state.get("recent", [])]
         wandb_cfg = {"run": run_cfg.__dict__, "algo": algo_cfg.__dict__} if run_cfg.wandb else None
         self.logger = Logger(run_dir, metric_names, run_cfg.tensorboard, wandb_cfg,
                              resume_step=self.step if state else None)
@@ -179,7 +181,8 @@ class Session:
     def state(self) -> dict:
         return {"step": self.step, "episodes": self.episodes,
                 "best_eval": None if self.best is None else list(self.best),
-                "last_eval": self.last_eval, "elapsed": self.clock()}
+                "last_eval": self.last_eval, "elapsed": self.clock(),
+                "metrics": self.metrics, "recent": [list(e) for e in self._recent]}
 
     def done(self) -> bool:
         """The step budget is spent, or an evaluation reached ``stop_at_return``."""
