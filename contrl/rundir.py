@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from contrl import config as C
 from contrl.envs import make_env, resolve_env_id
 from contrl.errors import ContrlError
+from contrl.evaluate import evaluate
 from contrl.registry import resolve_algo
 from contrl.run import Checkpoint, atomic_write_bytes, read_run_config
 
@@ -69,6 +72,51 @@ def load_agent(run_dir: str | Path, which: str = "best"):
                                 num_envs=run_cfg.num_envs)
     env.close()
     return ckpt.restore_agent(template), run_cfg, algo_cfg, {**ckpt.meta, "checkpoint": path.stem}
+
+
+class RunPolicy:
+    """A trained run's policy for your own code (``load_policy(RUN)``): ``act`` maps one
+    observation of ``make_env()``'s env to one action, deterministically, as ``contrl eval``
+    acts; a recurrent policy keeps its memory from call to call until ``reset()`` (call it at
+    each episode's start). The env is made as the run's were (its observation keys, frame
+    stack, previous action/reward, action repeat), with actions in [-1, 1]."""
+
+    def __init__(self, run_dir: str | Path, checkpoint: str = "best"):
+        self.agent, self.run_cfg, self.algo_cfg, self.meta = load_agent(run_dir, checkpoint)
+        self.env_id = self.run_cfg.env
+        env = self.make_env()
+        self.obs_dim = env.observation_space.shape[0]
+        env.close()
+        self.reset()
+
+    def make_env(self, render_size: tuple[int, int] | None = None):
+        """A Gymnasium env as the run trained on (``render_size`` (height, width): RGB frames
+        from ``env.render()``)."""
+        return make_env(self.env_id, render_size=render_size, **self.run_cfg.env_kwargs)
+
+    def reset(self) -> None:
+        """Forget what a recurrent policy remembers (a new episode)."""
+        self._carry = self.agent.initial_carry(1)
+
+    def act(self, obs) -> np.ndarray:
+        """The action for one observation of ``make_env()``'s env."""
+        obs = np.asarray(obs, np.float32)
+        if obs.shape != (self.obs_dim,):
+            raise ContrlError(f"{self.env_id}'s policy takes one observation of {self.obs_dim} "
+                              f"numbers (from its make_env()), got an array of shape {obs.shape}")
+        actions, self._carry = self.agent.eval_actions(obs[None], self._carry)
+        return np.asarray(actions[0])
+
+    def evaluate(self, episodes: int = 10, seed: int = 0) -> dict:
+        """``episodes`` deterministic episodes, episode ``i`` seeded ``seed + i`` (the dict of
+        ``contrl.evaluate.evaluate``: mean_return, returns, success_rate on goal tasks...)."""
+        return evaluate(self.agent, self.env_id, episodes, seed, **self.run_cfg.env_kwargs)
+
+
+def load_policy(run_dir: str | Path, checkpoint: str = "best") -> RunPolicy:
+    """The policy of a run directory (its ``best`` checkpoint, else ``latest``; or
+    ``latest``), to act with in your own code: see ``RunPolicy``."""
+    return RunPolicy(run_dir, checkpoint)
 
 
 def collect_run(run_dir: str | Path | None, name: str, steps: int = 1_000_000,

@@ -99,3 +99,46 @@ def test_exported_policies_collect_like_the_run_and_leave_the_buffer(pendulum_ex
         export_policies(tmp_path / "nothing", tmp_path / "out")
     only_best = export_policies(pendulum_expert, tmp_path / "best_only", which=("best",))
     assert sorted(p.name for p in (only_best / "checkpoints").iterdir()) == ["best.ckpt"]
+
+
+def _episode(policy, seed):
+    env = policy.make_env()
+    obs, _ = env.reset(seed=seed)
+    policy.reset()
+    total, done = 0.0, False
+    while not done:
+        obs, r, term, trunc, _ = env.step(policy.act(obs))
+        total, done = total + r, term or trunc
+    env.close()
+    return total
+
+
+def test_a_runs_policy_acts_in_your_own_loop_as_contrl_eval_does(pendulum_expert):
+    from contrl.rundir import load_policy
+    policy = load_policy(pendulum_expert)
+    assert policy.evaluate(2, seed=7)["returns"] == pytest.approx(
+        [_episode(policy, 7), _episode(policy, 8)], abs=1e-6)
+    with pytest.raises(ContrlError, match="takes one observation of 3 numbers .* shape \\(2, 3\\)"):
+        policy.act([[0.0, 1.0, 0.0]] * 2)
+
+
+def test_a_recurrent_runs_policy_remembers_until_reset(tmp_path):
+    import numpy as np
+
+    from contrl.rundir import load_policy
+    from contrl.train import train
+    out = train("rsac", "Pendulum-P-v1", dict(
+        steps=260, learning_starts=200, seq_len=8, burn_in=2, rnn_hidden=8, batch_size=8,
+        hidden=(16, 16), eval_every=260, eval_episodes=1, runs_dir=str(tmp_path),
+        progress=False, tensorboard=False, prev_action=True))
+    policy = load_policy(out["run_dir"])
+    env = policy.make_env()
+    assert env.observation_space.shape == (3,)  # the angle's cos and sin, the previous action
+    obs, _ = env.reset(seed=0)
+    first = policy.act(obs)
+    again = policy.act(obs)  # the same observation, with one step of memory
+    policy.reset()
+    assert np.array_equal(policy.act(obs), first) and not np.array_equal(again, first)
+    assert policy.evaluate(1, seed=3)["returns"] == pytest.approx([_episode(policy, 3)],
+                                                                  abs=1e-6)
+    env.close()
