@@ -53,8 +53,18 @@ def test_random_dataset_records_its_policy(tmp_path, monkeypatch):
     out = collect_run(None, "pendulum-random-v0", 400, env_id="Pendulum-v1", num_envs=2)
     data = load_dataset("pendulum-random-v0")
     assert out["steps"] == len(data) == 400 and out["ref_max_score"] is None
+    assert out["episodes"] == out["complete_episodes"] == 2  # 200 steps each: Pendulum's limit
     assert data.metadata["policy"] == "uniform random"
     assert np.abs(data.actions).max() <= 1.0
+
+
+def test_a_collection_without_a_whole_episode_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    out = collect_run(None, "pendulum-short-v0", 400, env_id="Pendulum-v1", num_envs=4)
+    assert out["episodes"] == 4 and out["complete_episodes"] == 0
+    assert out["average_return"] is None
+    assert ("no episode of pendulum-short-v0 ended within its 400 steps (each of the 4 envs "
+            "stepped in lockstep ran about 100)") in capsys.readouterr().err
 
 
 def test_a_policy_no_better_than_random_gives_no_reference_scores(tmp_path, monkeypatch, capsys):

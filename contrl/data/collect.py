@@ -119,6 +119,11 @@ def collect(agent: Policy | None, env_id: str, name: str, steps: int, noise: flo
         meta["policy"] = meta.get("policy", "a contrl policy") + (
             f" + N(0, {noise}^2) noise" if noise > 0 else "")
     episodes = rollout_episodes(policy, env_id, steps, seed, num_envs, env_kwargs, on_progress)
+    if all(e.get("cut") for e in episodes):
+        print(f"note: no episode of {name} ended within its {steps} steps (each of the "
+              f"{num_envs} envs stepped in lockstep ran about {-(-steps // num_envs)}), so it has "
+              "no average return; more --steps or fewer --num-envs give whole episodes",
+              file=sys.stderr)
     return _write(name, episodes, env_id, meta, ref_min, ref_max)
 
 
@@ -141,7 +146,7 @@ def _write(name, episodes, env_id, meta, ref_min, ref_max) -> dict:
     path = write_minari(name, episodes, env_id, meta, ref_min, ref_max)
     load_dataset(path, env_id)  # builds the flat copy that makes later loads fast
     return {"name": name, "path": str(path), "episodes": len(episodes),
-            "steps": int(sum(len(e["rewards"]) for e in episodes)),
+            "complete_episodes": len(complete), "steps": int(sum(len(e["rewards"]) for e in episodes)),
             "average_return": meta["average_return"], "ref_min_score": ref_min,
             "ref_max_score": ref_max}
 
