@@ -273,21 +273,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from contrl.envs.make import default_eval_episodes
     from contrl.evaluate import evaluate
     from contrl.maze_picture import draw_trace
-    from contrl.seeding import stream_seed
     from contrl.run import atomic_write_bytes, atomic_write_json
-    from contrl.rundir import load_agent
+    from contrl.rundir import check_eval_request, held_out_episodes, load_agent
 
-    if args.episodes is not None and args.episodes <= 0:
-        raise C.ConfigError(f"episodes must be positive, got {args.episodes}")
-    if args.seed is not None:  # else the run's own
-        C.check_seed(args.seed)
+    check_eval_request(args.episodes, args.seed)
     agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)
-    seed = (run_cfg.stream_seed("held_out_envs") if args.seed is None
-            else stream_seed(args.seed, "eval_envs", run_cfg.seed_streams))
-    episodes = default_eval_episodes(run_cfg.env) if args.episodes is None else args.episodes
+    episodes, seed = held_out_episodes(run_cfg, args.episodes, args.seed)
     with progress_bar("evaluating (episodes)") as on_chunk:
         result = evaluate(agent, run_cfg.env, episodes, seed, trace=True, on_chunk=on_chunk,
                           **run_cfg.env_kwargs)

@@ -74,6 +74,28 @@ def load_agent(run_dir: str | Path, which: str = "best"):
     return ckpt.restore_agent(template), run_cfg, algo_cfg, {**ckpt.meta, "checkpoint": path.stem}
 
 
+def held_out_episodes(run_cfg, episodes: int | None = None,
+                      seed: int | None = None) -> tuple[int, int]:
+    """(episodes, first episode's env seed) of an evaluation after training, as ``contrl eval``
+    runs it: by default the run's held-out episodes (not those that chose its best checkpoint),
+    100 on mazes and 10 elsewhere; with ``seed`` the episodes a run of that seed evaluated on."""
+    from contrl.envs.make import default_eval_episodes
+    from contrl.seeding import stream_seed
+
+    check_eval_request(episodes, seed)
+    first = (run_cfg.stream_seed("held_out_envs") if seed is None
+             else stream_seed(seed, "eval_envs", run_cfg.seed_streams))
+    return default_eval_episodes(run_cfg.env) if episodes is None else episodes, first
+
+
+def check_eval_request(episodes: int | None, seed: int | None) -> None:
+    """Refuse an evaluation's episode count or seed before anything is loaded."""
+    if episodes is not None and episodes <= 0:
+        raise C.ConfigError(f"episodes must be positive, got {episodes}")
+    if seed is not None:
+        C.check_seed(seed)
+
+
 class RunPolicy:
     """A trained run's policy for your own code (``load_policy(RUN)``): ``act`` maps one
     observation of ``make_env()``'s env to one action, deterministically, as ``contrl eval``
@@ -81,11 +103,13 @@ class RunPolicy:
     each episode's start). The env is made as the run's were (its observation keys, frame
     stack, previous action/reward, action repeat), with actions in [-1, 1]."""
 
-    def __init__(self, run_dir: str | Path, checkpoint: str = "best"):
-        self.agent, self.run_cfg, self.algo_cfg, self.meta = load_agent(run_dir, checkpoint)
+    def __init__(self, run_dir: str | Path, which: str = "best"):
+        if which not in ("best", "latest"):
+            raise ContrlError(f"the checkpoint is best or latest, not {which!r}")
+        self.agent, self.run_cfg, self.algo_cfg, self.meta = load_agent(run_dir, which)
         self.env_id = self.run_cfg.env
         env = self.make_env()
-        self.obs_dim = env.observation_space.shape[0]
+        self.observation_space, self.action_space = env.observation_space, env.action_space
         env.close()
         self.reset()
 
@@ -99,24 +123,35 @@ class RunPolicy:
         self._carry = self.agent.initial_carry(1)
 
     def act(self, obs) -> np.ndarray:
-        """The action for one observation of ``make_env()``'s env."""
-        obs = np.asarray(obs, np.float32)
-        if obs.shape != (self.obs_dim,):
-            raise ContrlError(f"{self.env_id}'s policy takes one observation of {self.obs_dim} "
-                              f"numbers (from its make_env()), got an array of shape {obs.shape}")
+        """The action (in [-1, 1]) for one observation of ``make_env()``'s env."""
+        want = self.observation_space.shape
+        if isinstance(obs, dict):
+            raise ContrlError(f"{self.env_id}'s policy takes the flat observation of its "
+                              "make_env(), not the env's dict")
+        try:
+            obs = np.asarray(obs, np.float32)
+        except (TypeError, ValueError):
+            obs = None
+        if obs is None or obs.shape != want:
+            got = "something that is not an array of numbers" if obs is None else (
+                f"an array of shape {obs.shape}")
+            raise ContrlError(f"{self.env_id}'s policy takes one observation of {want[0]} "
+                              f"numbers (from its make_env()), got {got}")
         actions, self._carry = self.agent.eval_actions(obs[None], self._carry)
-        return np.asarray(actions[0])
+        return np.array(actions[0])
 
-    def evaluate(self, episodes: int = 10, seed: int = 0) -> dict:
-        """``episodes`` deterministic episodes, episode ``i`` seeded ``seed + i`` (the dict of
-        ``contrl.evaluate.evaluate``: mean_return, returns, success_rate on goal tasks...)."""
-        return evaluate(self.agent, self.env_id, episodes, seed, **self.run_cfg.env_kwargs)
+    def evaluate(self, episodes: int | None = None, seed: int | None = None) -> dict:
+        """Deterministic episodes as ``contrl eval`` runs them (``held_out_episodes``); the
+        dict of ``contrl.evaluate.evaluate``: mean_return, returns, success_rate on goal
+        tasks..."""
+        episodes, first = held_out_episodes(self.run_cfg, episodes, seed)
+        return evaluate(self.agent, self.env_id, episodes, first, **self.run_cfg.env_kwargs)
 
 
-def load_policy(run_dir: str | Path, checkpoint: str = "best") -> RunPolicy:
+def load_policy(run_dir: str | Path, which: str = "best") -> RunPolicy:
     """The policy of a run directory (its ``best`` checkpoint, else ``latest``; or
     ``latest``), to act with in your own code: see ``RunPolicy``."""
-    return RunPolicy(run_dir, checkpoint)
+    return RunPolicy(run_dir, which)
 
 
 def collect_run(run_dir: str | Path | None, name: str, steps: int = 1_000_000,

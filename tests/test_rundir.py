@@ -113,19 +113,38 @@ def _episode(policy, seed):
     return total
 
 
-def test_a_runs_policy_acts_in_your_own_loop_as_contrl_eval_does(pendulum_expert):
-    from contrl.rundir import load_policy
+def test_a_runs_policy_acts_in_your_own_loop_as_contrl_eval_does(pendulum_expert, tmp_path):
+    import shutil
+
+    from contrl.cli import main
+    from contrl.config import ConfigError
+    from contrl.rundir import held_out_episodes, load_policy
     policy = load_policy(pendulum_expert)
-    assert policy.evaluate(2, seed=7)["returns"] == pytest.approx(
-        [_episode(policy, 7), _episode(policy, 8)], abs=1e-6)
-    with pytest.raises(ContrlError, match="takes one observation of 3 numbers .* shape \\(2, 3\\)"):
-        policy.act([[0.0, 1.0, 0.0]] * 2)
+    result = policy.evaluate(2, seed=7)
+    first = held_out_episodes(policy.run_cfg, 2, 7)[1]
+    assert result["returns"] == pytest.approx([_episode(policy, first),
+                                               _episode(policy, first + 1)], abs=1e-6)
+    run = shutil.copytree(pendulum_expert, tmp_path / "run")  # contrl eval writes into it
+    assert main(["eval", str(run), "--episodes", "2", "--seed", "7"]) == 0
+    assert json.loads((run / "eval-best.json").read_text())["returns"] == result["returns"]
+    action = policy.act(policy.make_env().reset(seed=0)[0])
+    action += 0.1  # the caller's own array
+    for bad, msg in [([[0.0, 1.0, 0.0]] * 2, "takes one observation of 3 numbers .* got an "
+                                              "array of shape \\(2, 3\\)"),
+                     ("abc", "got something that is not an array of numbers"),
+                     ({"observation": [0.0]}, "takes the flat observation of its make_env")]:
+        with pytest.raises(ContrlError, match=msg):
+            policy.act(bad)
+    with pytest.raises(ConfigError, match="episodes must be positive, got 0"):
+        policy.evaluate(0)
+    with pytest.raises(ContrlError, match="the checkpoint is best or latest, not 'last'"):
+        load_policy(pendulum_expert, "last")
 
 
 def test_a_recurrent_runs_policy_remembers_until_reset(tmp_path):
     import numpy as np
 
-    from contrl.rundir import load_policy
+    from contrl.rundir import held_out_episodes, load_policy
     from contrl.train import train
     out = train("rsac", "Pendulum-P-v1", dict(
         steps=260, learning_starts=200, seq_len=8, burn_in=2, rnn_hidden=8, batch_size=8,
@@ -139,6 +158,6 @@ def test_a_recurrent_runs_policy_remembers_until_reset(tmp_path):
     again = policy.act(obs)  # the same observation, with one step of memory
     policy.reset()
     assert np.array_equal(policy.act(obs), first) and not np.array_equal(again, first)
-    assert policy.evaluate(1, seed=3)["returns"] == pytest.approx([_episode(policy, 3)],
-                                                                  abs=1e-6)
+    first = held_out_episodes(policy.run_cfg)[1]  # no seed: the run's held-out episodes
+    assert policy.evaluate(1)["returns"] == pytest.approx([_episode(policy, first)], abs=1e-6)
     env.close()

@@ -146,7 +146,8 @@ def _write(name, episodes, env_id, meta, ref_min, ref_max) -> dict:
     path = write_minari(name, episodes, env_id, meta, ref_min, ref_max)
     load_dataset(path, env_id)  # builds the flat copy that makes later loads fast
     return {"name": name, "path": str(path), "episodes": len(episodes),
-            "complete_episodes": len(complete), "steps": int(sum(len(e["rewards"]) for e in episodes)),
+            "complete_episodes": len(complete),
+            "steps": int(sum(len(e["rewards"]) for e in episodes)),
             "average_return": meta["average_return"], "ref_min_score": ref_min,
             "ref_max_score": ref_max}
 
