@@ -9,6 +9,7 @@ from contrl import config as C
 from contrl.envs import make_env, resolve_env_id
 from contrl.errors import ContrlError
 from contrl.evaluate import evaluate
+from contrl.policy import SampledPolicy, reset_carry
 from contrl.registry import resolve_algo
 from contrl.run import Checkpoint, atomic_write_bytes, read_run_config
 
@@ -97,16 +98,21 @@ def check_eval_request(episodes: int | None, seed: int | None) -> None:
 
 
 class RunPolicy:
-    """A trained run's policy for your own code (``load_policy(RUN)``): ``act`` maps one
-    observation of ``make_env()``'s env to one action, deterministically, as ``contrl eval``
-    acts; a recurrent policy keeps its memory from call to call until ``reset()`` (call it at
-    each episode's start). The env is made as the run's were (its observation keys, frame
-    stack, previous action/reward, action repeat), with actions in [-1, 1]."""
+    """A trained run's policy for your own code (``load_policy(RUN)``): ``act`` maps an
+    observation of ``make_env()``'s env to an action in [-1, 1], deterministically as
+    ``contrl eval`` acts, or with ``sample`` drawn from the policy's own distribution as in
+    training (seeded by ``seed``). A recurrent policy keeps its memory from call to call until
+    ``reset()`` (call it at each episode's start). For ``n`` envs acting in one batch,
+    ``reset(n)``, then ``act`` takes (n, obs_dim) observations and ``reset(n, done)`` starts
+    the ``done`` envs' memories afresh. The env is made as the run's were (its observation
+    keys, frame stack, previous action/reward, action repeat)."""
 
-    def __init__(self, run_dir: str | Path, which: str = "best"):
+    def __init__(self, run_dir: str | Path, which: str = "best", sample: bool = False,
+                 seed: int = 0):
         if which not in ("best", "latest"):
             raise ContrlError(f"the checkpoint is best or latest, not {which!r}")
         self.agent, self.run_cfg, self.algo_cfg, self.meta = load_agent(run_dir, which)
+        self._acting = SampledPolicy(self.agent, seed) if sample else self.agent
         self.env_id = self.run_cfg.env
         env = self.make_env()
         self.observation_space, self.action_space = env.observation_space, env.action_space
@@ -118,13 +124,25 @@ class RunPolicy:
         from ``env.render()``)."""
         return make_env(self.env_id, render_size=render_size, **self.run_cfg.env_kwargs)
 
-    def reset(self) -> None:
-        """Forget what a recurrent policy remembers (a new episode)."""
-        self._carry = self.agent.initial_carry(1)
+    def reset(self, num_envs: int = 1, done=None) -> None:
+        """Forget what a recurrent policy remembers, for ``num_envs`` envs acting in one batch;
+        with ``done`` (a bool per env) only for those envs (their episodes start anew)."""
+        if done is None:
+            if num_envs < 1:
+                raise ContrlError(f"num_envs must be positive, got {num_envs}")
+            self.num_envs, self._carry = num_envs, self._acting.initial_carry(num_envs)
+            return
+        done = np.asarray(done, bool)
+        if done.shape != (self.num_envs,):
+            raise ContrlError(f"done needs one bool per env ({self.num_envs}), got shape "
+                              f"{done.shape}")
+        self._carry = reset_carry(self._acting, self._carry, done)
 
     def act(self, obs) -> np.ndarray:
-        """The action (in [-1, 1]) for one observation of ``make_env()``'s env."""
-        want = self.observation_space.shape
+        """The action for an observation of ``make_env()``'s env (a batch of ``num_envs``
+        of them after ``reset(num_envs)``)."""
+        dim = self.observation_space.shape[0]
+        want = (dim,) if self.num_envs == 1 else (self.num_envs, dim)
         if isinstance(obs, dict):
             raise ContrlError(f"{self.env_id}'s policy takes the flat observation of its "
                               "make_env(), not the env's dict")
@@ -135,10 +153,11 @@ class RunPolicy:
         if obs is None or obs.shape != want:
             got = "something that is not an array of numbers" if obs is None else (
                 f"an array of shape {obs.shape}")
-            raise ContrlError(f"{self.env_id}'s policy takes one observation of {want[0]} "
-                              f"numbers (from its make_env()), got {got}")
-        actions, self._carry = self.agent.eval_actions(obs[None], self._carry)
-        return np.array(actions[0])
+            raise ContrlError(f"{self.env_id}'s policy takes observations of shape {want} "
+                              f"(from its make_env(); a batch of n after reset(n)), got {got}")
+        actions, self._carry = self._acting.eval_actions(obs.reshape(self.num_envs, dim),
+                                                         self._carry)
+        return np.array(actions).reshape(want[:-1] + self.action_space.shape)
 
     def evaluate(self, episodes: int | None = None, seed: int | None = None) -> dict:
         """Deterministic episodes as ``contrl eval`` runs them (``held_out_episodes``); the
@@ -148,10 +167,11 @@ class RunPolicy:
         return evaluate(self.agent, self.env_id, episodes, first, **self.run_cfg.env_kwargs)
 
 
-def load_policy(run_dir: str | Path, which: str = "best") -> RunPolicy:
+def load_policy(run_dir: str | Path, which: str = "best", sample: bool = False,
+                seed: int = 0) -> RunPolicy:
     """The policy of a run directory (its ``best`` checkpoint, else ``latest``; or
     ``latest``), to act with in your own code: see ``RunPolicy``."""
-    return RunPolicy(run_dir, which)
+    return RunPolicy(run_dir, which, sample, seed)
 
 
 def collect_run(run_dir: str | Path | None, name: str, steps: int = 1_000_000,

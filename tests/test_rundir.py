@@ -129,7 +129,7 @@ def test_a_runs_policy_acts_in_your_own_loop_as_contrl_eval_does(pendulum_expert
     assert json.loads((run / "eval-best.json").read_text())["returns"] == result["returns"]
     action = policy.act(policy.make_env().reset(seed=0)[0])
     action += 0.1  # the caller's own array
-    for bad, msg in [([[0.0, 1.0, 0.0]] * 2, "takes one observation of 3 numbers .* got an "
+    for bad, msg in [([[0.0, 1.0, 0.0]] * 2, "takes observations of shape \\(3,\\) .* got an "
                                               "array of shape \\(2, 3\\)"),
                      ("abc", "got something that is not an array of numbers"),
                      ({"observation": [0.0]}, "takes the flat observation of its make_env")]:
@@ -157,7 +157,24 @@ def test_a_recurrent_runs_policy_remembers_until_reset(tmp_path):
     first = policy.act(obs)
     again = policy.act(obs)  # the same observation, with one step of memory
     policy.reset()
-    assert np.array_equal(policy.act(obs), first) and not np.array_equal(again, first)
-    first = held_out_episodes(policy.run_cfg)[1]  # no seed: the run's held-out episodes
-    assert policy.evaluate(1)["returns"] == pytest.approx([_episode(policy, first)], abs=1e-6)
+    assert np.array_equal(policy.act(obs), first) and np.abs(again - first).max() > 1e-4
+    start = held_out_episodes(policy.run_cfg)[1]  # no seed: the run's held-out episodes
+    assert policy.evaluate(1)["returns"] == pytest.approx([_episode(policy, start)], abs=1e-6)
+    # two envs in one batch; then only the first starts a new episode
+    policy.reset(2)
+    both = np.stack([obs, obs])
+    np.testing.assert_allclose(policy.act(both), [first, first], atol=1e-6)  # other kernels
+    step2 = policy.act(both)
+    policy.reset(2, done=[True, False])
+    step3 = policy.act(both)
+    np.testing.assert_allclose(step3[0], first, atol=1e-6)
+    assert np.abs(step3[1] - step2[1]).max() > 1e-4  # the second env remembers two steps
+    with pytest.raises(ContrlError, match="done needs one bool per env \\(2\\)"):
+        policy.reset(2, done=[True])
+    with pytest.raises(ContrlError, match="takes observations of shape \\(2, 3\\)"):
+        policy.act(obs)
+    # actions drawn from the policy's distribution, seeded
+    draws = [load_policy(out["run_dir"], sample=True, seed=s) for s in (1, 1, 2)]
+    a, b, c = (p.act(obs) for p in draws)
+    assert np.array_equal(a, b) and not np.array_equal(a, c) and not np.array_equal(a, first)
     env.close()
