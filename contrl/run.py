@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import math
 import os
@@ -22,6 +23,8 @@ import numpy as np
 
 from contrl import serialize
 from contrl.errors import CheckpointError, ContrlError
+
+_WRITERS = itertools.count()  # TensorBoard writers this process has opened
 
 CHECKPOINT_FORMAT = "contrl-checkpoint-1"
 try:
@@ -349,8 +352,11 @@ class Logger:
             from tensorboardX import SummaryWriter
             # a resumed run marks its first new step: TensorBoard then hides what the
             # interrupted run wrote past its checkpoint (as progress.csv drops those rows)
+            # the event file's name holds the second it was opened: the suffix keeps a writer
+            # opened in the same second (a quick resume) from truncating an earlier one's file
             self._tb = SummaryWriter(str(run_dir / "tb"), purge_step=None if resume_step is None
-                                     else resume_step + 1)
+                                     else resume_step + 1,
+                                     filename_suffix=f".{os.getpid()}.{next(_WRITERS)}")
         self._wandb = None
         if wandb_config is not None:
             try:

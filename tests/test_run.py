@@ -108,6 +108,23 @@ def test_resumed_tensorboard_log_purges_steps_after_the_checkpoint(tmp_path):
     assert marks == [(3, SessionLog.START)]  # only the resumed writer's
 
 
+def test_a_writer_opened_in_the_same_second_keeps_the_earlier_event_file(tmp_path,
+                                                                          monkeypatch):
+    """TensorBoard event files are named by the second they were opened: a run resumed within
+    that second truncated the interrupted run's file (opened "wb")."""
+    import tensorboardX.event_file_writer as efw
+    monkeypatch.setattr(efw.time, "time", lambda: 1796640000.5)
+    first = Logger(tmp_path, ("loss",), tensorboard=True)
+    first.log({"step": 1, "loss": 10.0})
+    first.close()
+    size = {f.name: f.stat().st_size for f in (tmp_path / "tb").iterdir()}
+    log = Logger(tmp_path, ("loss",), tensorboard=True, resume_step=1)
+    log.log({"step": 2, "loss": 20.0})
+    log.close()
+    files = {f.name: f.stat().st_size for f in (tmp_path / "tb").iterdir()}
+    assert len(files) == 2 and all(files[name] == n for name, n in size.items())
+
+
 def test_a_resumed_run_continues_its_wandb_run(tmp_path, monkeypatch):
     """--wandb: every Logger of one run directory asks W&B for the same run id (a resume
     began a new W&B run); another directory gets another id."""
