@@ -107,8 +107,10 @@ def test_train_eval_resume_roundtrip(tmp_path, capsys, monkeypatch):
     assert main(["train", "sac", "Pendulum-v1", "--steps", "200", *common]) == 0
     run = next(tmp_path.iterdir())
     # what a kill during writes leaves: removed on resume (the files they replaced are intact)
-    stale = [run / ".config.json.x1.tmp", run / "checkpoints" / ".latest.ckpt.x2.tmp"]
+    stale = [run / ".config.json.x1.tmp", run / "checkpoints" / ".latest.ckpt.x2.tmp",
+             run / "videos" / ".step-200.tmp.mp4", run / "dynamics" / ".model.ckpt.x3.tmp"]
     for f in stale:
+        f.parent.mkdir(exist_ok=True)
         f.write_bytes(b"partial")
     # while another process trains the run: refused, its config and files untouched
     from contrl.run import DirLock
