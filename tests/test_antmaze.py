@@ -101,6 +101,17 @@ def test_play_and_diverse_cells():
     assert starts == goals == [(1, 1), (2, 6), (5, 1), (6, 5), (6, 6)]
     starts, goals = cell_sets(DATASETS["antmaze-medium-diverse-v0"], medium)
     assert len(starts) == len(goals) == sum(v != 1 for row in medium for v in row)
+    # -v2 play, as D4RL's script: goals its maps' G cells, starts every other free cell
+    # (d4rl/locomotion/maze_env.py BIG_MAZE, HARDEST_MAZE; goal cells barred from resets)
+    d4rl = make_env("AntMaze_Medium_D4RL-v5").unwrapped.maze.maze_map
+    starts, goals = cell_sets(DATASETS["antmaze-medium-play-v2"], d4rl)
+    assert goals == [(2, 6), (5, 1), (6, 5)]
+    assert len(starts) == 23 and (1, 1) in starts and (6, 6) in starts
+    assert not set(starts) & set(goals)
+    large = make_env("AntMaze_Large_D4RL-v5").unwrapped.maze.maze_map
+    starts, goals = cell_sets(DATASETS["antmaze-large-play-v2"], large)
+    assert goals == [(1, 6), (3, 5), (3, 10), (5, 2), (7, 4), (7, 6), (7, 9)]
+    assert len(starts) == sum(v != 1 for row in large for v in row) - 7
 
 
 @pytest.mark.parametrize("env_id, start, goal, steps", [

@@ -10,7 +10,9 @@ How (as D4RL made its antmaze datasets, with what differs said):
   between D4RL's start and goal cells; ``play``: a hand-picked set, here gymnasium-robotics'
   own goal/reset cells of the ``Diverse_GR`` maps (marked ``c``) and the evaluation goal's
   cell; ``diverse``: any free cell. Starts come from the same set; positions get the env's own
-  noise within the cell;
+  noise within the cell. ``d4rl_play`` (the ``-v2`` play datasets) is play as D4RL's script
+  made it: goals only D4RL's goal cells (``g`` in its maps: the marked cells but its start
+  cell; on the medium maze not the evaluation goal's cell), starts every other free cell;
 - when the ant reaches the goal it was sent to, a fresh one is drawn (in another cell) at once,
   so the ant never idles at a goal (an offline learner would otherwise see long stretches of
   standing still with reward 1, Minari issue 296);
@@ -68,7 +70,7 @@ TURNED_OVER_STEPS = 50
 
 class MazeDataset(NamedTuple):
     env_id: str  # the env the data are evaluated on
-    cells: str  # fixed | play | diverse: where collection starts and goals are drawn
+    cells: str  # fixed | play | d4rl_play | diverse: where collection starts and goals are drawn
     single_task: bool = True  # rewards for the eval goal (the _Fixed maze's goal cell)
 
     @property
@@ -109,6 +111,9 @@ DATASETS = {
     "antmaze-medium-diverse-v1": MazeDataset("AntMaze_Medium_D4RL-v5", "diverse"),
     "antmaze-large-play-v1": MazeDataset("AntMaze_Large_D4RL-v5", "play"),
     "antmaze-large-diverse-v1": MazeDataset("AntMaze_Large_D4RL-v5", "diverse"),
+    # v2: v1 with play's cells as D4RL's generation script drew them (``d4rl_play``)
+    "antmaze-medium-play-v2": MazeDataset("AntMaze_Medium_D4RL-v5", "d4rl_play"),
+    "antmaze-large-play-v2": MazeDataset("AntMaze_Large_D4RL-v5", "d4rl_play"),
 }
 
 
@@ -131,6 +136,10 @@ def cell_sets(spec: MazeDataset, maze_map) -> tuple[list, list]:
     # a _Fixed map marks only its start and goal: the hand-picked cells are Diverse_GR's
     marked = (maze_map if any(maze_map[r][c] == "c" for r, c in free)
               else _diverse_gr_map(len(maze_map)))
+    if spec.cells == "d4rl_play":  # Diverse_GR's cells are D4RL's goal cells and its start
+        goals = [(r, c) for r, c in free
+                 if marked[r][c] in ("c", "g") and (r, c) != spec.start]
+        return [cell for cell in free if cell not in goals], goals
     picked = [(r, c) for r, c in free
               if marked[r][c] in ("c", "g", "r") or (r, c) == spec.target]
     return picked, picked
