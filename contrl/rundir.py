@@ -1,4 +1,5 @@
-"""Saved runs: their configurations and agents, read back from a run directory."""
+"""Saved runs: their configurations and agents read back from a run directory, their policies
+for your own code (``load_policy``), and what is made from them (datasets, exports)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,11 +8,13 @@ import numpy as np
 
 from contrl import config as C
 from contrl.envs import make_env, resolve_env_id
+from contrl.envs.make import default_eval_episodes
 from contrl.errors import ContrlError
 from contrl.evaluate import evaluate
 from contrl.policy import SampledPolicy, reset_carry
 from contrl.registry import resolve_algo
 from contrl.run import Checkpoint, atomic_write_bytes, read_run_config
+from contrl.seeding import stream_seed
 
 
 def run_configs(run_dir: str | Path):
@@ -80,9 +83,6 @@ def held_out_episodes(run_cfg, episodes: int | None = None,
     """(episodes, first episode's env seed) of an evaluation after training, as ``contrl eval``
     runs it: by default the run's held-out episodes (not those that chose its best checkpoint),
     100 on mazes and 10 elsewhere; with ``seed`` the episodes a run of that seed evaluated on."""
-    from contrl.envs.make import default_eval_episodes
-    from contrl.seeding import stream_seed
-
     check_eval_request(episodes, seed)
     first = (run_cfg.stream_seed("held_out_envs") if seed is None
              else stream_seed(seed, "eval_envs", run_cfg.seed_streams))
