@@ -366,6 +366,16 @@ def _save(fig, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+# what a run's step counts, by the loop kind of its algorithm (registry); else env steps
+STEP_UNITS = {"offline": "gradient steps", "mopo": "gradient steps", "dagger": "expert labels"}
+
+
+def step_label(kinds: set[str]) -> str:
+    """The x-axis label of curves of runs of these loop kinds."""
+    units = sorted({STEP_UNITS.get(kind, "env steps") for kind in kinds} or {"env steps"})
+    return units[0] if len(units) == 1 else f"steps ({', '.join(units)})"
+
+
 def plot_curves(curve_data: dict, refs: dict, out: Path, groups: dict,
                 metric: str = "return") -> list[str]:
     import matplotlib
@@ -391,7 +401,8 @@ def plot_curves(curve_data: dict, refs: dict, out: Path, groups: dict,
                 ax.axhline(p["value"], color=color, ls="--", lw=0.8)
                 ax.annotate(f"{run.algo} {p['source']} @{p['steps'] // 1000}k",
                             (grid[0], p["value"]), fontsize=7, color=color, va="bottom")
-        ax.set_xlabel("env steps")
+        ax.set_xlabel(step_label({REGISTRY[groups[key][0].algo][2] for key in curve_data
+                                  if key[0] == env and groups[key][0].algo in REGISTRY}))
         ax.set_ylabel("evaluation success rate" if metric == "success_rate" else "evaluation return")
         ax.set_title(env)
         ax.legend(fontsize=8)

@@ -283,3 +283,12 @@ def test_runs_left_out_or_stopped_early_are_named(tmp_path):
     (mine / "success_Pendulum-v1.png").write_bytes(b"a user's figure")
     with pytest.raises(ContrlError, match="success_Pendulum-v1.png exists and is not from a"):
         report([str(tmp_path / "sac-s0")], out=str(mine), reps=50)
+
+
+def test_curves_name_what_a_step_counts():
+    from contrl.report import step_label
+    assert step_label({"offpolicy", "onpolicy"}) == "env steps"
+    assert step_label({"offline", "mopo"}) == "gradient steps"
+    assert step_label({"dagger"}) == "expert labels"
+    assert step_label({"offline", "offpolicy"}) == "steps (env steps, gradient steps)"
+    assert step_label(set()) == "env steps"
