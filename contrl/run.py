@@ -130,12 +130,12 @@ def remove_stale_temporaries(run_dir: Path) -> list[Path]:
     """Delete the temporary files that a write killed mid-way left in a run directory (the
     file it was replacing is intact: writes are atomic). Returns what was removed."""
     removed = []
-    for phase in (run_dir, run_dir / "online"):
-        for d in (phase, phase / "checkpoints", phase / "videos", phase / "dynamics"):
-            # atomic_write's ``.<name>.<random>.tmp``; a video's ``.<name>.tmp.<mp4|gif>``
-            for p in [*d.glob(".*.tmp"), *d.glob(".*.tmp.*")] if d.is_dir() else ():
-                p.unlink(missing_ok=True)
-                removed.append(p)
+    # anywhere in the run (checkpoints/, videos/, dynamics/, an online phase's folder):
+    # atomic_write's ``.<name>.<random>.tmp`` and a video's ``.<name>.tmp.<mp4|gif>``
+    for p in [*run_dir.rglob(".*.tmp"), *run_dir.rglob(".*.tmp.*")]:
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p)
     return removed
 
 
