@@ -214,6 +214,20 @@ def test_whole_episode_windows_refused_at_set_up_without_a_time_limit(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_whole_episode_windows_refused_with_a_ring_shorter_than_an_episode(tmp_path):
+    """seq_len -1 with fewer buffer rows per env than one episode and its final observation
+    is refused at set-up: no episode start would stay in the ring, and every window would
+    begin mid-episode from a zero state (it trained silently before)."""
+    from contrl.config import ConfigError
+    from contrl.train import train
+    opts = dict(steps=100, seq_len=-1, num_envs=2, progress=False, runs_dir=str(tmp_path),
+                tensorboard=False)
+    with pytest.raises(ConfigError, match="buffer_size 400 holds 200 steps per env, too few "
+                       r"for one whole episode \(time limit 200\)"):
+        train("rsac", "Pendulum-V-v1", dict(opts, buffer_size=400), use_preset=False)
+    assert not any(tmp_path.iterdir())
+
+
 def test_whole_episode_windows_skip_a_wrapped_episodes_remains():
     """Once the ring wraps, its oldest rows may be the middle of an episode whose start was
     overwritten: whole-episode windows never start there (unless nothing else is left)."""

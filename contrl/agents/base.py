@@ -151,8 +151,9 @@ class OffPolicyConfig(AlgoConfig):
         drawn with ``rng``; the same kind of sample as ``replay_batches``."""
         return dataset.sample(rng, n, self.gamma, k)
 
-    def check_episode_limit(self, episode_limit: int | None) -> None:
-        """Refuse, at set-up, an env time limit (None: none) these agents cannot train with."""
+    def check_episode_limit(self, episode_limit: int | None, num_envs: int) -> None:
+        """Refuse, at set-up, an env time limit (None: none) these agents cannot train with
+        on ``num_envs`` envs."""
 
     def updates_per_call(self, num_envs: int) -> int:
         """Gradient steps per update call: utd_ratio * update_every * num_envs."""

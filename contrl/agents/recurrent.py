@@ -83,8 +83,14 @@ class RecurrentFields:
     def check_dataset(self, dataset) -> None:
         dataset.require_episodes("recurrent agents cut their training windows from episodes")
 
-    def check_episode_limit(self, episode_limit: int | None) -> None:
+    def check_episode_limit(self, episode_limit: int | None, num_envs: int) -> None:
         self._windows(episode_limit)
+        per_env = self.buffer_size // num_envs
+        if self.seq_len == -1 and per_env <= episode_limit:
+            # no episode start would survive in the ring: every window would begin mid-episode
+            raise ConfigError(f"buffer_size {self.buffer_size} holds {per_env} steps per env, "
+                              f"too few for one whole episode (time limit {episode_limit}) "
+                              "and its final observation, which seq_len -1 trains on")
 
     def _windows(self, episode_limit: int | None) -> tuple[int, int, bool]:
         """(trained steps, burn-in steps, whole episodes) of every training window."""

@@ -37,7 +37,7 @@ class OffPolicyLoop(Loop):
             algo_cfg.check_dataset(data)  # before anything is built
         self.pool, self.agent, ckpt, state = start(run_cfg, algo_cfg, agent_cls, run_dir,
                                                    resume, agent)
-        algo_cfg.check_episode_limit(self.pool.episode_limit)
+        algo_cfg.check_episode_limit(self.pool.episode_limit, n_envs)
         self.data_rng = run_cfg.stream("offline_mix")
         if self.n_offline > 0:
             self.offline = dataset_for_run(data, run_cfg, self.pool)
