@@ -27,6 +27,9 @@ def test_first_target_reacher_shows_the_target_on_the_first_step_only():
     for _ in range(3):
         obs = env.step(np.zeros(2, np.float32))[0]
         assert np.all(obs[[4, 5, 8, 9]] == 0) and np.any(obs[:4] != 0)
+    # one dtype for the space, the first observation and the later ones
+    assert env.observation_space.dtype == first.dtype == obs.dtype == np.float32
+    assert env.observation_space.contains(first)
 
 
 def test_dmc_variants_split_the_observation_keys():

@@ -156,6 +156,13 @@ class FirstStepOnly(gym.Wrapper):
     def __init__(self, env: gym.Env, hidden: tuple[int, ...]):
         super().__init__(env)
         self.hidden = np.asarray(hidden)
+        space = env.observation_space  # float32 like every observation this wrapper returns
+        self.observation_space = gym.spaces.Box(space.low.astype(np.float32),
+                                                space.high.astype(np.float32), dtype=np.float32)
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        return np.asarray(obs, np.float32), info
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
