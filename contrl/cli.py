@@ -239,6 +239,15 @@ def _is_env_id(text: str) -> bool:
     return True
 
 
+def run_line(run: dict) -> str:
+    """A trained run's folder, last step and last evaluation, on one line."""
+    ev = run.get("eval")
+    line = f"{run['run_dir']}  step {run['step']}"
+    if ev:
+        line += f"  eval return {ev['mean_return']:.1f} +/- {ev['std_return']:.1f}"
+    return line
+
+
 def cmd_train(args) -> int:
     from contrl.resolve import parse_seeds
     from contrl.train import train, train_seeds
@@ -263,11 +272,9 @@ def cmd_train(args) -> int:
         out = train(args.algo, args.env, overrides, resume=args.resume and args.resume[0],
                     use_preset=not args.no_preset, run_dir=args.run_dir)
     for run in out.get("runs", [out]):
-        ev = run.get("eval")
-        msg = f"run: {run['run_dir']}  step {run['step']}"
-        if ev:
-            msg += f"  eval return {ev['mean_return']:.1f} +/- {ev['std_return']:.1f}"
-        print(msg)
+        print(f"run: {run_line(run)}")
+        if run.get("online"):  # an offline run's online phase, a run folder of its own
+            print(f"online phase: {run_line(run['online'])}")
     signum = out.get("signal") or (out.get("online") or {}).get("signal")
     return 128 + signum if signum else 0  # interrupted (saved): 130 for SIGINT, 143 for SIGTERM
 
@@ -390,7 +397,7 @@ def cmd_collect(args) -> int:
 
 
 def cmd_make_dataset(args) -> int:
-    from contrl.loops.common import StopFlag
+    from contrl.stopping import StopFlag
     from contrl.rundir import make_maze_dataset_from_run
 
     with StopFlag() as stop, progress_bar("collecting (episodes)") as on_progress:
@@ -449,7 +456,7 @@ def cmd_sweep(args) -> int:
 
 def cmd_video(args) -> int:
     from contrl import video
-    from contrl.run import read_run_config
+    from contrl.run import saved_config
     from contrl.rundir import checkpoint_path, load_agent
 
     for name in ("episodes", "fps"):
@@ -485,7 +492,7 @@ def cmd_video(args) -> int:
         if taken:
             raise C.ConfigError(f"--out: {taken[0]} exists; give --overwrite to replace it, or "
                                 "another name")
-    read_run_config(args.run_dir)  # a missing run is named before any GL question
+    saved_config(args.run_dir)  # a missing run is named before any GL question
     video.choose_gl_backend()
     agent, run_cfg, _, meta = load_agent(args.run_dir, args.checkpoint)
     seed = run_cfg.stream_seed("eval_envs") if args.seed is None else args.seed
@@ -530,6 +537,14 @@ def pin_cores() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] != ["train"]:
+        return run_command(argv)
+    from contrl.stopping import watching_from_start
+    with watching_from_start():  # Ctrl-C during the imports and set-up is acted on, not lost
+        return run_command(argv)
+
+
+def run_command(argv: list[str]) -> int:
     pin_cores()
     parser = build_parser()
     empty = empty_value(argv)

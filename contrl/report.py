@@ -25,7 +25,8 @@ from contrl import config as C
 from contrl.errors import ContrlError
 from contrl.registry import REGISTRY
 from contrl.resolve import RESUME_OVERRIDABLE
-from contrl.run import atomic_write_bytes, atomic_write_json, complete_lines, read_run_config
+from contrl.run import (atomic_write_bytes, atomic_write_json, complete_lines, is_online_phase,
+                        saved_config)
 
 REFERENCES = Path(__file__).parent / "references.toml"
 
@@ -48,6 +49,8 @@ class RunCurve:
     """Wall-clock seconds at each evaluation (progress.csv's time), where every row has it."""
     last_step: int = 0
     """The step of its latest evaluation, also when the report only uses earlier ones."""
+    online: bool = False
+    """Whether it is an offline run's online phase (``<run>/online``: env steps, its own row)."""
 
     @property
     def final(self) -> float:
@@ -68,7 +71,7 @@ def load_references(path: Path = REFERENCES) -> dict:
 def read_curve(run_dir: Path, up_to: int | None = None) -> RunCurve | None:
     """The evaluations of a run directory, those at or before env step ``up_to`` if given
     (None if there are none)."""
-    saved = read_run_config(run_dir)
+    saved = saved_config(run_dir)
     steps, returns, successes, times = [], [], [], []
     last_step = 0
     path = run_dir / "progress.csv"
@@ -101,7 +104,8 @@ def read_curve(run_dir: Path, up_to: int | None = None) -> RunCurve | None:
                     np.asarray(steps), np.asarray(returns),
                     {**_defaults(algo), **saved["algo_config"], **saved["run"]},
                     None if None in successes else np.asarray(successes),
-                    None if None in times else np.asarray(times), last_step)
+                    None if None in times else np.asarray(times), last_step,
+                    is_online_phase(run_dir))
 
 
 def _defaults(algo: str) -> dict:
@@ -127,14 +131,17 @@ def find_runs(dirs: list[str], step: int | None = None,
             raise ContrlError(f"{root} is not a directory")
         for cfg in sorted(root.rglob("config.json")):
             run_dir = cfg.parent.resolve()
-            if run_dir in seen or run_dir.name == "online":  # an online phase: its own run
+            if run_dir in seen:
                 continue
             seen.add(run_dir)
-            curve = read_curve(cfg.parent, step)
-            if curve is not None:
-                runs.append(curve)
-            elif unevaluated is not None:
-                unevaluated.append(str(cfg.parent))
+            phases = [cfg.parent] + ([cfg.parent / "online"]
+                                     if is_online_phase(cfg.parent / "online") else [])
+            for phase in phases:  # an offline run's online phase is reported as its own run
+                curve = read_curve(phase, step)
+                if curve is not None:
+                    runs.append(curve)
+                elif unevaluated is not None:
+                    unevaluated.append(str(phase))
     if not runs:
         raise ContrlError(f"no evaluated runs in {', '.join(dirs)} (no config.json with "
                           "evaluations in progress.csv below them"
@@ -158,15 +165,16 @@ def setting_label(run: RunCurve, varying: list[str]) -> str:
 def group(runs: list[RunCurve]) -> dict[tuple[str, str], list[RunCurve]]:
     """(env, setting) -> runs, each list ordered by seed. A setting is the algorithm, plus the
     config values in which runs of that env and algorithm differ (a sweep's --set axes)."""
-    by_algo: dict[tuple[str, str], list[RunCurve]] = {}
+    by_algo: dict[tuple[str, str, bool], list[RunCurve]] = {}
     for r in runs:
-        by_algo.setdefault((r.env, r.algo), []).append(r)
+        by_algo.setdefault((r.env, r.algo, r.online), []).append(r)
     out: dict[tuple[str, str], list[RunCurve]] = {}
-    for (env, _), rs in sorted(by_algo.items()):
+    for (env, _, online), rs in sorted(by_algo.items()):
         keys = sorted({k for r in rs for k in r.config} - BOOKKEEPING)
         varying = [k for k in keys if len({repr(r.config.get(k)) for r in rs}) > 1]
         for r in sorted(rs, key=lambda r: r.seed):
-            out.setdefault((env, setting_label(r, varying)), []).append(r)
+            label = setting_label(r, varying) + (" online phase" if online else "")
+            out.setdefault((env, label), []).append(r)
     for (env, label), rs in out.items():
         for a, b in zip(rs, rs[1:]):
             if a.seed == b.seed:  # a copied run counted twice would narrow the interval
@@ -182,6 +190,8 @@ def published_for(refs: dict, env: str, run: RunCurve, metric: str = "return") -
     default of an entry, or "success_rate"); an entry naming a ``dataset`` matches only runs
     trained on it. Envs and datasets listed in ``aliases`` take the figures of the names they
     stand for."""
+    if run.online:  # published offline figures are not the fine-tuned policy's
+        return []
     aliases = refs.get("aliases", {})
     env = aliases.get(env, env)
     dataset = run.config.get("dataset")
@@ -401,7 +411,8 @@ def plot_curves(curve_data: dict, refs: dict, out: Path, groups: dict,
                 ax.axhline(p["value"], color=color, ls="--", lw=0.8)
                 ax.annotate(f"{run.algo} {p['source']} @{p['steps'] // 1000}k",
                             (grid[0], p["value"]), fontsize=7, color=color, va="bottom")
-        ax.set_xlabel(step_label({REGISTRY[groups[key][0].algo][2] for key in curve_data
+        ax.set_xlabel(step_label({"offpolicy" if groups[key][0].online
+                                  else REGISTRY[groups[key][0].algo][2] for key in curve_data
                                   if key[0] == env and groups[key][0].algo in REGISTRY}))
         ax.set_ylabel("evaluation success rate" if metric == "success_rate" else "evaluation return")
         ax.set_title(env)

@@ -139,10 +139,22 @@ def remove_stale_temporaries(run_dir: Path) -> list[Path]:
     return removed
 
 
+def is_online_phase(path: Path) -> bool:
+    """Whether ``path`` is an offline run's online phase, ``<run>/online`` (it keeps no
+    config.json: its run's, with ``online_steps`` env steps, is the one it trains with)."""
+    return (path.name == "online" and path.is_dir() and not (path / "config.json").exists()
+            and (path.parent / "config.json").is_file())
+
+
 def read_run_config(run_dir: Path) -> dict:
     """The configuration a run saved (config.json: algo, run, algo_config), as a dict."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
+        if not Path(run_dir).exists():
+            raise ContrlError(f"{run_dir} does not exist")
+        if is_online_phase(Path(run_dir)):
+            raise ContrlError(f"{run_dir} is the online phase of the run "
+                              f"{Path(run_dir).parent}: --resume that run to continue it")
         raise ContrlError(f"{run_dir} is not a contrl run directory (no config.json)")
     try:
         saved = json.loads(path.read_text())
@@ -209,6 +221,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def saved_config(run_dir: Path) -> dict:
+    """The configuration saved in a run directory; for an offline run's online phase
+    (``<run>/online``) its run's, as that phase trains (``online_steps`` env steps)."""
+    run_dir = Path(run_dir)
+    if is_online_phase(run_dir):
+        saved = read_run_config(run_dir.parent)
+        online = saved["algo_config"].get("online_steps")
+        if type(online) is int and online > 0:
+            return {**saved, "run": {**saved["run"], "steps": online, "stop_at_return": None}}
+    return read_run_config(run_dir)
 
 
 # ------------------------------------------------------------------------ checkpoints

@@ -13,13 +13,13 @@ from contrl.errors import ContrlError
 from contrl.evaluate import evaluate
 from contrl.policy import SampledPolicy, reset_carry
 from contrl.registry import resolve_algo
-from contrl.run import Checkpoint, atomic_write_bytes, read_run_config
+from contrl.run import Checkpoint, atomic_write_bytes, saved_config
 from contrl.seeding import stream_seed
 
 
 def run_configs(run_dir: str | Path):
-    """(RunConfig, algorithm config) saved in a run directory."""
-    saved = read_run_config(Path(run_dir))
+    """(RunConfig, algorithm config) saved in a run directory (or an online phase's)."""
+    saved = saved_config(run_dir)
     try:
         run_cfg = C.build(C.RunConfig, saved["run"], saved=True)
         algo_cfg = C.build(resolve_algo(saved["algo"])[0], saved["algo_config"], saved=True)
@@ -67,7 +67,7 @@ def load_agent(run_dir: str | Path, which: str = "best"):
     run's configs and the checkpoint's metadata, whose ``checkpoint`` names the one used."""
     run_dir = Path(run_dir)
     run_cfg, algo_cfg = run_configs(run_dir)
-    agent_cls = resolve_algo(read_run_config(run_dir)["algo"])[1]
+    agent_cls = resolve_algo(saved_config(run_dir)["algo"])[1]
     path = checkpoint_path(run_dir, which)
     ckpt = Checkpoint(path)
     env = make_env(run_cfg.env, **run_cfg.env_kwargs)

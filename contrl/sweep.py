@@ -21,10 +21,10 @@ from pathlib import Path
 
 from contrl import config as C
 from contrl.errors import ContrlError
-from contrl.loops.common import StopFlag
 from contrl.loops.vmap_seeds import check_vmappable
 from contrl.registry import resolve_algo
 from contrl.run import DirLock, atomic_write_json, read_run_config, saved_step
+from contrl.stopping import StopFlag
 from contrl.resolve import build_configs, parse_seeds, resumed_configs
 
 SWEEP_FILE = "sweep.json"

@@ -8,7 +8,7 @@ from typing import Callable
 
 from contrl import config as C
 from contrl.errors import ContrlError
-from contrl.loops.common import Loop, StopFlag
+from contrl.loops.common import Loop
 from contrl.loops.dagger import DAggerLoop
 from contrl.loops.mopo import MOPOLoop
 from contrl.loops.offline import OfflineLoop
@@ -20,6 +20,7 @@ from contrl.resolve import (RESUME_OVERRIDABLE, build_configs, resumed_configs, 
                             split_overrides)  # (also this module's API)
 from contrl.run import (DirLock, atomic_write_bytes, atomic_write_json, check_writable, new_run_dir,
                         read_run_config, remove_stale_temporaries)
+from contrl.stopping import StopFlag
 
 # the training loop of each kind of algorithm
 LOOPS = {
@@ -83,6 +84,8 @@ def launch(algo: str, runs: list, algo_cfg, created: list[tuple[Path, list[Path]
     with StopFlag() as stop, ExitStack() as held:
         previous: dict[Path, bytes] = {}
         try:
+            if stop.raised:  # a signal during the imports: nothing is changed yet
+                raise KeyboardInterrupt
             for _, run_dir in runs:  # every run held before any is changed
                 check_writable(run_dir / "checkpoints")
                 held.enter_context(DirLock(run_dir))

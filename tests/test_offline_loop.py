@@ -47,6 +47,22 @@ def test_offline_to_online_phase(pendulum_dataset, tmp_path, offline_run):
     with pytest.raises(ContrlError, match="online phase has begun"):
         train("td3bc", None, {"steps": 700}, resume=out["run_dir"])
     latest.write_bytes(kept)
+    # the online phase is a run of its own for eval, load_policy and report (they read the
+    # offline one only), and resuming it is resuming its run
+    from contrl.cli import main
+    from contrl.report import find_runs, group
+    from contrl.rundir import load_policy
+    assert main(["eval", online["run_dir"], "--checkpoint", "latest", "--episodes", "1"]) == 0
+    import json
+    assert json.loads((Path(online["run_dir"]) / "eval-latest.json").read_text())["step"] == 600
+    policy = load_policy(online["run_dir"], "latest")
+    assert policy.meta["step"] == 600 and policy.run_cfg.steps == 600
+    with pytest.raises(ContrlError, match="is the online phase of the run .*: --resume that run"):
+        train("td3bc", None, {}, resume=online["run_dir"])
+    curves = find_runs([str(tmp_path)])
+    assert sorted((c.online, list(c.steps)) for c in curves) == [(False, [300, 500]),
+                                                                 (True, [300, 600])]
+    assert sorted(label for _, label in group(curves)) == ["td3bc", "td3bc online phase"]
     # a sweep counts such a run done only when its online phase is
     from contrl.sweep import status
     assert status(Path(out["run_dir"]), 500) == "done"

@@ -390,4 +390,24 @@ def test_ctrl_c_during_start_up_stops_resumably_or_leaves_nothing(tmp_path, caps
     runs = tmp_path / "twice"
     assert main(["train", "sac", "Pendulum-v1", "--runs-dir", str(runs), "--no-progress"]) == 130
     assert "interrupted" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_the_imports_is_not_lost(tmp_path, capsys, monkeypatch):
+    """`contrl train` watches the signals from its first line: one during the imports (where
+    Python's KeyboardInterrupt could land in JAX's garbage-collection callback and be dropped,
+    the run then training to the end) stops it before anything is made, exit 130; the
+    process's own handlers are back afterwards."""
+    import os
+    import signal
+
+    import contrl.cli as cli
+    monkeypatch.setattr(cli, "pin_cores", lambda: os.kill(os.getpid(), signal.SIGINT))
+    before = signal.getsignal(signal.SIGINT)
+    runs = tmp_path / "runs"
+    assert cli.main(["train", "sac", "Pendulum-v1", "--runs-dir", str(runs), "--no-progress",
+                     "--no-tensorboard"]) == 130
+    err = capsys.readouterr().err
+    assert "stopping at the next safe point" in err and "interrupted" in err
+    assert not runs.exists() or not any(runs.iterdir())
+    assert signal.getsignal(signal.SIGINT) is before
     assert not runs.exists()  # the start made the runs folder: it goes with the run

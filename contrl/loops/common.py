@@ -10,7 +10,6 @@ clock continued across resumes.
 """
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from pathlib import Path
@@ -27,36 +26,8 @@ from contrl.errors import ContrlError, NonFiniteLossError
 from contrl.evaluate import evaluate
 from contrl.policy import Carry, restore_carry
 from contrl.run import (Checkpoint, Logger, Progress, RateMeter, atomic_write_bytes,
-                        atomic_write_json, save_checkpoint)
-
-
-class StopFlag:
-    """SIGINT/SIGTERM set a flag (and remember which signal); the loop saves a checkpoint at
-    the next safe point. A second signal stops at once (KeyboardInterrupt)."""
-
-    def __init__(self):
-        self.raised = False
-        self.signum: int | None = None
-        self._old = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.raised:
-            raise KeyboardInterrupt
-        self.raised, self.signum = True, signum
-        print("contrl: stopping at the next safe point (signal again to stop at once)",
-              file=sys.stderr, flush=True)
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
+                        atomic_write_json, is_online_phase, save_checkpoint)
+from contrl.stopping import StopFlag
 
 
 def crossed(prev: int, step: int, every: int) -> bool:
@@ -326,9 +297,7 @@ class Loop:
 
     def resume_command(self) -> str:
         """How to continue this run once interrupted."""
-        run = self.run_dir
-        if not (run / "config.json").exists() and (run.parent / "config.json").exists():
-            run = run.parent  # an online phase lives inside its offline run
+        run = self.run_dir.parent if is_online_phase(self.run_dir) else self.run_dir
         return f"contrl train {self.algo} --resume {run}"
 
     def __call__(self, stop: StopFlag | None = None) -> dict:
