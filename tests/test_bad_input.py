@@ -362,6 +362,9 @@ CASES = [
      "--no-preset applies when a run starts"),
     (["train", "sac", "Pendulum-P-v1", "--steps", "200", "--best-metric", "success_rate"],
      "best_metric success_rate: Pendulum-P-v1 does not report success"),
+    (["train", "iql", "Pendulum-v1", "--dataset", "{h5_env3}", "--steps", "10",
+      "--best-metric", "normalized_score"],  # no reference scores: refused before training
+     "best_metric normalized_score needs a dataset with reference scores"),
     (["train", "bc", "Pendulum-P-v1", "--dataset", "{h5_env3}", "--prev-reward"],
      "was collected in Pendulum-v1, whose observations are not those a Pendulum-P-v1 policy"),
     # datasets whose content does not fit, flags that would be ignored (session 30's sweep)

@@ -201,9 +201,14 @@ class Dataset:
         cat = lambda parts: np.concatenate(parts, axis=1).astype(np.float32)  # noqa: E731
         return dataclasses.replace(self, observations=cat(now), next_observations=cat(nxt))
 
+    @property
+    def scored(self) -> bool:
+        """Whether the reference scores (random and expert returns) are known."""
+        return self.ref_min_score is not None and self.ref_max_score is not None
+
     def normalized_score(self, episode_return: float) -> float | None:
         """100 * (return - random) / (expert - random), when the references are known."""
-        if self.ref_min_score is None or self.ref_max_score is None:
+        if not self.scored:
             return None
         return normalized_score(episode_return, self.ref_min_score, self.ref_max_score)
 

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from contrl.data.datasets import load_dataset
-from contrl.loops.common import Loop, Session, check_same_data, dataset_for_run, start
+from contrl.loops.common import (Loop, Session, check_best_metric, check_same_data,
+                                 dataset_for_run, start)
 
 
 class OfflineLoop(Loop):
@@ -26,6 +27,7 @@ class OfflineLoop(Loop):
                                     algo_cfg.dataset_action_units).head(
             algo_cfg.dataset_size)
         algo_cfg.check_dataset(self.dataset)  # before anything is built
+        check_best_metric(run_cfg, self.dataset.scored)
         pool, self.agent, self.ckpt, state = start(run_cfg, algo_cfg, agent_cls, run_dir, resume)
         pool.close()  # offline: the env is only evaluated
         self.dataset = dataset_for_run(self.dataset, run_cfg, pool)
@@ -38,7 +40,8 @@ class OfflineLoop(Loop):
             self.agent = self.agent.fit_dataset(self.dataset, algo_cfg)
         self.cfg = algo_cfg
         self.run = Session(run_cfg, algo_cfg, ("normalized_score",) + agent_cls.METRICS, run_dir,
-                           state, score=self.dataset.normalized_score)
+                           state, score=self.dataset.normalized_score if self.dataset.scored
+                           else None)
         if state is None and len(self.dataset) < algo_cfg.batch_size:  # once set up
             print(f"note: {len(self.dataset)} transitions, fewer than a batch of "
                   f"{algo_cfg.batch_size}: every batch repeats them", file=sys.stderr)

@@ -56,7 +56,7 @@ class OffPolicyLoop(Loop):
             self.rng.bit_generator.state = state["loop_rng"]
         elif fresh:  # e.g. imitation seeding, once, before the first step
             self.agent = self.agent.pretrain(algo_cfg, run_cfg)
-        scored = self.offline is not None and self.offline.ref_max_score is not None
+        scored = self.offline is not None and self.offline.scored
         self.run = Session(run_cfg, algo_cfg, ("normalized_score",) * scored + agent_cls.METRICS,
                            run_dir, state, score=self.offline.normalized_score if scored else None)
         self.k_updates = algo_cfg.updates_per_call(n_envs)
