@@ -417,7 +417,7 @@ def vmapped_cells(trials: list[Trial], vmap_seeds: bool | None, use_preset: bool
         cells.setdefault(t.cell, []).append(t)
     together = set()
     for cell, ts in cells.items():
-        if len(ts) < 2:
+        if len(ts) < 2 and not vmap_seeds:  # asked for: refused even with one seed
             continue
         run_cfg, algo_cfg = build_configs(ts[0].algo, ts[0].env, ts[0].options, use_preset,
                                           new_run=False)  # expand has checked each run
@@ -427,7 +427,8 @@ def vmapped_cells(trials: list[Trial], vmap_seeds: bool | None, use_preset: bool
             if vmap_seeds:
                 raise
             continue
-        together.add(cell)
+        if len(ts) > 1:
+            together.add(cell)
     return together
 
 

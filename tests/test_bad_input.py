@@ -294,6 +294,8 @@ CASES = [
     (["train", "sac", "--resume", "{run_lr_a}", "{run_lr_a_dotted}"], "names a run twice"),
     (["sweep", "rsac", "Pendulum-v1", "--seeds", "0-1", "--vmap-seeds", "--dir", "{sweep_dir}"],
      "not rsac"),
+    (["sweep", "rsac", "Pendulum-v1", "--vmap-seeds", "--dir", "{sweep_dir}"],
+     "not rsac"),  # one seed (the default): refused as well, not trained alone silently
     (["sweep", "sac", "Pendulum-v1", "--seeds", "0-1", "--vmap-seeds", "--ray", "--dir",
       "{sweep_dir}"], "through Ray every seed is its own trial"),
     # eval
