@@ -141,7 +141,9 @@ class RunConfig(_Checks):
     seeds shared most evaluation episodes: how runs made before 2026-12-07 drew, which read as
     offset)."""
     steps: int = 1_000_000
-    """Total environment steps to train for."""
+    """Total steps to train for: environment steps for online algorithms, gradient steps for
+    offline ones (bc, iql, cql, td3bc, mopo; an online phase counts online_steps env steps),
+    expert labels for dagger."""
     num_envs: int = 1
     """Environments stepped in lockstep; each loop iteration adds num_envs transitions."""
     action_repeat: int = 1
