@@ -102,6 +102,8 @@ def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = Tr
         run_cfg.eval_episodes = default_eval_episodes(env_id)  # recorded in config.json
     algo_cfg.resolve_paths()  # recorded absolute in config.json
     if new_run:
+        algo_cfg.record_sources()  # read once, when the run starts (as --dynamics is)
+    if new_run:
         algo_cfg.check_given(overrides)
     try:
         run_cfg.validate()

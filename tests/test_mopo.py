@@ -25,7 +25,7 @@ from contrl.envs.termination import hopper_done, termination_fn, walker2d_done
 from contrl.errors import ContrlError
 from contrl.loops.mopo import MOPOLoop
 from contrl.resolve import build_configs
-from contrl.run import Checkpoint, new_run_dir
+from contrl.run import Checkpoint, new_run_dir, read_run_config
 from contrl.train import train
 from conftest import altered_copy
 
@@ -282,6 +282,15 @@ def test_dynamics_reuse_and_its_refusals(mopo_run, pendulum_dataset, tmp_path, m
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(reused),
                                                     jax.tree_util.tree_leaves(saved)))
     assert not (tmp_path / "ok" / out["run_dir"].split("/")[-1] / "dynamics").exists()
+    # it records how the reused ensemble was fitted (its source's settings), not the defaults
+    # it never used: a report labels it by them
+    from contrl.agents.mopo import FIT_FIELDS, MOPOConfig
+    source = read_run_config(run)["algo_config"]
+    unsaid = {k: v for k, v in TINY.items() if k not in FIT_FIELDS}
+    mine = build_configs("mopo", "Pendulum-v1", dict(unsaid, dataset=pendulum_dataset,
+                                                     dynamics=run))[1]
+    assert {k: getattr(mine, k) for k in FIT_FIELDS} == {k: source[k] for k in FIT_FIELDS}
+    assert mine.dynamics_holdout == 200 != MOPOConfig.dynamics_holdout  # TINY's, not the default
     # the run holds the ensemble it reused: it resumes with its source moved away
     shutil.move(run, tmp_path / "moved")
     try:

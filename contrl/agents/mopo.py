@@ -141,6 +141,16 @@ class MOPOConfig(OfflineConfig, SACConfig):
                               "model rollouts would run on through them (rules: "
                               f"{', '.join(TERMINATIONS)})")
 
+    def record_sources(self) -> None:
+        """A reused ensemble's fit settings (its run's, where known) are recorded instead of
+        defaults that were never used: a report then labels the run by how its model was
+        fitted."""
+        if self.dynamics:
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            for name, value in fit_settings(self.dynamics).items():
+                if getattr(self, name) == defaults[name]:
+                    setattr(self, name, value)
+
     def check_new_run(self, run) -> None:
         """--dynamics is read when the run starts (a resumed run holds its copy: the source
         may since have moved)."""
