@@ -152,7 +152,7 @@ def find_runs(dirs: list[str], step: int | None = None,
 # settings that do not change what a run learns: runs differing only in these are seeds of
 # one setting (what a resume may change is such a setting, but for the length and its stop)
 BOOKKEEPING = {"seed", "seed_streams", "runs_dir", "eval_episodes", "best_metric"} | (
-    RESUME_OVERRIDABLE - {"steps", "stop_at_return"})
+    RESUME_OVERRIDABLE - {"steps", "online_steps", "stop_at_return"})
 
 
 def setting_label(run: RunCurve, varying: list[str]) -> str:

@@ -30,7 +30,7 @@ def split_overrides(algo: str, overrides: dict) -> tuple[dict, dict]:
 
 
 # fields that may change when a run is resumed (everything else must match the saved config)
-RESUME_OVERRIDABLE = {"steps", "progress", "tensorboard", "wandb", "eval_every",
+RESUME_OVERRIDABLE = {"steps", "online_steps", "progress", "tensorboard", "wandb", "eval_every",
                       "checkpoint_every", "log_every", "stop_at_return", "video_every"}
 
 
@@ -61,7 +61,7 @@ def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Pat
     if changed:
         raise C.ConfigError(f"cannot change {', '.join(sorted(changed))} when resuming")
     run_cfg = C.build(C.RunConfig, {**saved["run"], **run_over}, saved=True)
-    algo_cfg = C.build(algo_cls, saved["algo_config"], saved=True)
+    algo_cfg = C.build(algo_cls, {**saved["algo_config"], **algo_over}, saved=True)
     run_cfg.validate()
     algo_cfg.validate()
     algo_cfg.check_run(run_cfg)
@@ -70,6 +70,11 @@ def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Pat
         raise ContrlError(f"{run_dir}: its offline phase ended at step {done} and its online "
                           "phase has begun, which starts from that agent: --steps cannot grow "
                           "now (start a new run with the steps wanted)")
+    online_done = saved_step(run_dir / "online")
+    if getattr(algo_cfg, "online_steps", 0) < online_done:
+        raise ContrlError(f"{run_dir}: its online phase is already at step {online_done}, past "
+                          f"--online-steps {algo_cfg.online_steps}: give --online-steps above "
+                          f"{online_done} to train it further (the run is unchanged)")
     if run_cfg.steps < done:
         raise ContrlError(f"{run_dir} is already at step {done}, past --steps {run_cfg.steps}: "
                           f"give --steps above {done} to train it further (the run is unchanged)")

@@ -63,6 +63,12 @@ def test_offline_to_online_phase(pendulum_dataset, tmp_path, offline_run):
     assert sorted((c.online, list(c.steps)) for c in curves) == [(False, [300, 500]),
                                                                  (True, [300, 600])]
     assert sorted(label for _, label in group(curves)) == ["td3bc", "td3bc online phase"]
+    # the online phase may grow on resume (the offline one no longer may), never shrink
+    with pytest.raises(ContrlError, match="online phase is already at step 600, past "
+                       "--online-steps 300"):
+        train("td3bc", None, {"online_steps": 300}, resume=out["run_dir"])
+    assert train("td3bc", None, {"online_steps": 900},
+                 resume=out["run_dir"])["online"]["step"] == 900
     # a sweep counts such a run done only when its online phase is
     from contrl.sweep import status
     assert status(Path(out["run_dir"]), 500) == "done"
