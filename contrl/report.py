@@ -282,9 +282,12 @@ def score_matrices(groups, refs: dict, pick: str = "final") -> tuple[dict, list[
     that every algorithm ran; every env and algorithm cut to the fewest seeds any of them has
     (one runs x envs matrix per algorithm, the same shape for all). Returns (matrices, envs
     used, notes)."""
+    notes = []
+    if any(rs[0].online for rs in groups.values()):
+        notes.append("online phases are left out of the aggregates (shown per env)")
+        groups = {k: rs for k, rs in groups.items() if not rs[0].online}
     algos = sorted({a for _, a in groups})
     envs = sorted({e for e, _ in groups})
-    notes = []
     usable = []
     for env in envs:
         if env not in refs.get("normalize", {}):

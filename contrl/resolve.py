@@ -61,7 +61,14 @@ def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Pat
     if changed:
         raise C.ConfigError(f"cannot change {', '.join(sorted(changed))} when resuming")
     run_cfg = C.build(C.RunConfig, {**saved["run"], **run_over}, saved=True)
-    algo_cfg = C.build(algo_cls, {**saved["algo_config"], **algo_over}, saved=True)
+    online = (saved["algo_config"].get("online_steps") or 0, algo_over.get("online_steps"))
+    if online[1] is not None and online[1] != online[0] and 0 in online:
+        raise C.ConfigError(f"--online-steps can grow an online phase on resume, not add or remove "
+                            f"one (this run was started with online_steps {online[0]}: what "
+                            "trains before it depends on that)")
+    algo_cfg = C.build(algo_cls, {**saved["algo_config"],  # what may change: online_steps
+                                  **{k: v for k, v in algo_over.items() if k in RESUME_OVERRIDABLE}},
+                       saved=True)
     run_cfg.validate()
     algo_cfg.validate()
     algo_cfg.check_run(run_cfg)

@@ -223,6 +223,11 @@ def atomic_write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
+def online_phase_settings(online_steps: int) -> dict:
+    """How an offline run's online phase changes its run settings."""
+    return {"steps": online_steps, "stop_at_return": None}
+
+
 def saved_config(run_dir: Path) -> dict:
     """The configuration saved in a run directory; for an offline run's online phase
     (``<run>/online``) its run's, as that phase trains (``online_steps`` env steps)."""
@@ -231,7 +236,7 @@ def saved_config(run_dir: Path) -> dict:
         saved = read_run_config(run_dir.parent)
         online = saved["algo_config"].get("online_steps")
         if type(online) is int and online > 0:
-            return {**saved, "run": {**saved["run"], "steps": online, "stop_at_return": None}}
+            return {**saved, "run": {**saved["run"], **online_phase_settings(online)}}
     return read_run_config(run_dir)
 
 

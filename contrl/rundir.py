@@ -13,7 +13,8 @@ from contrl.errors import ContrlError
 from contrl.evaluate import evaluate
 from contrl.policy import SampledPolicy, reset_carry
 from contrl.registry import resolve_algo
-from contrl.run import Checkpoint, atomic_write_bytes, saved_config
+from contrl.run import (Checkpoint, atomic_write_bytes, atomic_write_json, is_online_phase,
+                        saved_config)
 from contrl.seeding import stream_seed
 
 
@@ -33,6 +34,12 @@ def run_configs(run_dir: str | Path):
 RUN_RECORDS = ("config.json", "eval.json", "progress.csv")
 
 
+def run_name(run_dir: str | Path) -> str:
+    """A run's folder name (``<run>/online`` for an offline run's online phase)."""
+    path = Path(run_dir)
+    return f"{path.parent.name}/online" if is_online_phase(path) else path.name
+
+
 def export_policies(run_dir: str | Path, out_dir: str | Path,
                     which: tuple[str, ...] = ("best", "latest")) -> Path:
     """Copy a run's shareable part to ``out_dir``: its config, last evaluation and
@@ -50,6 +57,8 @@ def export_policies(run_dir: str | Path, out_dir: str | Path,
     for name in RUN_RECORDS:
         if (src / name).exists():
             atomic_write_bytes(out / name, (src / name).read_bytes())
+    if is_online_phase(src):  # it keeps no config.json: the copy gets the one it trains with
+        atomic_write_json(out / "config.json", saved_config(src))
     return out
 
 
@@ -196,7 +205,7 @@ def collect_run(run_dir: str | Path | None, name: str, steps: int = 1_000_000,
         raise ContrlError(f"{run_dir} was trained on {run_cfg.env}, not {env_id}")
     source = {"run": str(Path(run_dir).resolve()), "checkpoint": meta["checkpoint"],
               "checkpoint_step": meta.get("step"),
-              "policy": f"contrl {Path(run_dir).name} ({meta['checkpoint']} checkpoint)"}
+              "policy": f"contrl {run_name(run_dir)} ({meta['checkpoint']} checkpoint)"}
     return collect(agent, run_cfg.env, name, steps, noise, seed, num_envs, ref_from=ref_from,
                    source=source, env_kwargs=run_cfg.env_kwargs, sample=sample,
                    on_progress=on_progress)
@@ -218,7 +227,7 @@ def export_run_buffer(run_dir: str | Path, name: str, which: str = "latest",
                           "off-policy runs do)")
     source = {"run": str(Path(run_dir).resolve()), "checkpoint": which,
               "checkpoint_step": ckpt.meta.get("step"),
-              "policy": f"replay buffer of contrl {Path(run_dir).name} ({which} checkpoint)"}
+              "policy": f"replay buffer of contrl {run_name(run_dir)} ({which} checkpoint)"}
     if run_cfg.action_repeat > 1:
         source["action_repeat"] = run_cfg.action_repeat  # a row is that many env steps
     if run_cfg.obs_keys:

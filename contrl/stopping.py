@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+import threading
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 NOTICE = "contrl: stopping at the next safe point (signal again to stop at once)"
@@ -18,6 +19,9 @@ def watching_from_start():
     KeyboardInterrupt wherever the process is, and one raised inside a garbage-collection
     callback (JAX has one) is printed and dropped: a run stopped during its imports trained
     on to the end."""
+    if threading.current_thread() is not threading.main_thread():  # signals are the main's
+        yield
+        return
     old = {sig: signal.signal(sig, _record) for sig in SIGNALS}
     try:
         yield

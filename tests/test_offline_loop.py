@@ -63,10 +63,27 @@ def test_offline_to_online_phase(pendulum_dataset, tmp_path, offline_run):
     assert sorted((c.online, list(c.steps)) for c in curves) == [(False, [300, 500]),
                                                                  (True, [300, 600])]
     assert sorted(label for _, label in group(curves)) == ["td3bc", "td3bc online phase"]
-    # the online phase may grow on resume (the offline one no longer may), never shrink
+    from contrl.report import report
+    assert "online phases are left out of the aggregates (shown per env)" in report(
+        [str(tmp_path)], reps=20, figures=False)["notes"]
+    from contrl.rundir import export_policies  # its copy gets the config it trained with
+    copy = export_policies(online["run_dir"], tmp_path / "exported", which=("latest",))
+    assert load_policy(copy, "latest").meta["step"] == 600
+    # the online phase may grow on resume (the offline one no longer may), never shrink, and
+    # may not appear or vanish (IQL's actor schedule depends on it)
     with pytest.raises(ContrlError, match="online phase is already at step 600, past "
                        "--online-steps 300"):
         train("td3bc", None, {"online_steps": 300}, resume=out["run_dir"])
+    with pytest.raises(ConfigError, match="can grow an online phase on resume, not add or "
+                       "remove one .this run was started with online_steps 600"):
+        train("td3bc", None, {"online_steps": 0}, resume=out["run_dir"])
+    # a resume applies only what it may change: a path given again stays recorded absolute
+    from contrl.resolve import resumed_configs
+    with pytest.MonkeyPatch.context() as m:
+        m.chdir(Path(pendulum_dataset).parent)
+        again = resumed_configs("td3bc", None, {"dataset": Path(pendulum_dataset).name},
+                                Path(out["run_dir"]))[1]
+    assert again.dataset == str(Path(pendulum_dataset).resolve())
     assert train("td3bc", None, {"online_steps": 900},
                  resume=out["run_dir"])["online"]["step"] == 900
     # a sweep counts such a run done only when its online phase is

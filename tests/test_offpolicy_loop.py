@@ -390,6 +390,7 @@ def test_ctrl_c_during_start_up_stops_resumably_or_leaves_nothing(tmp_path, caps
     runs = tmp_path / "twice"
     assert main(["train", "sac", "Pendulum-v1", "--runs-dir", str(runs), "--no-progress"]) == 130
     assert "interrupted" in capsys.readouterr().err
+    assert not runs.exists()  # the start made the runs folder: it goes with the run
 
 
 def test_ctrl_c_during_the_imports_is_not_lost(tmp_path, capsys, monkeypatch):
@@ -410,4 +411,3 @@ def test_ctrl_c_during_the_imports_is_not_lost(tmp_path, capsys, monkeypatch):
     assert "stopping at the next safe point" in err and "interrupted" in err
     assert not runs.exists() or not any(runs.iterdir())
     assert signal.getsignal(signal.SIGINT) is before
-    assert not runs.exists()  # the start made the runs folder: it goes with the run

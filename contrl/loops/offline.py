@@ -17,6 +17,7 @@ from pathlib import Path
 from contrl.data.datasets import load_dataset
 from contrl.loops.common import (Loop, Session, check_best_metric, check_same_data,
                                  dataset_for_run, start)
+from contrl.run import online_phase_settings
 
 
 class OfflineLoop(Loop):
@@ -80,7 +81,7 @@ def train_online(run_cfg, algo_cfg, agent_cls, run_dir: Path, agent, algo: str,
 
     online_dir = run_dir / "online"
     (online_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    online_cfg = dataclasses.replace(run_cfg, steps=algo_cfg.online_steps, stop_at_return=None)
+    online_cfg = dataclasses.replace(run_cfg, **online_phase_settings(algo_cfg.online_steps))
     resume = (online_dir / "checkpoints" / "latest.ckpt").exists()
     print(f"offline phase done; {'resuming' if resume else 'starting'} the online phase "
           f"({algo_cfg.online_steps} env steps) in {online_dir}")
