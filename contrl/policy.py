@@ -115,5 +115,7 @@ class SampledPolicy:
         return self.agent.initial_carry(num_envs)
 
     def eval_actions(self, obs, carry: Carry):
+        """A draw, clipped to [-1, 1] as the env gets it in training (an on-policy agent's
+        Gaussian draws are not bounded)."""
         action, carry, self.agent = self.agent.sample_actions(obs, carry)
-        return np.asarray(action, np.float32), carry
+        return np.clip(np.asarray(action, np.float32), -1.0, 1.0), carry

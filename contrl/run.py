@@ -304,6 +304,13 @@ class Checkpoint:
         except (KeyError, ValueError, zipfile.BadZipFile) as e:
             raise CheckpointError(f"{self.path} holds no resumable state ({e})") from None
 
+    def resumable(self) -> bool:
+        """Whether it holds a run's resumable state (an exported policy does not)."""
+        try:
+            return "state" in self._npz.files
+        except (ValueError, OSError, zipfile.BadZipFile):
+            return False
+
     def save_policy(self, path: Path) -> None:
         """Write this checkpoint's agent and metadata alone to ``path`` (atomically): no
         arrays and no resumable state, so a policy to evaluate or collect from, not a run to

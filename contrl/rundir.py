@@ -47,6 +47,12 @@ def export_policies(run_dir: str | Path, out_dir: str | Path,
     resumable state (megabytes instead of the buffer's hundreds). The copy evaluates and
     collects like the run (``contrl eval``, ``contrl collect``); it cannot be resumed."""
     src, out = Path(run_dir), Path(out_dir)
+    latest = out / "checkpoints" / "latest.ckpt"
+    itself = out.resolve() == src.resolve()
+    if itself or (latest.is_file() and Checkpoint(latest).resumable()):
+        raise ContrlError(f"{out} holds a run{' (the one exported)' if itself else ''}: an "
+                          "export there would replace its checkpoints with policies that cannot "
+                          "be resumed; export to another folder")
     for name in which:
         if not (src / "checkpoints" / f"{name}.ckpt").exists():
             raise ContrlError(f"{src} has no checkpoints/{name}.ckpt to export")

@@ -42,3 +42,17 @@ def test_config_errors():
         PPOConfig(optimizer="sgd").validate()
     with pytest.raises(ConfigError, match="activation"):
         PPOConfig(activation="gelu").validate()
+
+
+def test_acting_outside_training_gives_actions_in_bounds():
+    """Evaluation, collection and load_policy get [-1, 1] actions from a Gaussian policy (the
+    training loop clips what the env gets; a collected dataset of unclipped draws is refused
+    by the loaders)."""
+    from contrl.policy import SampledPolicy
+    agent = PPO.create(PPOConfig(init_log_std=3.0, normalize_obs=False), 3, 1, seed=0)
+    obs = np.full((256, 3), 50.0, np.float32)
+    drawn, _ = SampledPolicy(agent, 0).eval_actions(obs, ())
+    assert np.abs(drawn).max() == 1.0  # std 20: most draws were outside
+    shifted = agent.replace(policy=agent.policy.replace(
+        apply_fn=lambda params, x: (jnp.full((x.shape[0], 1), 5.0), jnp.zeros((x.shape[0], 1)))))
+    np.testing.assert_array_equal(shifted.eval_actions(obs)[0], np.ones((256, 1)))

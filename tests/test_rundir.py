@@ -97,6 +97,10 @@ def test_exported_policies_collect_like_the_run_and_leave_the_buffer(pendulum_ex
         train("sac", "Pendulum-v1", {"steps": 20_000, "progress": False}, resume=str(out))
     with pytest.raises(ContrlError, match="no checkpoints/best.ckpt"):
         export_policies(tmp_path / "nothing", tmp_path / "out")
+    with pytest.raises(ContrlError, match=r"holds a run \(the one exported\): an export there "
+                       "would replace its checkpoints"):
+        export_policies(pendulum_expert, pendulum_expert)  # the run itself: nothing is lost
+    assert export_policies(pendulum_expert, out) == out  # an export again over its copy
     only_best = export_policies(pendulum_expert, tmp_path / "best_only", which=("best",))
     assert sorted(p.name for p in (only_best / "checkpoints").iterdir()) == ["best.ckpt"]
 

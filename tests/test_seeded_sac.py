@@ -65,6 +65,10 @@ def test_seed_from_a_deterministic_bc_run_is_refused(pendulum_dataset, tmp_path)
                                      "update_every": 100, "eval_every": 100})
     with pytest.raises(ContrlError, match="--head gaussian"):
         train("seeded_sac", "Pendulum-v1", {**opts, "seed_from": bc["run_dir"], "steps": 100})
+    # a bc run of another env is named as such (it failed on its network's shapes)
+    with pytest.raises(ContrlError, match="imitates Pendulum-v1, not InvertedPendulum-v5"):
+        train("seeded_sac", "InvertedPendulum-v5", {**opts, "seed_from": bc["run_dir"],
+                                                    "steps": 100})
 
 
 def test_seed_from_a_bc_run_whose_data_was_remade_since_is_refused(pendulum_dataset, tmp_path,

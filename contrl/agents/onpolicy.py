@@ -228,8 +228,10 @@ class OnPolicyAgent(AgentBase, struct.PyTreeNode):
         return action, carry, self.replace(key=key)
 
     def eval_actions(self, obs, carry=()):
-        return _gaussian_mean(self.policy.apply_fn, self.cfg.normalize_obs, self.cfg.clip_obs,
-                              self.policy.params, self.obs_stats, obs), carry
+        """The Gaussian's mean, clipped to [-1, 1] as the env's actions are in training."""
+        mean = _gaussian_mean(self.policy.apply_fn, self.cfg.normalize_obs, self.cfg.clip_obs,
+                              self.policy.params, self.obs_stats, obs)
+        return jnp.clip(mean, -1.0, 1.0), carry
 
     def prepare(self, ro: Rollout):
         """Normalize the rollout with the statistics the policy acted with, value it, scale the

@@ -118,12 +118,17 @@ class SeededSAC(SAC):
         return loss, logp
 
 
-def load_bc_run(run_dir: str, obs_dim: int, action_dim: int) -> tuple[BC, dict, BCConfig]:
-    """The best BC policy of a bc run, the run's saved configuration and its BC config."""
+def load_bc_run(run_dir: str, env_id: str, obs_dim: int,
+                action_dim: int) -> tuple[BC, dict, BCConfig]:
+    """The best BC policy of a bc run on ``env_id``, the run's saved configuration and its BC
+    config."""
     saved = read_run_config(Path(run_dir))
     if saved.get("algo") != "bc":
         raise ContrlError(f"--seed-from needs a bc run; {run_dir} is a "
                           f"{saved.get('algo', 'unknown')} run")
+    bc_env = saved["run"].get("env")
+    if bc_env != env_id:  # before its networks are read: their shapes would not fit
+        raise ContrlError(f"{run_dir} imitates {bc_env}, not {env_id}")
     bc_cfg = C.build(BCConfig, saved.get("algo_config", {}), saved=True)
     path = Path(run_dir) / "checkpoints" / "best.ckpt"
     if not path.exists():
@@ -170,13 +175,10 @@ def seed_sac(agent: SeededSAC, cfg: SeededSACConfig, run_cfg) -> SeededSAC:
     env_id, obs_keys = run_cfg.env, run_cfg.obs_keys
     dataset_name = cfg.dataset
     if cfg.seed_from:
-        bc, saved, bc_cfg = load_bc_run(cfg.seed_from, *actor_dims(agent.actor.params))
-        bc_env = saved.get("run", {}).get("env")
+        bc, saved, bc_cfg = load_bc_run(cfg.seed_from, env_id, *actor_dims(agent.actor.params))
         if not bc.gaussian:
             raise ContrlError(f"--seed-from needs a bc run with the gaussian head; "
                               f"{cfg.seed_from} is not one (train it with --head gaussian)")
-        if bc_env != env_id:
-            raise ContrlError(f"{cfg.seed_from} imitates {bc_env}, not {env_id}")
         if tuple(bc_cfg.hidden) != tuple(cfg.hidden):
             raise ContrlError(f"{cfg.seed_from} has hidden layers {tuple(bc_cfg.hidden)}; this "
                               f"SAC has {tuple(cfg.hidden)} (set --hidden to match)")

@@ -107,7 +107,7 @@ def check_best_metric(run_cfg, scored: bool) -> None:
     (``scored``: whether they get a normalized score)."""
     if run_cfg.best_metric == "normalized_score" and not scored:
         raise ContrlError("best_metric normalized_score needs a dataset with reference scores "
-                          "(--dataset; a collection records them with --ref-from an expert "
+                          "to train on (a collection records them with --ref-from an expert "
                           "run)")
     if run_cfg.best_metric == "success_rate":
         from contrl.envs.make import reports_success
