@@ -151,7 +151,7 @@ def read_run_config(run_dir: Path) -> dict:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         if not Path(run_dir).exists():
-            raise ContrlError(f"{run_dir} does not exist")
+            raise ContrlError(f"{run_dir} is not a contrl run directory (it does not exist)")
         if is_online_phase(Path(run_dir)):
             raise ContrlError(f"{run_dir} is the online phase of the run "
                               f"{Path(run_dir).parent}: --resume that run to continue it")

@@ -275,7 +275,8 @@ CASES = [
     (["train", "iql", "Pendulum-v1", "--dataset", "{bad_minari}"], "metadata.json is not valid JSON"),
     (["train", "sac", "Pendulum-v1", "--dataset", "{nan_h5}", "--offline-ratio", "0.5"], "non-finite value"),
     # resume
-    (["train", "sac", "--resume", "/nonexistent/run"], "not a contrl run directory"),
+    (["train", "sac", "--resume", "/nonexistent/run"],
+     "/nonexistent/run is not a contrl run directory (it does not exist)"),
     (["train", "sac", "--resume", "{run_missing_keys}"], "not a contrl run configuration"),
     (["train", "sac", "--resume", "{run_bad_json}"], "is not valid JSON"),
     (["train", "sac", "--resume", "{run_wrong_types}"], "seed: cannot read 'zero' as int"),

@@ -14,6 +14,7 @@ PACKAGE = Path(contrl.__file__).parent
 # its own rank or below
 RANKS = {
     "contrl.errors": 0, "contrl.seeding": 0, "contrl.config": 0, "contrl.serialize": 0,
+    "contrl.stopping": 0,
     "contrl.policy": 1, "contrl.normalize": 1, "contrl.nets": 1, "contrl.envs": 1,
     "contrl.data": 1, "contrl.run": 1, "contrl.evaluate": 1, "contrl.video": 1,
     "contrl.maze_picture": 1,
