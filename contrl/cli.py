@@ -227,6 +227,12 @@ def unknown_flags(leaf: argparse.ArgumentParser, args, extra: list[str]) -> None
     """Exit with the usage of the (sub)command that was given ``extra``, not the top level's."""
     hint = ("; the environment is given without a flag, e.g. `contrl train sac Hopper-v5`"
             if "--env" in extra and getattr(args, "command", None) == "train" else "")
+    if not hint:
+        import difflib
+        known = [s for action in leaf._actions for s in action.option_strings]
+        near = [m for e in extra if e.startswith("--")
+                for m in difflib.get_close_matches(e.split("=")[0], known, n=1)]
+        hint = f"; did you mean {', '.join(near)}?" if near else ""
     leaf.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
 
 

@@ -59,6 +59,8 @@ def test_unknown_flag_is_rejected():
     (["eval", "run", "--n-episodes", "3"], "usage: contrl eval",
      "unrecognized arguments: --n-episodes 3"),
     (["datasets", "--all"], "usage: contrl datasets", "unrecognized arguments: --all"),
+    (["train", "ppo", "InvertedPendulum-v5", "--normalise-obs"], "usage: contrl train ppo",
+     "unrecognized arguments: --normalise-obs; did you mean --normalize-obs?"),
 ])
 def test_unknown_flag_names_its_subcommand(argv, usage, msg, capsys):
     with pytest.raises(SystemExit) as exit_:
