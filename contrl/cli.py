@@ -586,10 +586,10 @@ def run_command(argv: list[str]) -> int:
         print(f"contrl: error: out of memory: {e or 'an allocation failed'} (a smaller "
               "--buffer-size, --num-envs, --batch-size or dataset?)", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # a second Ctrl-C, or one before any run directory existed
+    except KeyboardInterrupt as e:  # a second Ctrl-C, or one before any run directory existed
         print("contrl: error: interrupted; a new run's directory is removed, a resumed run "
               "keeps its last checkpoint", file=sys.stderr)
-        return 130
+        return 128 + getattr(e, "signum", 2)  # 130 for SIGINT, 143 for SIGTERM
 
 
 if __name__ == "__main__":

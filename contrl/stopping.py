@@ -38,6 +38,14 @@ def _record(signum, frame):
     print(NOTICE, file=sys.stderr, flush=True)
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop by the signal ``signum`` before anything was made."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 class StopFlag:
     """SIGINT/SIGTERM set a flag (and remember which signal); the loop saves a checkpoint at
     the next safe point. A second signal stops at once (KeyboardInterrupt). A signal recorded

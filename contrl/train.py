@@ -20,7 +20,7 @@ from contrl.resolve import (RESUME_OVERRIDABLE, build_configs, resumed_configs, 
                             split_overrides)  # (also this module's API)
 from contrl.run import (DirLock, atomic_write_bytes, atomic_write_json, check_writable, new_run_dir,
                         read_run_config, remove_stale_temporaries)
-from contrl.stopping import StopFlag
+from contrl.stopping import Interrupted, StopFlag
 
 # the training loop of each kind of algorithm
 LOOPS = {
@@ -85,7 +85,7 @@ def launch(algo: str, runs: list, algo_cfg, created: list[tuple[Path, list[Path]
         previous: dict[Path, bytes] = {}
         try:
             if stop.raised:  # a signal during the imports: nothing is changed yet
-                raise KeyboardInterrupt
+                raise Interrupted(stop.signum)
             for _, run_dir in runs:  # every run held before any is changed
                 check_writable(run_dir / "checkpoints")
                 held.enter_context(DirLock(run_dir))

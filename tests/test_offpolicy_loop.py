@@ -1,6 +1,7 @@
 """The shared online loop: exact resume, determinism, interruption and NaN handling."""
 import csv
 import shutil
+import signal
 from pathlib import Path
 
 import jax
@@ -393,20 +394,20 @@ def test_ctrl_c_during_start_up_stops_resumably_or_leaves_nothing(tmp_path, caps
     assert not runs.exists()  # the start made the runs folder: it goes with the run
 
 
-def test_ctrl_c_during_the_imports_is_not_lost(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_during_the_imports_is_not_lost(signum, tmp_path, capsys, monkeypatch):
     """`contrl train` watches the signals from its first line: one during the imports (where
     Python's KeyboardInterrupt could land in JAX's garbage-collection callback and be dropped,
-    the run then training to the end) stops it before anything is made, exit 130; the
-    process's own handlers are back afterwards."""
+    the run then training to the end) stops it before anything is made, exit 130 (143 for
+    SIGTERM); the process's own handlers are back afterwards."""
     import os
-    import signal
 
     import contrl.cli as cli
-    monkeypatch.setattr(cli, "pin_cores", lambda: os.kill(os.getpid(), signal.SIGINT))
+    monkeypatch.setattr(cli, "pin_cores", lambda: os.kill(os.getpid(), signum))
     before = signal.getsignal(signal.SIGINT)
     runs = tmp_path / "runs"
     assert cli.main(["train", "sac", "Pendulum-v1", "--runs-dir", str(runs), "--no-progress",
-                     "--no-tensorboard"]) == 130
+                     "--no-tensorboard"]) == 128 + signum  # 130 / 143, as the loop's stops
     err = capsys.readouterr().err
     assert "stopping at the next safe point" in err and "interrupted" in err
     assert not runs.exists() or not any(runs.iterdir())
