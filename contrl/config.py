@@ -93,9 +93,9 @@ class AlgoConfig(_Checks):
         for name in self.PATH_FIELDS:
             setattr(self, name, resolved_path(getattr(self, name)))
 
-    def record_sources(self) -> None:
-        """Fill, for config.json, fields left at their defaults whose true value comes from a
-        file this config names (e.g. how a reused model was fitted). None by default."""
+    def record_sources(self, given: set[str]) -> None:
+        """Fill, for config.json, fields not ``given`` by the user whose true value comes from
+        a file this config names (e.g. how a reused model was fitted). None by default."""
 
     def build_key(self) -> str:
         """What an agent built from this config depends on (all fields but LOOP_FIELDS)."""

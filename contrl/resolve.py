@@ -63,12 +63,11 @@ def resumed_configs(algo: str, env_id: str | None, overrides: dict, run_dir: Pat
     run_cfg = C.build(C.RunConfig, {**saved["run"], **run_over}, saved=True)
     online = (saved["algo_config"].get("online_steps") or 0, algo_over.get("online_steps"))
     if online[1] is not None and online[1] != online[0] and 0 in online:
-        raise C.ConfigError(f"--online-steps can grow an online phase on resume, not add or remove "
-                            f"one (this run was started with online_steps {online[0]}: what "
-                            "trains before it depends on that)")
-    algo_cfg = C.build(algo_cls, {**saved["algo_config"],  # what may change: online_steps
-                                  **{k: v for k, v in algo_over.items() if k in RESUME_OVERRIDABLE}},
-                       saved=True)
+        raise C.ConfigError(f"--online-steps can grow an online phase on resume, not add or "
+                            f"remove one (this run was started with online_steps {online[0]}: "
+                            "what trains before it depends on that)")
+    allowed = {k: v for k, v in algo_over.items() if k in RESUME_OVERRIDABLE}  # online_steps
+    algo_cfg = C.build(algo_cls, {**saved["algo_config"], **allowed}, saved=True)
     run_cfg.validate()
     algo_cfg.validate()
     algo_cfg.check_run(run_cfg)
@@ -114,8 +113,7 @@ def build_configs(algo: str, env_id: str, overrides: dict, use_preset: bool = Tr
         run_cfg.eval_episodes = default_eval_episodes(env_id)  # recorded in config.json
     algo_cfg.resolve_paths()  # recorded absolute in config.json
     if new_run:
-        algo_cfg.record_sources()  # read once, when the run starts (as --dynamics is)
-    if new_run:
+        algo_cfg.record_sources(set(overrides))  # read once, when the run starts
         algo_cfg.check_given(overrides)
     try:
         run_cfg.validate()

@@ -141,14 +141,13 @@ class MOPOConfig(OfflineConfig, SACConfig):
                               "model rollouts would run on through them (rules: "
                               f"{', '.join(TERMINATIONS)})")
 
-    def record_sources(self) -> None:
+    def record_sources(self, given: set[str]) -> None:
         """A reused ensemble's fit settings (its run's, where known) are recorded instead of
         defaults that were never used: a report then labels the run by how its model was
-        fitted."""
+        fitted. A setting given (the default or the source's) is checked by check_new_run."""
         if self.dynamics:
-            defaults = {f.name: f.default for f in dataclasses.fields(self)}
             for name, value in fit_settings(self.dynamics).items():
-                if getattr(self, name) == defaults[name]:
+                if name not in given:
                     setattr(self, name, value)
 
     def check_new_run(self, run) -> None:
