@@ -4,38 +4,23 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-import threading
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
-NOTICE = "contrl: stopping at the next safe point (signal again to stop at once)"
-
-_early: list[int] = []  # a signal that came before any StopFlag watched (see watching_from_start)
+_watching: list["StopFlag"] = []  # the flag of watching_from_start, while it watches
 
 
 @contextlib.contextmanager
 def watching_from_start():
-    """Record the first SIGINT/SIGTERM within, for the StopFlag that `contrl train` sets up
-    later to act on (a second one raises KeyboardInterrupt). Python's own handler raises
+    """Watch SIGINT/SIGTERM from here on with a StopFlag whose first signal the StopFlag that
+    `contrl train` sets up later takes over and acts on. Python's own handler raises
     KeyboardInterrupt wherever the process is, and one raised inside a garbage-collection
     callback (JAX has one) is printed and dropped: a run stopped during its imports trained
     on to the end."""
-    if threading.current_thread() is not threading.main_thread():  # signals are the main's
-        yield
-        return
-    old = {sig: signal.signal(sig, _record) for sig in SIGNALS}
-    try:
-        yield
-    finally:
-        _early.clear()
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-
-
-def _record(signum, frame):
-    if _early:
-        raise KeyboardInterrupt
-    _early.append(signum)
-    print(NOTICE, file=sys.stderr, flush=True)
+    with StopFlag() as early:
+        _watching.append(early)
+        try:
+            yield
+        finally:
+            _watching.pop()
 
 
 class Interrupted(KeyboardInterrupt):
@@ -48,8 +33,8 @@ class Interrupted(KeyboardInterrupt):
 
 class StopFlag:
     """SIGINT/SIGTERM set a flag (and remember which signal); the loop saves a checkpoint at
-    the next safe point. A second signal stops at once (KeyboardInterrupt). A signal recorded
-    by ``watching_from_start`` before this flag was set up counts as its first."""
+    the next safe point. A second signal stops at once (KeyboardInterrupt). A signal that
+    ``watching_from_start`` caught before this flag was set up counts as its first."""
 
     def __init__(self):
         self.raised = False
@@ -57,9 +42,11 @@ class StopFlag:
         self._old = {}
 
     def __enter__(self):
-        if _early:
-            self.raised, self.signum = True, _early.pop()
-        for sig in SIGNALS:
+        if _watching and _watching[-1].raised:  # taken over: a later one is a new first signal
+            early = _watching[-1]
+            self.raised, self.signum = True, early.signum
+            early.raised, early.signum = False, None
+        for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread
@@ -70,7 +57,8 @@ class StopFlag:
         if self.raised:
             raise KeyboardInterrupt
         self.raised, self.signum = True, signum
-        print(NOTICE, file=sys.stderr, flush=True)
+        print("contrl: stopping at the next safe point (signal again to stop at once)",
+              file=sys.stderr, flush=True)
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():

@@ -102,20 +102,6 @@ def saved_carry(ckpt: Checkpoint | None, template: Carry, prefix: str = "carry/"
         raise ContrlError(f"{ckpt.path}: {e}") from None
 
 
-def check_best_metric(run_cfg, scored: bool) -> None:
-    """Refuse, at set-up, a best_metric that the run's evaluations will not report
-    (``scored``: whether they get a normalized score)."""
-    if run_cfg.best_metric == "normalized_score" and not scored:
-        raise ContrlError("best_metric normalized_score needs a dataset with reference scores "
-                          "to train on (a collection records them with --ref-from an expert "
-                          "run)")
-    if run_cfg.best_metric == "success_rate":
-        from contrl.envs.make import reports_success
-        if not reports_success(run_cfg.env, **run_cfg.env_kwargs):
-            raise ContrlError(f"best_metric success_rate: {run_cfg.env} does not report "
-                              "success (use return, or auto)")
-
-
 class Session:
     """Logging, evaluation and bookkeeping of one run (see the module docstring)."""
 
@@ -125,8 +111,16 @@ class Session:
         state = state or {}
         self._score = score
         self.cfg = run_cfg
-        check_best_metric(run_cfg, score is not None)
+        if run_cfg.best_metric == "normalized_score" and score is None:
+            raise ContrlError("best_metric normalized_score needs a dataset with reference "
+                              "scores to train on (a collection records them with --ref-from "
+                              "an expert run)")
         self.run_dir = run_dir
+        if run_cfg.best_metric == "success_rate":  # else refused at the first evaluation
+            from contrl.envs.make import reports_success
+            if not reports_success(run_cfg.env, **run_cfg.env_kwargs):
+                raise ContrlError(f"best_metric success_rate: {run_cfg.env} does not report "
+                                  "success (use return, or auto)")
         if run_cfg.video_every:
             from contrl import video
             video.check_renderable(run_cfg.env, **run_cfg.env_kwargs)

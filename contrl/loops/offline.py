@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 
 from contrl.data.datasets import load_dataset
-from contrl.loops.common import (Loop, Session, check_best_metric, check_same_data,
-                                 dataset_for_run, start)
+from contrl.loops.common import Loop, Session, check_same_data, dataset_for_run, start
 from contrl.run import online_phase_settings
 
 
@@ -28,10 +27,14 @@ class OfflineLoop(Loop):
                                     algo_cfg.dataset_action_units).head(
             algo_cfg.dataset_size)
         algo_cfg.check_dataset(self.dataset)  # before anything is built
-        check_best_metric(run_cfg, self.dataset.scored)
         pool, self.agent, self.ckpt, state = start(run_cfg, algo_cfg, agent_cls, run_dir, resume)
         pool.close()  # offline: the env is only evaluated
         self.dataset = dataset_for_run(self.dataset, run_cfg, pool)
+        # before the dataset is fitted: without reference scores there is no score, and the
+        # Session refuses best_metric normalized_score
+        self.run = Session(run_cfg, algo_cfg, ("normalized_score",) + agent_cls.METRICS, run_dir,
+                           state, score=self.dataset.normalized_score if self.dataset.scored
+                           else None)
         self.rng = run_cfg.stream("offline")
         if state is not None:
             check_same_data(state.get("dataset_fingerprint"), self.dataset, algo_cfg.dataset,
@@ -40,9 +43,6 @@ class OfflineLoop(Loop):
         else:
             self.agent = self.agent.fit_dataset(self.dataset, algo_cfg)
         self.cfg = algo_cfg
-        self.run = Session(run_cfg, algo_cfg, ("normalized_score",) + agent_cls.METRICS, run_dir,
-                           state, score=self.dataset.normalized_score if self.dataset.scored
-                           else None)
         if state is None and len(self.dataset) < algo_cfg.batch_size:  # once set up
             print(f"note: {len(self.dataset)} transitions, fewer than a batch of "
                   f"{algo_cfg.batch_size}: every batch repeats them", file=sys.stderr)
