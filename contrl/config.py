@@ -299,6 +299,10 @@ def coerce(cls: type, name: str, value):
         default = {f.name: f.default for f in dataclasses.fields(cls)}.get(name)
         if math.isnan(value) or not (isinstance(default, float) and default == value):
             raise ConfigError(f"{name} must be a finite number, got {value}")  # -inf: "never"
+    if tp is int:  # int(2.5) and int(True) would pass silently as 2 and 1
+        for v in (value if is_tuple and isinstance(value, (list, tuple)) else (value,)):
+            if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+                raise ConfigError(f"{name} must be a whole number, got {v!r}")
     try:
         if is_tuple:
             return tuple(tp(v) for v in value)

@@ -301,7 +301,11 @@ class Checkpoint:
     def state(self) -> dict:
         try:
             return serialize.loads(bytes(self._npz["state"]).decode())
-        except (KeyError, ValueError, zipfile.BadZipFile) as e:
+        except KeyError:
+            raise CheckpointError(
+                f"{self.path} is an exported policy (no resumable state): resume the run it "
+                "was exported from; this copy evaluates and collects") from None
+        except (ValueError, zipfile.BadZipFile) as e:
             raise CheckpointError(f"{self.path} holds no resumable state ({e})") from None
 
     def resumable(self) -> bool:
@@ -314,7 +318,7 @@ class Checkpoint:
     def save_policy(self, path: Path) -> None:
         """Write this checkpoint's agent and metadata alone to ``path`` (atomically): no
         arrays and no resumable state, so a policy to evaluate or collect from, not a run to
-        resume (a resume from it says it holds no resumable state)."""
+        resume (a resume from it says it is an exported policy)."""
         try:
             payload = {k: self._npz[k] for k in ("format", "meta", "agent")}
         except (KeyError, ValueError, zipfile.BadZipFile) as e:

@@ -69,6 +69,13 @@ def test_coerce_reads_saved_values_as_the_declared_types():
         C.coerce(SACConfig, "autotune_alpha", "yes")
     with pytest.raises(C.ConfigError, match="cannot read"):
         C.coerce(SACConfig, "lr", "fast")
+    # whole numbers from Python or TOML are read (1e4 is 10000); a fraction or a bool given to
+    # a count was truncated silently (batch_size 2.5 -> 2, steps True -> 1)
+    assert C.coerce(C.RunConfig, "steps", 1e4) == 10_000
+    assert C.coerce(SACConfig, "hidden", [64.0, 64]) == (64, 64)
+    for name, value in (("batch_size", 2.5), ("steps", True), ("hidden", [64, 0.5])):
+        with pytest.raises(C.ConfigError, match=f"{name} must be a whole number, got"):
+            C.coerce(C.RunConfig if name == "steps" else SACConfig, name, value)
 
 
 def test_a_preset_group_gives_its_values_to_each_env(tmp_path, monkeypatch):

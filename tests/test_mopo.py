@@ -243,7 +243,8 @@ def mopo_run(pendulum_dataset, tmp_path_factory):
                                            progress=False, tensorboard=False))
 
 
-def test_mopo_runs_and_resumes_exactly_through_both_phases(mopo_run, pendulum_dataset, tmp_path):
+def test_mopo_runs_and_resumes_exactly_through_both_phases(mopo_run, pendulum_dataset, tmp_path,
+                                                           capsys):
     run = mopo_run["run_dir"]
     assert mopo_run["step"] == 200 and mopo_run["eval"]["normalized_score"] is not None
     with open(f"{run}/dynamics/progress.csv") as f:
@@ -260,6 +261,7 @@ def test_mopo_runs_and_resumes_exactly_through_both_phases(mopo_run, pendulum_da
     shutil.copy(f"{run}/config.json", other / "config.json")
     out = MOPOLoop(run_cfg, algo_cfg, MOPO, other, algo="mopo")(_StopAfter(2))
     assert out["interrupted"] and out["step"] == 0
+    assert "interrupted at dynamics epoch 2 (step 0); checkpoint saved" in capsys.readouterr().out
     train("mopo", None, {"steps": 100}, resume=str(other))
     train("mopo", None, {"steps": 200}, resume=str(other))
     assert _agent_bytes(other) == _agent_bytes(run)

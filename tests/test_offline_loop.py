@@ -93,6 +93,21 @@ def test_offline_to_online_phase(pendulum_dataset, tmp_path, offline_run):
     assert status(Path(out["run_dir"]), 500) == "resume"
 
 
+def test_an_online_phase_without_the_dataset_is_scored_as_the_offline_one(pendulum_dataset,
+                                                                           tmp_path, offline_run):
+    # offline_ratio 0: its batches take nothing from the dataset, its evaluations are still
+    # normalized by the dataset's references (best_metric normalized_score ranked them; it
+    # was refused when the online phase began, after the whole offline phase)
+    out = offline_run("td3bc", pendulum_dataset, tmp_path, steps=100, steps_per_call=100,
+                      online_steps=200, offline_ratio=0.0, learning_starts=100, eval_every=100,
+                      best_metric="normalized_score")
+    with open(f"{out['online']['run_dir']}/progress.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["eval_return"]]
+    assert [int(r["step"]) for r in rows] == [100, 200] and all(
+        r["normalized_score"] for r in rows)
+    assert (Path(out["online"]["run_dir"]) / "checkpoints" / "best.ckpt").exists()
+
+
 def test_iql_refuses_steps_past_its_actor_schedule(pendulum_dataset, tmp_path, offline_run):
     # the actor's cosine decay ends at the run's first --steps: more steps froze the actor
     out = offline_run("iql", pendulum_dataset, tmp_path, steps=100, steps_per_call=100,

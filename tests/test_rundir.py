@@ -93,7 +93,8 @@ def test_exported_policies_collect_like_the_run_and_leave_the_buffer(pendulum_ex
     np.testing.assert_array_equal(load_dataset("pendulum-run-v0").actions,
                                   load_dataset("pendulum-copy-v0").actions)
     assert load_agent(out, "best")[3] == load_agent(pendulum_expert, "best")[3]
-    with pytest.raises(ContrlError, match="no resumable state"):
+    with pytest.raises(ContrlError, match="is an exported policy .no resumable state.: resume "
+                       "the run it was exported from"):
         train("sac", "Pendulum-v1", {"steps": 20_000, "progress": False}, resume=str(out))
     with pytest.raises(ContrlError, match="no checkpoints/best.ckpt"):
         export_policies(tmp_path / "nothing", tmp_path / "out")

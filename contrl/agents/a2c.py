@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from contrl.agents.onpolicy import (OnPolicyAgent, OnPolicyConfig, Rollout, apply_grads,
                                     clip_grads, discounted_returns, episode_start_returns,
                                     explained_variance, gae, standardize)
+from contrl.config import ConfigError
 
 
 @dataclasses.dataclass(unsafe_hash=True)
@@ -44,6 +45,13 @@ class A2CConfig(OnPolicyConfig):
     def validate(self) -> None:
         super().validate()
         self._positive("baseline_steps")
+
+    def check_given(self, given: dict) -> None:
+        super().check_given(given)
+        unused = [f for f in ("baseline_steps", "gae_lambda") if f in given]
+        if unused and not self.use_baseline:
+            raise ConfigError(f"{', '.join('--' + f.replace('_', '-') for f in unused)}: not "
+                              "used without a baseline (--no-use-baseline); drop it")
 
 
 def policy_gradient_loss(logp, adv):

@@ -109,7 +109,7 @@ class Session:
                  state: dict | None = None, score=None):
         """``score(mean_return)``, if given, adds a normalized score to every evaluation."""
         state = state or {}
-        self._score = score
+        self.score = score  # the normalized score of a mean return, or None
         self.cfg = run_cfg
         if run_cfg.best_metric == "normalized_score" and score is None:
             raise ContrlError("best_metric normalized_score needs a dataset with reference "
@@ -207,7 +207,7 @@ class Session:
             self.result, self.last_eval = result, result["mean_return"]
             row.update(eval_return=self.last_eval, eval_std=result["std_return"],
                        eval_success_rate=result.get("success_rate"))
-            score = self._score(self.last_eval) if self._score is not None else None
+            score = self.score(self.last_eval) if self.score is not None else None
             if score is not None:
                 result["normalized_score"] = row["normalized_score"] = score
             rank = self.rank(result)
@@ -296,6 +296,10 @@ class Loop:
         """End of an iteration: metrics, logging, evaluation, periodic checkpoint."""
         self.run.after_steps(prev, self.current_agent, metrics, self.checkpoint)
 
+    def position(self) -> str:
+        """Where the run stands, for the interruption notice."""
+        return f"step {self.run.step}"
+
     def resume_command(self) -> str:
         """How to continue this run once interrupted."""
         run = self.run_dir.parent if is_online_phase(self.run_dir) else self.run_dir
@@ -316,7 +320,7 @@ class Loop:
                 self.iteration()
             if stop.raised:
                 self.checkpoint()
-                print(f"interrupted at step {self.run.step}; checkpoint saved. Resume with "
+                print(f"interrupted at {self.position()}; checkpoint saved. Resume with "
                       f"`{self.resume_command()}`")
         finally:
             self.run.close()

@@ -118,6 +118,11 @@ class MOPOLoop(OfflineLoop):
             self.dyn_log = None
         self.checkpoint()
 
+    def position(self) -> str:
+        if self.trainer is not None:
+            return f"dynamics epoch {int(self.trainer.epoch)} (step 0)"
+        return super().position()
+
     def iteration(self) -> None:
         if self.trainer is not None:
             return self.dynamics_epoch()

@@ -64,7 +64,8 @@ class OfflineLoop(Loop):
         summary = super().__call__(stop)
         if self.cfg.online_steps > 0 and not summary["interrupted"]:
             summary["online"] = train_online(self.run.cfg, self.cfg, type(self.agent),
-                                             self.run_dir, self.agent, self.algo, stop)
+                                             self.run_dir, self.agent, self.algo, stop,
+                                             self.run.score)
         return summary
 
 
@@ -74,9 +75,10 @@ def train_offline(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = Fa
 
 
 def train_online(run_cfg, algo_cfg, agent_cls, run_dir: Path, agent, algo: str,
-                 stop=None) -> dict:
+                 stop=None, score=None) -> dict:
     """The online phase after the offline one: ``online_steps`` env steps in <run>/online,
-    starting from the offline agent (or resuming the online phase where it stopped)."""
+    starting from the offline agent (or resuming the online phase where it stopped), its
+    evaluations scored as the offline phase's (``score``) even when it mixes in no data."""
     from contrl.loops.offpolicy import train_offpolicy
 
     online_dir = run_dir / "online"
@@ -86,4 +88,4 @@ def train_online(run_cfg, algo_cfg, agent_cls, run_dir: Path, agent, algo: str,
     print(f"offline phase done; {'resuming' if resume else 'starting'} the online phase "
           f"({algo_cfg.online_steps} env steps) in {online_dir}")
     return train_offpolicy(online_cfg, algo_cfg, agent_cls, online_dir, resume, algo,
-                           agent=None if resume else agent, stop=stop)
+                           agent=None if resume else agent, stop=stop, score=score)

@@ -24,7 +24,9 @@ from contrl.policy import carry_arrays, reset_carry
 
 class OffPolicyLoop(Loop):
     def __init__(self, run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = False,
-                 algo: str = "<algo>", agent=None):
+                 algo: str = "<algo>", agent=None, score=None):
+        """``score``: the normalized score of a return, for an online phase whose batches
+        take nothing from its dataset (the mixed-in dataset's own scores otherwise)."""
         super().__init__(run_dir, algo)
         n_envs = run_cfg.num_envs
         fresh = agent is None
@@ -56,9 +58,11 @@ class OffPolicyLoop(Loop):
             self.rng.bit_generator.state = state["loop_rng"]
         elif fresh:  # e.g. imitation seeding, once, before the first step
             self.agent = self.agent.pretrain(algo_cfg, run_cfg)
-        scored = self.offline is not None and self.offline.scored
-        self.run = Session(run_cfg, algo_cfg, ("normalized_score",) * scored + agent_cls.METRICS,
-                           run_dir, state, score=self.offline.normalized_score if scored else None)
+        if self.offline is not None:
+            score = self.offline.normalized_score if self.offline.scored else None
+        self.run = Session(run_cfg, algo_cfg,
+                           ("normalized_score",) * (score is not None) + agent_cls.METRICS,
+                           run_dir, state, score=score)
         self.k_updates = algo_cfg.updates_per_call(n_envs)
         self.stateful = bool(jax.tree_util.tree_leaves(self.carry))
         first = first_update_step(algo_cfg, n_envs)
@@ -138,6 +142,7 @@ def first_update_step(cfg, n_envs: int) -> int:
 
 
 def train_offpolicy(run_cfg, algo_cfg, agent_cls, run_dir: Path, resume: bool = False,
-                    algo: str = "<algo>", agent=None, stop=None) -> dict:
+                    algo: str = "<algo>", agent=None, stop=None, score=None) -> dict:
     """``agent``: start from this agent (e.g. trained offline) instead of a fresh one."""
-    return OffPolicyLoop(run_cfg, algo_cfg, agent_cls, run_dir, resume, algo, agent)(stop)
+    return OffPolicyLoop(run_cfg, algo_cfg, agent_cls, run_dir, resume, algo, agent,
+                         score)(stop)
