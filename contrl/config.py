@@ -9,12 +9,15 @@ import ast
 import dataclasses
 import inspect
 import math
+import numbers
 import textwrap
 import tomllib
 import types
 import typing
 from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
 
 from contrl import seeding
 
@@ -301,7 +304,9 @@ def coerce(cls: type, name: str, value):
             raise ConfigError(f"{name} must be a finite number, got {value}")  # -inf: "never"
     if tp is int:  # int(2.5) and int(True) would pass silently as 2 and 1
         for v in (value if is_tuple and isinstance(value, (list, tuple)) else (value,)):
-            if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+            if isinstance(v, (bool, np.bool_)) or (isinstance(v, numbers.Real) and not
+                                                  isinstance(v, numbers.Integral) and
+                                                  not float(v).is_integer()):
                 raise ConfigError(f"{name} must be a whole number, got {v!r}")
     try:
         if is_tuple:

@@ -300,12 +300,12 @@ class Checkpoint:
 
     def state(self) -> dict:
         try:
+            if "state" not in self._npz.files:
+                raise CheckpointError(
+                    f"{self.path} is an exported policy (no resumable state): resume the run "
+                    "it was exported from; this copy evaluates and collects")
             return serialize.loads(bytes(self._npz["state"]).decode())
-        except KeyError:
-            raise CheckpointError(
-                f"{self.path} is an exported policy (no resumable state): resume the run it "
-                "was exported from; this copy evaluates and collects") from None
-        except (ValueError, zipfile.BadZipFile) as e:
+        except (KeyError, ValueError, zipfile.BadZipFile) as e:
             raise CheckpointError(f"{self.path} holds no resumable state ({e})") from None
 
     def resumable(self) -> bool:

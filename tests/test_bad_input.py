@@ -210,6 +210,8 @@ CASES = [
     (["train", "a2c", "Hopper-v5", "--gae-lambda", "2"], "gae_lambda must be in"),
     (["train", "a2c", "Hopper-v5", "--no-use-baseline", "--baseline-steps", "5"],
      "--baseline-steps: not used without a baseline"),
+    (["train", "a2c", "Hopper-v5", "--gae-lambda", "0.9", "--no-use-baseline"],
+     "--gae-lambda: not used without a baseline"),
     (["train", "ppo", "Hopper-v5", "--optimizer", "sgd"], "optimizer must be adam or rmsprop"),
     (["train", "ppo", "Hopper-v5", "--lr", "nan"], "lr must be a finite number"),
     (["train", "ppo", "Hopper-v5", "--steps", "1001", "--num-envs", "8"], "multiple of num_envs"),

@@ -73,7 +73,10 @@ def test_coerce_reads_saved_values_as_the_declared_types():
     # a count was truncated silently (batch_size 2.5 -> 2, steps True -> 1)
     assert C.coerce(C.RunConfig, "steps", 1e4) == 10_000
     assert C.coerce(SACConfig, "hidden", [64.0, 64]) == (64, 64)
-    for name, value in (("batch_size", 2.5), ("steps", True), ("hidden", [64, 0.5])):
+    import numpy as np
+    assert C.coerce(C.RunConfig, "steps", np.float32(100)) == 100
+    for name, value in (("batch_size", 2.5), ("steps", True), ("hidden", [64, 0.5]),
+                        ("batch_size", np.float32(2.5)), ("steps", np.True_)):
         with pytest.raises(C.ConfigError, match=f"{name} must be a whole number, got"):
             C.coerce(C.RunConfig if name == "steps" else SACConfig, name, value)
 

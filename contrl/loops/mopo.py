@@ -120,7 +120,7 @@ class MOPOLoop(OfflineLoop):
 
     def position(self) -> str:
         if self.trainer is not None:
-            return f"dynamics epoch {int(self.trainer.epoch)} (step 0)"
+            return f"dynamics epoch {int(self.trainer.epoch)} (step {self.run.step})"
         return super().position()
 
     def iteration(self) -> None:
