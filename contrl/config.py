@@ -127,6 +127,11 @@ class AlgoConfig(_Checks):
         return None
 
 
+def flags(names) -> str:
+    """Config field names as the CLI's flags, for messages: "--baseline-steps, --gae-lambda"."""
+    return ", ".join("--" + n.replace("_", "-") for n in names)
+
+
 def check_seed(seed: int) -> None:
     """A seed must fit JAX's PRNG keys, which are made from a uint32."""
     if not 0 <= seed < 2**32:

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from contrl.agents.onpolicy import (OnPolicyAgent, OnPolicyConfig, Rollout, apply_grads,
                                     clip_grads, discounted_returns, episode_start_returns,
                                     explained_variance, gae, standardize)
-from contrl.config import ConfigError
+from contrl.config import ConfigError, flags
 
 
 @dataclasses.dataclass(unsafe_hash=True)
@@ -50,7 +50,7 @@ class A2CConfig(OnPolicyConfig):
         super().check_given(given)
         unused = [f for f in ("baseline_steps", "gae_lambda") if f in given]
         if unused and not self.use_baseline:
-            raise ConfigError(f"{', '.join('--' + f.replace('_', '-') for f in unused)}: not "
+            raise ConfigError(f"{flags(unused)}: not "
                               "used without a baseline (--no-use-baseline); drop it")
 
 

@@ -24,7 +24,7 @@ from contrl.agents.dynamics import (Dynamics, DynamicsSpec, TrainSpec, imagine,
                                     dynamics_path, saved_model_meta, spec_difference)
 from contrl.agents.offline import DataNormalized, DataStats, OfflineConfig
 from contrl.agents.sac import SAC, SACConfig, sac_fields
-from contrl.config import ConfigError
+from contrl.config import ConfigError, flags
 from contrl.data.batch import Batch
 from contrl.data.model_buffer import ModelBuffer
 from contrl.envs.termination import TERMINATIONS, termination_fn
@@ -162,7 +162,7 @@ class MOPOConfig(OfflineConfig, SACConfig):
             if unused:
                 raise ConfigError(
                     f"--dynamics {self.dynamics} reuses a fitted ensemble, so "
-                    f"{', '.join('--' + n.replace('_', '-') for n in unused)} would not be used "
+                    f"{flags(unused)} would not be used "
                     "(drop them, or drop --dynamics to fit a new ensemble)")
             diff = spec_difference(saved["spec"], {
                 "hidden": list(self.dynamics_hidden), "n_models": self.ensemble_size,

@@ -15,7 +15,7 @@ import numpy as np
 from flax import struct
 
 from contrl.agents.base import OffPolicyConfig
-from contrl.config import ConfigError
+from contrl.config import ConfigError, flags
 from contrl.data.batch import Batch
 
 REWARD_NORMALIZATIONS = ("none", "returns", "antmaze")
@@ -74,18 +74,18 @@ class OfflineConfig(OffPolicyConfig):
         super().check_given(given)
         unused = [f for f in self.UNUSED_FIELDS if f in given]
         if unused:
-            raise ConfigError(f"{', '.join('--' + f.replace('_', '-') for f in unused)}: not "
+            raise ConfigError(f"{flags(unused)}: not "
                               "used by this algorithm (see its --help)")
         names = {f.name for f in dataclasses.fields(self)} | set(self.ONLINE_RUN_FIELDS)
         fields = [f for f in self.ONLINE_FIELDS + self.ONLINE_RUN_FIELDS
                   if f in given and f in names]
         if not fields or self.online_steps:
             return
-        flags = ", ".join(("--no-" if given[f] is False else "--") + f.replace("_", "-")
+        named = ", ".join(("--no-" if given[f] is False else "--") + f.replace("_", "-")
                           for f in fields)
         remedy = ("give --online-steps, or drop them" if self.HAS_ONLINE_PHASE else
                   "it has no online phase: drop them")
-        raise ConfigError(f"{flags}: settings of the online phase, which this run does not "
+        raise ConfigError(f"{named}: settings of the online phase, which this run does not "
                           f"have ({remedy})")
 
     def check_env_steps(self, run) -> None:
